@@ -1,0 +1,19 @@
+# Third-party packages. Every one comes from a Debian package (third_party/README.md);
+# a LibTorch 2.x (with or without CUDA) is used instead when Torch_DIR points at it.
+
+find_package(Torch REQUIRED)
+if(Torch_VERSION VERSION_LESS 1.13)
+  message(FATAL_ERROR "lepard needs LibTorch 1.13 or newer; found ${Torch_VERSION} (set Torch_DIR to another one)")
+endif()
+message(STATUS "lepard: LibTorch ${Torch_VERSION} from ${Torch_DIR}")
+
+if(LEPARD_WITH_CUDA)
+  if(NOT TORCH_CUDA_LIBRARIES)
+    message(FATAL_ERROR "LEPARD_WITH_CUDA=ON but the LibTorch in ${Torch_DIR} was built without CUDA. "
+                        "Point Torch_DIR at a CUDA build, e.g. $(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')/Torch")
+  endif()
+  message(STATUS "lepard: CUDA-enabled LibTorch; device tests also run on CUDA")
+endif()
+
+find_package(Threads REQUIRED)
+find_package(spdlog REQUIRED)
