@@ -15,5 +15,10 @@ if(LEPARD_WITH_CUDA)
   message(STATUS "lepard: CUDA-enabled LibTorch; device tests also run on CUDA")
 endif()
 
+# at::parallel_for is inline code: where ATen was built with OpenMP (Debian's and the
+# official LibTorch builds: AT_PARALLEL_OPENMP in ATen/Config.h) it is a
+# "#pragma omp parallel" that runs on one thread unless *our* sources compile with OpenMP.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+
 find_package(Threads REQUIRED)
 find_package(spdlog REQUIRED)

@@ -70,7 +70,9 @@ TEST_P(InsideOutside, ScaledTowardTheCentreIsInsideAndAwayIsOutside) {
     const auto F = inside_outside(shapes, deform(shapes, alpha * e));
     // Tapering is invertible while |t w| < 1: up to alpha = 1.1 for |t| <= 0.9 the value is
     // exactly alpha^2; beyond, the taper would fold space and only "outside" is meaningful.
-    if (alpha <= 1.1) EXPECT_LT((F - alpha * alpha).abs().max().item<double>(), 1e-8) << "alpha " << alpha;
+    if (alpha <= 1.1) {
+      EXPECT_LT((F - alpha * alpha).abs().max().item<double>(), 1e-8) << "alpha " << alpha;
+    }
     if (alpha < 1) {
       EXPECT_LT(F.max().item<double>(), 1.0);
     } else {
