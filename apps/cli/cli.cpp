@@ -1,0 +1,167 @@
+#include "cli.h"
+
+#include <ATen/Parallel.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace lepard::cli {
+
+namespace {
+std::string format_double(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+}  // namespace
+
+Parser::Parser(std::string program, std::string summary) : program_(std::move(program)), summary_(std::move(summary)) {}
+
+Parser& Parser::flag(const std::string& name, std::string* out, const std::string& help) {
+  flags_.push_back({name, help, out->empty() ? "" : *out, "TEXT", false, [out](const std::string& v) { *out = v; }});
+  return *this;
+}
+
+Parser& Parser::flag(const std::string& name, int64_t* out, const std::string& help) {
+  flags_.push_back({name, help, std::to_string(*out), "INT", false, [out, name](const std::string& v) {
+                      size_t used = 0;
+                      long long parsed = 0;
+                      try {
+                        parsed = std::stoll(v, &used);
+                      } catch (const std::exception&) {
+                        used = 0;
+                      }
+                      if (v.empty() || used != v.size()) {
+                        throw std::invalid_argument("--" + name + " expects an integer, got '" + v + "'");
+                      }
+                      *out = parsed;
+                    }});
+  return *this;
+}
+
+Parser& Parser::flag(const std::string& name, double* out, const std::string& help) {
+  flags_.push_back({name, help, format_double(*out), "NUMBER", false, [out, name](const std::string& v) {
+                      size_t used = 0;
+                      double parsed = 0;
+                      try {
+                        parsed = std::stod(v, &used);
+                      } catch (const std::exception&) {
+                        used = 0;
+                      }
+                      if (v.empty() || used != v.size()) {
+                        throw std::invalid_argument("--" + name + " expects a number, got '" + v + "'");
+                      }
+                      *out = parsed;
+                    }});
+  return *this;
+}
+
+Parser& Parser::flag(const std::string& name, bool* out, const std::string& help) {
+  flags_.push_back({name, help, *out ? "on" : "off", "", true, [out](const std::string& v) { *out = v == "1"; }});
+  return *this;
+}
+
+Parser& Parser::epilog(std::string text) {
+  epilog_ = std::move(text);
+  return *this;
+}
+
+const Parser::Flag* Parser::find(const std::string& name) const {
+  for (const auto& f : flags_) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::string Parser::usage() const {
+  std::ostringstream s;
+  s << "usage: " << program_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";
+  for (const auto& f : flags_) {
+    std::string left = "  --" + f.name + (f.is_switch ? "" : " " + f.type);
+    if (left.size() < 28) left.resize(28, ' ');
+    s << left << " " << f.help;
+    if (f.is_switch) {
+      s << " (default " << f.default_text << "; --no-" << f.name << " to turn off)";
+    } else if (!f.default_text.empty()) {
+      s << " (default " << f.default_text << ")";
+    }
+    s << "\n";
+  }
+  std::string help = "  --help";
+  help.resize(28, ' ');
+  s << help << " print this help and exit\n";
+  if (!epilog_.empty()) s << "\n" << epilog_ << "\n";
+  return s.str();
+}
+
+std::vector<std::string> Parser::parse_or_throw(const std::vector<std::string>& args, bool* help_requested) const {
+  std::vector<std::string> positional;
+  *help_requested = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      *help_requested = true;
+      return positional;
+    }
+    if (arg.rfind("--", 0) != 0) {
+      positional.push_back(arg);
+      continue;
+    }
+    std::string name = arg.substr(2), value;
+    const auto eq = name.find('=');
+    const bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    const Flag* f = find(name);
+    if (!f && !has_value && name.rfind("no-", 0) == 0) {
+      const Flag* sw = find(name.substr(3));
+      if (sw && sw->is_switch) {
+        sw->set("0");
+        continue;
+      }
+    }
+    if (!f) throw std::invalid_argument("unknown flag --" + name);
+    if (f->is_switch) {
+      if (has_value) throw std::invalid_argument("--" + name + " is a switch and takes no value");
+      f->set("1");
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) throw std::invalid_argument("--" + name + " needs a value (" + f->type + ")");
+      value = args[++i];
+    }
+    f->set(value);
+  }
+  return positional;
+}
+
+std::vector<std::string> Parser::parse(int argc, char** argv) const {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  bool help = false;
+  try {
+    auto positional = parse_or_throw(args, &help);
+    if (help) {
+      std::fputs(usage().c_str(), stdout);
+      std::exit(0);
+    }
+    return positional;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "%s: %s\nRun '%s --help' for the list of flags.\n", program_.c_str(), e.what(),
+                 program_.c_str());
+    std::exit(2);
+  }
+}
+
+int64_t default_threads() { return static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency())); }
+
+void set_threads(int64_t n) {
+  if (n < 1) throw std::invalid_argument("--threads must be at least 1, got " + std::to_string(n));
+  at::set_num_threads(static_cast<int>(n));
+}
+
+}  // namespace lepard::cli

@@ -1,0 +1,55 @@
+#pragma once
+// A small declarative command-line parser shared by lepard's tools. Every flag has a
+// type, a default (the variable's value when registered) and a help line; --help prints
+// them all. Unknown flags and malformed values are errors that name the flag.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace lepard::cli {
+
+class Parser {
+ public:
+  Parser(std::string program, std::string summary);
+
+  // --name VALUE or --name=VALUE.
+  Parser& flag(const std::string& name, std::string* out, const std::string& help);
+  Parser& flag(const std::string& name, int64_t* out, const std::string& help);
+  Parser& flag(const std::string& name, double* out, const std::string& help);
+  // A switch: --name sets it, --no-name clears it.
+  Parser& flag(const std::string& name, bool* out, const std::string& help);
+
+  // Text printed after the flags by --help (examples, notes).
+  Parser& epilog(std::string text);
+
+  // Parses argv. --help prints usage() to stdout and exits 0; an error prints it with a
+  // hint to stderr and exits 2. Returns the positional arguments.
+  std::vector<std::string> parse(int argc, char** argv) const;
+
+  // Same as parse() but throws std::invalid_argument instead of exiting (for tests).
+  std::vector<std::string> parse_or_throw(const std::vector<std::string>& args, bool* help_requested) const;
+
+  std::string usage() const;
+
+ private:
+  struct Flag {
+    std::string name, help, default_text, type;
+    bool is_switch = false;
+    std::function<void(const std::string&)> set;
+  };
+  const Flag* find(const std::string& name) const;
+
+  std::string program_, summary_, epilog_;
+  std::vector<Flag> flags_;
+};
+
+// The number of cores: the default of every --threads flag.
+int64_t default_threads();
+
+// Sets LibTorch's intra-op threads (LibTorch starts with one). Throws
+// std::invalid_argument naming --threads when n < 1.
+void set_threads(int64_t n);
+
+}  // namespace lepard::cli

@@ -1,0 +1,25 @@
+# Runs lepard-gallery and checks what it wrote: every preset and random primitive as an
+# OBJ whose first line holds its parameters, and gallery.obj with one object each.
+file(REMOVE_RECURSE "${OUT}")
+execute_process(COMMAND "${TOOL}" --out "${OUT}" --random 2 --seed 5 --rings 6 --segments 8
+                RESULT_VARIABLE rc OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lepard-gallery failed (${rc}): ${stderr}")
+endif()
+file(GLOB objs "${OUT}/*.obj")
+list(LENGTH objs n)
+if(NOT n EQUAL 13)  # 10 presets + 2 random + gallery.obj
+  message(FATAL_ERROR "expected 13 OBJ files, found ${n}: ${objs}")
+endif()
+file(STRINGS "${OUT}/06_bent_tail.obj" first LIMIT_COUNT 1)
+if(NOT first MATCHES "^# lepard primitive 'bent_tail': a0=1 .* b1=0.25 .* local=none$")
+  message(FATAL_ERROR "unexpected parameter line: ${first}")
+endif()
+file(STRINGS "${OUT}/gallery.obj" objects REGEX "^o part_")
+list(LENGTH objects k)
+file(STRINGS "${OUT}/gallery.obj" verts REGEX "^v ")
+list(LENGTH verts v)
+math(EXPR expected "12 * (6 * 8 + 2)")
+if(NOT k EQUAL 12 OR NOT v EQUAL expected)
+  message(FATAL_ERROR "gallery.obj has ${k} objects and ${v} vertices, expected 12 and ${expected}")
+endif()

@@ -1,0 +1,71 @@
+// The flag parser every tool uses.
+#include "cli/cli.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lepard::cli {
+namespace {
+
+struct Flags {
+  std::string out = "runs/x";
+  int64_t count = 3;
+  double sigma = 1e-4;
+  bool verbose = false;
+  Parser parser{"tool", "does things"};
+  Flags() {
+    parser.flag("out", &out, "output folder").flag("count", &count, "how many").flag("sigma", &sigma, "width")
+        .flag("verbose", &verbose, "talk more");
+  }
+};
+
+TEST(Cli, ParsesEveryFormAndKeepsDefaults) {
+  Flags f;
+  bool help = false;
+  const auto pos = f.parser.parse_or_throw({"--count", "7", "--sigma=0.5", "--verbose", "input.png"}, &help);
+  EXPECT_FALSE(help);
+  EXPECT_EQ(f.count, 7);
+  EXPECT_DOUBLE_EQ(f.sigma, 0.5);
+  EXPECT_TRUE(f.verbose);
+  EXPECT_EQ(f.out, "runs/x");
+  EXPECT_EQ(pos, std::vector<std::string>{"input.png"});
+  f.parser.parse_or_throw({"--no-verbose"}, &help);
+  EXPECT_FALSE(f.verbose);
+}
+
+TEST(Cli, ErrorsNameTheFlag) {
+  Flags f;
+  bool help = false;
+  auto message = [&](std::vector<std::string> args) {
+    try {
+      f.parser.parse_or_throw(args, &help);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({"--bogus", "1"}), "unknown flag --bogus");
+  EXPECT_EQ(message({"--count", "7x"}), "--count expects an integer, got '7x'");
+  EXPECT_EQ(message({"--sigma="}), "--sigma expects a number, got ''");
+  EXPECT_EQ(message({"--count"}), "--count needs a value (INT)");
+  EXPECT_EQ(message({"--verbose=1"}), "--verbose is a switch and takes no value");
+  EXPECT_THROW(set_threads(0), std::invalid_argument);
+}
+
+TEST(Cli, HelpListsFlagsWithDefaults) {
+  Flags f;
+  bool help = false;
+  f.parser.parse_or_throw({"--count", "2", "--help"}, &help);
+  EXPECT_TRUE(help);
+  const auto u = f.parser.usage();
+  EXPECT_NE(u.find("--out TEXT"), std::string::npos);
+  EXPECT_NE(u.find("(default runs/x)"), std::string::npos);
+  EXPECT_NE(u.find("(default 3)"), std::string::npos);  // registered defaults, not parsed values
+  EXPECT_NE(u.find("--no-verbose"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lepard::cli
