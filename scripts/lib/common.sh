@@ -1,0 +1,54 @@
+# Shared by scripts/test.sh and scripts/demo.sh: install what is missing, configure, build.
+# Source it from the repository root.
+
+# Debian packages lepard builds and runs with (third_party/README.md says why each).
+LEPARD_PACKAGES=(
+  cmake g++ make ccache
+  libtorch-dev          # LibTorch 1.13 (CPU); a LibTorch 2.x can replace it through Torch_DIR
+  libopenblas0-pthread  # replaces the reference BLAS behind libblas.so.3 (about 25x faster matrix products)
+  libspdlog-dev         # logging
+  libgtest-dev          # tests
+  libbenchmark-dev      # bench/
+)
+
+lepard_log() { printf '\033[1m[lepard]\033[0m %s\n' "$*"; }
+
+# ensure_packages PKG...: installs the packages that are not installed yet.
+ensure_packages() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    lepard_log "all ${#@} Debian packages present"
+    return 0
+  fi
+  lepard_log "installing ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo="sudo"
+    else
+      echo "lepard: missing Debian packages: ${missing[*]}; run as root or install them first" >&2
+      return 1
+    fi
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# lepard_build BUILD_DIR [cmake args...]: configures (Release by default) and builds.
+lepard_build() {
+  local dir="$1"
+  shift
+  local jobs
+  jobs="$(nproc 2>/dev/null || echo 2)"
+  lepard_log "configuring ${dir}"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@" >"${dir}.configure.log" 2>&1 ||
+    { cat "${dir}.configure.log"; return 1; }
+  lepard_log "building with ${jobs} jobs (first build: several minutes; ccache makes later ones fast)"
+  cmake --build "$dir" -j "$jobs"
+}
