@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
       .flag("threads", &threads, "intra-op threads")
       .epilog("example:\n  lepard-gallery --out runs/demo/gallery --random 8 --seed 3");
   parser.parse(argc, argv);
+  cli::init_logging();
   try {
     cli::set_threads(threads);
     if (rings < 1 || segments < 3) throw std::invalid_argument("--rings must be >= 1 and --segments >= 3");

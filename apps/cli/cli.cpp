@@ -1,6 +1,8 @@
 #include "cli.h"
 
 #include <ATen/Parallel.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -158,6 +160,15 @@ std::vector<std::string> Parser::parse(int argc, char** argv) const {
 }
 
 int64_t default_threads() { return static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency())); }
+
+void init_logging() {
+  static const auto logger = [] {
+    auto l = spdlog::stderr_color_mt("lepard");
+    spdlog::set_default_logger(l);
+    return l;
+  }();
+  (void)logger;
+}
 
 void set_threads(int64_t n) {
   if (n < 1) throw std::invalid_argument("--threads must be at least 1, got " + std::to_string(n));

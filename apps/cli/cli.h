@@ -48,6 +48,9 @@ class Parser {
 // The number of cores: the default of every --threads flag.
 int64_t default_threads();
 
+// Sends log messages (spdlog's default logger) to stderr, keeping stdout for results.
+void init_logging();
+
 // Sets LibTorch's intra-op threads (LibTorch starts with one). Throws
 // std::invalid_argument naming --threads when n < 1.
 void set_threads(int64_t n);
