@@ -22,3 +22,24 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 find_package(Threads REQUIRED)
 find_package(spdlog REQUIRED)
+
+# OpenCV (core, imgproc, imgcodecs) for image files and drawing, as the imported target
+# lepard::opencv. Debian's small -dev packages ship no OpenCVConfig.cmake (the full
+# libopencv-dev does), so fall back to finding the headers and libraries directly.
+find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs)
+add_library(lepard_opencv INTERFACE)
+add_library(lepard::opencv ALIAS lepard_opencv)
+if(OpenCV_FOUND)
+  target_link_libraries(lepard_opencv INTERFACE opencv_core opencv_imgproc opencv_imgcodecs)
+else()
+  find_path(LEPARD_OPENCV_INCLUDE opencv2/core.hpp PATH_SUFFIXES opencv4)
+  find_library(LEPARD_OPENCV_CORE opencv_core)
+  find_library(LEPARD_OPENCV_IMGPROC opencv_imgproc)
+  find_library(LEPARD_OPENCV_IMGCODECS opencv_imgcodecs)
+  if(NOT LEPARD_OPENCV_INCLUDE OR NOT LEPARD_OPENCV_CORE OR NOT LEPARD_OPENCV_IMGPROC OR NOT LEPARD_OPENCV_IMGCODECS)
+    message(FATAL_ERROR "OpenCV (core, imgproc, imgcodecs) not found: install libopencv-imgcodecs-dev and "
+                        "libopencv-imgproc-dev, or set OpenCV_DIR")
+  endif()
+  target_include_directories(lepard_opencv SYSTEM INTERFACE ${LEPARD_OPENCV_INCLUDE})
+  target_link_libraries(lepard_opencv INTERFACE ${LEPARD_OPENCV_IMGCODECS} ${LEPARD_OPENCV_IMGPROC} ${LEPARD_OPENCV_CORE})
+endif()

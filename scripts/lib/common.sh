@@ -7,6 +7,7 @@ LEPARD_PACKAGES=(
   libtorch-dev          # LibTorch 1.13 (CPU); a LibTorch 2.x can replace it through Torch_DIR
   libopenblas0-pthread  # replaces the reference BLAS behind libblas.so.3 (about 25x faster matrix products)
   libspdlog-dev         # logging
+  libopencv-imgcodecs-dev libopencv-imgproc-dev  # image files (PNG, JPEG) and drawing
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )

@@ -18,6 +18,7 @@
 // On the CPU the forward and backward run as one fused kernel (at::parallel_for over
 // parts); on other devices the backward uses the tensor-op Jacobians of jacobian.h.
 
+#include <lepard/core/backend.h>
 #include <lepard/core/camera.h>
 #include <lepard/core/surface_grid.h>
 
@@ -45,13 +46,6 @@ struct GroupWeights {
 enum class PointSpace {
   Image,  // (x_proj, y_proj, z_cam): backward applies L_proj^T (and the depth row)
   World,  // x in the object frame (the camera is ignored): backward applies L^T (3D forces, e.g. collisions)
-};
-
-// Which implementation runs.
-enum class Backend {
-  Auto,       // the fused kernel on the CPU, tensor ops elsewhere
-  Kernel,     // the fused CPU kernel (CPU tensors only)
-  TensorOps,  // tensor ops with the closed-form Jacobians of jacobian.h (any device)
 };
 
 // Assemble and project the parts.

@@ -1,0 +1,98 @@
+#include <lepard/render/pictures.h>
+#include <lepard/render/soft_rasterize.h>
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <vector>
+
+namespace lepard::render {
+
+at::Tensor part_palette(int64_t n) {
+  // Golden-angle hues at two saturation levels: neighbouring ids get distant colours.
+  std::vector<uint8_t> rgb;
+  for (int64_t k = 0; k < n; ++k) {
+    const double h = std::fmod(k * 137.508, 360.0) / 60.0;
+    const double s = (k / 8) % 2 == 0 ? 0.75 : 0.5, v = 0.95;
+    const double c = v * s, x = c * (1 - std::abs(std::fmod(h, 2.0) - 1)), m = v - c;
+    double r = 0, g = 0, b = 0;
+    switch (static_cast<int>(h)) {
+      case 0: r = c; g = x; break;
+      case 1: r = x; g = c; break;
+      case 2: g = c; b = x; break;
+      case 3: g = x; b = c; break;
+      case 4: r = x; b = c; break;
+      default: r = c; b = x; break;
+    }
+    for (double ch : {r, g, b}) rgb.push_back(static_cast<uint8_t>(std::lround(255 * (ch + m))));
+  }
+  return at::tensor(std::vector<int64_t>(rgb.begin(), rgb.end()), at::kLong).view({n, 3}).to(at::kByte);
+}
+
+at::Tensor colorize_part_ids(const at::Tensor& part_id) {
+  TORCH_CHECK(part_id.dim() == 3 && part_id.scalar_type() == at::kLong, "colorize_part_ids: expected (B, H, W) int64");
+  const auto ids = part_id.cpu();
+  const int64_t n = std::max<int64_t>(1, ids.max().item<int64_t>() + 1);
+  const auto palette = at::cat({at::zeros({1, 3}, at::kByte), part_palette(n)}, 0);  // row 0: background
+  return palette.index_select(0, (ids + 1).reshape({-1})).view({ids.size(0), ids.size(1), ids.size(2), 3});
+}
+
+at::Tensor colorize_depth(const at::Tensor& depth) {
+  TORCH_CHECK(depth.dim() == 3, "colorize_depth: expected (B, H, W)");
+  const auto d = depth.detach().cpu().to(at::kDouble);
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < d.size(0); ++b) {
+    const auto img = d[b];
+    const auto fg = img > 0;
+    at::Tensor shade = at::zeros_like(img);
+    if (fg.any().item<bool>()) {
+      const double lo = img.masked_select(fg).min().item<double>();
+      const double hi = img.masked_select(fg).max().item<double>();
+      const auto t = (hi > lo) ? (img - lo) / (hi - lo) : at::zeros_like(img);
+      shade = at::where(fg, 255.0 - 200.0 * t, at::zeros_like(img));  // near 255, far 55
+    }
+    out.push_back(shade);
+  }
+  const auto grey = at::stack(out, 0).round().to(at::kByte);
+  return at::stack({grey, grey, grey}, -1);
+}
+
+at::Tensor colorize_probability(const at::Tensor& prob) {
+  TORCH_CHECK(prob.dim() == 3, "colorize_probability: expected (B, H, W)");
+  const auto g = (prob.detach().cpu().to(at::kDouble).clamp(0, 1) * 255).round().to(at::kByte);
+  return at::stack({g, g, g}, -1);
+}
+
+at::Tensor render_sheet(const at::Tensor& silhouettes, const Fragments& fragments) {
+  TORCH_CHECK(silhouettes.dim() == 4, "render_sheet: silhouettes must be (B, K, H, W)");
+  const auto sil = silhouettes.detach().cpu().to(at::kDouble);
+  const int64_t B = sil.size(0), K = sil.size(1), H = sil.size(2), W = sil.size(3);
+  TORCH_CHECK(fragments.part_id.size(1) == H && fragments.part_id.size(2) == W,
+              "render_sheet: silhouettes and fragments differ in size");
+  // Soft part silhouettes tinted: each pixel mixes the part colours weighted by A_k.
+  const auto colours = part_palette(K).to(at::kDouble);                             // (K, 3)
+  const auto weights = sil / sil.sum(1, true).clamp_min(1e-12);                     // (B, K, H, W)
+  const auto tint = (weights.unsqueeze(-1) * colours.view({1, K, 1, 1, 3})).sum(1); // (B, H, W, 3)
+  const auto alpha = union_silhouette(sil).unsqueeze(-1);
+  const auto tinted = (tint * alpha).round().clamp(0, 255).to(at::kByte);
+  const std::vector<at::Tensor> rows = {colorize_probability(union_silhouette(sil)), tinted,
+                                        colorize_part_ids(fragments.part_id), colorize_depth(fragments.depth)};
+  const int64_t gap = 2;
+  auto sheet = at::full({int64_t(rows.size()) * (H + gap) - gap, B * (W + gap) - gap, 3}, 255, at::kByte);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (int64_t b = 0; b < B; ++b) {
+      sheet.narrow(0, int64_t(r) * (H + gap), H).narrow(1, b * (W + gap), W).copy_(rows[r][b]);
+    }
+  }
+  return sheet;
+}
+
+}  // namespace lepard::render

@@ -1,0 +1,129 @@
+#include "soft_rasterize_kernel.h"
+
+#include <lepard/render/soft_rasterize.h>
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <vector>
+
+namespace lepard::render {
+
+namespace {
+
+void check_inputs(const at::Tensor& verts, const at::Tensor& faces, const SoftRasterSettings& s) {
+  TORCH_CHECK(verts.defined() && verts.dim() == 4 && verts.size(3) == 3,
+              "soft_silhouettes: verts must be (B, K, V, 3), got sizes ", verts.defined() ? verts.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(verts.is_floating_point(), "soft_silhouettes: verts must be floating point");
+  TORCH_CHECK(faces.defined() && faces.dim() == 2 && faces.size(1) == 3 && faces.scalar_type() == at::kLong,
+              "soft_silhouettes: faces must be (F, 3) int64");
+  TORCH_CHECK(s.height > 0 && s.width > 0, "soft_silhouettes: image size must be positive, got ", s.height, " x ",
+              s.width);
+  TORCH_CHECK(s.sigma > 0, "soft_silhouettes: sigma must be positive, got ", s.sigma);
+  TORCH_CHECK(s.eps > 0 && s.eps < 0.5, "soft_silhouettes: eps must be in (0, 0.5), got ", s.eps);
+  TORCH_CHECK(s.tile_size > 0, "soft_silhouettes: tile_size must be positive, got ", s.tile_size);
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class SoftSilhouetteFunction : public torch::autograd::Function<SoftSilhouetteFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor verts, at::Tensor faces, int64_t height, int64_t width,
+                            double sigma, double eps, int64_t tile_size, bool binning) {
+    const SoftRasterSettings s{height, width, sigma, eps, tile_size, binning};
+    ctx->save_for_backward({verts, faces});
+    ctx->saved_data["settings"] = std::vector<double>{double(height), double(width), sigma, eps, double(tile_size),
+                                                      binning ? 1.0 : 0.0};
+    return detail::soft_silhouettes_forward_cpu(verts, faces, s);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto v = ctx->saved_data["settings"].toDoubleVector();
+    const SoftRasterSettings s{int64_t(v[0]), int64_t(v[1]), v[2], v[3], int64_t(v[4]), v[5] != 0.0};
+    variable_list out(8);
+    if (grads[0].defined()) out[0] = detail::soft_silhouettes_backward_cpu(saved[0], saved[1], grads[0], s);
+    return out;
+  }
+};
+
+// Squared distance from points p (1, P, 2) to segments a -> b (F, 1, 2), (F, P).
+at::Tensor segment_distance2(const at::Tensor& p, const at::Tensor& a, const at::Tensor& b) {
+  const auto ab = b - a;
+  const auto ap = p - a;
+  const auto len2 = (ab * ab).sum(-1);
+  const auto safe = at::where(len2 > 0, len2, at::ones_like(len2));
+  const auto t = ((ap * ab).sum(-1) / safe).clamp(0.0, 1.0);
+  const auto diff = ap - t.unsqueeze(-1) * ab;
+  return (diff * diff).sum(-1);
+}
+
+// Edge function cross(b - a, p - a): (F, P).
+at::Tensor edge_function(const at::Tensor& p, const at::Tensor& a, const at::Tensor& b) {
+  const auto ab = b - a;
+  const auto ap = p - a;
+  return ab.select(-1, 0) * ap.select(-1, 1) - ab.select(-1, 1) * ap.select(-1, 0);
+}
+
+}  // namespace
+
+at::Tensor pixel_centers(int64_t height, int64_t width, const at::Tensor& like) {
+  const auto opt = like.options();
+  const auto xs = (2 * at::arange(width, opt) + 1 - width) / static_cast<double>(width);
+  const auto ys = (2 * at::arange(height, opt) + 1 - height) / static_cast<double>(height);
+  return at::stack({xs.view({1, width}).expand({height, width}), ys.view({height, 1}).expand({height, width})}, -1)
+      .reshape({height * width, 2});
+}
+
+at::Tensor soft_silhouettes_reference(const at::Tensor& verts, const at::Tensor& faces,
+                                      const SoftRasterSettings& settings) {
+  check_inputs(verts, faces, settings);
+  const int64_t B = verts.size(0), K = verts.size(1), V = verts.size(2), F = faces.size(0);
+  const int64_t H = settings.height, W = settings.width;
+  const auto p = pixel_centers(H, W, verts).unsqueeze(0);  // (1, P, 2)
+  const double cutoff = settings.sigma * std::log(1.0 / settings.eps - 1.0);
+  const auto xy = verts.narrow(-1, 0, 2).reshape({B * K, V, 2});
+  const auto idx = faces.to(verts.device()).reshape({-1});
+  std::vector<at::Tensor> parts;
+  for (int64_t i = 0; i < B * K; ++i) {  // part by part: (F, P) intermediates, not (B K F P)
+    const auto tri = xy[i].index_select(0, idx).view({F, 3, 2}).unsqueeze(2);  // (F, 3, 1, 2)
+    const auto a = tri.select(1, 0), b = tri.select(1, 1), c = tri.select(1, 2);
+    const auto d2 = std::get<0>(
+        at::stack({segment_distance2(p, a, b), segment_distance2(p, b, c), segment_distance2(p, c, a)}, 0).min(0));
+    const auto e0 = edge_function(p, a, b), e1 = edge_function(p, b, c), e2 = edge_function(p, c, a);
+    const auto area = edge_function(c, a, b);  // (F, 1): twice the signed area
+    const auto inside = (((e0 >= 0) & (e1 >= 0) & (e2 >= 0)) | ((e0 <= 0) & (e1 <= 0) & (e2 <= 0))) & (area != 0);
+    auto D = (at::where(inside, d2, -d2) / settings.sigma).sigmoid();
+    D = at::where(inside.logical_not() & (d2 >= cutoff), at::zeros_like(D), D);
+    parts.push_back(1 - (1 - D).prod(0));
+  }
+  return at::stack(parts, 0).view({B, K, H, W});
+}
+
+at::Tensor soft_silhouettes(const at::Tensor& verts, const at::Tensor& faces, const SoftRasterSettings& settings,
+                            core::Backend backend) {
+  check_inputs(verts, faces, settings);
+  const bool on_cpu = verts.device().is_cpu();
+  TORCH_CHECK(backend != core::Backend::Kernel || on_cpu, "soft_silhouettes: Backend::Kernel needs CPU tensors");
+  if (backend == core::Backend::TensorOps || (backend == core::Backend::Auto && !on_cpu)) {
+    return soft_silhouettes_reference(verts, faces, settings);
+  }
+  return SoftSilhouetteFunction::apply(verts.contiguous(), faces.contiguous(), settings.height, settings.width,
+                                       settings.sigma, settings.eps, settings.tile_size, settings.binning);
+}
+
+at::Tensor union_silhouette(const at::Tensor& part_silhouettes) {
+  TORCH_CHECK(part_silhouettes.dim() == 4, "union_silhouette: expected (B, K, H, W), got sizes ",
+              part_silhouettes.sizes());
+  return 1 - (1 - part_silhouettes).prod(1);
+}
+
+}  // namespace lepard::render

@@ -1,0 +1,18 @@
+#pragma once
+// Private to lepard_render: the CPU kernel behind soft_silhouettes().
+
+#include <lepard/render/soft_rasterize.h>
+
+#include <ATen/core/Tensor.h>
+
+namespace lepard::render::detail {
+
+// verts (B, K, V, 3) contiguous, faces (F, 3) int64 contiguous. Returns (B, K, H, W).
+at::Tensor soft_silhouettes_forward_cpu(const at::Tensor& verts, const at::Tensor& faces,
+                                        const SoftRasterSettings& settings);
+
+// grad: (B, K, H, W) dE/dA. Returns dE/dverts (B, K, V, 3) (the depth channel is zero).
+at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& grad,
+                                         const SoftRasterSettings& settings);
+
+}  // namespace lepard::render::detail
