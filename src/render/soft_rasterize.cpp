@@ -4,6 +4,9 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/full_like.h>
+#include <ATen/ops/repeat_interleave.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/where.h>
@@ -106,6 +109,124 @@ at::Tensor soft_silhouettes_reference(const at::Tensor& verts, const at::Tensor&
     parts.push_back(1 - (1 - D).prod(0));
   }
   return at::stack(parts, 0).view({B, K, H, W});
+}
+
+namespace {
+
+void check_attribute_inputs(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
+                            const at::Tensor& background, const SoftAttributeSettings& s) {
+  check_inputs(verts, faces, s.raster);
+  TORCH_CHECK(attributes.defined() && attributes.dim() == 3 && attributes.size(0) == verts.size(0) &&
+                  attributes.size(1) == verts.size(1),
+              "soft_attributes: attributes must be (B, K, C) with B = ", verts.size(0), ", K = ", verts.size(1),
+              ", got sizes ", attributes.defined() ? attributes.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(attributes.scalar_type() == verts.scalar_type(), "soft_attributes: attributes must have verts' dtype");
+  TORCH_CHECK(!background.defined() || (background.dim() == 1 && background.size(0) == attributes.size(2)),
+              "soft_attributes: background must be (C) with C = ", attributes.size(2));
+  TORCH_CHECK(s.gamma > 0, "soft_attributes: gamma must be positive, got ", s.gamma);
+  TORCH_CHECK(s.zfar > s.znear, "soft_attributes: zfar must exceed znear");
+}
+
+std::vector<double> pack(const SoftAttributeSettings& s) {
+  const auto& r = s.raster;
+  return {double(r.height), double(r.width), r.sigma, r.eps, double(r.tile_size), r.binning ? 1.0 : 0.0,
+          s.gamma, s.znear, s.zfar, s.background_depth};
+}
+
+SoftAttributeSettings unpack(const std::vector<double>& v) {
+  SoftAttributeSettings s;
+  s.raster = {int64_t(v[0]), int64_t(v[1]), v[2], v[3], int64_t(v[4]), v[5] != 0.0};
+  s.gamma = v[6];
+  s.znear = v[7];
+  s.zfar = v[8];
+  s.background_depth = v[9];
+  return s;
+}
+
+class SoftAttributeFunction : public torch::autograd::Function<SoftAttributeFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor verts, at::Tensor faces, at::Tensor attributes,
+                            at::Tensor background, std::vector<double> settings) {
+    ctx->save_for_backward({verts, faces, attributes, background});
+    ctx->saved_data["settings"] = settings;
+    const auto bg = background.numel() == 0 ? at::Tensor() : background;
+    return detail::soft_attributes_cpu(verts, faces, attributes, bg, unpack(settings), at::Tensor()).first;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    variable_list out(5);
+    if (!grads[0].defined()) return out;
+    const auto bg = saved[3].numel() == 0 ? at::Tensor() : saved[3];
+    auto g = detail::soft_attributes_cpu(saved[0], saved[1], saved[2], bg,
+                                         unpack(ctx->saved_data["settings"].toDoubleVector()), grads[0]);
+    out[0] = g.first;
+    out[2] = g.second;
+    return out;
+  }
+};
+
+}  // namespace
+
+at::Tensor soft_attributes(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
+                           const at::Tensor& background, const SoftAttributeSettings& settings,
+                           core::Backend backend) {
+  check_attribute_inputs(verts, faces, attributes, background, settings);
+  const bool on_cpu = verts.device().is_cpu();
+  TORCH_CHECK(backend != core::Backend::Kernel || on_cpu, "soft_attributes: Backend::Kernel needs CPU tensors");
+  if (backend == core::Backend::TensorOps || (backend == core::Backend::Auto && !on_cpu)) {
+    return soft_attributes_reference(verts, faces, attributes, background, settings);
+  }
+  // The background is not differentiated; an absent one travels as an empty placeholder.
+  const auto bg = background.defined() ? background.detach().to(verts.options()).contiguous()
+                                       : at::zeros({0}, verts.options());
+  return SoftAttributeFunction::apply(verts.contiguous(), faces.contiguous(), attributes.contiguous(), bg,
+                                      pack(settings));
+}
+
+at::Tensor soft_attributes_reference(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
+                                     const at::Tensor& background, const SoftAttributeSettings& settings) {
+  check_attribute_inputs(verts, faces, attributes, background, settings);
+  const auto& rs = settings.raster;
+  const int64_t B = verts.size(0), K = verts.size(1), V = verts.size(2), F = faces.size(0), C = attributes.size(2);
+  const int64_t H = rs.height, W = rs.width;
+  const auto p = pixel_centers(H, W, verts).unsqueeze(0);  // (1, P, 2)
+  const double cutoff = rs.sigma * std::log(1.0 / rs.eps - 1.0);
+  // Every part's faces indexing the image's K * V vertices.
+  const auto offsets = (at::arange(K, faces.options().device(verts.device())) * V).view({K, 1, 1});
+  const auto idx = (faces.to(verts.device()).unsqueeze(0) + offsets).reshape({-1});
+  const auto bg = background.defined() ? background.to(verts.options()) : at::zeros({C}, verts.options());
+  std::vector<at::Tensor> images;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto tri = verts[b].reshape({K * V, 3}).index_select(0, idx).view({K * F, 3, 3});
+    const auto xy = tri.narrow(-1, 0, 2).unsqueeze(2);  // (KF, 3, 1, 2)
+    const auto a = xy.select(1, 0), bb = xy.select(1, 1), c = xy.select(1, 2);
+    const auto z = tri.select(-1, 2);  // (KF, 3)
+    const auto d2 = std::get<0>(
+        at::stack({segment_distance2(p, a, bb), segment_distance2(p, bb, c), segment_distance2(p, c, a)}, 0).min(0));
+    const auto ea = edge_function(p, bb, c), eb = edge_function(p, c, a), ec = edge_function(p, a, bb);
+    const auto area = edge_function(c, a, bb);  // (KF, 1)
+    const auto has_area = area != 0;
+    const auto inside = (((ea >= 0) & (eb >= 0) & (ec >= 0)) | ((ea <= 0) & (eb <= 0) & (ec <= 0))) & has_area;
+    const auto D = (at::where(inside, d2, -d2) / rs.sigma).sigmoid();
+    const auto valid = has_area & (inside | (d2 < cutoff));
+    // Clamped, renormalised screen barycentrics, then perspective-correct depth.
+    const auto safe_area = at::where(has_area, area, at::ones_like(area));
+    const auto l = at::stack({ea, eb, ec}, 0) / safe_area;  // (3, KF, P)
+    const auto m = l.clamp_min(0);
+    const auto m_sum = m.sum(0, true);
+    const auto n = m / at::where(m_sum > 0, m_sum, at::ones_like(m_sum));  // m_sum >= 1/3 unless degenerate
+    const auto inv = (n / z.t().unsqueeze(-1)).sum(0);  // (KF, P)
+    const auto zn = (settings.zfar - 1 / inv) / (settings.zfar - settings.znear);
+    const auto zn_valid = at::where(valid, zn, at::full_like(zn, settings.background_depth));
+    const auto zmax = std::get<0>(zn_valid.max(0)).clamp_min(settings.background_depth).detach();  // (P)
+    const auto num = at::where(valid, D * ((zn - zmax) / settings.gamma).exp(), at::zeros_like(D));
+    const auto delta = ((settings.background_depth - zmax) / settings.gamma).exp();  // (P)
+    const auto face_attr = attributes[b].repeat_interleave(F, 0);                 // (KF, C)
+    const auto image = (num.t().matmul(face_attr) + delta.unsqueeze(1) * bg) / (num.sum(0) + delta).unsqueeze(1);
+    images.push_back(image.t().reshape({C, H, W}));
+  }
+  return at::stack(images, 0);
 }
 
 at::Tensor soft_silhouettes(const at::Tensor& verts, const at::Tensor& faces, const SoftRasterSettings& settings,

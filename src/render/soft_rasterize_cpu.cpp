@@ -20,6 +20,8 @@ namespace {
 template <typename T>
 struct Face {
   T ax, ay, bx, by, cx, cy;
+  T az, bz, cz;  // depths
+  T area;        // twice the signed screen area
   T xmin, xmax, ymin, ymax;  // bounding box grown by the cutoff radius
   int64_t v[3];
   bool has_area;
@@ -91,7 +93,11 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
     f.ax = xy[stride * f.v[0]]; f.ay = xy[stride * f.v[0] + 1];
     f.bx = xy[stride * f.v[1]]; f.by = xy[stride * f.v[1] + 1];
     f.cx = xy[stride * f.v[2]]; f.cy = xy[stride * f.v[2] + 1];
-    f.has_area = edge_function(f.cx, f.cy, f.ax, f.ay, f.bx, f.by) != 0;
+    if (stride >= 3) {
+      f.az = xy[stride * f.v[0] + 2]; f.bz = xy[stride * f.v[1] + 2]; f.cz = xy[stride * f.v[2] + 2];
+    }
+    f.area = edge_function(f.cx, f.cy, f.ax, f.ay, f.bx, f.by);
+    f.has_area = f.area != 0;
     f.xmin = std::min({f.ax, f.bx, f.cx}) - radius; f.xmax = std::max({f.ax, f.bx, f.cx}) + radius;
     f.ymin = std::min({f.ay, f.by, f.cy}) - radius; f.ymax = std::max({f.ay, f.by, f.cy}) + radius;
   }
@@ -264,6 +270,179 @@ at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts_in, const at::T
     });
   });
   return out;
+}
+
+namespace {
+
+// Per face and pixel: the depth quantities of the attribute aggregation and their inputs.
+template <typename T>
+struct DepthHit {
+  Hit<T> hit;
+  T l[3];    // screen barycentrics of A, B, C
+  T n[3];    // clamped and renormalised
+  T sum_m;   // sum of the clamped ones
+  T zp;      // perspective-correct depth
+  T zn;      // normalised inverse depth
+  T weight;  // exp((zn - zmax) / gamma)
+};
+
+// One image of soft_attributes: forward writes `image` (C, P); backward (grad != nullptr)
+// accumulates into grad_verts (K V, 3) and grad_attr (K, C).
+template <typename T, typename Acc>
+void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_t F, int64_t C, const T* attr,
+                     const T* bg, T* image, const T* grad, Acc* grad_verts, Acc* grad_attr) {
+  const auto& rs = s.raster;
+  const int64_t P = rs.height * rs.width;
+  const T cutoff = static_cast<T>(rs.sigma * std::log(1.0 / rs.eps - 1.0));
+  const T inv_sigma = static_cast<T>(1.0 / rs.sigma), inv_gamma = static_cast<T>(1.0 / s.gamma);
+  const T zfar = static_cast<T>(s.zfar), zrange = static_cast<T>(s.zfar - s.znear);
+  const T zback = static_cast<T>(s.background_depth);
+  std::vector<DepthHit<T>> hits;
+  std::vector<Acc> value(static_cast<size_t>(C));
+  for_each_pixel(bins, rs, [&](int64_t pixel, T px, T py, const int64_t* list, int64_t count) {
+    hits.clear();
+    T zmax = zback;
+    DepthHit<T> h;
+    for (int64_t q = 0; q < count; ++q) {
+      const Face<T>& f = bins.faces[list[q]];
+      if (!f.has_area || !may_reach(f, px, py, rs.binning)) continue;
+      if (!evaluate(f, list[q], px, py, cutoff, inv_sigma, h.hit)) continue;
+      h.l[0] = edge_function(px, py, f.bx, f.by, f.cx, f.cy) / f.area;
+      h.l[1] = edge_function(px, py, f.cx, f.cy, f.ax, f.ay) / f.area;
+      h.l[2] = edge_function(px, py, f.ax, f.ay, f.bx, f.by) / f.area;
+      const T m0 = std::max(h.l[0], T(0)), m1 = std::max(h.l[1], T(0)), m2 = std::max(h.l[2], T(0));
+      h.sum_m = m0 + m1 + m2;
+      h.n[0] = m0 / h.sum_m; h.n[1] = m1 / h.sum_m; h.n[2] = m2 / h.sum_m;
+      h.zp = 1 / (h.n[0] / f.az + h.n[1] / f.bz + h.n[2] / f.cz);
+      h.zn = (zfar - h.zp) / zrange;
+      zmax = std::max(zmax, h.zn);
+      hits.push_back(h);
+    }
+    // zmax only shifts the exponents for stability: the weights do not depend on it.
+    const T delta = std::exp((zback - zmax) * inv_gamma);
+    Acc den = delta;
+    for (auto& x : hits) {
+      x.weight = std::exp((x.zn - zmax) * inv_gamma);
+      den += x.hit.D * x.weight;
+    }
+    for (int64_t c = 0; c < C; ++c) value[c] = delta * (bg ? bg[c] : T(0));
+    for (const auto& x : hits) {
+      const T* a = attr + (x.hit.face / F) * C;
+      const Acc num = x.hit.D * x.weight;
+      for (int64_t c = 0; c < C; ++c) value[c] += num * a[c];
+    }
+    for (int64_t c = 0; c < C; ++c) value[c] /= den;
+    if (!grad) {
+      for (int64_t c = 0; c < C; ++c) image[c * P + pixel] = static_cast<T>(value[c]);
+      return;
+    }
+    const T* g = grad + pixel;  // channel c at g[c * P]
+    for (const auto& x : hits) {
+      const int64_t part = x.hit.face / F;
+      const T* a = attr + part * C;
+      const Acc num = x.hit.D * x.weight;
+      Acc gj = 0;  // dE/dnum_j = <dE/dI, a_j - I> / den
+      for (int64_t c = 0; c < C; ++c) {
+        gj += g[c * P] * (a[c] - value[c]);
+        grad_attr[part * C + c] += num / den * g[c * P];
+      }
+      gj /= den;
+      const Face<T>& f = bins.faces[x.hit.face];
+      Acc* gv[3] = {grad_verts + 3 * f.v[0], grad_verts + 3 * f.v[1], grad_verts + 3 * f.v[2]};
+      // Through D_j: as for silhouettes.
+      const Acc dd2 = gj * x.weight * (x.hit.inside ? 1 : -1) * x.hit.D * (1 - x.hit.D) * inv_sigma;
+      const int e0 = x.hit.edge, e1 = (x.hit.edge + 1) % 3;
+      gv[e0][0] += -2 * dd2 * (1 - x.hit.t) * x.hit.rx; gv[e0][1] += -2 * dd2 * (1 - x.hit.t) * x.hit.ry;
+      gv[e1][0] += -2 * dd2 * x.hit.t * x.hit.rx;       gv[e1][1] += -2 * dd2 * x.hit.t * x.hit.ry;
+      // Through zn_j: zn = (zfar - zp) / zrange, zp = 1 / sum_i n_i / z_i.
+      const Acc gzn = gj * num * inv_gamma;
+      const Acc ginv = gzn * x.zp * x.zp / zrange;  // dE/d(1/zp)
+      const T zs[3] = {f.az, f.bz, f.cz};
+      Acc gn[3], dot = 0;
+      for (int i = 0; i < 3; ++i) {
+        gv[i][2] += -ginv * x.n[i] / (zs[i] * zs[i]);
+        gn[i] = ginv / zs[i];
+        dot += x.n[i] * gn[i];
+      }
+      Acc gl[3], garea = 0;
+      for (int i = 0; i < 3; ++i) {
+        gl[i] = x.l[i] > 0 ? (gn[i] - dot) / x.sum_m : Acc(0);
+        garea -= gl[i] * x.l[i] / f.area;
+      }
+      // l_A = e(p; B, C) / area, l_B = e(p; C, A) / area, l_C = e(p; A, B) / area, with
+      // e(p; U, W) = (W - U) x (p - U): de/dU = (W_y - p_y, p_x - W_x), de/dW = (p_y - U_y, U_x - p_x).
+      const T P0[2] = {f.ax, f.ay}, P1[2] = {f.bx, f.by}, P2[2] = {f.cx, f.cy};
+      const T* vx[3] = {P0, P1, P2};
+      for (int i = 0; i < 3; ++i) {
+        const Acc ge = gl[i] / f.area;
+        const int u = (i + 1) % 3, w = (i + 2) % 3;  // the edge opposite vertex i: U -> W
+        gv[u][0] += ge * (vx[w][1] - py); gv[u][1] += ge * (px - vx[w][0]);
+        gv[w][0] += ge * (py - vx[u][1]); gv[w][1] += ge * (vx[u][0] - px);
+      }
+      // area = e(C; A, B).
+      gv[0][0] += garea * (P1[1] - P2[1]); gv[0][1] += garea * (P2[0] - P1[0]);
+      gv[1][0] += garea * (P2[1] - P0[1]); gv[1][1] += garea * (P0[0] - P2[0]);
+      gv[2][0] += garea * (P0[1] - P1[1]); gv[2][1] += garea * (P1[0] - P0[0]);
+    }
+  });
+}
+
+// The faces of all K parts of an image, indexing its K * V vertices.
+std::vector<int64_t> image_faces(const int64_t* faces, int64_t F, int64_t K, int64_t V) {
+  std::vector<int64_t> out(static_cast<size_t>(K * F * 3));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = 0; i < 3 * F; ++i) out[k * 3 * F + i] = faces[i] + k * V;
+  return out;
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in, const at::Tensor& faces_in,
+                                                      const at::Tensor& attr_in, const at::Tensor& bg_in,
+                                                      const SoftAttributeSettings& s, const at::Tensor& grad_in) {
+  const auto verts = verts_in.contiguous();
+  const auto attr = attr_in.contiguous();
+  const auto bg = bg_in.defined() ? bg_in.to(verts.options()).contiguous() : at::Tensor();
+  const auto grad = grad_in.defined() ? grad_in.contiguous() : at::Tensor();
+  const int64_t B = verts.size(0), K = verts.size(1), V = verts.size(2), F = faces_in.size(0), C = attr.size(2);
+  const auto faces = faces_in.contiguous();
+  const auto all_faces = image_faces(faces.data_ptr<int64_t>(), F, K, V);
+  const bool backward = grad.defined();
+  at::Tensor image, grad_verts, grad_attr;
+  if (backward) {
+    grad_verts = at::zeros({B, K, V, 3}, verts.options());
+    grad_attr = at::zeros({B, K, C}, verts.options());
+  } else {
+    image = at::empty({B, C, s.raster.height, s.raster.width}, verts.options());
+  }
+  AT_DISPATCH_FLOATING_TYPES(verts.scalar_type(), "soft_attributes_cpu", [&] {
+    using T = scalar_t;
+    using Acc = at::acc_type<T, /*is_cuda=*/false>;
+    const T cutoff = static_cast<T>(s.raster.sigma * std::log(1.0 / s.raster.eps - 1.0));
+    const T radius = std::sqrt(cutoff);
+    const int64_t P = s.raster.height * s.raster.width;
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      Bins<T> bins;
+      std::vector<Acc> gv, ga;
+      for (int64_t b = begin; b < end; ++b) {
+        build_bins(verts.data_ptr<T>() + b * K * V * 3, 3, all_faces.data(), K * F, s.raster, radius, bins);
+        const T* a = attr.data_ptr<T>() + b * K * C;
+        const T* bgp = bg.defined() ? bg.data_ptr<T>() : nullptr;
+        if (!backward) {
+          attribute_image<T, Acc>(bins, s, F, C, a, bgp, image.data_ptr<T>() + b * C * P, nullptr, nullptr, nullptr);
+          continue;
+        }
+        gv.assign(static_cast<size_t>(K * V * 3), Acc(0));
+        ga.assign(static_cast<size_t>(K * C), Acc(0));
+        attribute_image<T, Acc>(bins, s, F, C, a, bgp, nullptr, grad.data_ptr<T>() + b * C * P, gv.data(), ga.data());
+        T* dv = grad_verts.data_ptr<T>() + b * K * V * 3;
+        T* da = grad_attr.data_ptr<T>() + b * K * C;
+        for (size_t i = 0; i < gv.size(); ++i) dv[i] = static_cast<T>(gv[i]);
+        for (size_t i = 0; i < ga.size(); ++i) da[i] = static_cast<T>(ga[i]);
+      }
+    });
+  });
+  return backward ? std::make_pair(grad_verts, grad_attr) : std::make_pair(image, at::Tensor());
 }
 
 }  // namespace lepard::render::detail

@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 namespace lepard::render::detail {
 
 // verts (B, K, V, 3) contiguous, faces (F, 3) int64 contiguous. Returns (B, K, H, W).
@@ -14,5 +16,11 @@ at::Tensor soft_silhouettes_forward_cpu(const at::Tensor& verts, const at::Tenso
 // grad: (B, K, H, W) dE/dA. Returns dE/dverts (B, K, V, 3) (the depth channel is zero).
 at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& grad,
                                          const SoftRasterSettings& settings);
+
+// soft_attributes on the CPU. Without grad: (image (B, C, H, W), undefined). With grad
+// (B, C, H, W) = dE/dimage: (dE/dverts (B, K, V, 3), dE/dattributes (B, K, C)).
+std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts, const at::Tensor& faces,
+                                                      const at::Tensor& attributes, const at::Tensor& background,
+                                                      const SoftAttributeSettings& settings, const at::Tensor& grad);
 
 }  // namespace lepard::render::detail

@@ -42,6 +42,34 @@ at::Tensor soft_silhouettes(const at::Tensor& verts, const at::Tensor& faces, co
 at::Tensor soft_silhouettes_reference(const at::Tensor& verts, const at::Tensor& faces,
                                       const SoftRasterSettings& settings);
 
+// Depth-aware rendering of per-part attributes (SoftRas's aggregation): at each pixel,
+// over the faces j of every part that reach it,
+//   I = (sum_j w_j a_k(j) + w_b bg) / (sum_j w_j + w_b),
+//   w_j = D_j exp(z_j / gamma),   w_b = exp(background_depth / gamma),
+// with D_j as for silhouettes and z_j = (zfar - depth_j) / (zfar - znear) the normalised
+// inverse depth of face j at the pixel: its screen-space barycentrics clamped to the
+// triangle and renormalised, then perspective-correct (1/depth interpolated). Small gamma
+// lets the front part win: the rendered part-label image of the training signal when the
+// attributes are each part's distribution over pseudo-label clusters.
+struct SoftAttributeSettings {
+  SoftRasterSettings raster;      // size, sigma, eps (truncation), tiles
+  double gamma = 1e-4;            // depth softmax temperature
+  double znear = 1.0, zfar = 100.0;
+  double background_depth = 1e-10;  // the background's normalised inverse depth
+};
+
+// verts: (B, K, V, 3) projected points (x, y, depth > 0); faces: (F, 3) int64;
+// attributes: (B, K, C) one vector per part; background: (C) or undefined for zeros
+// (not differentiated). Returns (B, C, H, W). Differentiable in verts (x, y and depth)
+// and attributes; analytic backward on the CPU.
+at::Tensor soft_attributes(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
+                           const at::Tensor& background, const SoftAttributeSettings& settings,
+                           core::Backend backend = core::Backend::Auto);
+
+// Dense tensor-op version (image by image, every pixel against every face), autograd.
+at::Tensor soft_attributes_reference(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
+                                     const at::Tensor& background, const SoftAttributeSettings& settings);
+
 // The union silhouette 1 - prod_k (1 - A_k): (B, K, H, W) -> (B, H, W).
 at::Tensor union_silhouette(const at::Tensor& part_silhouettes);
 
