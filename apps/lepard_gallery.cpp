@@ -6,7 +6,11 @@
 #include <lepard/core/project_parts.h>
 #include <lepard/core/superquadric.h>
 #include <lepard/core/surface_grid.h>
+#include <lepard/io/image_io.h>
 #include <lepard/io/mesh_io.h>
+#include <lepard/render/hard_rasterize.h>
+#include <lepard/render/pictures.h>
+#include <lepard/render/soft_rasterize.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/TensorOperators.h>
@@ -16,6 +20,7 @@
 #include <ATen/ops/stack.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -89,11 +94,46 @@ std::string parameter_line(const Primitive& p) {
   return s.str();
 }
 
+// A camera looking at the object frame's origin from `distance`, turned so that parts
+// are seen in three-quarter view.
+core::Camera three_quarter_camera(int64_t B, double distance) {
+  const double angle = 50.0 * M_PI / 180.0, ax = 0.8, ay = 0.6;  // about the unit axis (0.8, 0.6, 0)
+  const auto q = at::tensor({std::cos(angle / 2), ax * std::sin(angle / 2), ay * std::sin(angle / 2), 0.0}, at::kDouble);
+  return {q.repeat({B, 1}), at::tensor({0.0, 0.0, distance}, at::kDouble).repeat({B, 1}), 2.0};
+}
+
+// Renders parts (B, K) and writes the sheet of soft and hard renders as a PNG.
+void write_render_sheet(const fs::path& path, const core::PartParams& params, const at::Tensor& local,
+                        const core::SurfaceGrid& grid, int64_t size, double distance) {
+  const int64_t B = params.shape.size(0);
+  const auto verts = core::project_parts(params, local, three_quarter_camera(B, distance), grid);
+  render::SoftRasterSettings s;
+  s.height = s.width = size;
+  s.sigma = 1e-4 * (64.0 / size) * (64.0 / size);  // about a pixel wide at any size
+  const auto silhouettes = render::soft_silhouettes(verts, grid.faces, s);
+  const auto fragments = render::rasterize_hard(verts, grid.faces, size, size);
+  const auto colours = render::soft_part_colours(verts, grid.faces, size, size, s.sigma);
+  io::write_png(path, render::render_sheet(silhouettes, colours, fragments));
+}
+
+// Random assemblies of K parts around the origin, to show part colours and occlusion.
+core::PartParams random_assemblies(int64_t B, int64_t K, at::Generator& gen) {
+  const auto opt = at::TensorOptions().dtype(at::kDouble);
+  core::PartParams p;
+  p.center = (at::rand({B, K, 3}, gen, opt) * 2 - 1) * at::tensor({0.6, 0.4, 0.4}, at::kDouble);
+  p.rotation = at::rand({B, K, 4}, gen, opt) * 2 - 1;
+  const auto lo = at::tensor({0.15, 0.4, 0.4, 0.6, 0.3, 0.3, -0.6, -0.6, -0.2, -0.2, 0.0}, at::kDouble);
+  const auto hi = at::tensor({0.35, 1.0, 1.0, 1.0, 1.5, 1.5, 0.6, 0.6, 0.2, 0.2, 1.0}, at::kDouble);
+  p.shape = lo + at::rand({B, K, 11}, gen, opt) * (hi - lo);
+  return p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string out = "runs/demo/gallery";
-  int64_t rings = 20, segments = 32, random = 4, seed = 1, threads = cli::default_threads();
+  int64_t rings = 20, segments = 32, random = 4, seed = 1, image_size = 128, threads = cli::default_threads();
+  bool render_pictures = true;
   double max_velocity = core::LocalFlowOptions{}.max_positive_velocity;
   cli::Parser parser("lepard-gallery",
                      "Writes deformable primitives (superquadric + taper + bend + local flow) as OBJ files,\n"
@@ -105,6 +145,8 @@ int main(int argc, char** argv) {
       .flag("random", &random, "random primitives to add to the presets")
       .flag("seed", &seed, "seed of the random primitives")
       .flag("max-velocity", &max_velocity, "bound of the random local-flow control values (normalised units)")
+      .flag("render", &render_pictures, "also render PNG sheets: gallery.png and assemblies.png")
+      .flag("image-size", &image_size, "side of each rendered image, pixels")
       .flag("threads", &threads, "intra-op threads")
       .epilog("example:\n  lepard-gallery --out runs/demo/gallery --random 8 --seed 3");
   parser.parse(argc, argv);
@@ -127,7 +169,8 @@ int main(int argc, char** argv) {
                        "random", max_velocity});
     }
 
-    std::vector<at::Tensor> placed;
+    if (image_size < 8) throw std::invalid_argument("--image-size must be at least 8");
+    std::vector<at::Tensor> placed, shapes, locals;
     double cursor = 0.0;
     for (size_t i = 0; i < prims.size(); ++i) {
       const auto& p = prims[i];
@@ -137,6 +180,8 @@ int main(int argc, char** argv) {
       if (!p.local.empty()) {
         local = core::local_displacement(shape, s, velocity_pattern(p.local, p.strength, flow.grid_size, gen), flow);
       }
+      shapes.push_back(shape);
+      locals.push_back(local.defined() ? local : at::zeros_like(s));
       const auto verts = (local.defined() ? s + local : s).squeeze(0);  // (1, V, 3)
       char file[256];
       std::snprintf(file, sizeof(file), "%02zu_%s.obj", i, p.name.c_str());
@@ -151,6 +196,18 @@ int main(int argc, char** argv) {
                   {"lepard primitive gallery: " + std::to_string(prims.size()) + " primitives, " +
                    std::to_string(grid.num_vertices()) + " vertices each, one object per primitive"});
     spdlog::info("wrote {} primitives and gallery.obj to {}", prims.size(), out);
+    if (render_pictures) {
+      // Every primitive in its own image (rows: soft silhouette, soft parts, hard ids, depth).
+      const int64_t n = static_cast<int64_t>(prims.size());
+      core::PartParams gallery;
+      gallery.shape = at::cat(shapes, 0);  // (n, 1, 11)
+      gallery.center = at::zeros({n, 1, 3}, at::kDouble);
+      gallery.rotation = at::tensor({1.0, 0.0, 0.0, 0.0}, at::kDouble).repeat({n, 1, 1});
+      write_render_sheet(fs::path(out) / "gallery.png", gallery, at::cat(locals, 0), grid, image_size, 2.2);
+      write_render_sheet(fs::path(out) / "assemblies.png", random_assemblies(4, 8, gen), at::Tensor(), grid,
+                         image_size, 2.0);
+      spdlog::info("rendered gallery.png ({} primitives) and assemblies.png (4 images of 8 parts)", n);
+    }
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

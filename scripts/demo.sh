@@ -2,8 +2,9 @@
 # Installs what is missing (Debian packages), builds lepard, and runs the main job on
 # the embedded default, ending in a report under runs/demo/.
 #
-# Today the main job is the geometry: a gallery of deformable primitives (superquadrics
-# with tapering, bending and diffeomorphic local deformation) written as OBJ files.
+# Today the main job is geometry and rendering: a gallery of deformable primitives
+# (superquadrics with tapering, bending and diffeomorphic local deformation) written as
+# OBJ files and rendered to PNG sheets with the soft and hard rasterisers.
 # Later issues extend it to the full loop: synthesise, prepare, train, infer, evaluate.
 #
 # Environment: BUILD_DIR (default build), OUT (default runs/demo), CMAKE_ARGS.
@@ -27,6 +28,9 @@ report="${out}/report.txt"
   echo "lepard demo report ($(date -u '+%Y-%m-%d %H:%M UTC'))"
   echo
   echo "Primitive gallery: ${out}/gallery/"
+  echo "  gallery.png     every primitive rendered: rows are the soft silhouette, the soft"
+  echo "                  part colours (depth-aware), the hard part ids and the depth"
+  echo "  assemblies.png  4 random assemblies of 8 parts: part colours and occlusion"
   echo "  $(find "${out}/gallery" -name '*.obj' | wc -l) OBJ files; open gallery.obj in any mesh viewer"
   echo "  (MeshLab, Blender, f3d) to see every primitive side by side. The first line of"
   echo "  each file holds the parameters q_s (a0..a3 size, e1 e2 squareness, t1 t2 taper,"

@@ -71,19 +71,29 @@ at::Tensor colorize_probability(const at::Tensor& prob) {
   return at::stack({g, g, g}, -1);
 }
 
-at::Tensor render_sheet(const at::Tensor& silhouettes, const Fragments& fragments) {
+at::Tensor soft_part_colours(const at::Tensor& verts, const at::Tensor& faces, int64_t height, int64_t width,
+                             double sigma) {
+  TORCH_CHECK(verts.dim() == 4, "soft_part_colours: verts must be (B, K, V, 3)");
+  const int64_t B = verts.size(0), K = verts.size(1);
+  const auto colours = (part_palette(K).to(verts.scalar_type()) / 255.0).unsqueeze(0).expand({B, K, 3});
+  SoftAttributeSettings s;
+  s.raster.height = height;
+  s.raster.width = width;
+  s.raster.sigma = sigma;
+  const auto image = soft_attributes(verts.detach(), faces, colours.contiguous(), at::Tensor(), s);  // (B, 3, H, W)
+  return (image.permute({0, 2, 3, 1}).cpu() * 255).round().clamp(0, 255).to(at::kByte);
+}
+
+at::Tensor render_sheet(const at::Tensor& silhouettes, const at::Tensor& part_colours, const Fragments& fragments) {
   TORCH_CHECK(silhouettes.dim() == 4, "render_sheet: silhouettes must be (B, K, H, W)");
   const auto sil = silhouettes.detach().cpu().to(at::kDouble);
-  const int64_t B = sil.size(0), K = sil.size(1), H = sil.size(2), W = sil.size(3);
+  const int64_t B = sil.size(0), H = sil.size(2), W = sil.size(3);
   TORCH_CHECK(fragments.part_id.size(1) == H && fragments.part_id.size(2) == W,
               "render_sheet: silhouettes and fragments differ in size");
-  // Soft part silhouettes tinted: each pixel mixes the part colours weighted by A_k.
-  const auto colours = part_palette(K).to(at::kDouble);                             // (K, 3)
-  const auto weights = sil / sil.sum(1, true).clamp_min(1e-12);                     // (B, K, H, W)
-  const auto tint = (weights.unsqueeze(-1) * colours.view({1, K, 1, 1, 3})).sum(1); // (B, H, W, 3)
-  const auto alpha = union_silhouette(sil).unsqueeze(-1);
-  const auto tinted = (tint * alpha).round().clamp(0, 255).to(at::kByte);
-  const std::vector<at::Tensor> rows = {colorize_probability(union_silhouette(sil)), tinted,
+  TORCH_CHECK(part_colours.dim() == 4 && part_colours.size(0) == B && part_colours.size(1) == H &&
+                  part_colours.size(2) == W && part_colours.scalar_type() == at::kByte,
+              "render_sheet: part_colours must be (B, H, W, 3) uint8");
+  const std::vector<at::Tensor> rows = {colorize_probability(union_silhouette(sil)), part_colours.cpu(),
                                         colorize_part_ids(fragments.part_id), colorize_depth(fragments.depth)};
   const int64_t gap = 2;
   auto sheet = at::full({int64_t(rows.size()) * (H + gap) - gap, B * (W + gap) - gap, 3}, 255, at::kByte);

@@ -1,7 +1,7 @@
 # Runs lepard-gallery and checks what it wrote: every preset and random primitive as an
 # OBJ whose first line holds its parameters, and gallery.obj with one object each.
 file(REMOVE_RECURSE "${OUT}")
-execute_process(COMMAND "${TOOL}" --out "${OUT}" --random 2 --seed 5 --rings 6 --segments 8
+execute_process(COMMAND "${TOOL}" --out "${OUT}" --random 2 --seed 5 --rings 6 --segments 8 --image-size 32
                 RESULT_VARIABLE rc OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "lepard-gallery failed (${rc}): ${stderr}")
@@ -23,3 +23,24 @@ math(EXPR expected "12 * (6 * 8 + 2)")
 if(NOT k EQUAL 12 OR NOT v EQUAL expected)
   message(FATAL_ERROR "gallery.obj has ${k} objects and ${v} vertices, expected 12 and ${expected}")
 endif()
+# The rendered sheets: 4 rows of 32-pixel images with 2-pixel gaps, a column per primitive.
+foreach(png gallery.png assemblies.png)
+  if(NOT EXISTS "${OUT}/${png}")
+    message(FATAL_ERROR "${png} was not written")
+  endif()
+  file(READ "${OUT}/${png}" header LIMIT 24 HEX)
+  string(SUBSTRING "${header}" 2 6 magic)
+  string(SUBSTRING "${header}" 32 8 width_hex)
+  math(EXPR width "0x${width_hex}")
+  if(NOT magic STREQUAL "504e47")
+    message(FATAL_ERROR "${png} is not a PNG")
+  endif()
+  if(png STREQUAL "gallery.png")
+    math(EXPR expected_width "12 * 34 - 2")
+  else()
+    math(EXPR expected_width "4 * 34 - 2")
+  endif()
+  if(NOT width EQUAL expected_width)
+    message(FATAL_ERROR "${png} is ${width} pixels wide, expected ${expected_width}")
+  endif()
+endforeach()

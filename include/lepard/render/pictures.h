@@ -22,9 +22,15 @@ at::Tensor colorize_depth(const at::Tensor& depth);
 // (B, H, W) values in [0, 1] -> (B, H, W, 3) uint8 grey.
 at::Tensor colorize_probability(const at::Tensor& prob);
 
-// One sheet for a batch: a row per picture kind (union silhouette, soft part silhouettes
-// tinted with the part colours, hard part ids, depth), a column per image, 2-pixel gaps.
-//   silhouettes: (B, K, H, W) soft part silhouettes;  fragments: the hard rasteriser's output.
-at::Tensor render_sheet(const at::Tensor& silhouettes, const Fragments& fragments);
+// Soft part colours: the depth-aware soft render (soft_attributes) of each part's palette
+// colour, as (B, H, W, 3) uint8. verts: (B, K, V, 3) projected; faces (F, 3).
+at::Tensor soft_part_colours(const at::Tensor& verts, const at::Tensor& faces, int64_t height, int64_t width,
+                             double sigma);
+
+// One sheet for a batch: a row per picture kind, a column per image, 2-pixel gaps:
+// the union of the soft silhouettes, the soft part colours (front part winning), the hard
+// part ids, and the hard depth.
+//   silhouettes: (B, K, H, W);  part_colours: (B, H, W, 3) uint8;  fragments: hard rasteriser output.
+at::Tensor render_sheet(const at::Tensor& silhouettes, const at::Tensor& part_colours, const Fragments& fragments);
 
 }  // namespace lepard::render
