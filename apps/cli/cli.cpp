@@ -27,36 +27,34 @@ Parser& Parser::flag(const std::string& name, std::string* out, const std::strin
   return *this;
 }
 
+namespace {
+// Parses all of `v` as a T (std::stoll or std::stod), or throws naming the flag.
+template <typename T, typename Parse>
+T parse_number(const std::string& name, const std::string& v, const char* what, Parse parse) {
+  size_t used = 0;
+  T parsed{};
+  try {
+    parsed = parse(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (v.empty() || used != v.size()) throw std::invalid_argument("--" + name + " expects " + what + ", got '" + v + "'");
+  return parsed;
+}
+}  // namespace
+
 Parser& Parser::flag(const std::string& name, int64_t* out, const std::string& help) {
   flags_.push_back({name, help, std::to_string(*out), "INT", false, [out, name](const std::string& v) {
-                      size_t used = 0;
-                      long long parsed = 0;
-                      try {
-                        parsed = std::stoll(v, &used);
-                      } catch (const std::exception&) {
-                        used = 0;
-                      }
-                      if (v.empty() || used != v.size()) {
-                        throw std::invalid_argument("--" + name + " expects an integer, got '" + v + "'");
-                      }
-                      *out = parsed;
+                      *out = parse_number<int64_t>(name, v, "an integer",
+                                                   [](const std::string& s, size_t* n) { return std::stoll(s, n); });
                     }});
   return *this;
 }
 
 Parser& Parser::flag(const std::string& name, double* out, const std::string& help) {
   flags_.push_back({name, help, format_double(*out), "NUMBER", false, [out, name](const std::string& v) {
-                      size_t used = 0;
-                      double parsed = 0;
-                      try {
-                        parsed = std::stod(v, &used);
-                      } catch (const std::exception&) {
-                        used = 0;
-                      }
-                      if (v.empty() || used != v.size()) {
-                        throw std::invalid_argument("--" + name + " expects a number, got '" + v + "'");
-                      }
-                      *out = parsed;
+                      *out = parse_number<double>(name, v, "a number",
+                                                  [](const std::string& s, size_t* n) { return std::stod(s, n); });
                     }});
   return *this;
 }

@@ -159,16 +159,6 @@ template <typename T>
 inline void mat_vec(const T M[3][3], const T* v, T* out) {
   for (int i = 0; i < 3; ++i) out[i] = M[i][0] * v[0] + M[i][1] * v[1] + M[i][2] * v[2];
 }
-template <typename T>
-inline void mat_t_vec(const T M[3][3], const T* v, T* out) {
-  for (int i = 0; i < 3; ++i) out[i] = M[0][i] * v[0] + M[1][i] * v[1] + M[2][i] * v[2];
-}
-template <typename A, typename T>
-inline void add_cross(A* acc, const T* a, const T* b) {
-  acc[0] += a[1] * b[2] - a[2] * b[1];
-  acc[1] += a[2] * b[0] - a[0] * b[2];
-  acc[2] += a[0] * b[1] - a[1] * b[0];
-}
 
 // The quaternion gradient from a body-frame angular "force" w: for R(q / |q|),
 // dE/dq = w^T G(q^) / |q| with G = 2 [-v | s I - [v]_x] (rotation.h), i.e.
@@ -297,6 +287,22 @@ void backward_run(const Part<T>& k, const T Rc[3][3], const T* cam_t, T f, const
   gs[kB3] += -bsin * phi_b3 * sBend;
 }
 
+// Typed views of the inputs.
+template <typename T>
+struct InputPointers {
+  const T *center, *rotation, *shape, *local, *cam_q, *cam_t;
+  T focal;
+
+  explicit InputPointers(const ProjectPartsInputs& in)
+      : center(in.center.data_ptr<T>()),
+        rotation(in.rotation.data_ptr<T>()),
+        shape(in.shape.data_ptr<T>()),
+        local(in.local.defined() ? in.local.data_ptr<T>() : nullptr),
+        cam_q(in.world ? nullptr : in.camera_rotation.data_ptr<T>()),
+        cam_t(in.world ? nullptr : in.camera_translation.data_ptr<T>()),
+        focal(static_cast<T>(in.focal)) {}
+};
+
 struct Sizes {
   int64_t B, K, V;
 };
@@ -313,13 +319,10 @@ at::Tensor project_parts_forward_cpu(const ProjectPartsInputs& in) {
   AT_DISPATCH_FLOATING_TYPES(in.shape.scalar_type(), "project_parts_forward_cpu", [&] {
     using T = scalar_t;
     const auto grid = grid_tables(in.trig);
-    const T* center = in.center.data_ptr<T>();
-    const T* rotation = in.rotation.data_ptr<T>();
-    const T* shape = in.shape.data_ptr<T>();
-    const T* local = in.local.defined() ? in.local.data_ptr<T>() : nullptr;
-    const T* cam_q = in.world ? nullptr : in.camera_rotation.data_ptr<T>();
-    const T* cam_t = in.world ? nullptr : in.camera_translation.data_ptr<T>();
-    const T f = static_cast<T>(in.focal);
+    const InputPointers<T> ptr(in);
+    const T *center = ptr.center, *rotation = ptr.rotation, *shape = ptr.shape, *local = ptr.local;
+    const T *cam_q = ptr.cam_q, *cam_t = ptr.cam_t;
+    const T f = ptr.focal;
     T* o = out.data_ptr<T>();
     at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
       std::vector<Latitude<T>> lat;
@@ -378,13 +381,10 @@ ProjectPartsGrads project_parts_backward_cpu(const ProjectPartsInputs& in, const
     using T = scalar_t;
     using Acc = at::acc_type<T, /*is_cuda=*/false>;
     const auto grid = grid_tables(in.trig);
-    const T* center = in.center.data_ptr<T>();
-    const T* rotation = in.rotation.data_ptr<T>();
-    const T* shape = in.shape.data_ptr<T>();
-    const T* local = in.local.defined() ? in.local.data_ptr<T>() : nullptr;
-    const T* cam_q = in.world ? nullptr : in.camera_rotation.data_ptr<T>();
-    const T* cam_t = in.world ? nullptr : in.camera_translation.data_ptr<T>();
-    const T f = static_cast<T>(in.focal);
+    const InputPointers<T> ptr(in);
+    const T *center = ptr.center, *rotation = ptr.rotation, *shape = ptr.shape, *local = ptr.local;
+    const T *cam_q = ptr.cam_q, *cam_t = ptr.cam_t;
+    const T f = ptr.focal;
     const T* gp = grad.data_ptr<T>();
     T* out_c = g_center.data_ptr<T>();
     T* out_q = g_rotation.data_ptr<T>();

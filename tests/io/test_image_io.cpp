@@ -2,6 +2,8 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 
+#include "test_support.h"
+
 #include <ATen/ops/arange.h>
 #include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
@@ -17,15 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("lepard_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 TEST(ImageIo, PngRoundTripKeepsRgbOrder) {
-  const auto dir = temp_dir("png");
+  const auto dir = testing::temp_dir("png");
   // A gradient image with distinct channels: R = column, G = row, B = constant.
   auto img = at::zeros({5, 7, 3}, at::kByte);
   img.select(2, 0).copy_(at::arange(7, at::kLong).mul(30).view({1, 7}).expand({5, 7}));
@@ -45,7 +40,7 @@ TEST(ImageIo, PngRoundTripKeepsRgbOrder) {
 }
 
 TEST(ImageIo, BadInputsNameTheFile) {
-  const auto dir = temp_dir("badimg");
+  const auto dir = testing::temp_dir("badimg");
   auto message = [](auto&& fn) {
     try {
       fn();

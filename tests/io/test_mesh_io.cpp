@@ -24,15 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("lepard_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 TEST(MeshIo, ObjRoundTripsVerticesAndFaces) {
-  const auto dir = temp_dir("obj");
+  const auto dir = testing::temp_dir("obj");
   const auto grid = core::make_surface_grid(4, 6);
   const auto shapes = testing::random_shape({2}, at::kDouble, 1);
   const auto verts = core::superquadric_points(shapes.unsqueeze(1), grid.trig);  // (2, V, 3)
@@ -63,7 +56,7 @@ TEST(MeshIo, ObjRoundTripsVerticesAndFaces) {
 }
 
 TEST(MeshIo, BadInputsNameTheFile) {
-  const auto dir = temp_dir("bad");
+  const auto dir = testing::temp_dir("bad");
   const auto grid = core::make_surface_grid(4, 6);
   const auto bad_faces = at::tensor({0L, 1L, 999L}).view({1, 3});
   try {
@@ -80,7 +73,7 @@ TEST(MeshIo, BadInputsNameTheFile) {
 }
 
 TEST(MeshIo, AtomicWriteReplacesWholeFile) {
-  const auto dir = temp_dir("atomic");
+  const auto dir = testing::temp_dir("atomic");
   write_file_atomic(dir / "a" / "b.txt", "first version, longer");
   write_file_atomic(dir / "a" / "b.txt", "second");
   std::ifstream in(dir / "a" / "b.txt");

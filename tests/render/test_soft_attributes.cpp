@@ -5,6 +5,7 @@
 #include <lepard/core/surface_grid.h>
 #include <lepard/render/soft_rasterize.h>
 
+#include "scenes.h"
 #include "test_support.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -24,16 +25,7 @@ namespace {
 using testing::max_abs_diff;
 
 at::Tensor projected_parts(int64_t B, int64_t K, const core::SurfaceGrid& grid, uint64_t seed, double size = 0.5) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const auto opt = at::TensorOptions().dtype(at::kDouble);
-  core::PartParams p;
-  p.center = 0.3 * at::randn({B, K, 3}, gen, opt);
-  p.rotation = testing::random_quaternion({B, K}, at::kDouble, seed + 1);
-  p.shape = testing::random_shape({B, K}, at::kDouble, seed + 2) *
-            at::tensor({size, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0}, at::kDouble);
-  core::Camera cam{testing::random_quaternion({B}, at::kDouble, seed + 3), at::tensor({0.0, 0.0, 3.0}).repeat({B, 1}),
-                   2.0};
-  return core::project_parts_reference(p, at::Tensor(), cam, grid);
+  return testing::projected_parts(B, K, grid, seed, size);
 }
 
 SoftAttributeSettings settings(int64_t size, double sigma, double gamma) {

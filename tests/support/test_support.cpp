@@ -65,7 +65,16 @@ at::Tensor random_quaternion(at::IntArrayRef batch, at::ScalarType dtype, uint64
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <unistd.h>
+
 namespace lepard::testing {
+
+std::filesystem::path temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("lepard_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 at::Tensor pointwise_jacobian(const at::Tensor& out, const std::vector<at::Tensor>& inputs) {
   std::vector<at::Tensor> rows;

@@ -5,6 +5,8 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 namespace lepard::testing {
@@ -31,6 +33,9 @@ at::Tensor random_quaternion(at::IntArrayRef batch, at::ScalarType dtype, uint64
 }  // namespace lepard::testing
 
 namespace lepard::testing {
+
+// A new empty folder under the system's temporary folder, unique to this process.
+std::filesystem::path temp_dir(const std::string& name);
 
 // Autograd Jacobian of a point-wise map: `out` (N, R) where row n depends only on row n
 // of each input (N, C_i). Returns (N, R, sum_i C_i), columns in input order. Inputs
