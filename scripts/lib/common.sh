@@ -8,6 +8,7 @@ LEPARD_PACKAGES=(
   libopenblas0-pthread  # replaces the reference BLAS behind libblas.so.3 (about 25x faster matrix products)
   libspdlog-dev         # logging
   libopencv-imgcodecs-dev libopencv-imgproc-dev  # image files (PNG, JPEG) and drawing
+  nlohmann-json3-dev    # JSON (LASSIE annotations, parameter files)
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )

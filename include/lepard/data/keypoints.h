@@ -1,0 +1,28 @@
+#pragma once
+// The 14 keypoint slots and 16 part labels of the LASSIE family (FACTS.md section 1).
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace lepard::data {
+
+constexpr int64_t kNumKeypoints = 14;
+constexpr int64_t kNumPartLabels = 16;
+
+// Slot names: leye 0, reye 1, lear 2, rear 3, muzzle 4, tail 5, rfuleg 6, rbuleg 7,
+// lfuleg 8, lbuleg 9, rflleg 10, rblleg 11, lflleg 12, lblleg 13.
+const std::array<std::string_view, kNumKeypoints>& keypoint_names();
+
+// The slot of a LASSIE web-image annotation label ("Front right upper leg (knee)" -> 6),
+// or -1 for an unknown label.
+int64_t keypoint_slot_from_label(std::string_view label);
+
+// The slot of a short name ("rfuleg" -> 6), or -1.
+int64_t keypoint_slot_from_name(std::string_view name);
+
+// Part label names, index 1..16: neck, head, torso, tail, (5-8 unused by the grouping),
+// rfuleg, lfuleg, rbuleg, lbuleg, rflleg, lflleg, rblleg, lblleg.
+std::string_view part_label_name(int64_t label);
+
+}  // namespace lepard::data
