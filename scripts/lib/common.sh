@@ -9,6 +9,8 @@ LEPARD_PACKAGES=(
   libspdlog-dev         # logging
   libopencv-imgcodecs-dev libopencv-imgproc-dev  # image files (PNG, JPEG) and drawing
   nlohmann-json3-dev    # JSON (LASSIE annotations, parameter files)
+  libmatio-dev pkg-config  # Pascal-Part .mat annotations
+  python3-scipy python3-numpy  # tests: fixtures written by the real scipy.io.savemat
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )

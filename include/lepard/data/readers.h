@@ -24,3 +24,26 @@ ReadResult read_lassie_web_images(const std::filesystem::path& root, const std::
 ReadResult read_image_folder(const std::filesystem::path& folder, const ReaderOptions& options = {});
 
 }  // namespace lepard::data
+
+namespace lepard::data {
+
+// Pascal-Part (horse, cow, sheep): root/image_sets/<category>.txt lists image ids (with or
+// without ".jpg"), root/JPEGImages/<id>.jpg the images, root/Annotations_Part/<id>.mat the
+// MATLAB structs anno.objects(i) with class, mask and parts(j).part_name / parts(j).mask
+// (read with libmatio). The object used is the first of the requested class (LASSIE takes
+// the first object whatever its class, which fails on images whose first object is a
+// rider). Its parts are grouped into the 16 LASSIE labels (later parts overwrite earlier
+// ones; names outside the grouping, such as a person's "hair", are ignored) and the
+// keypoints derived as LASSIE does: eyes and ears at the part's centroid, the muzzle
+// halfway between its centroid and its lowest pixel, the tail at its highest pixel, each
+// leg keypoint at the lowest pixel of that leg part (the leftmost such pixel), and the
+// tail keypoint marked invisible ("tail top is often occluded"). The crop box surrounds
+// the labelled part pixels. Sample ids are the image ids.
+ReadResult read_pascal_part(const std::filesystem::path& root, const std::string& category,
+                            const ReaderOptions& options = {});
+
+// The LASSIE part label (1..16) of a Pascal-Part part name, or 0 when the grouping has
+// none (FACTS.md section 1: hooves and paws go to the lower leg, whole legs to the upper).
+int64_t part_label_from_pascal_name(const std::string& name);
+
+}  // namespace lepard::data

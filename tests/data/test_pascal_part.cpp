@@ -1,0 +1,112 @@
+// The Pascal-Part reader on annotations written by the real scipy.io.savemat
+// (fixtures/make_pascal_part.py): several objects with the rider first, the real part
+// names (lfho, rbuleg, lhorn, a person's hair), derived keypoints and part maps against
+// values computed by hand from the fixture's rectangles, and the bad-input errors.
+#include <lepard/data/readers.h>
+#include <lepard/io/atomic_file.h>
+#include <lepard/io/image_io.h>
+
+#include "test_support.h"
+
+#include <ATen/ops/full.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace lepard::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+class PascalPart : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = testing::temp_dir("pascal_part");
+    const std::string cmd = std::string(LEPARD_PYTHON) + " " + LEPARD_FIXTURES_DIR + "/make_pascal_part.py " +
+                            root_.string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "fixture generation failed: " << cmd;
+    // The images (80 x 60). OpenCV reads by content, so PNG data under .jpg names is fine.
+    for (const char* id : {"2008_000001", "2008_000002", "2008_000003"}) {
+      io::write_png(root_ / "JPEGImages" / (std::string(id) + ".jpg"), at::full({60, 80, 3}, 90, at::kByte));
+    }
+  }
+  static fs::path root_;
+};
+fs::path PascalPart::root_;
+
+TEST_F(PascalPart, MissingAnnoIsAnErrorNamingTheFile) {
+  try {
+    read_pascal_part(root_, "horse");
+    FAIL() << "expected a DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("2008_000003.mat: no variable 'anno'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(PascalPart, PartsAndKeypointsMatchHandComputedValues) {
+  ReaderOptions opt;
+  opt.skip_bad = true;
+  opt.crop_size = 82;  // the crop box is 82 pixels: crop pixels = original pixels shifted
+  const auto r = read_pascal_part(root_, "horse", opt);
+  ASSERT_EQ(r.samples.size(), 2u);
+  ASSERT_EQ(r.skipped.size(), 1u);
+  const auto& s = r.samples[0];
+  EXPECT_EQ(s.id, "2008_000001");
+  // Labelled pixels span columns 8..63 and rows 6..49: box (8, 6, 55, 43) -> side int(82.5) = 82,
+  // corner (int(35.5 - 41), int(27.5 - 41)) = (-5, -13).
+  EXPECT_EQ(s.crop.size, 82);
+  EXPECT_EQ(s.crop.left, -5);
+  EXPECT_EQ(s.crop.top, -13);
+  auto label = [&](int row, int col) { return s.part_labels[row + 13][col + 5].item<uint8_t>(); };
+  EXPECT_EQ(label(25, 30), 3);   // torso
+  EXPECT_EQ(label(47, 24), 14);  // lfho -> left front lower leg
+  EXPECT_EQ(label(40, 54), 11);  // rbuleg
+  EXPECT_EQ(label(8, 12), 2);    // lhorn -> head
+  EXPECT_EQ(label(30, 61), 4);   // tail
+  EXPECT_EQ(label(2, 35), 0);    // the rider's hair: another object
+  EXPECT_EQ(s.mask[25 + 13][30 + 5].item<uint8_t>(), 1);
+  EXPECT_EQ(s.mask[2 + 13][35 + 5].item<uint8_t>(), 0);
+  const auto k = s.keypoints;
+  auto expect_kp = [&](int slot, float x, float y) {
+    EXPECT_FLOAT_EQ(k[slot][0].item<float>(), x) << "slot " << slot;
+    EXPECT_FLOAT_EQ(k[slot][1].item<float>(), y) << "slot " << slot;
+    EXPECT_EQ(k[slot][2].item<float>(), 1.0f) << "slot " << slot;
+  };
+  expect_kp(0, 15.5f + 5, 12.5f + 13);        // leye: centroid
+  expect_kp(4, 8.75f + 5, 19.0f + 13);        // muzzle: halfway between centroid (9.5, 18) and lowest pixel (8, 20)
+  expect_kp(8, 22.0f + 5, 44.0f + 13);        // lfuleg: leftmost lowest pixel
+  expect_kp(7, 52.0f + 5, 47.0f + 13);        // rbuleg
+  EXPECT_EQ(k[5].abs().sum().item<float>(), 0.0f);  // tail: marked invisible, as LASSIE does
+  EXPECT_EQ(k.select(1, 2).sum().item<float>(), 4.0f);
+  // Image 2: a tail-less horse, no keypoints.
+  EXPECT_EQ(r.samples[1].crop.size, 88);
+  EXPECT_EQ(r.samples[1].keypoints.select(1, 2).sum().item<float>(), 0.0f);
+  EXPECT_NE(r.skipped[0].find("no variable 'anno'"), std::string::npos);
+}
+
+TEST_F(PascalPart, TruncatedFilesAndMissingImagesAreErrors) {
+  const auto root = testing::temp_dir("pascal_bad");
+  fs::create_directories(root / "Annotations_Part");
+  fs::copy(root_ / "Annotations_Part" / "2008_000002.mat", root / "Annotations_Part" / "2008_000002.mat");
+  std::ifstream in(root_ / "Annotations_Part" / "2008_000001.mat", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  io::write_file_atomic(root / "Annotations_Part" / "cut.mat", bytes.substr(0, bytes.size() / 2));
+  io::write_file_atomic(root / "image_sets" / "horse.txt", "cut\n2008_000002\n");
+  ReaderOptions opt;
+  opt.skip_bad = true;
+  const auto r = read_pascal_part(root, "horse", opt);
+  EXPECT_TRUE(r.samples.empty());  // 2008_000002.jpg is missing too
+  ASSERT_EQ(r.skipped.size(), 2u);
+  EXPECT_NE(r.skipped[0].find("cut.mat"), std::string::npos) << r.skipped[0];
+  EXPECT_NE(r.skipped[1].find("2008_000002.jpg does not exist"), std::string::npos) << r.skipped[1];
+  EXPECT_THROW(read_pascal_part(root, "cow"), DataError);  // no image_sets/cow.txt
+  EXPECT_EQ(part_label_from_pascal_name("rbuleg"), 11);
+  EXPECT_EQ(part_label_from_pascal_name("lfho"), 14);
+  EXPECT_EQ(part_label_from_pascal_name("hair"), 0);
+}
+
+}  // namespace
+}  // namespace lepard::data
