@@ -74,14 +74,14 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // Custom Functions reject undefined inputs, so absent ones (no local deformation, no
-// camera in world space) travel as empty placeholders.
-at::Tensor placeholder_if_absent(const at::Tensor& t, const at::Tensor& like) {
+// camera in world space) travel as empty (0-element) tensors.
+at::Tensor empty_if_absent(const at::Tensor& t, const at::Tensor& like) {
   return t.defined() ? t.contiguous() : at::empty({0}, like.options());
 }
-at::Tensor absent_if_placeholder(const at::Tensor& t) { return t.numel() == 0 ? at::Tensor() : t; }
+at::Tensor absent_if_empty(const at::Tensor& t) { return t.numel() == 0 ? at::Tensor() : t; }
 
 detail::ProjectPartsInputs unpack(const variable_list& t, double focal, bool world) {
-  return {t[0], t[1], t[2], absent_if_placeholder(t[3]), absent_if_placeholder(t[4]), absent_if_placeholder(t[5]),
+  return {t[0], t[1], t[2], absent_if_empty(t[3]), absent_if_empty(t[4]), absent_if_empty(t[5]),
           t[6], focal, world};
 }
 
@@ -160,8 +160,8 @@ at::Tensor project_parts(const PartParams& params, const at::Tensor& local, cons
   const auto& like = params.shape;
   return ProjectPartsFunction::apply(
       params.center.contiguous(), params.rotation.contiguous(), params.shape.contiguous(),
-      placeholder_if_absent(local, like), placeholder_if_absent(world ? at::Tensor() : camera.rotation, like),
-      placeholder_if_absent(world ? at::Tensor() : camera.translation, like),
+      empty_if_absent(local, like), empty_if_absent(world ? at::Tensor() : camera.rotation, like),
+      empty_if_absent(world ? at::Tensor() : camera.translation, like),
       grid.trig_like(params.shape), camera.focal,
       std::vector<double>{weights.center, weights.rotation, weights.shape, weights.local, weights.camera}, world,
       use_kernel);

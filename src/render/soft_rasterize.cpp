@@ -177,7 +177,7 @@ at::Tensor soft_attributes(const at::Tensor& verts, const at::Tensor& faces, con
   if (backend == core::Backend::TensorOps || (backend == core::Backend::Auto && !on_cpu)) {
     return soft_attributes_reference(verts, faces, attributes, background, settings);
   }
-  // The background is not differentiated; an absent one travels as an empty placeholder.
+  // The background is not differentiated; an absent one travels as an empty (0-element) tensor.
   const auto bg = background.defined() ? background.detach().to(verts.options()).contiguous()
                                        : at::zeros({0}, verts.options());
   return SoftAttributeFunction::apply(verts.contiguous(), faces.contiguous(), attributes.contiguous(), bg,
