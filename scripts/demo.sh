@@ -2,9 +2,10 @@
 # Installs what is missing (Debian packages), builds lepard, and runs the main job on
 # the embedded default, ending in a report under runs/demo/.
 #
-# Today the main job is geometry and rendering: a gallery of deformable primitives
-# (superquadrics with tapering, bending and diffeomorphic local deformation) written as
-# OBJ files and rendered to PNG sheets with the soft and hard rasterisers.
+# Today the main job covers geometry, rendering and data: a gallery of deformable
+# primitives (superquadrics with tapering, bending and diffeomorphic local deformation)
+# written as OBJ files and rendered to PNG sheets, and a small synthetic horse set from
+# the menagerie with its contact sheet.
 # Later issues extend it to the full loop: synthesise, prepare, train, infer, evaluate.
 #
 # Environment: BUILD_DIR (default build), OUT (default runs/demo), CMAKE_ARGS.
@@ -23,6 +24,11 @@ lepard_log "writing the primitive gallery to ${out}/gallery"
 rm -rf "${out}/gallery"
 "${build_dir}/apps/lepard-gallery" --out "${out}/gallery" --random 4 --seed 1 | tee "${out}/gallery.txt"
 
+lepard_log "generating a small synthetic horse set in ${out}/synth (the menagerie; see docs/data.md)"
+rm -rf "${out}/synth"
+"${build_dir}/apps/lepard-synth" --category horse --count 48 --size 256 --seed 1 --out "${out}/synth" \
+  --contact-sheet 24
+
 report="${out}/report.txt"
 {
   echo "lepard demo report ($(date -u '+%Y-%m-%d %H:%M UTC'))"
@@ -32,6 +38,10 @@ report="${out}/report.txt"
   echo "                  part colours (depth-aware), the hard part ids and the depth"
   echo "  assemblies.png  4 random assemblies of 8 parts: part colours and occlusion"
   echo "  $(find "${out}/gallery" -name '*.obj' | wc -l) OBJ files; open gallery.obj in any mesh viewer"
+  echo
+  echo "Synthetic horses: ${out}/synth/ (LASSIE layout: images/, annotations/, gt/, features/)"
+  echo "  contact_sheet_horse.png  24 crops read back by the LASSIE reader, with the ground-truth"
+  echo "                           part labels, mask outlines and visible keypoints overlaid"
   echo "  (MeshLab, Blender, f3d) to see every primitive side by side. The first line of"
   echo "  each file holds the parameters q_s (a0..a3 size, e1 e2 squareness, t1 t2 taper,"
   echo "  b1 b2 b3 bend) and the local deformation that made it:"

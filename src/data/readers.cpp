@@ -4,6 +4,7 @@
 #include <lepard/data/readers.h>
 #include <lepard/io/image_io.h>
 
+#include <ATen/TensorOperators.h>
 #include <ATen/ops/zeros.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -139,6 +140,19 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
       if (s.crop.size <= 0) throw DataError(where + " (id " + image_id + "): the keypoints span no area");
       s.image = crop_image(image, s.crop, options.crop_size);
       if (kps_col >= 0) s.keypoints = crop_keypoints(kps, s.crop, options.crop_size);
+      // Ground truth beside the layout, when there is some (the synthetic menagerie writes it):
+      // root/gt/<category>/mask_<id>.png (0 / 255) and parts_<id>.png (labels 0..16).
+      const fs::path gt = root / "gt" / category;
+      for (const auto& [file, target] : {std::make_pair("mask_", &s.mask), std::make_pair("parts_", &s.part_labels)}) {
+        const fs::path path = gt / (file + image_id + ".png");
+        if (!fs::exists(path)) continue;
+        const auto map = load_image(path).select(2, 0).contiguous();
+        if (map.size(0) != s.original_height || map.size(1) != s.original_width) {
+          throw DataError(path.string() + " does not have the size of its image " + s.image_path.string());
+        }
+        *target = crop_image(std::string(file) == "mask_" ? (map > 127).to(at::kByte) : map, s.crop, options.crop_size,
+                             Interpolation::Nearest);
+      }
       result.samples.push_back(std::move(s));
     });
   }

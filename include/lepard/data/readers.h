@@ -14,7 +14,9 @@ namespace lepard::data {
 // a Label-Studio export with columns id, img_url and (optionally) kps: a JSON list of
 // {"x": %, "y": %, "keypointlabels": [label]} in percent of the image width and height.
 // Visible = annotated. The crop box surrounds the visible keypoints (the whole image when
-// there are none). Sample ids are "<category>/<id>".
+// there are none). Sample ids are "<category>/<id>". Where root/gt/<category>/ holds
+// mask_<id>.png (0 / 255) and parts_<id>.png (LASSIE labels 0..16), as the synthetic
+// menagerie writes, they become the sample's mask and part labels.
 ReadResult read_lassie_web_images(const std::filesystem::path& root, const std::string& category,
                                   const ReaderOptions& options = {});
 

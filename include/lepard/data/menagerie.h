@@ -1,0 +1,67 @@
+#pragma once
+// The synthetic menagerie: procedural articulated animals with full ground truth, so that
+// training and every metric can run where the real datasets and DINO weights cannot be
+// downloaded (DESIGN.md "Data").
+//
+// Each body part is a swept tube (a path with a radius profile and low-frequency radial
+// noise), not a superquadric, labelled with its LASSIE part label. Quadruped and biped
+// skeletons are articulated at random within joint limits; a camera looks at the animal
+// from a random azimuth and elevation. Rendering uses the project's hard rasteriser:
+// Lambert shading, per-species textures (stripes, patches, wool), cluttered backgrounds.
+//
+// The DINO surrogate is a SIMULATION of DINO ViT features, stored exactly as real ones
+// are (.npy, float32, [H/8, W/8, D]): every LASSIE part label and every background clutter
+// kind has a fixed random prototype vector (the same for all instances and species, plus a
+// small per-species shift), a patch's feature is the mix of its pixels' prototypes (so
+// features mix at part boundaries as patch features do) plus Gaussian noise of a given
+// level, L2-normalised. It is not DINO: it stands in for it until real weights are given.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lepard::data {
+
+// horse, cow, sheep, zebra, tiger, giraffe, elephant, kangaroo, penguin.
+const std::vector<std::string>& menagerie_categories();
+
+struct SurrogateOptions {
+  int64_t dim = 64;      // feature dimension D
+  double noise = 0.5;    // standard deviation of the per-patch noise, relative to a prototype's norm
+  int64_t stride = 8;    // patch stride in pixels
+};
+
+struct SyntheticImage {
+  at::Tensor image;      // (S, S, 3) uint8
+  at::Tensor mask;       // (S, S) uint8, 1 = animal
+  at::Tensor parts;      // (S, S) uint8, LASSIE labels 0..16
+  at::Tensor depth;      // (S, S) float32, 0 = background
+  at::Tensor keypoints;  // (14, 3) float32: x, y in pixels, visible
+  at::Tensor features;   // (S/8, S/8, D) float32, the DINO surrogate
+  std::string params_json;  // the generating parameters
+};
+
+// One image of `category`; the same (category, size, seed, surrogate) gives the same image.
+SyntheticImage render_synthetic(const std::string& category, int64_t size, uint64_t seed,
+                                const SurrogateOptions& surrogate = {});
+
+struct MenagerieOptions {
+  std::string category = "horse";
+  int64_t count = 100;
+  int64_t size = 256;
+  uint64_t seed = 1;
+  SurrogateOptions surrogate;
+};
+
+// Writes `count` images in the LASSIE web-image layout, so that read_lassie_web_images
+// loads them: root/images/<c>/input_<id>.png and root/annotations/<c>.csv (percent
+// keypoints, visible ones only), plus root/gt/<c>/{mask,parts}_<id>.png,
+// root/gt/<c>/depth_<id>.npy, root/gt/<c>/params_<id>.json and
+// root/features/<c>/input_<id>.npy (the surrogate). Images run in parallel; image i uses
+// seed (seed, i), so the files do not depend on the number of threads.
+void write_menagerie(const std::filesystem::path& root, const MenagerieOptions& options);
+
+}  // namespace lepard::data

@@ -1,0 +1,137 @@
+// The synthetic menagerie: deterministic for a seed, consistent ground truth, a DINO
+// surrogate whose features are consistent per part across instances and species, and a
+// dataset the real LASSIE reader loads.
+#include <lepard/data/contact_sheet.h>
+#include <lepard/data/menagerie.h>
+#include <lepard/data/readers.h>
+#include <lepard/io/npy.h>
+
+#include "test_support.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/cat.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace lepard::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(Menagerie, SameSeedSameImage) {
+  const auto a = render_synthetic("horse", 64, 7), b = render_synthetic("horse", 64, 7);
+  EXPECT_TRUE(a.image.equal(b.image));
+  EXPECT_TRUE(a.parts.equal(b.parts));
+  EXPECT_TRUE(a.features.equal(b.features));
+  EXPECT_EQ(a.params_json, b.params_json);
+  EXPECT_FALSE(render_synthetic("horse", 64, 8).image.equal(a.image));
+  EXPECT_THROW(render_synthetic("unicorn", 64, 1), std::invalid_argument);
+}
+
+TEST(Menagerie, GroundTruthIsConsistentForEverySpecies) {
+  int64_t occluded = 0, visible = 0;
+  for (const auto& category : menagerie_categories()) {
+    for (uint64_t seed = 0; seed < 6; ++seed) {
+      const auto s = render_synthetic(category, 96, seed);
+      const double cover = s.mask.to(at::kDouble).mean().item<double>();
+      EXPECT_GT(cover, 0.03) << category << " seed " << seed;
+      EXPECT_LT(cover, 0.9) << category << " seed " << seed;
+      // Part maps lie inside the mask (and cover all of it: every animal pixel has a part).
+      EXPECT_TRUE(((s.parts > 0) == (s.mask > 0)).all().item<bool>()) << category;
+      EXPECT_TRUE((s.depth > 0).eq(s.mask > 0).all().item<bool>()) << category;
+      // Every visible keypoint lies inside the mask.
+      const auto k = s.keypoints;
+      for (int64_t j = 0; j < 14; ++j) {
+        if (k[j][2].item<float>() == 0) {
+          ++occluded;
+          continue;
+        }
+        ++visible;
+        const int64_t x = std::lround(k[j][0].item<float>()), y = std::lround(k[j][1].item<float>());
+        ASSERT_TRUE(x >= 0 && x < 96 && y >= 0 && y < 96) << category << " slot " << j;
+        EXPECT_EQ(s.mask[y][x].item<uint8_t>(), 1) << category << " seed " << seed << " slot " << j;
+      }
+    }
+  }
+  // Views from all round hide some keypoints (far-side legs, eyes) and show most.
+  EXPECT_GT(occluded, 50);
+  EXPECT_GT(visible, 300);
+}
+
+TEST(Menagerie, SurrogateFeaturesAreConsistentPerPart) {
+  // Patches wholly inside the torso (label 3) of two different species point the same way;
+  // torso and background patches do not.
+  auto torso_and_background = [](const SyntheticImage& s, at::Tensor& torso, at::Tensor& bg) {
+    const int64_t G = s.features.size(0);
+    const auto labels = s.parts.view({G, 8, G, 8}).permute({0, 2, 1, 3}).reshape({G, G, 64}).to(at::kLong);
+    const auto pure_torso = (labels == 3).all(-1), pure_bg = (labels == 0).all(-1);
+    torso = s.features.index({pure_torso});
+    bg = s.features.index({pure_bg});
+  };
+  SurrogateOptions quiet;
+  quiet.noise = 0.1;
+  // Pool patches over a few views of each species (a view from behind shows little torso).
+  auto pooled = [&](const std::string& category, at::Tensor& torso, at::Tensor& bg) {
+    std::vector<at::Tensor> ts, bs;
+    for (uint64_t seed = 0; seed < 6; ++seed) {
+      at::Tensor t, b;
+      torso_and_background(render_synthetic(category, 128, seed, quiet), t, b);
+      ts.push_back(t);
+      bs.push_back(b);
+    }
+    torso = at::cat(ts, 0);
+    bg = at::cat(bs, 0);
+  };
+  at::Tensor t1, b1, t2, b2;
+  pooled("horse", t1, b1);
+  pooled("cow", t2, b2);
+  ASSERT_GT(t1.size(0), 3);
+  ASSERT_GT(t2.size(0), 3);
+  ASSERT_GT(b2.size(0), 3);
+  EXPECT_NEAR(t1.norm(2, {1}).mean().item<float>(), 1.0f, 1e-4);  // L2-normalised
+  const double same_part = t1.matmul(t2.t()).mean().item<double>();
+  const double part_vs_bg = t1.matmul(b2.t()).mean().item<double>();
+  EXPECT_GT(same_part, 0.6);
+  EXPECT_LT(part_vs_bg, 0.3);
+}
+
+TEST(Menagerie, DatasetIsDeterministicAndLoadsThroughTheLassieReader) {
+  const auto a = testing::temp_dir("menagerie_a"), b = testing::temp_dir("menagerie_b");
+  MenagerieOptions o;
+  o.category = "giraffe";
+  o.count = 6;
+  o.size = 64;
+  o.seed = 11;
+  write_menagerie(a, o);
+  write_menagerie(b, o);
+  for (const char* rel : {"annotations/giraffe.csv", "images/giraffe/input_3.png", "gt/giraffe/parts_5.png",
+                          "gt/giraffe/depth_0.npy", "gt/giraffe/params_2.json", "features/giraffe/input_4.npy"}) {
+    ASSERT_TRUE(fs::exists(a / rel)) << rel;
+    EXPECT_EQ(bytes(a / rel), bytes(b / rel)) << rel;
+  }
+  const auto features = io::read_npy(a / "features/giraffe/input_0.npy");
+  EXPECT_EQ(features.sizes(), (at::IntArrayRef{8, 8, 64}));
+  ReaderOptions ro;
+  ro.crop_size = 64;
+  const auto r = read_lassie_web_images(a, "giraffe", ro);
+  ASSERT_EQ(r.samples.size(), 6u);
+  for (const auto& s : r.samples) {
+    ASSERT_TRUE(s.mask.defined() && s.part_labels.defined()) << s.id;
+    EXPECT_TRUE(((s.part_labels > 0) == (s.mask > 0)).all().item<bool>()) << s.id;
+    EXPECT_GT(s.keypoints.select(1, 2).sum().item<float>(), 0.0f) << s.id;
+  }
+  const auto sheet = contact_sheet(r.samples, 3);
+  EXPECT_EQ(sheet.sizes(), (at::IntArrayRef{2 * 68 - 4, 3 * 68 - 4, 3}));
+}
+
+}  // namespace
+}  // namespace lepard::data
