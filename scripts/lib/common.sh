@@ -10,7 +10,7 @@ LEPARD_PACKAGES=(
   libopencv-imgcodecs-dev libopencv-imgproc-dev  # image files (PNG, JPEG) and drawing
   nlohmann-json3-dev    # JSON (LASSIE annotations, parameter files)
   libmatio-dev pkg-config  # Pascal-Part .mat annotations
-  python3-scipy python3-numpy  # tests: fixtures written by the real scipy.io.savemat
+  python3-scipy python3-numpy python3-torch  # tests: fixtures written by the real scipy.io.savemat, numpy.save, torch.save
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )

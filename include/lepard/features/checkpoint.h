@@ -1,0 +1,33 @@
+#pragma once
+// Reading the released DINO checkpoints without Python: torch.save zip files, including
+// those whose top level is an OrderedDict (what torch.save(model.state_dict()) writes and
+// LibTorch 1.13's torch::pickle_load rejects) and whose values are nn.Parameter, and full
+// training checkpoints that nest dicts (student / teacher, module., backbone.).
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lepard::features {
+
+// A flat, ordered list of (key, tensor); nested dicts are flattened with '.' joining
+// their keys ("teacher" / "backbone.pos_embed" -> "teacher.backbone.pos_embed"). Entries
+// that are not tensors (epochs, optimiser settings, argparse namespaces) are dropped.
+using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Reads a torch.save file (the zip format of PyTorch >= 1.6). Throws CheckpointError
+// naming the file and what is wrong: a legacy (non-zip) file with the command that
+// converts it, a truncated or compressed archive, a pickle opcode or a storage type it
+// does not support (with its offset), a storage entry that is missing or short.
+StateDict load_torch_checkpoint(const std::filesystem::path& path);
+
+}  // namespace lepard::features
