@@ -91,5 +91,28 @@ TEST_F(Checkpoint, BadFilesGetTheirErrors) {
   EXPECT_NE(error_of(dir_ / "missing.pth").find("cannot open"), std::string::npos);
 }
 
+TEST_F(Checkpoint, SafetensorsLoadToTheSameNumbers) {
+  const auto st = load_state_dict(dir_ / "state_dict.safetensors");
+  const auto pt = load_state_dict(dir_ / "state_dict.pth");
+  ASSERT_EQ(st.size(), pt.size());
+  for (size_t i = 0; i < st.size(); ++i) {
+    EXPECT_EQ(st[i].first, pt[i].first);
+    EXPECT_TRUE(st[i].second.equal(pt[i].second)) << st[i].first;
+  }
+  // A truncated file names the tensor and its offsets.
+  std::ifstream in(dir_ / "state_dict.safetensors", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  io::write_file_atomic(dir_ / "cut.safetensors", bytes.substr(0, bytes.size() - 10));
+  std::string message;
+  try {
+    load_safetensors(dir_ / "cut.safetensors");
+  } catch (const CheckpointError& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("truncated: tensor '2.num_batches_tracked' needs data bytes"), std::string::npos) << message;
+  io::write_file_atomic(dir_ / "bad.safetensors", std::string("\x05\0\0\0\0\0\0\0{oops"));
+  EXPECT_THROW(load_safetensors(dir_ / "bad.safetensors"), CheckpointError);
+}
+
 }  // namespace
 }  // namespace lepard::features

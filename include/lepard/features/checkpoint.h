@@ -30,4 +30,14 @@ class CheckpointError : public std::runtime_error {
 // does not support (with its offset), a storage entry that is missing or short.
 StateDict load_torch_checkpoint(const std::filesystem::path& path);
 
+// Reads a safetensors file: u64 little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data.
+// dtypes F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. Errors name the key and the offsets
+// (a truncated file, offsets outside the data, an unknown dtype, malformed JSON).
+StateDict load_safetensors(const std::filesystem::path& path);
+
+// Either format, chosen by the file's first bytes (a legacy torch file gets its
+// conversion hint).
+StateDict load_state_dict(const std::filesystem::path& path);
+
 }  // namespace lepard::features
