@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -166,6 +167,13 @@ void init_logging() {
     return l;
   }();
   (void)logger;
+}
+
+void tune_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // exec failed (no /proc?): go on with the busy-waiting default.
 }
 
 void set_threads(int64_t n) {

@@ -51,6 +51,15 @@ int64_t default_threads();
 // Sends log messages (spdlog's default logger) to stderr, keeping stdout for results.
 void init_logging();
 
+// Call first in main(). When the environment sets neither OMP_WAIT_POLICY nor
+// GOMP_SPINCOUNT, re-executes the program with OMP_WAIT_POLICY=passive. Why: with
+// Debian's LibTorch the BLAS is OpenBLAS with its own threads, and OpenMP's threads
+// busy-wait after every parallel ATen operation; the two pools then fight over the cores
+// and matrix products run 2-3x slower (docs/BENCHMARKS.md, "ViT"). libgomp reads the
+// policy only at start-up, hence the re-exec. Set OMP_WAIT_POLICY yourself (to anything)
+// to keep your own choice.
+void tune_openmp(char** argv);
+
 // Sets LibTorch's intra-op threads (LibTorch starts with one). Throws
 // std::invalid_argument naming --threads when n < 1.
 void set_threads(int64_t n);

@@ -10,7 +10,8 @@ LEPARD_PACKAGES=(
   libopencv-imgcodecs-dev libopencv-imgproc-dev  # image files (PNG, JPEG) and drawing
   nlohmann-json3-dev    # JSON (LASSIE annotations, parameter files)
   libmatio-dev pkg-config  # Pascal-Part .mat annotations
-  python3-scipy python3-numpy python3-torch  # tests: fixtures written by the real scipy.io.savemat, numpy.save, torch.save
+  zlib1g-dev            # indexed (palette) PNG label maps
+  python3-scipy python3-numpy python3-torch python3-pil  # tests: fixtures written by the real scipy.io.savemat, numpy.save, torch.save, PIL
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )
