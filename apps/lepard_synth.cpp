@@ -18,14 +18,15 @@ int main(int argc, char** argv) {
   using namespace lepard;
   std::string out = "runs/synth", category = "horse";
   int64_t count = 100, size = 256, seed = 1, dim = 64, sheet = 24, threads = cli::default_threads();
-  double noise = data::SurrogateOptions{}.noise;
+  double noise = data::SurrogateOptions{}.noise, saliency_noise = data::SurrogateOptions{}.saliency_noise;
   std::string known;
   for (const auto& c : data::menagerie_categories()) known += (known.empty() ? "" : ", ") + c;
   cli::Parser parser("lepard-synth",
                      "Generates procedural articulated animals (the synthetic menagerie) in the LASSIE web-image\n"
                      "layout: images/<category>/input_<id>.png and annotations/<category>.csv, plus ground truth\n"
                      "(gt/<category>/: masks, 16-label part maps, depth, generating parameters) and the DINO\n"
-                     "surrogate features (features/<category>/input_<id>.npy: a SIMULATION of DINO features).\n"
+                     "surrogate (features/<category>/input_<id>.npy and saliency/<category>/input_<id>.npy: a\n"
+                     "SIMULATION of DINO features and CLS-attention saliency, for lepard-prepare --surrogate).\n"
                      "Categories: " + known + ".");
   parser.flag("out", &out, "dataset root")
       .flag("category", &category, "animal category")
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
       .flag("size", &size, "image side, pixels (a multiple of 8)")
       .flag("seed", &seed, "seed: the same seed gives the same files")
       .flag("feature-dim", &dim, "dimension of the surrogate features")
-      .flag("feature-noise", &noise, "noise level of the surrogate features")
+      .flag("feature-noise", &noise, "noise level of the surrogate features (the default is calibrated: see docs/features.md)")
+      .flag("saliency-noise", &saliency_noise, "noise level of the surrogate saliency")
       .flag("contact-sheet", &sheet, "images on the contact sheet (0: none)")
       .flag("threads", &threads, "worker threads")
       .epilog("example:\n  lepard-synth --category giraffe --count 1000 --size 256 --seed 1 --out runs/synth");
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     o.seed = static_cast<uint64_t>(seed);
     o.surrogate.dim = dim;
     o.surrogate.noise = noise;
+    o.surrogate.saliency_noise = saliency_noise;
     const auto start = std::chrono::steady_clock::now();
     data::write_menagerie(out, o);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

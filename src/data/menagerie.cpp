@@ -536,6 +536,34 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
     }
   }
 
+  // The surrogate's saliency (simulated CLS attention).
+  {
+    // Attention per part label (DINO's CLS attention peaks on heads and bodies) and per
+    // background clutter kind (a few clutter kinds draw some attention, as real clutter does).
+    static const double part_gain[kNumPartLabels + 1] = {0, 0.8, 1.0, 0.75, 0.45, 0, 0, 0, 0,
+                                                         0.55, 0.55, 0.55, 0.55, 0.4, 0.4, 0.4, 0.4};
+    static const double clutter_gain[kBackgroundKinds] = {0, 0.05, 0, 0.25, 0, 0.1, 0, 0.35};
+    out.saliency = at::zeros({G, G}, at::kFloat);
+    float* sal = out.saliency.data_ptr<float>();
+    double lo = 1e30, hi = -1e30;
+    std::vector<double> raw(static_cast<size_t>(G * G));
+    for (int64_t gy = 0; gy < G; ++gy)
+      for (int64_t gx = 0; gx < G; ++gx) {
+        double a = 0;
+        for (int64_t y = gy * surrogate.stride; y < (gy + 1) * surrogate.stride; ++y)
+          for (int64_t x = gx * surrogate.stride; x < (gx + 1) * surrogate.stride; ++x) {
+            const int64_t i = y * S + x;
+            a += parts[i] > 0 ? part_gain[parts[i]] : clutter_gain[background_kind[i]];
+          }
+        a = std::max(0.0, a / static_cast<double>(surrogate.stride * surrogate.stride) + surrogate.saliency_noise * rng.normal());
+        raw[static_cast<size_t>(gy * G + gx)] = a;
+        lo = std::min(lo, a);
+        hi = std::max(hi, a);
+      }
+    for (int64_t i = 0; i < G * G; ++i)
+      sal[i] = static_cast<float>((raw[static_cast<size_t>(i)] - lo) / std::max(hi - lo, 1e-12));
+  }
+
   nlohmann::json params;
   params["category"] = category;
   params["seed"] = seed;
@@ -544,7 +572,8 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
                       {"distance", distance}, {"focal", focal}};
   params["articulation"] = animal.articulation;
   params["parts"] = K;
-  params["surrogate"] = {{"dim", D}, {"noise", surrogate.noise}, {"stride", surrogate.stride}};
+  params["surrogate"] = {{"dim", D}, {"noise", surrogate.noise}, {"stride", surrogate.stride},
+                         {"saliency_noise", surrogate.saliency_noise}};
   out.params_json = params.dump(2);
   return out;
 }
@@ -564,6 +593,7 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
       io::write_npy(root / "gt" / c / ("depth_" + id + ".npy"), s.depth);
       io::write_file_atomic(root / "gt" / c / ("params_" + id + ".json"), s.params_json);
       io::write_npy(root / "features" / c / ("input_" + id + ".npy"), s.features);
+      io::write_npy(root / "saliency" / c / ("input_" + id + ".npy"), s.saliency);
       // Label-Studio style keypoints in percent of the image, visible ones only.
       nlohmann::json kps = nlohmann::json::array();
       static const char* labels[kNumKeypoints] = {

@@ -28,6 +28,10 @@ at::Tensor squared_distances(const at::Tensor& x, const at::Tensor& x2, const at
 
 }  // namespace
 
+at::Tensor squared_distances(const at::Tensor& points, const at::Tensor& centroids) {
+  return squared_distances(points, (points * points).sum(1, true), centroids);
+}
+
 KMeansResult kmeans(const at::Tensor& points, const KMeansOptions& o) {
   TORCH_CHECK(points.dim() == 2 && points.is_floating_point(), "kmeans: points must be (N, D) floating, got ",
               points.sizes());

@@ -14,7 +14,10 @@
 // kind has a fixed random prototype vector (the same for all instances and species, plus a
 // small per-species shift), a patch's feature is the mix of its pixels' prototypes (so
 // features mix at part boundaries as patch features do) plus Gaussian noise of a given
-// level, L2-normalised. It is not DINO: it stands in for it until real weights are given.
+// level, L2-normalised. Its saliency simulates DINO's last-layer CLS attention: each
+// patch's share of animal pixels weighted by part (head highest, legs and tail lower),
+// some attention on a few background clutter kinds, Gaussian noise, min-max normalised.
+// It is not DINO: it stands in for it until real weights are given.
 
 #include <ATen/core/Tensor.h>
 
@@ -32,6 +35,7 @@ struct SurrogateOptions {
   int64_t dim = 64;      // feature dimension D
   double noise = 0.5;    // standard deviation of the per-patch noise, relative to a prototype's norm
   int64_t stride = 8;    // patch stride in pixels
+  double saliency_noise = 0.1;  // standard deviation of the saliency noise (before normalising)
 };
 
 struct SyntheticImage {
@@ -41,6 +45,7 @@ struct SyntheticImage {
   at::Tensor depth;      // (S, S) float32, 0 = background
   at::Tensor keypoints;  // (14, 3) float32: x, y in pixels, visible
   at::Tensor features;   // (S/8, S/8, D) float32, the DINO surrogate
+  at::Tensor saliency;   // (S/8, S/8) float32 in [0, 1], the surrogate's CLS-attention saliency
   std::string params_json;  // the generating parameters
 };
 
@@ -60,7 +65,8 @@ struct MenagerieOptions {
 // loads them: root/images/<c>/input_<id>.png and root/annotations/<c>.csv (percent
 // keypoints, visible ones only), plus root/gt/<c>/{mask,parts}_<id>.png,
 // root/gt/<c>/depth_<id>.npy, root/gt/<c>/params_<id>.json and
-// root/features/<c>/input_<id>.npy (the surrogate). Images run in parallel; image i uses
+// root/features/<c>/input_<id>.npy and root/saliency/<c>/input_<id>.npy (the surrogate,
+// for the whole image; features::load_surrogate crops it like the image). Images run in parallel; image i uses
 // seed (seed, i), so the files do not depend on the number of threads.
 void write_menagerie(const std::filesystem::path& root, const MenagerieOptions& options);
 

@@ -25,6 +25,9 @@ struct KMeansResult {
 // points: (N, D) floating, any device. Deterministic for a seed on a given device.
 KMeansResult kmeans(const at::Tensor& points, const KMeansOptions& options = {});
 
+// Squared distances (N, k) of points (N, D) to centroids (k, D), through one matrix product.
+at::Tensor squared_distances(const at::Tensor& points, const at::Tensor& centroids);
+
 // The adjusted Rand index of two labelings (N) int64: 1 for identical partitions (up to
 // renaming), about 0 for independent ones.
 double adjusted_rand_index(const at::Tensor& a, const at::Tensor& b);

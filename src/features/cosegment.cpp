@@ -1,0 +1,137 @@
+#include <lepard/features/cosegment.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/TensorIndexing.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/linalg_eigh.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/randperm.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros_like.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace lepard::features {
+namespace {
+
+at::Tensor subsample(const at::Tensor& points, int64_t max_points, uint64_t seed) {
+  if (max_points <= 0 || points.size(0) <= max_points) return points;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto pick = at::randperm(points.size(0), gen, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, max_points);
+  return points.index_select(0, pick.to(points.device()));
+}
+
+KMeansResult fit(const at::Tensor& points, int64_t k, const CosegOptions& o, uint64_t seed) {
+  KMeansOptions ko = o.kmeans;
+  ko.k = std::min(k, points.size(0));
+  ko.seed = seed;
+  return kmeans(subsample(points, o.max_fit_points, seed), ko);
+}
+
+}  // namespace
+
+CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector<at::Tensor>& saliency,
+                      const CosegOptions& o) {
+  if (features.empty()) throw std::invalid_argument("cosegment: no images");
+  if (features.size() != saliency.size())
+    throw std::invalid_argument("cosegment: " + std::to_string(features.size()) + " feature maps but " +
+                                std::to_string(saliency.size()) + " saliency maps");
+  const int64_t D = features[0].size(-1);
+  std::vector<at::Tensor> flat, sal, candidate;
+  for (size_t i = 0; i < features.size(); ++i) {
+    const auto& f = features[i];
+    if (f.dim() != 3 || f.size(2) != D || saliency[i].dim() != 2 || saliency[i].size(0) != f.size(0) ||
+        saliency[i].size(1) != f.size(1))
+      throw std::invalid_argument("cosegment: image " + std::to_string(i) + " has features " +
+                                  c10::str(f.sizes()) + " and saliency " + c10::str(saliency[i].sizes()) +
+                                  " (expected (gh, gw, " + std::to_string(D) + ") and (gh, gw))");
+    auto x = f.reshape({-1, D}).to(at::kFloat);
+    x = x / at::linalg_vector_norm(x, 2, {1}, true).clamp_min(1e-12);
+    flat.push_back(x);
+    sal.push_back(saliency[i].reshape({-1}).to(x.device(), at::kFloat));
+  }
+  const auto all = at::cat(flat);
+  const auto salient = sal.empty() ? at::Tensor() : at::cat(sal) >= o.saliency_threshold;
+  if (salient.sum().item<int64_t>() == 0)
+    throw std::invalid_argument("cosegment: no patch has saliency >= " + std::to_string(o.saliency_threshold));
+  CosegResult r;
+  r.salient_mean = all.index({salient}).mean(0);
+  for (const auto& x : flat) {
+    const auto d = ((x - r.salient_mean) * (x - r.salient_mean)).sum(1);
+    candidate.push_back(d / d.max().clamp_min(1e-12) < o.distance_threshold);
+  }
+  const auto is_candidate = at::cat(candidate);
+  const auto fg_points = all.index({is_candidate}), bg_points = all.index({~is_candidate});
+  if (fg_points.size(0) == 0 || bg_points.size(0) == 0)
+    throw std::invalid_argument("cosegment: every patch is on one side of the distance threshold (" +
+                                std::to_string(fg_points.size(0)) + " foreground candidates of " +
+                                std::to_string(all.size(0)) + ")");
+
+  KMeansResult fg;
+  if (o.elbow) {
+    double previous = 0;
+    for (int64_t k = 2; k <= o.max_k; ++k) {
+      auto run = fit(fg_points, k, o, o.kmeans.seed);
+      if (k > 2 && run.inertia > o.elbow_ratio * previous) break;
+      previous = run.inertia;
+      fg = std::move(run);
+    }
+  } else {
+    fg = fit(fg_points, o.fg_clusters, o, o.kmeans.seed);
+  }
+  const auto bg = fit(bg_points, o.bg_clusters, o, o.kmeans.seed + 1);
+  r.fg_centroids = fg.centroids;
+  r.bg_centroids = bg.centroids;
+  r.clusters = fg.centroids.size(0);
+
+  const auto [fg_dist, fg_index] = squared_distances(all, fg.centroids).min(1);
+  const auto bg_dist = std::get<0>(squared_distances(all, bg.centroids).min(1));
+  const auto is_fg = fg_dist < bg_dist;
+  const auto labels = at::where(is_fg, fg_index + 1, at::zeros_like(fg_index)).to(at::kByte).cpu();
+  r.fg_fraction = is_fg.to(at::kDouble).mean().item<double>();
+
+  at::Tensor components, centre;
+  if (o.pca_dims > 0) {
+    const auto fg_all = all.index({is_fg});
+    if (fg_all.size(0) < 2) throw std::invalid_argument("cosegment: too few foreground patches for PCA");
+    centre = fg_all.mean(0);
+    const auto x = (fg_all - centre).to(at::kDouble);
+    const auto [values, vectors] = at::linalg_eigh(x.t().matmul(x) / static_cast<double>(x.size(0)));
+    const int64_t dims = std::min(o.pca_dims, D);
+    components = vectors.narrow(1, D - dims, dims).flip({1}).to(at::kFloat);  // largest first
+  }
+  int64_t offset = 0;
+  for (size_t i = 0; i < flat.size(); ++i) {
+    const int64_t n = flat[i].size(0), gh = features[i].size(0), gw = features[i].size(1);
+    r.labels.push_back(labels.narrow(0, offset, n).view({gh, gw}).clone());
+    if (components.defined())
+      r.pca.push_back((flat[i] - centre).matmul(components).view({gh, gw, -1}).cpu().contiguous());
+    offset += n;
+  }
+  return r;
+}
+
+double foreground_iou(const std::vector<at::Tensor>& labels, const std::vector<at::Tensor>& masks) {
+  if (labels.size() != masks.size() || labels.empty())
+    throw std::invalid_argument("foreground_iou: " + std::to_string(labels.size()) + " label maps and " +
+                                std::to_string(masks.size()) + " masks");
+  double total = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const auto& l = labels[i];
+    const auto& m = masks[i];
+    const int64_t H = m.size(0), W = m.size(1), gh = l.size(0), gw = l.size(1);
+    // Nearest by pixel centre: pixel y takes row floor((y + 0.5) gh / H).
+    const auto rows = ((at::arange(H, at::kDouble) + 0.5) * (static_cast<double>(gh) / H)).floor().to(at::kLong).clamp_max(gh - 1);
+    const auto cols = ((at::arange(W, at::kDouble) + 0.5) * (static_cast<double>(gw) / W)).floor().to(at::kLong).clamp_max(gw - 1);
+    const auto fg = l.cpu().index_select(0, rows).index_select(1, cols) > 0;
+    const auto gt = m.cpu() > 0;
+    const double inter = (fg & gt).sum().item<double>(), uni = (fg | gt).sum().item<double>();
+    total += uni > 0 ? inter / uni : 1.0;
+  }
+  return total / static_cast<double>(labels.size());
+}
+
+}  // namespace lepard::features

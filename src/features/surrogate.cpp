@@ -1,0 +1,108 @@
+#include <lepard/features/surrogate.h>
+#include <lepard/io/npy.h>
+
+#include <ATen/ops/empty.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace lepard::features {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path sibling(const fs::path& image_path, const char* folder) {
+  // root/images/<c>/input_<id>.png -> root/<folder>/<c>/input_<id>.npy
+  const auto category = image_path.parent_path().filename();
+  const auto root = image_path.parent_path().parent_path().parent_path();
+  return root / folder / category / (image_path.stem().string() + ".npy");
+}
+
+// The padding feature: a fixed unit vector (splitmix64 stream), the same for every image.
+std::vector<float> padding_vector(int64_t d) {
+  std::vector<float> v(static_cast<size_t>(d));
+  uint64_t state = 0x9add1e9ull;
+  double norm = 0;
+  for (auto& x : v) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    x = static_cast<float>(static_cast<double>(z >> 11) / 9007199254740992.0 - 0.5);
+    norm += static_cast<double>(x) * x;
+  }
+  for (auto& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  return v;
+}
+
+}  // namespace
+
+fs::path surrogate_features_path(const fs::path& image_path) { return sibling(image_path, "features"); }
+fs::path surrogate_saliency_path(const fs::path& image_path) { return sibling(image_path, "saliency"); }
+
+SurrogateMaps load_surrogate(const data::Sample& s, int64_t stride) {
+  const auto fpath = surrogate_features_path(s.image_path), spath = surrogate_saliency_path(s.image_path);
+  at::Tensor f, sal;
+  for (const auto& [path, out] : {std::pair{fpath, &f}, std::pair{spath, &sal}}) {
+    if (!fs::exists(path))
+      throw data::DataError(path.string() + ": no DINO surrogate for " + s.image_path.string() +
+                            " (lepard-synth writes it; use --weights for real images)");
+    try {
+      *out = io::read_npy(path).to(at::kFloat).contiguous();
+    } catch (const std::exception& e) {
+      throw data::DataError(e.what());
+    }
+  }
+  const int64_t gh = s.original_height / stride, gw = s.original_width / stride;
+  if (f.dim() != 3 || f.size(0) != gh || f.size(1) != gw)
+    throw data::DataError(fpath.string() + ": features of shape " + c10::str(f.sizes()) + " for a " +
+                          std::to_string(s.original_height) + "x" + std::to_string(s.original_width) +
+                          " image (expected (" + std::to_string(gh) + ", " + std::to_string(gw) + ", D))");
+  if (sal.dim() != 2 || sal.size(0) != gh || sal.size(1) != gw)
+    throw data::DataError(spath.string() + ": saliency of shape " + c10::str(sal.sizes()) + ", expected (" +
+                          std::to_string(gh) + ", " + std::to_string(gw) + ")");
+  const int64_t D = f.size(2), crop = s.image.size(0), G = crop / stride;
+  const auto pad = padding_vector(D);
+  SurrogateMaps out{at::empty({G, G, D}, at::kFloat), at::empty({G, G}, at::kFloat)};
+  const float* fin = f.data_ptr<float>();
+  const float* sin = sal.data_ptr<float>();
+  float* fo = out.features.data_ptr<float>();
+  float* so = out.saliency.data_ptr<float>();
+  const double scale = static_cast<double>(s.crop.size) / static_cast<double>(crop);
+  std::vector<double> acc(static_cast<size_t>(D));
+  for (int64_t py = 0; py < G; ++py)
+    for (int64_t px = 0; px < G; ++px) {
+      // The crop patch's centre in original pixels, then in original grid units.
+      const double u = (s.crop.left + (px + 0.5) * stride * scale) / stride - 0.5;
+      const double v = (s.crop.top + (py + 0.5) * stride * scale) / stride - 0.5;
+      const auto x0 = static_cast<int64_t>(std::floor(u)), y0 = static_cast<int64_t>(std::floor(v));
+      const double ax = u - x0, ay = v - y0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      double sv = 0;
+      for (int dy = 0; dy < 2; ++dy)
+        for (int dx = 0; dx < 2; ++dx) {
+          const double w = (dx ? ax : 1 - ax) * (dy ? ay : 1 - ay);
+          const int64_t x = x0 + dx, y = y0 + dy;
+          // Inside the image but beyond the last patch centre: clamp to the border patch.
+          const bool inside = u > -0.5 && v > -0.5 && u < gw - 0.5 && v < gh - 0.5;
+          if (!inside) {
+            for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * pad[static_cast<size_t>(d)];
+            continue;
+          }
+          const int64_t cx = std::min(std::max<int64_t>(x, 0), gw - 1), cy = std::min(std::max<int64_t>(y, 0), gh - 1);
+          const float* src = fin + (cy * gw + cx) * D;
+          for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * src[d];
+          sv += w * sin[cy * gw + cx];
+        }
+      double n2 = 0;
+      for (const double a : acc) n2 += a * a;
+      const double inv = 1 / std::max(std::sqrt(n2), 1e-12);
+      for (int64_t d = 0; d < D; ++d) fo[(py * G + px) * D + d] = static_cast<float>(acc[static_cast<size_t>(d)] * inv);
+      so[py * G + px] = static_cast<float>(sv);
+    }
+  return out;
+}
+
+}  // namespace lepard::features
