@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -167,6 +168,30 @@ void init_logging() {
     return l;
   }();
   (void)logger;
+}
+
+void Progress::update(const std::string& stage, int64_t done, int64_t total) {
+  const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (stage != stage_) {
+    stage_ = stage;
+    start_ = now;
+    last_decile_ = -1;
+  }
+  const double rate = now > start_ ? static_cast<double>(done) / (now - start_) : 0.0;
+  const int64_t width = 24, filled = total > 0 ? done * width / total : width;
+  if (::isatty(2)) {
+    std::fprintf(stderr, "\r%s %lld/%lld [%s%s] %.1f/s%s", stage.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total), std::string(static_cast<size_t>(filled), '=').c_str(),
+                 std::string(static_cast<size_t>(width - filled), ' ').c_str(), rate, done >= total ? "\n" : "");
+    std::fflush(stderr);
+    return;
+  }
+  const int64_t decile = total > 0 ? done * 10 / total : 10;
+  if (decile != last_decile_) {
+    last_decile_ = decile;
+    std::fprintf(stderr, "%s %lld/%lld (%.1f/s)\n", stage.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total), rate);
+  }
 }
 
 void tune_openmp(char** argv) {

@@ -45,6 +45,18 @@ class Parser {
   std::vector<Flag> flags_;
 };
 
+// A progress line on stderr: "\r<stage> 37/200 [=====     ] 12.3/s"; on a terminal it
+// redraws, elsewhere (logs, CI) it prints a line at every 10%.
+class Progress {
+ public:
+  void update(const std::string& stage, int64_t done, int64_t total);
+
+ private:
+  std::string stage_;
+  double start_ = 0;
+  int64_t last_decile_ = -1;
+};
+
 // The number of cores: the default of every --threads flag.
 int64_t default_threads();
 

@@ -18,7 +18,10 @@ at::Tensor contact_sheet(const std::vector<Sample>& samples, int64_t columns) {
   const int64_t S = samples[0].image.size(0), gap = 4;
   const int64_t n = static_cast<int64_t>(samples.size()), cols = std::min(columns, n), rows = (n + cols - 1) / cols;
   auto sheet = at::full({rows * (S + gap) - gap, cols * (S + gap) - gap, 3}, 255, at::kByte);
-  const auto palette = render::part_palette(17).contiguous();
+  int64_t colours = 17;  // the 16 part labels; pseudo-label sheets may have more clusters
+  for (const auto& s : samples)
+    if (s.part_labels.defined()) colours = std::max<int64_t>(colours, s.part_labels.max().item<int64_t>() + 1);
+  const auto palette = render::part_palette(colours).contiguous();
   const auto kp_colours = render::part_palette(14).contiguous();
   for (int64_t i = 0; i < n; ++i) {
     const auto& s = samples[i];

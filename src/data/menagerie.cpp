@@ -344,8 +344,42 @@ struct Waves {
 
 // The DINO surrogate's prototype vectors: 17 part labels (0 unused) + 8 background kinds.
 constexpr int64_t kBackgroundKinds = 8, kPrototypes = kNumPartLabels + 1 + kBackgroundKinds;
+// Shares of the common animal and scene directions in the part and background prototypes.
+constexpr double kAnimalShare = 0.75, kSceneShare = 0.9, kSceneAway = 0.9;
+
+// The DINO surrogate's prototypes, (kPrototypes + 1) x D: part labels 0..16, background
+// kinds, and last the zero padding a ViT sees outside an image. DINO's patch features
+// separate object from background along shared directions (their first principal
+// component is foreground vs background): every part prototype holds a common "animal"
+// direction, every background prototype (padding included) a common "scene" direction
+// that points away from it, each plus its own random part.
+std::vector<double> surrogate_prototypes(int64_t D) {
+  Rng proto_rng(0x5eed5eedull);  // the same prototypes for every image and species
+  const double unit = 1 / std::sqrt(static_cast<double>(D));
+  std::vector<double> proto((kPrototypes + 1) * D), animal_dir(D), scene_dir(D);
+  for (auto& v : animal_dir) v = proto_rng.normal() * unit;
+  for (int64_t d = 0; d < D; ++d)
+    scene_dir[d] = -kSceneAway * animal_dir[d] + std::sqrt(1 - kSceneAway * kSceneAway) * proto_rng.normal() * unit;
+  for (int64_t c = 0; c <= kPrototypes; ++c) {
+    const bool part = c <= kNumPartLabels;
+    const double shared = part ? kAnimalShare : kSceneShare, own = std::sqrt(1 - shared * shared);
+    for (int64_t d = 0; d < D; ++d)
+      proto[c * D + d] = shared * (part ? animal_dir[d] : scene_dir[d]) + own * proto_rng.normal() * unit;
+  }
+  return proto;
+}
 
 }  // namespace
+
+at::Tensor surrogate_padding_feature(int64_t dim) {
+  TORCH_CHECK(dim >= 1, "surrogate_padding_feature: dim must be positive");
+  const auto proto = surrogate_prototypes(dim);
+  auto out = at::empty({dim}, at::kFloat);
+  double n2 = 0;
+  for (int64_t d = 0; d < dim; ++d) n2 += proto[kPrototypes * dim + d] * proto[kPrototypes * dim + d];
+  for (int64_t d = 0; d < dim; ++d) out[d] = static_cast<float>(proto[kPrototypes * dim + d] / std::sqrt(n2));
+  return out;
+}
 
 const std::vector<std::string>& menagerie_categories() {
   static const std::vector<std::string> names = [] {
@@ -503,9 +537,7 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
 
   // The DINO surrogate.
   const int64_t G = S / surrogate.stride, D = surrogate.dim;
-  Rng proto_rng(0x5eed5eedull);  // the same prototypes for every image and species
-  std::vector<double> proto(kPrototypes * D);
-  for (auto& v : proto) v = proto_rng.normal() / std::sqrt(static_cast<double>(D));
+  const auto proto = surrogate_prototypes(D);
   Rng species_rng(name_hash(category));
   std::vector<double> species(kPrototypes * D), instance(D);
   for (auto& v : species) v = 0.25 * species_rng.normal() / std::sqrt(static_cast<double>(D));
@@ -542,7 +574,7 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
     // background clutter kind (a few clutter kinds draw some attention, as real clutter does).
     static const double part_gain[kNumPartLabels + 1] = {0, 0.8, 1.0, 0.75, 0.45, 0, 0, 0, 0,
                                                          0.55, 0.55, 0.55, 0.55, 0.4, 0.4, 0.4, 0.4};
-    static const double clutter_gain[kBackgroundKinds] = {0, 0.05, 0, 0.25, 0, 0.1, 0, 0.35};
+    static const double clutter_gain[kBackgroundKinds] = {0, 0, 0, 0.15, 0, 0, 0, 0.2};
     out.saliency = at::zeros({G, G}, at::kFloat);
     float* sal = out.saliency.data_ptr<float>();
     double lo = 1e30, hi = -1e30;

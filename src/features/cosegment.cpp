@@ -114,6 +114,13 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
   return r;
 }
 
+at::Tensor upsample_labels(const at::Tensor& labels, int64_t H, int64_t W) {
+  const int64_t gh = labels.size(0), gw = labels.size(1);
+  const auto rows = ((at::arange(H, at::kDouble) + 0.5) * (static_cast<double>(gh) / H)).floor().to(at::kLong).clamp_max(gh - 1);
+  const auto cols = ((at::arange(W, at::kDouble) + 0.5) * (static_cast<double>(gw) / W)).floor().to(at::kLong).clamp_max(gw - 1);
+  return labels.cpu().index_select(0, rows).index_select(1, cols);
+}
+
 double foreground_iou(const std::vector<at::Tensor>& labels, const std::vector<at::Tensor>& masks) {
   if (labels.size() != masks.size() || labels.empty())
     throw std::invalid_argument("foreground_iou: " + std::to_string(labels.size()) + " label maps and " +
@@ -122,11 +129,7 @@ double foreground_iou(const std::vector<at::Tensor>& labels, const std::vector<a
   for (size_t i = 0; i < labels.size(); ++i) {
     const auto& l = labels[i];
     const auto& m = masks[i];
-    const int64_t H = m.size(0), W = m.size(1), gh = l.size(0), gw = l.size(1);
-    // Nearest by pixel centre: pixel y takes row floor((y + 0.5) gh / H).
-    const auto rows = ((at::arange(H, at::kDouble) + 0.5) * (static_cast<double>(gh) / H)).floor().to(at::kLong).clamp_max(gh - 1);
-    const auto cols = ((at::arange(W, at::kDouble) + 0.5) * (static_cast<double>(gw) / W)).floor().to(at::kLong).clamp_max(gw - 1);
-    const auto fg = l.cpu().index_select(0, rows).index_select(1, cols) > 0;
+    const auto fg = upsample_labels(l, m.size(0), m.size(1)) > 0;
     const auto gt = m.cpu() > 0;
     const double inter = (fg & gt).sum().item<double>(), uni = (fg | gt).sum().item<double>();
     total += uni > 0 ? inter / uni : 1.0;

@@ -1,9 +1,11 @@
 #include <lepard/features/surrogate.h>
+#include <lepard/data/menagerie.h>
 #include <lepard/io/npy.h>
 
 #include <ATen/ops/empty.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <cstdint>
 #include <vector>
 
@@ -20,29 +22,13 @@ fs::path sibling(const fs::path& image_path, const char* folder) {
   return root / folder / category / (image_path.stem().string() + ".npy");
 }
 
-// The padding feature: a fixed unit vector (splitmix64 stream), the same for every image.
-std::vector<float> padding_vector(int64_t d) {
-  std::vector<float> v(static_cast<size_t>(d));
-  uint64_t state = 0x9add1e9ull;
-  double norm = 0;
-  for (auto& x : v) {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    x = static_cast<float>(static_cast<double>(z >> 11) / 9007199254740992.0 - 0.5);
-    norm += static_cast<double>(x) * x;
-  }
-  for (auto& x : v) x = static_cast<float>(x / std::sqrt(norm));
-  return v;
-}
-
 }  // namespace
 
 fs::path surrogate_features_path(const fs::path& image_path) { return sibling(image_path, "features"); }
 fs::path surrogate_saliency_path(const fs::path& image_path) { return sibling(image_path, "saliency"); }
 
-SurrogateMaps load_surrogate(const data::Sample& s, int64_t stride) {
+SurrogateMaps load_surrogate(const data::Sample& s, int64_t G, int64_t stride) {
+  if (G < 1) throw std::invalid_argument("load_surrogate: grid must be positive");
   const auto fpath = surrogate_features_path(s.image_path), spath = surrogate_saliency_path(s.image_path);
   at::Tensor f, sal;
   for (const auto& [path, out] : {std::pair{fpath, &f}, std::pair{spath, &sal}}) {
@@ -63,20 +49,21 @@ SurrogateMaps load_surrogate(const data::Sample& s, int64_t stride) {
   if (sal.dim() != 2 || sal.size(0) != gh || sal.size(1) != gw)
     throw data::DataError(spath.string() + ": saliency of shape " + c10::str(sal.sizes()) + ", expected (" +
                           std::to_string(gh) + ", " + std::to_string(gw) + ")");
-  const int64_t D = f.size(2), crop = s.image.size(0), G = crop / stride;
-  const auto pad = padding_vector(D);
+  const int64_t D = f.size(2);
+  const auto pad_tensor = data::surrogate_padding_feature(D);
+  const float* pad = pad_tensor.data_ptr<float>();
   SurrogateMaps out{at::empty({G, G, D}, at::kFloat), at::empty({G, G}, at::kFloat)};
   const float* fin = f.data_ptr<float>();
   const float* sin = sal.data_ptr<float>();
   float* fo = out.features.data_ptr<float>();
   float* so = out.saliency.data_ptr<float>();
-  const double scale = static_cast<double>(s.crop.size) / static_cast<double>(crop);
+  const double cell = static_cast<double>(s.crop.size) / static_cast<double>(G);  // original pixels per cell
   std::vector<double> acc(static_cast<size_t>(D));
   for (int64_t py = 0; py < G; ++py)
     for (int64_t px = 0; px < G; ++px) {
-      // The crop patch's centre in original pixels, then in original grid units.
-      const double u = (s.crop.left + (px + 0.5) * stride * scale) / stride - 0.5;
-      const double v = (s.crop.top + (py + 0.5) * stride * scale) / stride - 0.5;
+      // The cell's centre in original pixels, then in stored grid units.
+      const double u = (s.crop.left + (px + 0.5) * cell) / stride - 0.5;
+      const double v = (s.crop.top + (py + 0.5) * cell) / stride - 0.5;
       const auto x0 = static_cast<int64_t>(std::floor(u)), y0 = static_cast<int64_t>(std::floor(v));
       const double ax = u - x0, ay = v - y0;
       std::fill(acc.begin(), acc.end(), 0.0);
@@ -88,7 +75,7 @@ SurrogateMaps load_surrogate(const data::Sample& s, int64_t stride) {
           // Inside the image but beyond the last patch centre: clamp to the border patch.
           const bool inside = u > -0.5 && v > -0.5 && u < gw - 0.5 && v < gh - 0.5;
           if (!inside) {
-            for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * pad[static_cast<size_t>(d)];
+            for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * pad[d];
             continue;
           }
           const int64_t cx = std::min(std::max<int64_t>(x, 0), gw - 1), cy = std::min(std::max<int64_t>(y, 0), gh - 1);

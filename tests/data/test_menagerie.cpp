@@ -71,8 +71,8 @@ TEST(Menagerie, SurrogateFeaturesAreConsistentPerPart) {
   // Patches wholly inside the torso (label 3) of two different species point the same way;
   // torso and background patches do not.
   auto torso_and_background = [](const SyntheticImage& s, at::Tensor& torso, at::Tensor& bg) {
-    const int64_t G = s.features.size(0);
-    const auto labels = s.parts.view({G, 8, G, 8}).permute({0, 2, 1, 3}).reshape({G, G, 64}).to(at::kLong);
+    const int64_t G = s.features.size(0), p = s.parts.size(0) / G;
+    const auto labels = s.parts.view({G, p, G, p}).permute({0, 2, 1, 3}).reshape({G, G, p * p}).to(at::kLong);
     const auto pure_torso = (labels == 3).all(-1), pure_bg = (labels == 0).all(-1);
     torso = s.features.index({pure_torso});
     bg = s.features.index({pure_bg});
@@ -119,7 +119,11 @@ TEST(Menagerie, DatasetIsDeterministicAndLoadsThroughTheLassieReader) {
     EXPECT_EQ(bytes(a / rel), bytes(b / rel)) << rel;
   }
   const auto features = io::read_npy(a / "features/giraffe/input_0.npy");
-  EXPECT_EQ(features.sizes(), (at::IntArrayRef{8, 8, 64}));
+  EXPECT_EQ(features.sizes(), (at::IntArrayRef{16, 16, 64}));  // stride 4
+  const auto saliency = io::read_npy(a / "saliency/giraffe/input_0.npy");
+  EXPECT_EQ(saliency.sizes(), (at::IntArrayRef{16, 16}));
+  EXPECT_NEAR(saliency.max().item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(saliency.min().item<double>(), 0.0, 1e-6);
   ReaderOptions ro;
   ro.crop_size = 64;
   const auto r = read_lassie_web_images(a, "giraffe", ro);

@@ -10,9 +10,11 @@
 // Lambert shading, per-species textures (stripes, patches, wool), cluttered backgrounds.
 //
 // The DINO surrogate is a SIMULATION of DINO ViT features, stored exactly as real ones
-// are (.npy, float32, [H/8, W/8, D]): every LASSIE part label and every background clutter
-// kind has a fixed random prototype vector (the same for all instances and species, plus a
-// small per-species shift), a patch's feature is the mix of its pixels' prototypes (so
+// are (.npy, float32, [H/s, W/s, D], s = 4 by default): every LASSIE part label and every
+// background clutter kind has a fixed prototype vector (the same for all instances and
+// species, plus a small per-species shift; parts share an "animal" direction, backgrounds
+// a "scene" direction pointing away from it, as DINO's features split object from
+// background), a patch's feature is the mix of its pixels' prototypes (so
 // features mix at part boundaries as patch features do) plus Gaussian noise of a given
 // level, L2-normalised. Its saliency simulates DINO's last-layer CLS attention: each
 // patch's share of animal pixels weighted by part (head highest, legs and tail lower),
@@ -33,9 +35,9 @@ const std::vector<std::string>& menagerie_categories();
 
 struct SurrogateOptions {
   int64_t dim = 64;      // feature dimension D
-  double noise = 0.5;    // standard deviation of the per-patch noise, relative to a prototype's norm
-  int64_t stride = 8;    // patch stride in pixels
-  double saliency_noise = 0.1;  // standard deviation of the saliency noise (before normalising)
+  double noise = 2.6;    // per-patch noise, relative to a prototype's norm; calibrated (docs/features.md)
+  int64_t stride = 4;    // patch stride in pixels: 4 on a 256 image is the 64x64 grid of LASSIE (512 at stride 8)
+  double saliency_noise = 0.03;  // standard deviation of the saliency noise (before normalising)
 };
 
 struct SyntheticImage {
@@ -44,14 +46,18 @@ struct SyntheticImage {
   at::Tensor parts;      // (S, S) uint8, LASSIE labels 0..16
   at::Tensor depth;      // (S, S) float32, 0 = background
   at::Tensor keypoints;  // (14, 3) float32: x, y in pixels, visible
-  at::Tensor features;   // (S/8, S/8, D) float32, the DINO surrogate
-  at::Tensor saliency;   // (S/8, S/8) float32 in [0, 1], the surrogate's CLS-attention saliency
+  at::Tensor features;   // (S/s, S/s, D) float32, the DINO surrogate (s = its stride)
+  at::Tensor saliency;   // (S/s, S/s) float32 in [0, 1], the surrogate's CLS-attention saliency
   std::string params_json;  // the generating parameters
 };
 
 // One image of `category`; the same (category, size, seed, surrogate) gives the same image.
 SyntheticImage render_synthetic(const std::string& category, int64_t size, uint64_t seed,
                                 const SurrogateOptions& surrogate = {});
+
+// The surrogate's feature of zero padding (outside an image), a unit (dim) vector: what
+// features::load_surrogate gives crop cells beyond the image, as a ViT sees black there.
+at::Tensor surrogate_padding_feature(int64_t dim);
 
 struct MenagerieOptions {
   std::string category = "horse";

@@ -55,6 +55,10 @@ struct CosegResult {
 CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector<at::Tensor>& saliency,
                       const CosegOptions& options = {});
 
+// Label map (gh, gw) -> (H, W), nearest by pixel centre: pixel y takes row
+// floor((y + 0.5) gh / H).
+at::Tensor upsample_labels(const at::Tensor& labels, int64_t height, int64_t width);
+
 // Foreground IoU of label maps against masks: labels (gh, gw) are upsampled (nearest, by
 // pixel centre) to each mask's (H, W). Returns the mean over images of the per-image IoU
 // (an image where both are empty counts 1).

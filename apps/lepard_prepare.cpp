@@ -1,0 +1,211 @@
+// lepard-prepare: DINO features, saliency, co-segmentation and pseudo-labels for a dataset
+// (the pseudo-label cache the trainer reads), or raw ViT features of a folder of images.
+#include <lepard/data/readers.h>
+#include <lepard/features/prepare.h>
+#include <lepard/features/vit.h>
+#include <lepard/io/image_io.h>
+#include <lepard/io/npy.h>
+
+#include "cli/cli.h"
+
+#include <ATen/TensorOperators.h>
+#include <c10/core/InferenceMode.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using namespace lepard;
+
+namespace {
+
+std::vector<std::string> categories_in(const fs::path& data, const std::string& format) {
+  std::vector<std::string> out;
+  if (format == "lassie") {
+    for (const auto& e : fs::directory_iterator(data / "annotations"))
+      if (e.path().extension() == ".csv") out.push_back(e.path().stem().string());
+  } else {
+    for (const auto& e : fs::directory_iterator(data / "image_sets"))
+      if (e.path().extension() == ".txt") out.push_back(e.path().stem().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int raw_mode(const fs::path& images, const fs::path& weights, const fs::path& out, const features::ExtractOptions& eo,
+             const std::vector<int64_t>& heads, const std::string& device) {
+  if (weights.empty()) throw std::invalid_argument("--raw needs --weights");
+  if (!fs::is_directory(images)) throw std::invalid_argument("--images " + images.string() + " is not a folder");
+  auto vit = features::DinoVit::load(weights);
+  vit.to(c10::Device(device));
+  spdlog::info("{} from {} ({} layout); facet {} of block {}", vit.arch().name(), weights.string(), vit.layout(),
+               features::to_string(eo.facet), eo.layer);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(images)) {
+    auto ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::invalid_argument("--images " + images.string() + " holds no .png/.jpg/.jpeg/.bmp images");
+  cli::Progress progress;
+  int failed = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    try {
+      c10::InferenceMode guard;
+      const auto rgb = io::read_image(files[i]);
+      const int64_t p = vit.arch().patch;
+      if (rgb.size(0) % p != 0 || rgb.size(1) % p != 0)
+        spdlog::warn("{}: {}x{} is not a multiple of the patch ({}): the last partial patch is not used",
+                     files[i].string(), rgb.size(0), rgb.size(1), p);
+      const auto x = rgb.permute({2, 0, 1}).unsqueeze(0).to(vit.device()).to(at::kFloat) / 255.0;
+      const auto f = vit.extract(features::imagenet_normalize(x), eo);
+      const auto stem = files[i].stem().string();
+      io::write_npy(out / (stem + ".npy"), f.facet[0].cpu().contiguous());
+      io::write_npy(out / (stem + "_saliency.npy"), features::cls_saliency(f.cls_attention, heads)[0].cpu().contiguous());
+    } catch (const std::exception& e) {
+      spdlog::error("{}: skipped: {}", files[i].string(), e.what());
+      ++failed;
+    }
+    progress.update("features", static_cast<int64_t>(i) + 1, static_cast<int64_t>(files.size()));
+  }
+  std::printf("wrote the %s facet and saliency of %zu images to %s%s\n", features::to_string(eo.facet).c_str(),
+              files.size() - static_cast<size_t>(failed), out.string().c_str(),
+              failed ? (" (" + std::to_string(failed) + " failed)").c_str() : "");
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::tune_openmp(argv);
+  std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5";
+  bool surrogate = false, raw = false, elbow = false, force = false, skip_bad = false;
+  int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = 8, bg_clusters = 8, pca = 0, seed = 0,
+          restarts = 10, iterations = 300, sheet = 24, grid = 64, threads = cli::default_threads();
+  cli::Parser parser(
+      "lepard-prepare",
+      "Computes the self-supervision the trainer uses: for every image of a dataset, DINO ViT features and\n"
+      "CLS-attention saliency of its crop (from --weights, a DINO checkpoint, or --surrogate, the simulation\n"
+      "lepard-synth stores beside synthetic images); co-segments each category's collection (LASSIE's rule:\n"
+      "foreground by distance to the salient mean, k-means of foreground and background) into pseudo-labels\n"
+      "(indexed PNG: 0 background, 1..C clusters) and writes a contact sheet. Re-running skips what is cached\n"
+      "and valid. With ground-truth masks (the menagerie), reports the pseudo-labels' foreground IoU.\n"
+      "Raw mode (--raw) writes a ViT facet and the saliency of each image of a folder, at its own size.");
+  parser.flag("data", &data, "dataset root (LASSIE layout: images/ + annotations/; Pascal-Part: Annotations_Part/)")
+      .flag("format", &format, "auto, lassie or pascal")
+      .flag("category", &category, "one category (default: every category of the dataset)")
+      .flag("out", &out, "cache folder (raw mode: output folder)")
+      .flag("weights", &weights, "DINO checkpoint: torch.save (.pth) or safetensors, DINO/timm or Hugging Face keys")
+      .flag("surrogate", &surrogate, "use the DINO surrogate of synthetic data instead of a ViT")
+      .flag("surrogate-grid", &grid, "surrogate: feature grid on the crop (LASSIE's pseudo-labels are 64x64)")
+      .flag("crop-size", &crop_size, "crop side in pixels (LASSIE's square crop around the object)")
+      .flag("image-size", &image_size, "ViT input side; the crop is resized to it (0: the crop side)")
+      .flag("stride", &stride, "ViT token stride: the patch size (0) or a divisor of it, e.g. 4")
+      .flag("facet", &facet, "key, query, value or token")
+      .flag("layer", &layer, "block whose facet is taken; negative counts from the end")
+      .flag("saliency-heads", &heads, "last-block heads averaged into the saliency (comma-separated)")
+      .flag("clusters", &clusters, "foreground clusters C")
+      .flag("bg-clusters", &bg_clusters, "background clusters")
+      .flag("elbow", &elbow, "choose C by the elbow rule (at most --clusters + 4)")
+      .flag("pca", &pca, "also write foreground-PCA features of this many dimensions (pca/)")
+      .flag("seed", &seed, "k-means seed")
+      .flag("restarts", &restarts, "k-means restarts")
+      .flag("iterations", &iterations, "k-means iterations")
+      .flag("contact-sheet", &sheet, "crops on each category's contact sheet (0: none)")
+      .flag("force", &force, "recompute everything, ignoring the cache")
+      .flag("skip-bad", &skip_bad, "skip unreadable images and annotations (reported) instead of stopping")
+      .flag("raw", &raw, "raw mode: --images DIR --weights FILE --out DIR")
+      .flag("images", &images, "raw mode: folder of images")
+      .flag("device", &device, "cpu or cuda (where LibTorch has it)")
+      .flag("threads", &threads, "intra-op threads")
+      .epilog("examples:\n"
+              "  lepard-synth --count 200 --out runs/synth\n"
+              "  lepard-prepare --data runs/synth --surrogate --out runs/synth/cache\n"
+              "  lepard-prepare --data data/lassie --weights dino_deitsmall8_pretrain.pth --out cache/lassie\n"
+              "  lepard-prepare --raw --images photos/ --weights dino_vitbase16_pretrain.pth --stride 8 --out feats/");
+  parser.parse(argc, argv);
+  cli::init_logging();
+  try {
+    cli::set_threads(threads);
+    if (out.empty()) throw std::invalid_argument("--out is required");
+    std::vector<int64_t> head_list;
+    {
+      std::stringstream ss(heads);
+      std::string item;
+      while (std::getline(ss, item, ','))
+        try {
+          head_list.push_back(std::stoll(item));
+        } catch (const std::exception&) {
+          throw std::invalid_argument("--saliency-heads expects comma-separated integers, got '" + heads + "'");
+        }
+    }
+    features::ExtractOptions eo;
+    eo.facet = features::parse_facet(facet);
+    eo.layer = layer;
+    eo.stride = stride;
+    if (device != "cpu" && device != "cuda") throw std::invalid_argument("--device must be cpu or cuda, got '" + device + "'");
+    if (raw) return raw_mode(images, weights, out, eo, head_list, device);
+
+    if (data.empty()) throw std::invalid_argument("--data is required (or --raw --images)");
+    if (!fs::is_directory(data)) throw std::invalid_argument("--data " + data + " is not a folder");
+    if (surrogate == !weights.empty()) throw std::invalid_argument("give one feature source: --weights FILE or --surrogate");
+    if (!weights.empty() && !fs::exists(weights)) throw std::invalid_argument("--weights " + weights + " does not exist");
+    if (format == "auto") format = fs::exists(fs::path(data) / "annotations") ? "lassie"
+                                   : fs::exists(fs::path(data) / "Annotations_Part") ? "pascal" : "";
+    if (format != "lassie" && format != "pascal")
+      throw std::invalid_argument("--format: " + data + " has neither annotations/ (LASSIE) nor Annotations_Part/ "
+                                  "(Pascal-Part); give --format lassie or pascal");
+    const auto categories = category.empty() ? categories_in(data, format) : std::vector<std::string>{category};
+    if (categories.empty()) throw std::invalid_argument("--data " + data + " holds no categories");
+
+    features::PrepareOptions po;
+    po.weights = weights;
+    po.surrogate = surrogate;
+    po.surrogate_grid = grid;
+    po.image_size = image_size;
+    po.stride = stride;
+    po.facet = eo.facet;
+    po.layer = layer;
+    po.saliency_heads = head_list;
+    po.device = c10::Device(device);
+    po.coseg.fg_clusters = clusters;
+    po.coseg.bg_clusters = bg_clusters;
+    po.coseg.elbow = elbow;
+    po.coseg.max_k = clusters + 4;
+    po.coseg.pca_dims = pca;
+    po.coseg.kmeans.seed = static_cast<uint64_t>(seed);
+    po.coseg.kmeans.restarts = restarts;
+    po.coseg.kmeans.iterations = iterations;
+    po.contact_sheet = sheet;
+    po.force = force;
+    cli::Progress progress;
+    int skipped = 0;
+    for (const auto& c : categories) {
+      data::ReaderOptions ro;
+      ro.crop_size = crop_size;
+      ro.skip_bad = skip_bad;
+      const auto read = format == "lassie" ? data::read_lassie_web_images(data, c, ro) : data::read_pascal_part(data, c, ro);
+      skipped += static_cast<int>(read.skipped.size());
+      po.name = c;
+      po.progress = [&progress, c](const std::string& stage, int64_t done, int64_t total) {
+        progress.update(c + " " + stage, done, total);
+      };
+      const auto r = features::prepare_pseudo_labels(read.samples, out, po);
+      std::printf("%s: %lld images (%lld computed, %lld cached), %lld clusters, %.1f%% of patches foreground%s",
+                  c.c_str(), static_cast<long long>(r.images), static_cast<long long>(r.computed),
+                  static_cast<long long>(r.cached), static_cast<long long>(r.clusters), 100 * r.fg_fraction,
+                  r.coseg_cached ? " (co-segmentation cached)" : "");
+      if (r.foreground_iou) std::printf(", pseudo-label foreground IoU against ground truth %.4f", *r.foreground_iou);
+      std::printf("; features %.1f s, co-segmentation %.1f s\n", r.feature_seconds, r.coseg_seconds);
+    }
+    std::printf("cache: %s%s\n", out.c_str(), skipped ? (" (" + std::to_string(skipped) + " inputs skipped)").c_str() : "");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,80 @@
+#pragma once
+// The pseudo-label cache (`lepard-prepare`): features and saliency of every sample's crop
+// (from a DINO ViT checkpoint or the menagerie's surrogate), co-segmentation of the whole
+// collection, pseudo-labels as indexed PNGs, a contact sheet. Re-running skips what is
+// cached and valid.
+//
+// Layout of CACHE (ids as the reader gives them, e.g. "horse/12"):
+//   features/<id>.npy   (G, G, D) float32, L2-normalised (ViT: G = 1 + (image_size - patch) /
+//                       stride; surrogate: surrogate_grid)
+//   saliency/<id>.npy   (G, G) float32 in [0, 1]
+//   labels/<id>.png     (G, G) indexed PNG: 0 background, 1..C clusters
+//   pca/<id>.npy        (G, G, P) float32, when asked
+//   features/stamp.json the feature settings the files were made with
+//   prepare[_NAME].json settings, cluster count, timings, foreground IoU (with ground truth)
+//   pseudo_labels[_NAME].png  contact sheet: pseudo-labels over the crops, ground-truth outline
+// (NAME: PrepareOptions::name, the category, so that several collections share a cache.)
+
+#include <lepard/data/sample.h>
+#include <lepard/features/cosegment.h>
+#include <lepard/features/vit.h>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lepard::features {
+
+struct PrepareOptions {
+  // Exactly one source: a checkpoint, or the surrogate stored beside synthetic images.
+  std::filesystem::path weights;
+  bool surrogate = false;
+  int64_t surrogate_grid = 64;  // the surrogate's feature grid on the crop (LASSIE's 64)
+  // ViT settings (weights only): the crop is resized to image_size (0 = the crop side).
+  int64_t image_size = 0;
+  int64_t stride = 0;  // 0 = the patch size
+  Facet facet = Facet::Key;
+  int64_t layer = -1;
+  std::vector<int64_t> saliency_heads = {0, 2, 4, 5};
+  c10::Device device = c10::Device(c10::kCPU);
+  CosegOptions coseg;
+  std::string name;            // collection name for the report files ("" = none)
+  int64_t contact_sheet = 24;  // samples on the sheet (0: no sheet)
+  bool force = false;          // recompute everything
+  // Called as work proceeds: stage ("features", "co-segmentation"), done, total.
+  std::function<void(const std::string&, int64_t, int64_t)> progress;
+};
+
+struct PrepareReport {
+  int64_t images = 0;
+  int64_t computed = 0;  // feature maps computed in this run
+  int64_t cached = 0;    // feature maps found valid in the cache
+  bool coseg_cached = false;
+  int64_t clusters = 0;
+  double fg_fraction = 0;
+  std::optional<double> foreground_iou;  // when every sample has a ground-truth mask
+  double feature_seconds = 0, coseg_seconds = 0;
+};
+
+PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, const std::filesystem::path& cache,
+                                    const PrepareOptions& options);
+
+// Fills each sample's pseudo_labels (upsampled to the crop, nearest) and features from a
+// cache. Throws data::DataError naming the file of a sample the cache lacks.
+void attach_pseudo_labels(std::vector<data::Sample>& samples, const std::filesystem::path& cache);
+
+// The cache's file for a sample: cache / kind / (id + ext).
+std::filesystem::path cache_path(const std::filesystem::path& cache, const std::string& kind, const std::string& id,
+                                 const std::string& ext);
+
+// Pseudo-labels over crops (nearest upsampling), the ground-truth outline where there is
+// one: (H, W, 3) uint8.
+at::Tensor pseudo_label_sheet(const std::vector<data::Sample>& samples, const std::vector<at::Tensor>& labels,
+                              int64_t columns = 8);
+
+}  // namespace lepard::features

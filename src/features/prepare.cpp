@@ -1,0 +1,252 @@
+#include <lepard/data/contact_sheet.h>
+#include <lepard/features/prepare.h>
+#include <lepard/features/surrogate.h>
+#include <lepard/io/atomic_file.h>
+#include <lepard/io/image_io.h>
+#include <lepard/io/indexed_png.h>
+#include <lepard/io/npy.h>
+#include <lepard/render/pictures.h>
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/upsample_bilinear2d.h>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace lepard::features {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return in ? std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()) : std::string();
+}
+
+// What the feature files depend on.
+nlohmann::json feature_settings(const std::vector<data::Sample>& samples, const PrepareOptions& o, const DinoVit* vit) {
+  nlohmann::json j;
+  j["crop_size"] = samples.empty() ? 0 : samples[0].image.size(0);
+  if (o.surrogate) {
+    j["source"] = "surrogate";
+    j["grid"] = o.surrogate_grid;
+  } else {
+    std::error_code ec;
+    j["source"] = "weights";
+    j["weights"] = fs::absolute(o.weights).string();
+    j["weights_bytes"] = static_cast<int64_t>(fs::file_size(o.weights, ec));
+    j["weights_modified"] = static_cast<int64_t>(fs::last_write_time(o.weights, ec).time_since_epoch().count());
+    j["arch"] = vit->arch().name();
+    j["image_size"] = o.image_size;
+    j["stride"] = o.stride;
+    j["facet"] = to_string(o.facet);
+    j["layer"] = o.layer;
+    j["saliency_heads"] = o.saliency_heads;
+  }
+  return j;
+}
+
+nlohmann::json coseg_settings(const CosegOptions& c) {
+  return {{"saliency_threshold", c.saliency_threshold}, {"distance_threshold", c.distance_threshold},
+          {"fg_clusters", c.fg_clusters}, {"bg_clusters", c.bg_clusters}, {"elbow", c.elbow},
+          {"max_k", c.max_k}, {"elbow_ratio", c.elbow_ratio}, {"max_fit_points", c.max_fit_points},
+          {"pca_dims", c.pca_dims}, {"iterations", c.kmeans.iterations}, {"restarts", c.kmeans.restarts},
+          {"seed", c.kmeans.seed}};
+}
+
+// A cached pair of maps, if both read and agree with each other.
+bool read_cached(const fs::path& fpath, const fs::path& spath, at::Tensor* f, at::Tensor* s) {
+  try {
+    if (!fs::exists(fpath) || !fs::exists(spath)) return false;
+    *f = io::read_npy(fpath);
+    *s = io::read_npy(spath);
+    return f->dim() == 3 && s->dim() == 2 && f->size(0) == s->size(0) && f->size(1) == s->size(1) &&
+           f->scalar_type() == at::kFloat;
+  } catch (const std::exception& e) {
+    spdlog::debug("recomputing {}: {}", fpath.string(), e.what());
+    return false;
+  }
+}
+
+io::Palette label_palette(int64_t clusters) {
+  const auto p = render::part_palette(clusters + 1).contiguous();
+  io::Palette out{{0, 0, 0}};
+  for (int64_t i = 1; i <= clusters; ++i) {
+    const uint8_t* c = p.data_ptr<uint8_t>() + 3 * i;
+    out.push_back({c[0], c[1], c[2]});
+  }
+  return out;
+}
+
+}  // namespace
+
+fs::path cache_path(const fs::path& cache, const std::string& kind, const std::string& id, const std::string& ext) {
+  return cache / kind / (id + ext);
+}
+
+PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, const fs::path& cache,
+                                    const PrepareOptions& o) {
+  if (samples.empty()) throw std::invalid_argument("prepare: no samples");
+  if (o.surrogate == !o.weights.empty())
+    throw std::invalid_argument("prepare: give exactly one feature source: weights or the surrogate");
+  const int64_t crop = samples[0].image.size(0);
+  for (const auto& s : samples)
+    if (s.image.size(0) != crop || s.image.size(1) != crop)
+      throw std::invalid_argument("prepare: sample " + s.id + " has a crop of another size");
+  auto progress = [&](const std::string& stage, int64_t done, int64_t total) {
+    if (o.progress) o.progress(stage, done, total);
+  };
+
+  std::optional<DinoVit> vit;
+  if (!o.surrogate) {
+    vit.emplace(DinoVit::load(o.weights));
+    vit->to(o.device);
+    spdlog::info("{} from {} ({} layout)", vit->arch().name(), o.weights.string(), vit->layout());
+  }
+  PrepareReport report;
+  report.images = static_cast<int64_t>(samples.size());
+  const auto settings = feature_settings(samples, o, vit ? &*vit : nullptr);
+  const auto stamp_path = cache / "features" / "stamp.json";
+  const bool stamp_ok = !o.force && read_text(stamp_path) == settings.dump(2);
+  if (!stamp_ok) io::write_file_atomic(stamp_path, settings.dump(2));
+
+  // 1. Features and saliency per sample.
+  const auto start = Clock::now();
+  std::vector<at::Tensor> features(samples.size()), saliency(samples.size());
+  const int64_t image_size = o.image_size > 0 ? o.image_size : crop;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    const auto fpath = cache_path(cache, "features", s.id, ".npy"), spath = cache_path(cache, "saliency", s.id, ".npy");
+    if (stamp_ok && read_cached(fpath, spath, &features[i], &saliency[i])) {
+      ++report.cached;
+    } else {
+      if (o.surrogate) {
+        auto maps = load_surrogate(s, o.surrogate_grid);
+        features[i] = maps.features;
+        saliency[i] = maps.saliency;
+      } else {
+        c10::InferenceMode guard;
+        auto image = s.image.permute({2, 0, 1}).unsqueeze(0).to(o.device).to(at::kFloat) / 255.0;
+        if (image_size != crop) image = at::upsample_bilinear2d(image, {image_size, image_size}, false);
+        ExtractOptions eo;
+        eo.facet = o.facet;
+        eo.layer = o.layer;
+        eo.stride = o.stride;
+        const auto out = vit->extract(imagenet_normalize(image), eo);
+        auto f = out.facet[0];
+        f = f / at::linalg_vector_norm(f, 2, {-1}, true).clamp_min(1e-12);
+        features[i] = f.cpu().contiguous();
+        saliency[i] = cls_saliency(out.cls_attention, o.saliency_heads)[0].cpu().contiguous();
+      }
+      io::write_npy(fpath, features[i]);
+      io::write_npy(spath, saliency[i]);
+      ++report.computed;
+    }
+    progress("features", static_cast<int64_t>(i) + 1, report.images);
+  }
+  report.feature_seconds = seconds_since(start);
+
+  // 2. Co-segmentation of the whole collection, unless its result is cached and valid.
+  const auto coseg_start = Clock::now();
+  nlohmann::json coseg_stamp = {{"features", settings}, {"coseg", coseg_settings(o.coseg)}};
+  std::string ids;
+  for (const auto& s : samples) ids += s.id + "\n";
+  coseg_stamp["ids"] = std::hash<std::string>{}(ids);
+  const std::string suffix = o.name.empty() ? "" : "_" + o.name;
+  const auto report_path = cache / ("prepare" + suffix + ".json");
+  nlohmann::json previous;
+  try {
+    const auto text = read_text(report_path);
+    if (!text.empty()) previous = nlohmann::json::parse(text);
+  } catch (const std::exception&) {
+  }
+  std::vector<at::Tensor> labels;
+  if (!o.force && report.computed == 0 && previous.contains("stamp") && previous["stamp"] == coseg_stamp) {
+    try {
+      for (const auto& s : samples) labels.push_back(io::read_indexed_png(cache_path(cache, "labels", s.id, ".png")));
+      report.coseg_cached = true;
+      report.clusters = previous.value("clusters", 0);
+      report.fg_fraction = previous.value("fg_fraction", 0.0);
+    } catch (const std::exception& e) {
+      spdlog::debug("recomputing the co-segmentation: {}", e.what());
+      labels.clear();
+    }
+  }
+  if (!report.coseg_cached) {
+    progress("co-segmentation", 0, 1);
+    auto r = cosegment(features, saliency, o.coseg);
+    labels = r.labels;
+    report.clusters = r.clusters;
+    report.fg_fraction = r.fg_fraction;
+    const auto palette = label_palette(r.clusters);
+    for (size_t i = 0; i < samples.size(); ++i) {
+      io::write_indexed_png(cache_path(cache, "labels", samples[i].id, ".png"), labels[i], palette);
+      if (!r.pca.empty()) io::write_npy(cache_path(cache, "pca", samples[i].id, ".npy"), r.pca[i]);
+    }
+    progress("co-segmentation", 1, 1);
+  }
+  report.coseg_seconds = seconds_since(coseg_start);
+
+  // 3. Quality against ground truth where there is some, the report, the sheet.
+  std::vector<at::Tensor> masks;
+  for (const auto& s : samples)
+    if (s.mask.defined()) masks.push_back(s.mask);
+  if (masks.size() == samples.size()) report.foreground_iou = foreground_iou(labels, masks);
+
+  nlohmann::json j;
+  j["stamp"] = coseg_stamp;
+  j["images"] = report.images;
+  j["clusters"] = report.clusters;
+  j["fg_fraction"] = report.fg_fraction;
+  j["feature_seconds"] = report.feature_seconds;
+  j["coseg_seconds"] = report.coseg_seconds;
+  if (report.foreground_iou) j["foreground_iou"] = *report.foreground_iou;
+  io::write_file_atomic(report_path, j.dump(2));
+  if (o.contact_sheet > 0) {
+    const size_t n = std::min(samples.size(), static_cast<size_t>(o.contact_sheet));
+    const std::vector<data::Sample> shown(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<at::Tensor> shown_labels(labels.begin(), labels.begin() + static_cast<std::ptrdiff_t>(n));
+    io::write_png(cache / ("pseudo_labels" + suffix + ".png"), pseudo_label_sheet(shown, shown_labels));
+  }
+  return report;
+}
+
+void attach_pseudo_labels(std::vector<data::Sample>& samples, const fs::path& cache) {
+  for (auto& s : samples) {
+    const auto lpath = cache_path(cache, "labels", s.id, ".png"), fpath = cache_path(cache, "features", s.id, ".npy");
+    for (const auto& p : {lpath, fpath})
+      if (!fs::exists(p))
+        throw data::DataError(p.string() + ": no pseudo-labels for sample " + s.id + " (run lepard-prepare on this data)");
+    try {
+      s.pseudo_labels = upsample_labels(io::read_indexed_png(lpath), s.image.size(0), s.image.size(1));
+      s.features = io::read_npy(fpath);
+    } catch (const std::runtime_error& e) {
+      throw data::DataError(e.what());
+    }
+  }
+}
+
+at::Tensor pseudo_label_sheet(const std::vector<data::Sample>& samples, const std::vector<at::Tensor>& labels,
+                              int64_t columns) {
+  std::vector<data::Sample> shown;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    data::Sample s;
+    s.image = samples[i].image;
+    s.mask = samples[i].mask;  // its outline, where there is ground truth
+    s.part_labels = upsample_labels(labels[i], s.image.size(0), s.image.size(1));
+    shown.push_back(std::move(s));
+  }
+  return data::contact_sheet(shown, columns);
+}
+
+}  // namespace lepard::features

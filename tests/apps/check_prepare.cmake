@@ -1,0 +1,28 @@
+# Runs lepard-synth then lepard-prepare --surrogate twice on a small set: the first run
+# computes every feature map and writes labels, report and contact sheet; the second
+# finds them all cached.
+file(REMOVE_RECURSE "${OUT}")
+execute_process(COMMAND "${SYNTH}" --out "${OUT}/data" --count 12 --size 64 --seed 2 --contact-sheet 0
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lepard-synth failed (${rc}): ${err}")
+endif()
+foreach(run first second)
+  execute_process(COMMAND "${TOOL}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" --surrogate-grid 16
+                          --restarts 2 --crop-size 64
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE stdout_${run} ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "lepard-prepare (${run} run) failed (${rc}): ${err}")
+  endif()
+endforeach()
+if(NOT stdout_first MATCHES "horse: 12 images \\(12 computed, 0 cached\\), 8 clusters.*foreground IoU against ground truth 0\\.[0-9]+")
+  message(FATAL_ERROR "unexpected first report: ${stdout_first}")
+endif()
+if(NOT stdout_second MATCHES "horse: 12 images \\(0 computed, 12 cached\\).*co-segmentation cached")
+  message(FATAL_ERROR "unexpected second report: ${stdout_second}")
+endif()
+foreach(f prepare_horse.json pseudo_labels_horse.png features/stamp.json features/horse/11.npy saliency/horse/0.npy labels/horse/7.png)
+  if(NOT EXISTS "${OUT}/cache/${f}")
+    message(FATAL_ERROR "missing ${OUT}/cache/${f}")
+  endif()
+endforeach()
