@@ -2,10 +2,11 @@
 # Installs what is missing (Debian packages), builds lepard, and runs the main job on
 # the embedded default, ending in a report under runs/demo/.
 #
-# Today the main job covers geometry, rendering and data: a gallery of deformable
-# primitives (superquadrics with tapering, bending and diffeomorphic local deformation)
-# written as OBJ files and rendered to PNG sheets, and a small synthetic horse set from
-# the menagerie with its contact sheet.
+# Today the main job covers geometry, rendering, data and features: a gallery of
+# deformable primitives (superquadrics with tapering, bending and diffeomorphic local
+# deformation) written as OBJ files and rendered to PNG sheets, a synthetic horse set from
+# the menagerie with its contact sheet, and its pseudo-labels (lepard-prepare on the DINO
+# surrogate: saliency, co-segmentation) with theirs.
 # Later issues extend it to the full loop: synthesise, prepare, train, infer, evaluate.
 #
 # Environment: BUILD_DIR (default build), OUT (default runs/demo), CMAKE_ARGS.
@@ -24,10 +25,13 @@ lepard_log "writing the primitive gallery to ${out}/gallery"
 rm -rf "${out}/gallery"
 "${build_dir}/apps/lepard-gallery" --out "${out}/gallery" --random 4 --seed 1 | tee "${out}/gallery.txt"
 
-lepard_log "generating a small synthetic horse set in ${out}/synth (the menagerie; see docs/data.md)"
+lepard_log "generating 200 synthetic horses in ${out}/synth (the menagerie; see docs/data.md)"
 rm -rf "${out}/synth"
-"${build_dir}/apps/lepard-synth" --category horse --count 48 --size 256 --seed 1 --out "${out}/synth" \
+"${build_dir}/apps/lepard-synth" --category horse --count 200 --size 256 --seed 1 --out "${out}/synth" \
   --contact-sheet 24
+
+lepard_log "pseudo-labels from the DINO surrogate in ${out}/cache (see docs/features.md)"
+"${build_dir}/apps/lepard-prepare" --data "${out}/synth" --surrogate --out "${out}/cache" | tee "${out}/prepare.txt"
 
 report="${out}/report.txt"
 {
@@ -39,14 +43,20 @@ report="${out}/report.txt"
   echo "  assemblies.png  4 random assemblies of 8 parts: part colours and occlusion"
   echo "  $(find "${out}/gallery" -name '*.obj' | wc -l) OBJ files; open gallery.obj in any mesh viewer"
   echo
-  echo "Synthetic horses: ${out}/synth/ (LASSIE layout: images/, annotations/, gt/, features/)"
-  echo "  contact_sheet_horse.png  24 crops read back by the LASSIE reader, with the ground-truth"
-  echo "                           part labels, mask outlines and visible keypoints overlaid"
   echo "  (MeshLab, Blender, f3d) to see every primitive side by side. The first line of"
   echo "  each file holds the parameters q_s (a0..a3 size, e1 e2 squareness, t1 t2 taper,"
   echo "  b1 b2 b3 bend) and the local deformation that made it:"
   echo
   sed 's/^/  /' "${out}/gallery.txt"
+  echo
+  echo "Synthetic horses: ${out}/synth/ (LASSIE layout: images/, annotations/, gt/, features/, saliency/)"
+  echo "  contact_sheet_horse.png  24 crops read back by the LASSIE reader, with the ground-truth"
+  echo "                           part labels, mask outlines and visible keypoints overlaid"
+  echo
+  echo "Pseudo-labels: ${out}/cache/ (features/, saliency/, labels/ as indexed PNG)"
+  echo "  pseudo_labels_horse.png  24 crops with their pseudo-label clusters (colours) and the"
+  echo "                           ground-truth outline (white); the DINO surrogate is a simulation"
+  sed 's/^/  /' "${out}/prepare.txt"
 } >"$report"
 lepard_log "report: ${report}"
 cat "$report"
