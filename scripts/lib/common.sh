@@ -12,6 +12,7 @@ LEPARD_PACKAGES=(
   libmatio-dev pkg-config  # Pascal-Part .mat annotations
   zlib1g-dev            # indexed (palette) PNG label maps
   python3-scipy python3-numpy python3-torch python3-pil  # tests: fixtures written by the real scipy.io.savemat, numpy.save, torch.save, PIL
+  libyaml-cpp-dev       # training configs (YAML)
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )

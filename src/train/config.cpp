@@ -1,0 +1,267 @@
+#include <lepard/train/config.h>
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace lepard::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string location(const std::string& source, const YAML::Node& node) {
+  const auto mark = node.Mark();
+  return mark.line >= 0 ? source + ":" + std::to_string(mark.line + 1) : source;
+}
+
+std::string format_double(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+ConfigSchema& ConfigSchema::field(const std::string& key, std::string* out, const std::string& help) {
+  fields_.push_back({key, "text", help, [out](const std::string& v, const std::string&) { *out = v; },
+                     [out] { return YAML::Dump(YAML::Node(*out)); }});
+  return *this;
+}
+
+ConfigSchema& ConfigSchema::field(const std::string& key, int64_t* out, const std::string& help) {
+  fields_.push_back({key, "integer", help,
+                     [out, key](const std::string& v, const std::string& where) {
+                       size_t used = 0;
+                       try {
+                         *out = std::stoll(v, &used);
+                       } catch (const std::exception&) {
+                         used = 0;
+                       }
+                       if (v.empty() || used != v.size())
+                         throw ConfigError(where + ": key '" + key + "' expects an integer, got '" + v + "'");
+                     },
+                     [out] { return std::to_string(*out); }});
+  return *this;
+}
+
+ConfigSchema& ConfigSchema::field(const std::string& key, double* out, const std::string& help) {
+  fields_.push_back({key, "number", help,
+                     [out, key](const std::string& v, const std::string& where) {
+                       size_t used = 0;
+                       try {
+                         *out = std::stod(v, &used);
+                       } catch (const std::exception&) {
+                         used = 0;
+                       }
+                       if (v.empty() || used != v.size())
+                         throw ConfigError(where + ": key '" + key + "' expects a number, got '" + v + "'");
+                     },
+                     [out] { return format_double(*out); }});
+  return *this;
+}
+
+ConfigSchema& ConfigSchema::field(const std::string& key, bool* out, const std::string& help) {
+  fields_.push_back({key, "true/false", help,
+                     [out, key](const std::string& v, const std::string& where) {
+                       if (v == "true") *out = true;
+                       else if (v == "false") *out = false;
+                       else throw ConfigError(where + ": key '" + key + "' expects true or false, got '" + v + "'");
+                     },
+                     [out] { return std::string(*out ? "true" : "false"); }});
+  return *this;
+}
+
+const ConfigSchema::Field* ConfigSchema::find(const std::string& key) const {
+  for (const auto& f : fields_)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+void ConfigSchema::load_file(const fs::path& path) {
+  std::ifstream probe(path);
+  if (!probe) throw ConfigError(path.string() + ": cannot open the config file");
+  std::stringstream text;
+  text << probe.rdbuf();
+  load_string(text.str(), path.string());
+}
+
+void ConfigSchema::load_string(const std::string& text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+  }
+  if (root.IsNull()) return;
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node, const std::string& prefix) {
+    if (!node.IsMap())
+      throw ConfigError(location(source, node) + ": '" + (prefix.empty() ? "the file" : prefix) +
+                        "' should be a mapping of keys");
+    for (const auto& kv : node) {
+      const auto name = kv.first.as<std::string>();
+      const auto key = prefix.empty() ? name : prefix + "." + name;
+      const auto where = location(source, kv.first);
+      if (const auto* f = find(key)) {
+        if (!kv.second.IsScalar())
+          throw ConfigError(where + ": key '" + key + "' expects a " + f->type + " value, not a list or mapping");
+        f->parse(kv.second.Scalar(), where);
+        continue;
+      }
+      bool is_section = false;
+      std::string known;
+      for (const auto& f : fields_)
+        if (f.key.rfind(key + ".", 0) == 0) is_section = true;
+      if (is_section) {
+        walk(kv.second, key);
+        continue;
+      }
+      for (const auto& f : fields_)
+        if (prefix.empty() ? f.key.find('.') != std::string::npos : f.key.rfind(prefix + ".", 0) == 0) {
+          const auto rest = prefix.empty() ? f.key.substr(0, f.key.find('.')) : f.key.substr(prefix.size() + 1);
+          if (known.find("'" + rest + "'") == std::string::npos) known += (known.empty() ? "" : ", ") + ("'" + rest + "'");
+        }
+      throw ConfigError(where + ": unknown key '" + key + "'" +
+                        (known.empty() ? "" : " (known " + (prefix.empty() ? std::string("sections") : "keys in '" + prefix + "'") + ": " + known + ")"));
+    }
+  };
+  walk(root, "");
+}
+
+void ConfigSchema::set(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set " + assignment + ": expected key=value, e.g. --set train.lr=3e-4");
+  const auto key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  const auto* f = find(key);
+  if (!f) throw ConfigError("--set " + assignment + ": unknown key '" + key + "' (lepard-train --help lists them)");
+  std::string scalar = value;
+  try {
+    const auto node = YAML::Load(value);
+    if (node.IsScalar()) scalar = node.Scalar();
+  } catch (const YAML::Exception&) {
+  }
+  f->parse(scalar, "--set");
+}
+
+std::string ConfigSchema::to_yaml() const {
+  std::string out, section;
+  for (const auto& f : fields_) {
+    const auto dot = f.key.find('.');
+    const auto s = f.key.substr(0, dot);
+    if (s != section) {
+      out += s + ":\n";
+      section = s;
+    }
+    out += "  " + f.key.substr(dot + 1) + ": " + f.print() + "\n";
+  }
+  return out;
+}
+
+std::string ConfigSchema::help() const {
+  std::ostringstream o;
+  for (const auto& f : fields_) {
+    o << "  " << f.key << " (" << f.type << ", " << f.print() << ")";
+    o << std::string(f.key.size() + f.type.size() + f.print().size() < 44 ? 44 - f.key.size() - f.type.size() - f.print().size() : 1, ' ');
+    o << f.help << "\n";
+  }
+  return o.str();
+}
+
+ConfigSchema TrainConfig::schema() {
+  ConfigSchema s;
+  s.field("data.root", &data.root, "dataset root (required)")
+      .field("data.format", &data.format, "auto, lassie or pascal")
+      .field("data.category", &data.category, "category to train on")
+      .field("data.cache", &data.cache, "pseudo-label cache from lepard-prepare (default <root>/cache)")
+      .field("data.crop_size", &data.crop_size, "LASSIE crop side in pixels")
+      .field("data.test_fraction", &data.test_fraction, "share of samples held out (by id hash)")
+      .field("model.parts", &model.parts, "number of parts K")
+      .field("model.image_size", &model.image_size, "network input and render side")
+      .field("model.encoder_depth", &model.encoder_depth, "residual stages of the encoder")
+      .field("model.encoder_width", &model.encoder_width, "channels of the first stage")
+      .field("model.encoder_weights", &model.encoder_weights, "optional torchvision ResNet .pth")
+      .field("model.local_deformation", &model.local_deformation, "false: no local deformation (ablation)")
+      .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
+      .field("loss.parts", &loss.parts, "part-label force weight")
+      .field("loss.attraction", &loss.attraction, "2D point-to-mask attraction weight")
+      .field("loss.collision", &loss.collision, "collision force weight")
+      .field("loss.deformation_size", &loss.deformation_size, "local deformation size regulariser")
+      .field("loss.deformation_smoothness", &loss.deformation_smoothness, "local deformation smoothness regulariser")
+      .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
+      .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
+      .field("loss.weight_center", &loss.weight_center, "generalized-force weight of q_c")
+      .field("loss.weight_rotation", &loss.weight_rotation, "generalized-force weight of q_theta")
+      .field("loss.weight_shape", &loss.weight_shape, "generalized-force weight of q_s")
+      .field("loss.weight_deformation", &loss.weight_deformation, "generalized-force weight of q_d")
+      .field("loss.weight_camera", &loss.weight_camera, "generalized-force weight of the camera")
+      .field("train.steps", &train.steps, "optimiser steps")
+      .field("train.batch_size", &train.batch_size, "images per step (over all processes)")
+      .field("train.lr", &train.lr, "Adam learning rate")
+      .field("train.schedule", &train.schedule, "constant, cosine or step")
+      .field("train.warmup", &train.warmup, "linear warm-up steps")
+      .field("train.grad_clip", &train.grad_clip, "gradient norm clip (0: none)")
+      .field("train.sigma_start", &train.sigma_start, "soft rasteriser sigma at the start")
+      .field("train.sigma_end", &train.sigma_end, "soft rasteriser sigma at the end")
+      .field("train.checkpoint_every", &train.checkpoint_every, "steps between checkpoints")
+      .field("train.validate_every", &train.validate_every, "steps between validation passes")
+      .field("train.seed", &train.seed, "random seed")
+      .field("train.out", &train.out, "run folder: checkpoints, metrics.jsonl")
+      .field("train.device", &train.device, "cpu or cuda")
+      .field("train.threads", &train.threads, "intra-op threads (0: every core)");
+  return s;
+}
+
+void TrainConfig::validate(const std::string& source) const {
+  auto fail = [&](const std::string& key, const std::string& what) {
+    throw ConfigError(source + ": key '" + key + "' " + what);
+  };
+  auto positive = [&](const std::string& key, int64_t v) {
+    if (v < 1) fail(key, "must be at least 1, got " + std::to_string(v));
+  };
+  auto choice = [&](const std::string& key, const std::string& v, const std::vector<std::string>& options) {
+    if (std::find(options.begin(), options.end(), v) == options.end()) {
+      std::string list;
+      for (const auto& o : options) list += (list.empty() ? "" : ", ") + o;
+      fail(key, "must be one of " + list + ", got '" + v + "'");
+    }
+  };
+  if (data.root.empty()) fail("data.root", "is required (the dataset folder)");
+  if (!fs::is_directory(data.root)) fail("data.root", "names " + data.root + ", which is not a folder");
+  if (!data.cache.empty() && !fs::is_directory(data.cache))
+    fail("data.cache", "names " + data.cache + ", which is not a folder (run lepard-prepare --out " + data.cache + ")");
+  choice("data.format", data.format, {"auto", "lassie", "pascal"});
+  positive("data.crop_size", data.crop_size);
+  if (!(data.test_fraction >= 0 && data.test_fraction < 1)) fail("data.test_fraction", "must be in [0, 1)");
+  positive("model.parts", model.parts);
+  positive("model.image_size", model.image_size);
+  positive("model.encoder_depth", model.encoder_depth);
+  positive("model.encoder_width", model.encoder_width);
+  if (!model.encoder_weights.empty() && !fs::exists(model.encoder_weights))
+    fail("model.encoder_weights", "names " + model.encoder_weights + ", which does not exist");
+  positive("train.steps", train.steps);
+  positive("train.batch_size", train.batch_size);
+  if (!(train.lr > 0)) fail("train.lr", "must be positive");
+  choice("train.schedule", train.schedule, {"constant", "cosine", "step"});
+  if (train.warmup < 0) fail("train.warmup", "must be non-negative");
+  if (train.grad_clip < 0) fail("train.grad_clip", "must be non-negative (0: no clipping)");
+  if (!(train.sigma_start > 0 && train.sigma_end > 0)) fail("train.sigma_start", "and train.sigma_end must be positive");
+  positive("train.checkpoint_every", train.checkpoint_every);
+  positive("train.validate_every", train.validate_every);
+  choice("train.device", train.device, {"cpu", "cuda"});
+  if (train.threads < 0) fail("train.threads", "must be non-negative (0: every core)");
+}
+
+TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {
+  TrainConfig c;
+  auto schema = c.schema();
+  if (!path.empty()) schema.load_file(path);
+  for (const auto& o : overrides) schema.set(o);
+  c.validate(path.empty() ? std::string("the configuration") : path.string());
+  return c;
+}
+
+}  // namespace lepard::train

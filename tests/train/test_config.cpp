@@ -1,0 +1,109 @@
+// The training configuration: a file and --set overrides load into typed fields; unknown
+// keys, wrong types, bad values and missing folders fail naming the key and the file.
+#include <lepard/io/atomic_file.h>
+#include <lepard/train/config.h>
+
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+namespace lepard::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string error_of(const fs::path& path, const std::vector<std::string>& overrides = {}) {
+  try {
+    load_train_config(path, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+class Config : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::temp_dir("config");
+    fs::create_directories(dir_ / "data");
+  }
+  fs::path write(const std::string& name, const std::string& text) {
+    io::write_file_atomic(dir_ / name, text);
+    return dir_ / name;
+  }
+  std::string data() const { return (dir_ / "data").string(); }
+  fs::path dir_;
+};
+
+TEST_F(Config, LoadsTypedValuesAndOverrides) {
+  const auto path = write("a.yaml", "data:\n  root: " + data() + "\n  crop_size: 128\nmodel:\n  local_deformation: false\n"
+                                    "train:\n  lr: 3.0e-4\n  schedule: step\n");
+  const auto c = load_train_config(path, {"train.steps=50", "loss.collisions=false", "train.lr=1e-2"});
+  EXPECT_EQ(c.data.root, data());
+  EXPECT_EQ(c.data.crop_size, 128);
+  EXPECT_FALSE(c.model.local_deformation);
+  EXPECT_EQ(c.train.schedule, "step");
+  EXPECT_EQ(c.train.steps, 50);
+  EXPECT_FALSE(c.loss.collisions);
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-2);  // --set wins over the file
+  EXPECT_EQ(c.model.parts, 16);         // untouched keys keep their defaults
+  // What to_yaml writes reads back to the same values.
+  TrainConfig copy;
+  auto schema = copy.schema();
+  auto original = c;
+  schema.load_string(original.schema().to_yaml(), "dump");
+  EXPECT_EQ(copy.schema().to_yaml(), original.schema().to_yaml());
+  EXPECT_DOUBLE_EQ(copy.train.lr, 1e-2);
+}
+
+TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
+  const auto root = "data:\n  root: " + data() + "\n";
+  const auto unknown = write("unknown.yaml", root + "train:\n  learning_rate: 0.1\n");
+  EXPECT_NE(error_of(unknown).find("unknown.yaml:4: unknown key 'train.learning_rate' (known keys in 'train': 'steps'"),
+            std::string::npos)
+      << error_of(unknown);
+  const auto section = write("section.yaml", root + "optimiser:\n  lr: 0.1\n");
+  EXPECT_NE(error_of(section).find("section.yaml:3: unknown key 'optimiser' (known sections: 'data', 'model', 'loss', 'train')"),
+            std::string::npos)
+      << error_of(section);
+  const auto type = write("type.yaml", root + "train:\n  steps: many\n");
+  EXPECT_NE(error_of(type).find("type.yaml:4: key 'train.steps' expects an integer, got 'many'"), std::string::npos)
+      << error_of(type);
+  const auto fraction = write("fraction.yaml", root + "train:\n  batch_size: 1.5\n");
+  EXPECT_NE(error_of(fraction).find("key 'train.batch_size' expects an integer, got '1.5'"), std::string::npos);
+  const auto list = write("list.yaml", root + "train:\n  lr: [1, 2]\n");
+  EXPECT_NE(error_of(list).find("key 'train.lr' expects a number value, not a list or mapping"), std::string::npos)
+      << error_of(list);
+  const auto flag = write("flag.yaml", root + "loss:\n  collisions: maybe\n");
+  EXPECT_NE(error_of(flag).find("key 'loss.collisions' expects true or false"), std::string::npos);
+  const auto choice = write("choice.yaml", root + "train:\n  schedule: linear\n");
+  EXPECT_NE(error_of(choice).find("choice.yaml: key 'train.schedule' must be one of constant, cosine, step, got 'linear'"),
+            std::string::npos)
+      << error_of(choice);
+  const auto missing = write("missing.yaml", "data:\n  root: " + (dir_ / "nowhere").string() + "\n");
+  EXPECT_NE(error_of(missing).find("missing.yaml: key 'data.root' names " + (dir_ / "nowhere").string() +
+                                   ", which is not a folder"),
+            std::string::npos)
+      << error_of(missing);
+  const auto broken = write("broken.yaml", "data: [\n");
+  EXPECT_NE(error_of(broken).find("broken.yaml:"), std::string::npos);
+  EXPECT_NE(error_of(broken).find("not valid YAML"), std::string::npos);
+  EXPECT_NE(error_of(dir_ / "none.yaml").find("none.yaml: cannot open"), std::string::npos);
+  const auto good = write("good.yaml", root);
+  EXPECT_NE(error_of(good, {"train.stepz=3"}).find("--set train.stepz=3: unknown key 'train.stepz'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.steps"}).find("expected key=value"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.steps=0"}).find("key 'train.steps' must be at least 1, got 0"), std::string::npos);
+}
+
+TEST(ConfigFiles, ShippedConfigsParse) {
+  // Only the keys and types: the data folders are made by the demo.
+  for (const auto& entry : fs::directory_iterator(LEPARD_CONFIGS_DIR)) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    TrainConfig c;
+    EXPECT_NO_THROW(c.schema().load_file(entry.path()));
+  }
+}
+
+}  // namespace
+}  // namespace lepard::train
