@@ -8,8 +8,6 @@
 
 #include "cli/cli.h"
 
-#include <ATen/TensorOperators.h>
-#include <c10/core/InferenceMode.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -55,17 +53,15 @@ int raw_mode(const fs::path& images, const fs::path& weights, const fs::path& ou
   int failed = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     try {
-      c10::InferenceMode guard;
       const auto rgb = io::read_image(files[i]);
       const int64_t p = vit.arch().patch;
       if (rgb.size(0) % p != 0 || rgb.size(1) % p != 0)
         spdlog::warn("{}: {}x{} is not a multiple of the patch ({}): the last partial patch is not used",
                      files[i].string(), rgb.size(0), rgb.size(1), p);
-      const auto x = rgb.permute({2, 0, 1}).unsqueeze(0).to(vit.device()).to(at::kFloat) / 255.0;
-      const auto f = vit.extract(features::imagenet_normalize(x), eo);
+      const auto f = features::extract_image(vit, rgb, eo, heads);
       const auto stem = files[i].stem().string();
-      io::write_npy(out / (stem + ".npy"), f.facet[0].cpu().contiguous());
-      io::write_npy(out / (stem + "_saliency.npy"), features::cls_saliency(f.cls_attention, heads)[0].cpu().contiguous());
+      io::write_npy(out / (stem + ".npy"), f.facet);
+      io::write_npy(out / (stem + "_saliency.npy"), f.saliency);
     } catch (const std::exception& e) {
       spdlog::error("{}: skipped: {}", files[i].string(), e.what());
       ++failed;

@@ -9,8 +9,6 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/linalg_vector_norm.h>
-#include <ATen/ops/upsample_bilinear2d.h>
-#include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -135,18 +133,13 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
         features[i] = maps.features;
         saliency[i] = maps.saliency;
       } else {
-        c10::InferenceMode guard;
-        auto image = s.image.permute({2, 0, 1}).unsqueeze(0).to(o.device).to(at::kFloat) / 255.0;
-        if (image_size != crop) image = at::upsample_bilinear2d(image, {image_size, image_size}, false);
         ExtractOptions eo;
         eo.facet = o.facet;
         eo.layer = o.layer;
         eo.stride = o.stride;
-        const auto out = vit->extract(imagenet_normalize(image), eo);
-        auto f = out.facet[0];
-        f = f / at::linalg_vector_norm(f, 2, {-1}, true).clamp_min(1e-12);
-        features[i] = f.cpu().contiguous();
-        saliency[i] = cls_saliency(out.cls_attention, o.saliency_heads)[0].cpu().contiguous();
+        auto maps = extract_image(*vit, s.image, eo, o.saliency_heads, image_size);
+        features[i] = maps.facet / at::linalg_vector_norm(maps.facet, 2, {-1}, true).clamp_min(1e-12);
+        saliency[i] = maps.saliency;
       }
       io::write_npy(fpath, features[i]);
       io::write_npy(spath, saliency[i]);

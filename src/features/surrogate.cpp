@@ -68,21 +68,21 @@ SurrogateMaps load_surrogate(const data::Sample& s, int64_t G, int64_t stride) {
       const double ax = u - x0, ay = v - y0;
       std::fill(acc.begin(), acc.end(), 0.0);
       double sv = 0;
-      for (int dy = 0; dy < 2; ++dy)
-        for (int dx = 0; dx < 2; ++dx) {
-          const double w = (dx ? ax : 1 - ax) * (dy ? ay : 1 - ay);
-          const int64_t x = x0 + dx, y = y0 + dy;
-          // Inside the image but beyond the last patch centre: clamp to the border patch.
-          const bool inside = u > -0.5 && v > -0.5 && u < gw - 0.5 && v < gh - 0.5;
-          if (!inside) {
-            for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * pad[d];
-            continue;
+      if (!(u > -0.5 && v > -0.5 && u < gw - 0.5 && v < gh - 0.5)) {
+        // Outside the image: the padding feature, no saliency.
+        for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] = pad[d];
+      } else {
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx) {
+            const double w = (dx ? ax : 1 - ax) * (dy ? ay : 1 - ay);
+            // Inside the image but beyond the last patch centre: clamp to the border patch.
+            const int64_t cx = std::min(std::max<int64_t>(x0 + dx, 0), gw - 1);
+            const int64_t cy = std::min(std::max<int64_t>(y0 + dy, 0), gh - 1);
+            const float* src = fin + (cy * gw + cx) * D;
+            for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * src[d];
+            sv += w * sin[cy * gw + cx];
           }
-          const int64_t cx = std::min(std::max<int64_t>(x, 0), gw - 1), cy = std::min(std::max<int64_t>(y, 0), gh - 1);
-          const float* src = fin + (cy * gw + cx) * D;
-          for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * src[d];
-          sv += w * sin[cy * gw + cx];
-        }
+      }
       double n2 = 0;
       for (const double a : acc) n2 += a * a;
       const double inv = 1 / std::max(std::sqrt(n2), 1e-12);

@@ -12,6 +12,7 @@
 #include <ATen/ops/stack.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/upsample_bicubic2d.h>
+#include <ATen/ops/upsample_bilinear2d.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
@@ -96,11 +97,7 @@ class Weights {
   std::string layout() const {
     return std::string(hugging_face_ ? "Hugging Face" : "DINO") + (prefix_.empty() ? "" : ", prefix '" + prefix_ + "'");
   }
-  bool has(const std::string& dino) const {
-    if (hugging_face_ && ends_with(dino, "norm1.weight"))
-      return by_name_.count(prefix_ + hugging_face_name(dino)) > 0;
-    return by_name_.count(prefix_ + (hugging_face_ ? hugging_face_name(dino) : dino)) > 0;
-  }
+  bool has(const std::string& dino) const { return by_name_.count(name_of(dino)) > 0; }
 
   // The tensor of a DINO name, with its shape checked.
   at::Tensor get(const std::string& dino, at::IntArrayRef shape, const std::string& arch) const {
@@ -364,6 +361,20 @@ at::Tensor imagenet_normalize(const at::Tensor& rgb) {
   const auto mean = at::tensor({0.485, 0.456, 0.406}, opts).view({1, 3, 1, 1});
   const auto std = at::tensor({0.229, 0.224, 0.225}, opts).view({1, 3, 1, 1});
   return (rgb - mean) / std;
+}
+
+ImageFeatures extract_image(const DinoVit& vit, const at::Tensor& rgb, const ExtractOptions& options,
+                            const std::vector<int64_t>& heads, int64_t resize) {
+  if (rgb.dim() != 3 || rgb.size(2) != 3 || rgb.scalar_type() != at::kByte)
+    throw std::invalid_argument("extract_image: expected an (H, W, 3) uint8 RGB image, got " + shape_string(rgb.sizes()));
+  c10::InferenceMode guard;
+  auto image = rgb.permute({2, 0, 1}).unsqueeze(0).to(vit.device()).to(vit.dtype()) / 255.0;
+  if (resize > 0 && (resize != rgb.size(0) || resize != rgb.size(1)))
+    image = at::upsample_bilinear2d(image, {resize, resize}, false);
+  ExtractOptions o = options;
+  o.attention = true;
+  const auto out = vit.extract(imagenet_normalize(image), o);
+  return {out.facet[0].cpu().contiguous(), cls_saliency(out.cls_attention, heads)[0].cpu().contiguous()};
 }
 
 at::Tensor cls_saliency(const at::Tensor& cls_attention, const std::vector<int64_t>& heads) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 namespace lepard::train {
 
@@ -32,17 +33,25 @@ ConfigSchema& ConfigSchema::field(const std::string& key, std::string* out, cons
   return *this;
 }
 
+namespace {
+// Parses all of `v` with std::stoll / std::stod, or throws naming the key and where.
+template <typename T>
+void parse_number(T* out, const std::string& key, const std::string& v, const std::string& where, const char* what) {
+  size_t used = 0;
+  try {
+    if constexpr (std::is_integral_v<T>) *out = std::stoll(v, &used);
+    else *out = std::stod(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (v.empty() || used != v.size()) throw ConfigError(where + ": key '" + key + "' expects " + what + ", got '" + v + "'");
+}
+}  // namespace
+
 ConfigSchema& ConfigSchema::field(const std::string& key, int64_t* out, const std::string& help) {
   fields_.push_back({key, "integer", help,
                      [out, key](const std::string& v, const std::string& where) {
-                       size_t used = 0;
-                       try {
-                         *out = std::stoll(v, &used);
-                       } catch (const std::exception&) {
-                         used = 0;
-                       }
-                       if (v.empty() || used != v.size())
-                         throw ConfigError(where + ": key '" + key + "' expects an integer, got '" + v + "'");
+                       parse_number(out, key, v, where, "an integer");
                      },
                      [out] { return std::to_string(*out); }});
   return *this;
@@ -51,14 +60,7 @@ ConfigSchema& ConfigSchema::field(const std::string& key, int64_t* out, const st
 ConfigSchema& ConfigSchema::field(const std::string& key, double* out, const std::string& help) {
   fields_.push_back({key, "number", help,
                      [out, key](const std::string& v, const std::string& where) {
-                       size_t used = 0;
-                       try {
-                         *out = std::stod(v, &used);
-                       } catch (const std::exception&) {
-                         used = 0;
-                       }
-                       if (v.empty() || used != v.size())
-                         throw ConfigError(where + ": key '" + key + "' expects a number, got '" + v + "'");
+                       parse_number(out, key, v, where, "a number");
                      },
                      [out] { return format_double(*out); }});
   return *this;

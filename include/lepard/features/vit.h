@@ -101,6 +101,16 @@ class DinoVit {
 // 0.224 0.225), what DINO was trained on.
 at::Tensor imagenet_normalize(const at::Tensor& rgb);
 
+// One RGB image (H, W, 3) uint8 through the ViT: normalised, optionally resized to
+// resize x resize (bilinear; 0 = its own size), the facet (gh, gw, C) and the saliency
+// (gh, gw) of the given heads, both on the CPU.
+struct ImageFeatures {
+  at::Tensor facet;
+  at::Tensor saliency;
+};
+ImageFeatures extract_image(const DinoVit& vit, const at::Tensor& rgb, const ExtractOptions& options,
+                            const std::vector<int64_t>& heads = {0, 2, 4, 5}, int64_t resize = 0);
+
 // Saliency from CLS attention (B, heads, gh, gw): the mean over `heads` (LASSIE and
 // dino-vit-features use heads 0, 2, 4, 5 of the last block), min-max normalised per
 // image to [0, 1]. Heads beyond the tensor's count are an error.
