@@ -1,0 +1,137 @@
+#pragma once
+// The LEPARD network (paper section 3.2, Fig. 2): a ResNet-style image encoder and
+// decoder heads that map an image to a camera and K deformable parts.
+//
+//   image (B, 3, S, S) --encoder--> feature (B, F) --MLP--> camera, q_c, q_theta, q_s, q_d
+//
+// Every output goes through a bounded activation, so that any network output is a valid
+// part (docs/model.md lists the ranges):
+//   camera rotation  quaternion: raw output plus the identity (normalised downstream)
+//   camera position  c_cam = (0.3 tanh, 0.3 tanh, distance * exp(0.3 tanh))
+//   q_c              1.0 * tanh (object units; the object is about 2 units across)
+//   q_theta          raw output plus the identity quaternion
+//   q_s              a0 in [0.05, 0.5], a1..a3 in [0.25, 1], e1, e2 in [0.2, 1.7],
+//                    t1, t2 in 0.5 tanh, b1 in 0.1 tanh, b2 in tanh, b3 in [0.2, 1]
+//   q_d              max_velocity * tanh, a (3, G, G, G) B-spline velocity grid per part
+// The last layer of each head starts with small weights and biases that place the K parts
+// in a spread-out template (drawn from the seed), so that training starts from a sensible
+// arrangement instead of K identical parts at the origin.
+//
+// Each part also owns a learnable distribution over the C pseudo-label clusters
+// (part_distribution()), shared by every image (DESIGN.md, "Training signal").
+//
+// Encoder layout: torchvision's ResNet naming (conv1, bn1, layer<i>.<j>.conv1/bn1/conv2/bn2/
+// downsample.0/1, BasicBlocks), so that with width 64, 4 stages and 2 blocks per stage it
+// is ResNet-18 and loads torchvision's weights (load_encoder_weights). Normalisation is
+// GroupNorm by default (per image: data-parallel training then equals one process with the
+// whole batch) or frozen BatchNorm (torchvision's running statistics, fixed; its affine
+// parameters train), which is what pretrained torchvision weights need.
+#include <lepard/core/local_flow.h>
+#include <lepard/core/project_parts.h>
+#include <lepard/core/superquadric.h>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lepard::model {
+
+struct ModelOptions {
+  int64_t parts = 16;           // K
+  int64_t clusters = 8;         // C, the pseudo-label clusters (from the cache)
+  int64_t image_size = 128;     // network input side
+  int64_t encoder_depth = 4;    // residual stages
+  int64_t encoder_width = 32;   // channels of the first stage (doubling per stage)
+  int64_t encoder_blocks = 1;   // BasicBlocks per stage
+  std::string norm = "group";   // "group" or "frozen_batch"
+  int64_t hidden = 256;         // decoder MLP width
+  bool local_deformation = true;
+  int64_t flow_grid = 4;        // G: control grid of q_d per axis
+  double max_velocity = 0.15;   // bound of q_d (normalised units; core/local_flow.h)
+  double camera_distance = 3.0;
+  double focal = 2.0;
+  int64_t seed = 0;             // the template's initial arrangement
+};
+
+// What the network predicts for a batch.
+struct Prediction {
+  core::Camera camera;      // (B, 4), (B, 3)
+  core::PartParams parts;   // (B, K, 3), (B, K, 4), (B, K, 11)
+  at::Tensor velocity;      // (B, K, 3, G, G, G) B-spline control values of q_d; undefined without local deformation
+};
+
+// A normalisation layer over channels: GroupNorm or frozen BatchNorm (see above).
+class NormImpl : public torch::nn::Module {
+ public:
+  NormImpl(int64_t channels, const std::string& kind);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  bool frozen_batch_ = false;
+  int64_t groups_ = 1;
+  at::Tensor weight_, bias_, running_mean_, running_var_;
+};
+TORCH_MODULE(Norm);
+
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  Norm bn1_{nullptr}, bn2_{nullptr};
+  torch::nn::Sequential downsample_{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+class EncoderImpl : public torch::nn::Module {
+ public:
+  explicit EncoderImpl(const ModelOptions& options);
+  at::Tensor forward(const at::Tensor& images);  // (B, 3, S, S) -> (B, out_features())
+  int64_t out_features() const { return out_features_; }
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr};
+  Norm bn1_{nullptr};
+  std::vector<torch::nn::Sequential> layers_;
+  int64_t out_features_ = 0;
+};
+TORCH_MODULE(Encoder);
+
+class LepardNetImpl : public torch::nn::Module {
+ public:
+  explicit LepardNetImpl(const ModelOptions& options);
+  // images: (B, 3, S, S), ImageNet-normalised (normalize_images).
+  Prediction forward(const at::Tensor& images);
+  // Each part's distribution over the C clusters: (K, C), rows sum to 1.
+  at::Tensor part_distribution() const;
+  const ModelOptions& options() const { return options_; }
+  Encoder& encoder() { return encoder_; }
+
+ private:
+  ModelOptions options_;
+  Encoder encoder_{nullptr};
+  torch::nn::Linear hidden_{nullptr}, camera_head_{nullptr}, part_head_{nullptr}, flow_head_{nullptr};
+  at::Tensor cluster_logits_;
+};
+TORCH_MODULE(LepardNet);
+
+// uint8 (B, S0, S0, 3) RGB crops -> float (B, 3, size, size), resized (bilinear, area-like
+// for downsampling) and ImageNet-normalised, on `device`.
+at::Tensor normalize_images(const at::Tensor& crops, int64_t size);
+
+// Loads torchvision ResNet weights (a torch.save state dict, e.g. resnet18-f37072fd.pth)
+// into the encoder: conv1, bn1, layer<i>.<j>.*; the classifier (fc.*) is ignored. The
+// encoder must use norm "frozen_batch". A missing key or a shape mismatch is an error
+// naming the key and the file. Returns the number of tensors loaded.
+int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path);
+
+}  // namespace lepard::model

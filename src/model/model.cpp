@@ -1,0 +1,223 @@
+#include <lepard/model/model.h>
+
+#include <lepard/features/checkpoint.h>
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/normalization.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/functional/upsampling.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace lepard::model {
+
+namespace F = torch::nn::functional;
+
+NormImpl::NormImpl(int64_t channels, const std::string& kind) {
+  if (kind != "group" && kind != "frozen_batch")
+    throw std::invalid_argument("model norm '" + kind + "': expected group or frozen_batch");
+  frozen_batch_ = kind == "frozen_batch";
+  groups_ = 1;
+  for (int64_t g : {8, 4, 2})
+    if (channels % g == 0 && channels / g >= 4) {
+      groups_ = g;
+      break;
+    }
+  weight_ = register_parameter("weight", at::ones({channels}));
+  bias_ = register_parameter("bias", at::zeros({channels}));
+  if (frozen_batch_) {
+    running_mean_ = register_buffer("running_mean", at::zeros({channels}));
+    running_var_ = register_buffer("running_var", at::ones({channels}));
+  }
+}
+
+at::Tensor NormImpl::forward(const at::Tensor& x) {
+  if (!frozen_batch_) return at::group_norm(x, groups_, weight_, bias_, 1e-5);
+  const auto scale = weight_ * at::rsqrt(running_var_ + 1e-5);
+  const auto shift = bias_ - running_mean_ * scale;
+  return x * scale.view({1, -1, 1, 1}) + shift.view({1, -1, 1, 1});
+}
+
+namespace {
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+}
+
+}  // namespace
+
+BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm) {
+  conv1_ = register_module("conv1", conv(in, out, 3, stride));
+  bn1_ = register_module("bn1", Norm(out, norm));
+  conv2_ = register_module("conv2", conv(out, out, 3, 1));
+  bn2_ = register_module("bn2", Norm(out, norm));
+  if (stride != 1 || in != out) {
+    downsample_ = torch::nn::Sequential(conv(in, out, 1, stride), Norm(out, norm));
+    register_module("downsample", downsample_);
+  }
+}
+
+at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
+  auto y = at::relu(bn1_->forward(conv1_->forward(x)));
+  y = bn2_->forward(conv2_->forward(y));
+  return at::relu(y + (downsample_ ? downsample_->forward(x) : x));
+}
+
+EncoderImpl::EncoderImpl(const ModelOptions& o) {
+  if (o.encoder_depth < 1 || o.encoder_width < 1 || o.encoder_blocks < 1)
+    throw std::invalid_argument("encoder depth, width and blocks must be at least 1");
+  conv1_ = register_module("conv1", conv(3, o.encoder_width, 7, 2));
+  bn1_ = register_module("bn1", Norm(o.encoder_width, o.norm));
+  int64_t in = o.encoder_width;
+  for (int64_t i = 0; i < o.encoder_depth; ++i) {
+    const int64_t out = o.encoder_width << i;
+    torch::nn::Sequential layer;
+    for (int64_t j = 0; j < o.encoder_blocks; ++j) {
+      layer->push_back(BasicBlock(j == 0 ? in : out, out, (i > 0 && j == 0) ? 2 : 1, o.norm));
+    }
+    layers_.push_back(register_module("layer" + std::to_string(i + 1), layer));
+    in = out;
+  }
+  out_features_ = in;
+}
+
+at::Tensor EncoderImpl::forward(const at::Tensor& images) {
+  auto x = at::relu(bn1_->forward(conv1_->forward(images)));
+  x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+  for (auto& layer : layers_) x = layer->forward(x);
+  return x.mean({2, 3});
+}
+
+namespace {
+
+int64_t flow_values(const ModelOptions& o) { return 3 * o.flow_grid * o.flow_grid * o.flow_grid; }
+
+constexpr int64_t kPartOutputs = 3 + 4 + core::kShapeDim;  // q_c, q_theta, q_s
+
+// Inverse of the bounded activations below, for the template's biases.
+double logit(double p) { return std::log(p / (1.0 - p)); }
+
+}  // namespace
+
+LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
+  if (o.parts < 1 || o.clusters < 1) throw std::invalid_argument("model needs at least one part and one cluster");
+  encoder_ = register_module("encoder", Encoder(o));
+  hidden_ = register_module("hidden", torch::nn::Linear(encoder_->out_features(), o.hidden));
+  camera_head_ = register_module("camera_head", torch::nn::Linear(o.hidden, 7));
+  part_head_ = register_module("part_head", torch::nn::Linear(o.hidden, o.parts * kPartOutputs));
+  if (o.local_deformation)
+    flow_head_ = register_module("flow_head", torch::nn::Linear(o.hidden, o.parts * flow_values(o)));
+  cluster_logits_ = register_parameter("cluster_logits", at::zeros({o.parts, o.clusters}));
+
+  // The last layers start small, so that the outputs begin at their biases: the template.
+  at::NoGradGuard no_grad;
+  std::mt19937_64 rng(static_cast<uint64_t>(o.seed) * 0x9E3779B97F4A7C15ull + 17);
+  std::uniform_real_distribution<double> uni(-1.0, 1.0);
+  for (auto* head : {&camera_head_, &part_head_, &flow_head_}) {
+    if (!*head) continue;
+    (*head)->weight.mul_(0.05);
+    (*head)->bias.zero_();
+  }
+  auto cb = camera_head_->bias;
+  cb[0] = 1.0;  // identity quaternion (w, x, y, z), scalar first as in core/rotation.h
+  auto pb = part_head_->bias.view({o.parts, kPartOutputs});
+  for (int64_t k = 0; k < o.parts; ++k) {
+    // Centres spread over a box the size of an animal's body (x along the body).
+    pb[k][0] = std::atanh(0.6 * uni(rng));
+    pb[k][1] = std::atanh(0.4 * uni(rng));
+    pb[k][2] = std::atanh(0.3 * uni(rng));
+    pb[k][3] = 1.0;  // identity quaternion (w first)
+    pb[k][7 + core::kA0] = logit((0.3 - 0.05) / 0.45);
+    for (int64_t a : {core::kA1, core::kA2, core::kA3}) pb[k][7 + a] = logit((0.6 - 0.25) / 0.75);
+    for (int64_t e : {core::kE1, core::kE2}) pb[k][7 + e] = logit((1.0 - 0.2) / 1.5);
+    pb[k][7 + core::kB3] = logit((0.5 - 0.2) / 0.8);
+  }
+  // Each part leans towards a cluster (ties broken by the seed) so that parts differ.
+  cluster_logits_.normal_(0.0, 0.1);
+}
+
+Prediction LepardNetImpl::forward(const at::Tensor& images) {
+  const auto& o = options_;
+  const int64_t b = images.size(0);
+  const auto h = at::relu(hidden_->forward(encoder_->forward(images)));
+
+  Prediction p;
+  const auto cam = camera_head_->forward(h);
+  p.camera.rotation = cam.narrow(1, 0, 4);
+  const auto t = at::tanh(cam.narrow(1, 4, 3));
+  p.camera.translation = at::stack({0.3 * t.select(1, 0), 0.3 * t.select(1, 1),
+                                    o.camera_distance * at::exp(0.3 * t.select(1, 2))}, 1);
+  p.camera.focal = o.focal;
+
+  const auto raw = part_head_->forward(h).view({b, o.parts, kPartOutputs});
+  p.parts.center = at::tanh(raw.narrow(2, 0, 3));
+  p.parts.rotation = raw.narrow(2, 3, 4);
+  const auto s = raw.narrow(2, 7, core::kShapeDim);
+  const auto sig = at::sigmoid(s), th = at::tanh(s);
+  p.parts.shape = at::cat({0.05 + 0.45 * sig.narrow(2, core::kA0, 1),
+                           0.25 + 0.75 * sig.narrow(2, core::kA1, 3),
+                           0.2 + 1.5 * sig.narrow(2, core::kE1, 2),
+                           0.5 * th.narrow(2, core::kT1, 2),
+                           0.1 * th.narrow(2, core::kB1, 1),
+                           th.narrow(2, core::kB2, 1),
+                           0.2 + 0.8 * sig.narrow(2, core::kB3, 1)}, 2);
+  if (flow_head_) {
+    const int64_t g = o.flow_grid;
+    p.velocity = o.max_velocity * at::tanh(flow_head_->forward(h)).view({b, o.parts, 3, g, g, g});
+  }
+  return p;
+}
+
+at::Tensor LepardNetImpl::part_distribution() const { return at::softmax(cluster_logits_, 1); }
+
+at::Tensor normalize_images(const at::Tensor& crops, int64_t size) {
+  if (crops.dim() != 4 || crops.size(3) != 3)
+    throw std::invalid_argument("normalize_images: expected (B, H, W, 3) uint8 crops");
+  auto x = crops.permute({0, 3, 1, 2}).to(at::kFloat).div(255.0);
+  if (x.size(2) != size || x.size(3) != size) {
+    // Area averaging when shrinking by an integer factor, bilinear otherwise.
+    if (x.size(2) % size == 0 && x.size(3) % size == 0)
+      x = at::avg_pool2d(x, {x.size(2) / size, x.size(3) / size});
+    else
+      x = at::upsample_bilinear2d(x, {size, size}, false);
+  }
+  const auto mean = at::tensor({0.485, 0.456, 0.406}, x.options()).view({1, 3, 1, 1});
+  const auto stdv = at::tensor({0.229, 0.224, 0.225}, x.options()).view({1, 3, 1, 1});
+  return ((x - mean) / stdv).contiguous();
+}
+
+int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path) {
+  if (net->options().norm != "frozen_batch")
+    throw std::invalid_argument(path.string() + ": torchvision ResNet weights need model.norm frozen_batch");
+  const auto dict = features::load_state_dict(path);
+  auto find = [&](const std::string& key) -> const at::Tensor* {
+    for (const auto& [k, v] : dict)
+      if (k == key) return &v;
+    return nullptr;
+  };
+  at::NoGradGuard no_grad;
+  int64_t loaded = 0;
+  auto copy_into = [&](const std::string& key, at::Tensor& dst) {
+    const auto* src = find(key);
+    if (!src) throw std::runtime_error(path.string() + ": missing key '" + key + "' (a torchvision ResNet state dict?)");
+    if (src->sizes() != dst.sizes()) {
+      std::ostringstream msg;
+      msg << path.string() << ": key '" << key << "' has shape " << src->sizes() << ", expected " << dst.sizes()
+          << " (model.encoder_width / encoder_blocks / encoder_depth must match the ResNet)";
+      throw std::runtime_error(msg.str());
+    }
+    dst.copy_(*src);
+    ++loaded;
+  };
+  for (auto& item : net->encoder()->named_parameters(true)) copy_into(item.key(), item.value());
+  for (auto& item : net->encoder()->named_buffers(true)) copy_into(item.key(), item.value());
+  return loaded;
+}
+
+}  // namespace lepard::model

@@ -1,0 +1,115 @@
+// The network: output shapes and bounds, and torchvision ResNet weights (written by the real
+// torch.save) loading into the encoder so that it computes what PyTorch computes.
+#include <lepard/io/npy.h>
+#include <lepard/model/model.h>
+
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace lepard::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Model, OutputsHaveTheirShapesAndBounds) {
+  ModelOptions o;
+  o.parts = 5;
+  o.clusters = 4;
+  o.image_size = 64;
+  o.encoder_depth = 3;
+  o.encoder_width = 8;
+  o.hidden = 32;
+  o.flow_grid = 3;
+  LepardNet net(o);
+  const auto crops = at::randint(0, 256, {3, 96, 96, 3}, at::kByte);
+  const auto images = normalize_images(crops, 64);
+  ASSERT_EQ(images.sizes(), (at::IntArrayRef{3, 3, 64, 64}));
+  // Large inputs drive the activations to their bounds.
+  const auto p = net->forward(images * 100.0);
+  EXPECT_EQ(p.camera.rotation.sizes(), (at::IntArrayRef{3, 4}));
+  EXPECT_EQ(p.camera.translation.sizes(), (at::IntArrayRef{3, 3}));
+  EXPECT_EQ(p.parts.center.sizes(), (at::IntArrayRef{3, 5, 3}));
+  EXPECT_EQ(p.parts.rotation.sizes(), (at::IntArrayRef{3, 5, 4}));
+  EXPECT_EQ(p.parts.shape.sizes(), (at::IntArrayRef{3, 5, 11}));
+  EXPECT_EQ(p.velocity.sizes(), (at::IntArrayRef{3, 5, 3, 3, 3, 3}));
+  const auto s = p.parts.shape;
+  EXPECT_GE(s.select(2, core::kA0).min().item<double>(), 0.05);
+  EXPECT_LE(s.select(2, core::kA0).max().item<double>(), 0.5);
+  EXPECT_GE(s.narrow(2, core::kE1, 2).min().item<double>(), 0.2);
+  EXPECT_LE(s.narrow(2, core::kE1, 2).max().item<double>(), 1.7);
+  EXPECT_LE(p.velocity.abs().max().item<double>(), o.max_velocity);
+  EXPECT_GT(p.camera.translation.select(1, 2).min().item<double>(), 0.0);  // in front of the camera
+  const auto d = net->part_distribution();
+  EXPECT_EQ(d.sizes(), (at::IntArrayRef{5, 4}));
+  EXPECT_LT((d.sum(1) - 1).abs().max().item<double>(), 1e-6);
+  // The template: distinct parts at the start.
+  EXPECT_GT(net->forward(images).parts.center.std(1).min().item<double>(), 0.05);
+  // Without local deformation there is no velocity head.
+  o.local_deformation = false;
+  EXPECT_FALSE(LepardNet(o)->forward(images).velocity.defined());
+}
+
+class TorchvisionWeights : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::temp_dir("resnet");
+    const std::string cmd = std::string(LEPARD_PYTHON) + " " + LEPARD_TRAIN_FIXTURES + "/make_resnet.py " +
+                            dir_.string() + " 8 3 2";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    o_.encoder_width = 8;
+    o_.encoder_depth = 3;
+    o_.encoder_blocks = 2;
+    o_.norm = "frozen_batch";
+  }
+  fs::path dir_;
+  ModelOptions o_;
+};
+
+TEST_F(TorchvisionWeights, EncoderComputesWhatPyTorchComputes) {
+  LepardNet net(o_);
+  const int64_t loaded = load_encoder_weights(net, dir_ / "resnet.pth");
+  // conv1, bn1 (4 tensors) + 3 stages x 2 blocks x (2 convs + 2 x 4 bn) + 2 downsamples x 5.
+  EXPECT_EQ(loaded, 1 + 4 + 3 * 2 * 10 + 2 * 5);
+  const auto x = io::read_npy(dir_ / "input.npy");
+  const auto expected = io::read_npy(dir_ / "features.npy");
+  at::NoGradGuard no_grad;
+  const auto got = net->encoder()->forward(x);
+  EXPECT_LT(testing::max_abs_diff(got, expected), 1e-5);
+  EXPECT_GT(expected.abs().max().item<double>(), 0.1);
+}
+
+TEST_F(TorchvisionWeights, MismatchesNameTheKey) {
+  o_.norm = "group";
+  LepardNet group(o_);
+  try {
+    load_encoder_weights(group, dir_ / "resnet.pth");
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("frozen_batch"), std::string::npos) << e.what();
+  }
+  o_.norm = "frozen_batch";
+  o_.encoder_width = 16;
+  LepardNet wide(o_);
+  try {
+    load_encoder_weights(wide, dir_ / "resnet.pth");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'conv1.weight' has shape [8, 3, 7, 7], expected [16, 3, 7, 7]"),
+              std::string::npos) << e.what();
+  }
+  o_.encoder_width = 8;
+  o_.encoder_depth = 4;
+  LepardNet deep(o_);
+  try {
+    load_encoder_weights(deep, dir_ / "resnet.pth");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing key 'layer4.0.conv1.weight'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace lepard::model
