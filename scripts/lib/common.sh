@@ -13,6 +13,7 @@ LEPARD_PACKAGES=(
   zlib1g-dev            # indexed (palette) PNG label maps
   python3-scipy python3-numpy python3-torch python3-pil  # tests: fixtures written by the real scipy.io.savemat, numpy.save, torch.save, PIL
   libyaml-cpp-dev       # training configs (YAML)
+  libgloo-dev           # c10d Gloo headers: multi-process (data-parallel) training
   libgtest-dev          # tests
   libbenchmark-dev      # bench/
 )

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace lepard::train {
 
@@ -185,8 +187,17 @@ ConfigSchema TrainConfig::schema() {
       .field("model.image_size", &model.image_size, "network input and render side")
       .field("model.encoder_depth", &model.encoder_depth, "residual stages of the encoder")
       .field("model.encoder_width", &model.encoder_width, "channels of the first stage")
-      .field("model.encoder_weights", &model.encoder_weights, "optional torchvision ResNet .pth")
+      .field("model.encoder_blocks", &model.encoder_blocks, "residual blocks per stage")
+      .field("model.norm", &model.norm, "group, or frozen_batch (torchvision weights)")
+      .field("model.encoder_weights", &model.encoder_weights, "optional torchvision ResNet .pth (needs norm frozen_batch)")
+      .field("model.init", &model.init, "lepard checkpoint whose weights start the run (fine-tuning; not the optimiser)")
+      .field("model.hidden", &model.hidden, "decoder MLP width")
       .field("model.local_deformation", &model.local_deformation, "false: no local deformation (ablation)")
+      .field("model.flow_grid", &model.flow_grid, "control grid of the local velocity per axis")
+      .field("model.flow_integration", &model.flow_integration, "grid on which the velocity is integrated")
+      .field("model.max_velocity", &model.max_velocity, "bound of the local velocity (normalised units)")
+      .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
+      .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
       .field("loss.parts", &loss.parts, "part-label force weight")
       .field("loss.attraction", &loss.attraction, "2D point-to-mask attraction weight")
@@ -200,6 +211,7 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.weight_shape", &loss.weight_shape, "generalized-force weight of q_s")
       .field("loss.weight_deformation", &loss.weight_deformation, "generalized-force weight of q_d")
       .field("loss.weight_camera", &loss.weight_camera, "generalized-force weight of the camera")
+.field("loss.render_size", &loss.render_size, "side of the rendered silhouettes and part images")
       .field("train.steps", &train.steps, "optimiser steps")
       .field("train.batch_size", &train.batch_size, "images per step (over all processes)")
       .field("train.lr", &train.lr, "Adam learning rate")
@@ -208,8 +220,11 @@ ConfigSchema TrainConfig::schema() {
       .field("train.grad_clip", &train.grad_clip, "gradient norm clip (0: none)")
       .field("train.sigma_start", &train.sigma_start, "soft rasteriser sigma at the start")
       .field("train.sigma_end", &train.sigma_end, "soft rasteriser sigma at the end")
+      .field("train.flip", &train.flip, "random horizontal flips")
+      .field("train.log_every", &train.log_every, "steps between metrics.jsonl lines")
       .field("train.checkpoint_every", &train.checkpoint_every, "steps between checkpoints")
       .field("train.validate_every", &train.validate_every, "steps between validation passes")
+      .field("train.validate_size", &train.validate_size, "side at which silhouettes meet the ground truth")
       .field("train.seed", &train.seed, "random seed")
       .field("train.out", &train.out, "run folder: checkpoints, metrics.jsonl")
       .field("train.device", &train.device, "cpu or cuda")
@@ -242,8 +257,29 @@ void TrainConfig::validate(const std::string& source) const {
   positive("model.image_size", model.image_size);
   positive("model.encoder_depth", model.encoder_depth);
   positive("model.encoder_width", model.encoder_width);
+  positive("model.encoder_blocks", model.encoder_blocks);
+  choice("model.norm", model.norm, {"group", "frozen_batch"});
   if (!model.encoder_weights.empty() && !fs::exists(model.encoder_weights))
     fail("model.encoder_weights", "names " + model.encoder_weights + ", which does not exist");
+  if (!model.encoder_weights.empty() && model.norm != "frozen_batch")
+    fail("model.norm", "must be frozen_batch with model.encoder_weights (torchvision ResNets use BatchNorm)");
+  if (!model.init.empty() && !fs::is_regular_file(model.init))
+    fail("model.init", "names " + model.init + ", which is not a file (a checkpoint.pt of lepard-train)");
+  positive("model.hidden", model.hidden);
+  positive("model.flow_grid", model.flow_grid);
+  positive("model.flow_integration", model.flow_integration);
+  if (!(model.max_velocity > 0 && model.max_velocity <= 0.3))
+    fail("model.max_velocity", "must be in (0, 0.3], where the flow stays one-to-one (core/local_flow.h)");
+  if (model.rings < 2) fail("model.rings", "must be at least 2");
+  if (model.segments < 3) fail("model.segments", "must be at least 3");
+  if (loss.render_size < 8) fail("loss.render_size", "must be at least 8");
+  for (const auto& [key, v] : std::vector<std::pair<std::string, double>>{
+           {"loss.silhouette", loss.silhouette}, {"loss.parts", loss.parts}, {"loss.attraction", loss.attraction},
+           {"loss.collision", loss.collision}, {"loss.deformation_size", loss.deformation_size},
+           {"loss.deformation_smoothness", loss.deformation_smoothness}, {"loss.weight_center", loss.weight_center},
+           {"loss.weight_rotation", loss.weight_rotation}, {"loss.weight_shape", loss.weight_shape},
+           {"loss.weight_deformation", loss.weight_deformation}, {"loss.weight_camera", loss.weight_camera}})
+    if (!(v >= 0)) fail(key, "must be non-negative");
   positive("train.steps", train.steps);
   positive("train.batch_size", train.batch_size);
   if (!(train.lr > 0)) fail("train.lr", "must be positive");
@@ -253,6 +289,8 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(train.sigma_start > 0 && train.sigma_end > 0)) fail("train.sigma_start", "and train.sigma_end must be positive");
   positive("train.checkpoint_every", train.checkpoint_every);
   positive("train.validate_every", train.validate_every);
+  positive("train.log_every", train.log_every);
+  if (train.validate_size < 8) fail("train.validate_size", "must be at least 8");
   choice("train.device", train.device, {"cpu", "cuda"});
   if (train.threads < 0) fail("train.threads", "must be non-negative (0: every core)");
 }

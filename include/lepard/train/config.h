@@ -61,8 +61,16 @@ struct TrainConfig {
     int64_t image_size = 128;     // network input and render side
     int64_t encoder_depth = 4;    // residual stages
     int64_t encoder_width = 32;   // channels of the first stage
+    int64_t encoder_blocks = 1;   // BasicBlocks per stage (ResNet-18: width 64, depth 4, blocks 2)
+    std::string norm = "group";   // group, or frozen_batch (needed by torchvision weights)
     std::string encoder_weights;  // optional torchvision ResNet .pth
+    std::string init;             // optional lepard checkpoint to start from (fine-tuning)
+    int64_t hidden = 256;         // decoder MLP width
     bool local_deformation = true;
+    int64_t flow_grid = 4;        // control grid of q_d per axis
+    int64_t flow_integration = 8; // integration grid of the velocity
+    double max_velocity = 0.15;   // bound of q_d (normalised units)
+    int64_t rings = 12, segments = 16;  // surface grid of each part
   } model;
   struct Loss {
     double silhouette = 1.0, parts = 1.0, attraction = 0.1, collision = 0.1;
@@ -72,6 +80,7 @@ struct TrainConfig {
     // Per-group weights of the generalized forces (eq. 11).
     double weight_center = 1.0, weight_rotation = 1.0, weight_shape = 1.0, weight_deformation = 1.0,
            weight_camera = 1.0;
+    int64_t render_size = 64;     // silhouettes and part images are compared at this side
   } loss;
   struct Train {
     int64_t steps = 2000;
@@ -81,8 +90,11 @@ struct TrainConfig {
     int64_t warmup = 100;
     double grad_clip = 1.0;
     double sigma_start = 3e-4, sigma_end = 3e-5;  // soft rasteriser sharpness, annealed
+    bool flip = true;             // random horizontal flips (image and pseudo-labels)
+    int64_t log_every = 10;       // steps between metrics.jsonl lines
     int64_t checkpoint_every = 500;
     int64_t validate_every = 250;
+    int64_t validate_size = 128;  // side at which predicted silhouettes meet the ground truth
     int64_t seed = 0;
     std::string out = "runs/train";
     std::string device = "cpu";

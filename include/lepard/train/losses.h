@@ -1,0 +1,85 @@
+#pragma once
+// The training signal (paper section 3.3; DESIGN.md "Training signal"): image forces from
+// the pseudo-labels, turned into generalized forces on each part's parameters.
+//
+// The network's parts are assembled and projected by core::project_parts, whose backward
+// applies L_proj^T per group with the group weights of eq. 11. Everything downstream of
+// the projected points is an image energy whose gradient with respect to a point is minus
+// the image force on it:
+//   silhouette   mean over pixels of (M - G)^2, M the soft union silhouette, G the pseudo mask
+//   parts        mean over pixels of |I - onehot(pseudo label)|^2, I the soft-rendered image of
+//                each part's cluster distribution (background = cluster 0)
+//   attraction   Chamfer-style: mean squared distance from (a subsample of) projected points to
+//                the nearest pseudo-mask pixel, plus from (a subsample of) mask pixels to the
+//                nearest projected point, so that parts far from the object still feel a force
+//   collision    for every point of part i inside part j (inside/outside value F < 1, after
+//                undoing taper and bend): 0.5 (1 - F)^2, the energy of a force proportional to
+//                the penetration depth; its gradient pushes part i out of part j and part j
+//                away from the point (equal and opposite), reaching part i through L^T
+//                (core::PointSpace::World)
+//   deformation_size        mean q_d^2 (keeps local deformations small)
+//   deformation_smoothness  mean squared difference of neighbouring q_d control values
+// Each term is a mean over images of a per-image quantity, so that data-parallel training on
+// equal shares of a batch averages to the same gradient as one process with the batch.
+//
+// The ablation "plain autograd" (generalized_forces = false) uses
+// core::project_parts_reference instead: autograd through the geometry, no group weights.
+// With every weight 1 the two give the same gradients (tests/train/test_losses.cpp).
+#include <lepard/core/local_flow.h>
+#include <lepard/core/project_parts.h>
+#include <lepard/core/surface_grid.h>
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lepard::train {
+
+struct LossSettings {
+  double silhouette = 1.0, parts = 1.0, attraction = 0.1, collision = 0.1;
+  double deformation_size = 0.01, deformation_smoothness = 0.01;
+  bool generalized_forces = true;
+  bool collisions = true;
+  core::GroupWeights weights;
+  int64_t render_size = 64;   // the pseudo-labels' grid
+  double sigma = 1e-4;        // soft rasteriser sharpness (annealed by the trainer)
+  double gamma = 1e-4;        // depth softmax temperature of the part image
+  int64_t attraction_points = 64;    // projected points per part in the attraction term
+  int64_t attraction_pixels = 256;   // mask pixels per image in the attraction term
+  int64_t collision_points = 48;     // points per part tested against the other parts
+  core::LocalFlowOptions flow;       // integration of q_d
+};
+
+// One batch's targets.
+struct LossTargets {
+  at::Tensor labels;  // (B, H, W) int64 pseudo-labels, 0 = background, 1..C clusters; H = W = render_size
+};
+
+// The network's output for a batch, as the losses need it.
+struct LossInputs {
+  core::Camera camera;
+  core::PartParams parts;
+  at::Tensor velocity;      // (B, K, 3, G, G, G) or undefined (no local deformation)
+  at::Tensor distribution;  // (K, C) each part's distribution over the clusters
+};
+
+struct LossTerms {
+  std::vector<std::pair<std::string, at::Tensor>> terms;  // weighted terms, in a fixed order
+  at::Tensor total;
+  at::Tensor points;      // (B, K, V, 3) the projected points (for logging and validation)
+  at::Tensor silhouette;  // (B, H, W) the soft union silhouette
+};
+
+// Local displacements d of every surface point: (B, K, V, 3), or undefined without q_d.
+at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow);
+
+// Projected points (B, K, V, 3) through the generalized-force Function or plain autograd.
+at::Tensor project(const LossInputs& in, const at::Tensor& local, const core::SurfaceGrid& grid,
+                   const LossSettings& settings, core::PointSpace space = core::PointSpace::Image);
+
+LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const core::SurfaceGrid& grid,
+                         const LossSettings& settings);
+
+}  // namespace lepard::train

@@ -1,0 +1,106 @@
+#include <lepard/train/distributed.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+
+#ifdef LEPARD_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace lepard::train {
+
+namespace {
+
+int64_t env_int(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long long x = std::strtoll(v, &end, 10);
+  if (*end != '\0') throw std::invalid_argument(std::string("environment variable ") + name + "='" + v + "' is not an integer");
+  return x;
+}
+
+}  // namespace
+
+DistributedOptions distributed_from_environment(DistributedOptions o) {
+  if (o.rank < 0) o.rank = env_int("RANK", 0);
+  if (o.world_size < 1) o.world_size = env_int("WORLD_SIZE", 1);
+  if (o.master_addr.empty()) {
+    const char* a = std::getenv("MASTER_ADDR");
+    o.master_addr = (a && *a) ? a : "127.0.0.1";
+  }
+  if (o.master_port < 1) o.master_port = env_int("MASTER_PORT", 29500);
+  if (o.world_size < 1) throw std::invalid_argument("--world-size (WORLD_SIZE) must be at least 1");
+  if (o.rank < 0 || o.rank >= o.world_size)
+    throw std::invalid_argument("--rank (RANK) " + std::to_string(o.rank) + " is outside [0, world size " +
+                                std::to_string(o.world_size) + ")");
+  if (o.master_port > 65535) throw std::invalid_argument("--master-port (MASTER_PORT) must be below 65536");
+  return o;
+}
+
+struct Distributed::Impl {
+#ifdef LEPARD_HAVE_GLOO
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+#endif
+};
+
+bool Distributed::available() {
+#ifdef LEPARD_HAVE_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
+Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
+  if (options_.world_size <= 1) return;
+#ifdef LEPARD_HAVE_GLOO
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(options_.master_port);
+  so.isServer = options_.rank == 0;
+  so.numWorkers = static_cast<std::size_t>(options_.world_size);
+  so.waitWorkers = true;
+  so.timeout = std::chrono::seconds(options_.timeout_s);
+  auto store = c10::make_intrusive<c10d::TCPStore>(options_.master_addr, so);
+  auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(options_.timeout_s));
+  go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options_.master_addr));
+  go->threads = 2;
+  impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(options_.rank),
+                                                              static_cast<int>(options_.world_size), go);
+#else
+  throw std::runtime_error("this lepard was built without Gloo (libgloo-dev): world size " +
+                           std::to_string(options_.world_size) + " needs it");
+#endif
+}
+
+Distributed::~Distributed() = default;
+
+void Distributed::all_reduce_mean(const std::vector<at::Tensor>& tensors) {
+  if (options_.world_size <= 1 || tensors.empty()) return;
+#ifdef LEPARD_HAVE_GLOO
+  std::vector<at::Tensor> flat_parts;
+  for (const auto& t : tensors) flat_parts.push_back(t.reshape({-1}));
+  std::vector<at::Tensor> buffer{at::cat(flat_parts)};
+  impl_->group->allreduce(buffer)->wait();
+  buffer[0].div_(static_cast<double>(options_.world_size));
+  int64_t offset = 0;
+  for (const auto& t : tensors) {
+    const int64_t n = t.numel();
+    t.copy_(buffer[0].narrow(0, offset, n).view(t.sizes()));
+    offset += n;
+  }
+#endif
+}
+
+void Distributed::barrier() {
+  if (options_.world_size <= 1) return;
+#ifdef LEPARD_HAVE_GLOO
+  impl_->group->barrier()->wait();
+#endif
+}
+
+}  // namespace lepard::train

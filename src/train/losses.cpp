@@ -1,0 +1,155 @@
+#include <lepard/train/losses.h>
+
+#include <lepard/core/rotation.h>
+#include <lepard/core/superquadric.h>
+#include <lepard/render/soft_rasterize.h>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+namespace lepard::train {
+
+namespace {
+
+// n indices spread evenly over [0, count).
+at::Tensor spread_indices(int64_t count, int64_t n) {
+  n = std::min(n, count);
+  return at::linspace(0, static_cast<double>(count - 1), n, at::TensorOptions().dtype(at::kDouble))
+      .round()
+      .to(at::kLong);
+}
+
+// Mean over the batch of a per-image quantity.
+at::Tensor batch_mean(const at::Tensor& per_image) { return per_image.mean(); }
+
+// Up to n pixel centres of the pseudo mask of each image, evenly spread over the mask in
+// raster order: (B, n, 2), and (B) 1 where the image has any mask pixel.
+std::pair<at::Tensor, at::Tensor> mask_pixels(const at::Tensor& labels, int64_t n, const at::Tensor& like) {
+  const int64_t b = labels.size(0), h = labels.size(1), w = labels.size(2);
+  const auto centers = render::pixel_centers(h, w, like);  // (H W, 2)
+  const auto fg = (labels > 0).reshape({b, h * w}).cpu();
+  auto out = at::zeros({b, n, 2}, like.options());
+  auto valid = at::zeros({b}, like.options());
+  for (int64_t i = 0; i < b; ++i) {
+    const auto idx = fg[i].nonzero().squeeze(1);
+    if (idx.numel() == 0) continue;
+    const auto pick = idx.index_select(0, spread_indices(idx.numel(), n));
+    const auto chosen = centers.index_select(0, pick.to(centers.device()));
+    // Fewer mask pixels than n: repeat them (the minimum over pixels is unchanged, the mean
+    // over pixels weights them evenly).
+    out[i] = chosen.repeat({(n + chosen.size(0) - 1) / chosen.size(0), 1}).narrow(0, 0, n);
+    valid[i] = 1.0;
+  }
+  return {out, valid};
+}
+
+at::Tensor conjugate(const at::Tensor& q) {
+  return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options());
+}
+
+}  // namespace
+
+at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow) {
+  if (!in.velocity.defined()) return {};
+  const auto& shape = in.parts.shape;
+  const auto surface = core::superquadric_points(shape.unsqueeze(-2), grid.trig_like(shape));
+  return core::local_displacement(shape, surface, in.velocity, flow);
+}
+
+at::Tensor project(const LossInputs& in, const at::Tensor& local, const core::SurfaceGrid& grid,
+                   const LossSettings& settings, core::PointSpace space) {
+  return settings.generalized_forces
+             ? core::project_parts(in.parts, local, in.camera, grid, settings.weights, space)
+             : core::project_parts_reference(in.parts, local, in.camera, grid, space);
+}
+
+LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const core::SurfaceGrid& grid,
+                         const LossSettings& s) {
+  LossTerms out;
+  const auto& shape = in.parts.shape;
+  const int64_t b = shape.size(0), k = shape.size(1), v = grid.num_vertices();
+  const auto labels = targets.labels.to(shape.device());
+  const int64_t h = labels.size(1), w = labels.size(2);
+  const auto faces = grid.faces.to(shape.device());
+
+  const auto local = local_displacements(in, grid, s.flow);
+  const auto points = project(in, local, grid, s, core::PointSpace::Image);
+  out.points = points;
+
+  render::SoftRasterSettings raster;
+  raster.height = h;
+  raster.width = w;
+  raster.sigma = s.sigma;
+  const auto target_mask = (labels > 0).to(shape.scalar_type());
+
+  auto add = [&](const std::string& name, double weight, const at::Tensor& value) {
+    if (weight == 0.0) return;
+    out.terms.emplace_back(name, weight * value);
+  };
+
+  if (s.silhouette != 0.0) {
+    const auto union_sil = render::union_silhouette(render::soft_silhouettes(points, faces, raster));
+    out.silhouette = union_sil;
+    add("silhouette", s.silhouette, batch_mean((union_sil - target_mask).pow(2).mean({1, 2})));
+  }
+  if (s.parts != 0.0) {
+    const int64_t c = in.distribution.size(1);
+    render::SoftAttributeSettings attr;
+    attr.raster = raster;
+    attr.gamma = s.gamma;
+    const auto attributes = at::cat({at::zeros({k, 1}, in.distribution.options()), in.distribution}, 1)
+                                .unsqueeze(0)
+                                .expand({b, k, c + 1});
+    auto background = at::zeros({c + 1}, in.distribution.options());
+    background[0] = 1.0;
+    const auto image = render::soft_attributes(points, faces, attributes, background, attr);  // (B, C+1, H, W)
+    const auto onehot = at::one_hot(labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
+    add("parts", s.parts, batch_mean((image - onehot).pow(2).sum(1).mean({1, 2})));
+  }
+  if (s.attraction != 0.0) {
+    const auto idx = spread_indices(v, s.attraction_points).to(points.device());
+    const auto pts = points.index_select(2, idx).narrow(3, 0, 2).reshape({b, -1, 2});
+    const auto [pix, valid] = mask_pixels(labels, s.attraction_pixels, pts);
+    const auto d2 = (pts.unsqueeze(2) - pix.unsqueeze(1)).pow(2).sum(3);  // (B, P, M)
+    const auto per_image = std::get<0>(d2.min(2)).mean(1) + std::get<0>(d2.min(1)).mean(1);
+    add("attraction", s.attraction, batch_mean(per_image * valid));
+  }
+  if (s.collisions && s.collision != 0.0 && k > 1) {
+    const auto world = project(in, local, grid, s, core::PointSpace::World);
+    const auto idx = spread_indices(v, s.collision_points).to(world.device());
+    const int64_t p = idx.numel();
+    const auto xs = world.index_select(2, idx).reshape({b, 1, k * p, 3});
+    // Every point in the frame of every part j: R_j^T (x - c_j).  (B, K, K P, 3)
+    const auto rel = core::rotate_points(conjugate(in.parts.rotation).unsqueeze(2), xs - in.parts.center.unsqueeze(2));
+    const auto q = shape.unsqueeze(2);
+    const auto extent = core::part_extent(q);  // (B, K, 1, 3)
+    const auto in_box = (rel.abs() < extent).all(3);
+    // Points outside the box cannot be inside; evaluate them at the box corner, where the
+    // inside/outside function is finite, and drop them.
+    const auto safe = at::where(in_box.unsqueeze(3), rel, extent.expand_as(rel));
+    const auto f = core::inside_outside(q, safe);  // (B, K, K P)
+    const auto own = at::arange(k, labels.options().dtype(at::kLong)).repeat_interleave(p);
+    const auto other = (at::arange(k, own.options()).unsqueeze(1) != own.unsqueeze(0)).unsqueeze(0);  // (1, K, K P)
+    const auto depth = at::relu(1.0 - f) * (in_box & other).to(f.scalar_type());
+    add("collision", s.collision, batch_mean(0.5 * depth.pow(2).sum(1).mean(1)));
+  }
+  if (in.velocity.defined()) {
+    const auto& vel = in.velocity;
+    if (s.deformation_size != 0.0) add("deformation_size", s.deformation_size, batch_mean(vel.pow(2).flatten(1).mean(1)));
+    if (s.deformation_smoothness != 0.0) {
+      const int64_t g = vel.size(3);
+      at::Tensor smooth = at::zeros({b}, vel.options());
+      if (g > 1)
+        for (int64_t dim : {3, 4, 5})
+          smooth = smooth + (vel.narrow(dim, 1, g - 1) - vel.narrow(dim, 0, g - 1)).pow(2).flatten(1).mean(1);
+      add("deformation_smoothness", s.deformation_smoothness, batch_mean(smooth));
+    }
+  }
+  at::Tensor total = at::zeros({}, shape.options());
+  for (const auto& [name, value] : out.terms) total = total + value;
+  out.total = total;
+  return out;
+}
+
+}  // namespace lepard::train

@@ -1,0 +1,475 @@
+#include <lepard/train/trainer.h>
+
+#include <lepard/core/surface_grid.h>
+#include <lepard/data/readers.h>
+#include <lepard/features/prepare.h>
+#include <lepard/io/atomic_file.h>
+#include <lepard/io/indexed_png.h>
+#include <lepard/render/hard_rasterize.h>
+#include <lepard/train/losses.h>
+#include <lepard/train/metrics.h>
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace lepard::train {
+
+namespace {
+
+// (N, H, W) uint8 maps -> (N, size, size), nearest.
+at::Tensor resize_nearest(const at::Tensor& maps, int64_t size) {
+  if (maps.size(1) == size && maps.size(2) == size) return maps.contiguous();
+  return at::upsample_nearest2d(maps.unsqueeze(1).to(at::kFloat), {size, size}).squeeze(1).to(at::kByte);
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+std::string resolve_format(const TrainConfig& c) {
+  if (c.data.format != "auto") return c.data.format;
+  if (fs::exists(fs::path(c.data.root) / "annotations")) return "lassie";
+  if (fs::exists(fs::path(c.data.root) / "Annotations_Part")) return "pascal";
+  throw ConfigError("data.root: " + c.data.root +
+                    " has neither annotations/ (LASSIE layout) nor Annotations_Part/ (Pascal-Part); set data.format");
+}
+
+fs::path cache_folder(const TrainConfig& c) {
+  return c.data.cache.empty() ? fs::path(c.data.root) / "cache" : fs::path(c.data.cache);
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Dataset load_dataset(const TrainConfig& c, bool held_out) {
+  data::ReaderOptions ro;
+  ro.crop_size = c.data.crop_size;
+  ro.split = held_out ? data::Split::Test : data::Split::Train;
+  ro.test_fraction = c.data.test_fraction;
+  const auto format = resolve_format(c);
+  auto read = format == "lassie" ? data::read_lassie_web_images(c.data.root, c.data.category, ro)
+                                 : data::read_pascal_part(c.data.root, c.data.category, ro);
+  const auto cache = cache_folder(c);
+  Dataset d;
+  std::vector<at::Tensor> images, labels, masks, parts;
+  bool all_labels = true, all_masks = true, all_parts = true;
+  const int64_t chunk = 64;
+  std::vector<at::Tensor> crops;
+  auto flush = [&] {
+    if (crops.empty()) return;
+    images.push_back(model::normalize_images(at::stack(crops), c.model.image_size));
+    crops.clear();
+  };
+  for (auto& s : read.samples) {
+    d.ids.push_back(s.id);
+    crops.push_back(s.image);
+    if (static_cast<int64_t>(crops.size()) == chunk) flush();
+    const auto label_path = features::cache_path(cache, "labels", s.id, ".png");
+    if (fs::exists(label_path)) {
+      labels.push_back(resize_nearest(io::read_indexed_png(label_path).unsqueeze(0), c.loss.render_size));
+    } else if (!held_out) {
+      throw data::DataError(label_path.string() + ": no pseudo-labels for training sample " + s.id +
+                            " (run lepard-prepare --data " + c.data.root + " --out " + cache.string() + ")");
+    } else {
+      all_labels = false;
+    }
+    if (s.mask.defined()) masks.push_back(resize_nearest(s.mask.unsqueeze(0), c.train.validate_size));
+    else all_masks = false;
+    if (s.part_labels.defined()) parts.push_back(resize_nearest(s.part_labels.unsqueeze(0), c.train.validate_size));
+    else all_parts = false;
+    s = data::Sample{};  // release the crop and its ground truth
+  }
+  flush();
+  if (d.ids.empty()) return d;
+  d.images = at::cat(images);
+  if (all_labels) {
+    d.labels = at::cat(labels);
+    d.clusters = d.labels.max().item<int64_t>();
+  }
+  if (all_masks) d.masks = at::cat(masks);
+  if (all_parts) d.part_labels = at::cat(parts);
+  return d;
+}
+
+model::ModelOptions model_options(const TrainConfig& c, int64_t clusters) {
+  model::ModelOptions o;
+  o.parts = c.model.parts;
+  o.clusters = std::max<int64_t>(clusters, 1);
+  o.image_size = c.model.image_size;
+  o.encoder_depth = c.model.encoder_depth;
+  o.encoder_width = c.model.encoder_width;
+  o.encoder_blocks = c.model.encoder_blocks;
+  o.norm = c.model.norm;
+  o.hidden = c.model.hidden;
+  o.local_deformation = c.model.local_deformation;
+  o.flow_grid = c.model.flow_grid;
+  o.max_velocity = c.model.max_velocity;
+  o.seed = c.train.seed;
+  return o;
+}
+
+namespace {
+
+torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
+  if (!fs::exists(path)) throw std::runtime_error(path.string() + ": no such checkpoint");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path.string() + ": not a readable lepard checkpoint (" + e.what_without_backtrace() + ")");
+  }
+  return archive;
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  TrainConfig config;
+  Dataset train, val;
+  Distributed* distributed = nullptr;
+  model::LepardNet net{nullptr};
+  std::unique_ptr<torch::optim::Adam> optimizer;
+  core::SurfaceGrid grid;
+  LossSettings loss;
+  int64_t step = 0;
+  c10::Device device{c10::kCPU};
+  // The sampler: the permutation of the current epoch.
+  int64_t perm_epoch = -1;
+  std::vector<int64_t> perm;
+
+  int64_t rank() const { return distributed ? distributed->rank() : 0; }
+  int64_t world() const { return distributed ? distributed->world_size() : 1; }
+
+  int64_t sample_at(int64_t pos) {
+    const int64_t n = train.size();
+    const int64_t epoch = pos / n;
+    if (epoch != perm_epoch) {
+      perm.resize(n);
+      std::iota(perm.begin(), perm.end(), 0);
+      uint64_t state = splitmix64(static_cast<uint64_t>(config.train.seed) * 1000003ull + static_cast<uint64_t>(epoch));
+      for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates with a counter-based generator
+        state = splitmix64(state);
+        std::swap(perm[i], perm[state % static_cast<uint64_t>(i + 1)]);
+      }
+      perm_epoch = epoch;
+    }
+    return perm[pos % n];
+  }
+  bool flip_at(int64_t pos) const {
+    return config.train.flip &&
+           (splitmix64(static_cast<uint64_t>(pos) ^ (static_cast<uint64_t>(config.train.seed) << 32) ^ 0xF11Full) & 1);
+  }
+
+  double lr_at(int64_t s) const {
+    const auto& t = config.train;
+    double f = 1.0;
+    if (t.warmup > 0 && s < t.warmup) f = static_cast<double>(s + 1) / static_cast<double>(t.warmup);
+    const double progress = static_cast<double>(s) / static_cast<double>(std::max<int64_t>(t.steps, 1));
+    if (t.schedule == "cosine") f *= 0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * progress));
+    else if (t.schedule == "step") f *= progress < 2.0 / 3.0 ? 1.0 : 0.1;
+    return t.lr * f;
+  }
+  double sigma_at(int64_t s) const {
+    const auto& t = config.train;
+    const double progress = t.steps > 1 ? static_cast<double>(s) / static_cast<double>(t.steps - 1) : 1.0;
+    return t.sigma_start * std::pow(t.sigma_end / t.sigma_start, std::min(progress, 1.0));
+  }
+
+  LossInputs inputs(const model::Prediction& p) const {
+    LossInputs in;
+    in.camera = p.camera;
+    in.parts = p.parts;
+    in.velocity = p.velocity;
+    in.distribution = net->part_distribution();
+    return in;
+  }
+
+  void write_metrics(const nlohmann::json& line) const {
+    if (rank() != 0) return;
+    std::ofstream out(fs::path(config.train.out) / "metrics.jsonl", std::ios::app);
+    out << line.dump() << "\n";
+  }
+};
+
+Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* distributed)
+    : impl_(std::make_unique<Impl>()) {
+  auto& m = *impl_;
+  m.config = std::move(config);
+  m.train = std::move(train);
+  m.val = std::move(val);
+  m.distributed = distributed;
+  const auto& c = m.config;
+  if (m.train.size() == 0) throw ConfigError("data.root: " + c.data.root + " has no training images for category '" +
+                                             c.data.category + "'");
+  if (!m.train.labels.defined()) throw ConfigError("data.cache: the training images have no pseudo-labels");
+  if (c.train.batch_size % m.world() != 0)
+    throw ConfigError("train.batch_size " + std::to_string(c.train.batch_size) + " must be a multiple of the world size " +
+                      std::to_string(m.world()));
+  m.device = c10::Device(c.train.device == "cuda" ? c10::kCUDA : c10::kCPU);
+  // The initial weights come from LibTorch's default generator: seed it, so that every
+  // process of a data-parallel run and every run of a configuration start alike.
+  at::manual_seed(static_cast<uint64_t>(c.train.seed));
+  m.net = model::LepardNet(model_options(c, m.train.clusters));
+  if (!c.model.encoder_weights.empty()) {
+    const auto n = model::load_encoder_weights(m.net, c.model.encoder_weights);
+    spdlog::info("loaded {} encoder tensors from {}", n, c.model.encoder_weights);
+  }
+  if (!c.model.init.empty()) {
+    // Fine-tuning: the weights of a trained model, not its optimiser state or step.
+    auto archive = open_checkpoint(c.model.init);
+    try {
+      m.net->load(archive);
+    } catch (const c10::Error& e) {
+      throw ConfigError("model.init: " + c.model.init + " does not fit this model (" + e.what_without_backtrace() +
+                        "); the model section (and the number of clusters) must match the run it came from");
+    }
+    spdlog::info("started from the weights of {}", c.model.init);
+  }
+  m.net->to(m.device);
+  m.optimizer = std::make_unique<torch::optim::Adam>(m.net->parameters(), torch::optim::AdamOptions(c.train.lr));
+  m.grid = core::make_surface_grid(c.model.rings, c.model.segments);
+  auto& l = m.loss;
+  l.silhouette = c.loss.silhouette;
+  l.parts = c.loss.parts;
+  l.attraction = c.loss.attraction;
+  l.collision = c.loss.collision;
+  l.deformation_size = c.loss.deformation_size;
+  l.deformation_smoothness = c.loss.deformation_smoothness;
+  l.generalized_forces = c.loss.generalized_forces;
+  l.collisions = c.loss.collisions;
+  l.weights = {c.loss.weight_center, c.loss.weight_rotation, c.loss.weight_shape, c.loss.weight_deformation,
+               c.loss.weight_camera};
+  l.render_size = c.loss.render_size;
+  l.flow.grid_size = c.model.flow_grid;
+  l.flow.integration_size = c.model.flow_integration;
+  if (m.train.labels.size(1) != c.loss.render_size)
+    throw ConfigError("loss.render_size " + std::to_string(c.loss.render_size) + " differs from the pseudo-labels' " +
+                      std::to_string(m.train.labels.size(1)));
+}
+
+Trainer::~Trainer() = default;
+
+model::LepardNet& Trainer::net() { return impl_->net; }
+int64_t Trainer::step() const { return impl_->step; }
+const TrainConfig& Trainer::config() const { return impl_->config; }
+
+void Trainer::run(int64_t until) {
+  auto& m = *impl_;
+  const auto& c = m.config;
+  if (until < 0 || until > c.train.steps) until = c.train.steps;
+  if (m.rank() == 0) fs::create_directories(c.train.out);
+  const int64_t global = c.train.batch_size, local = global / m.world();
+  auto params = m.net->parameters();
+  double window_start = now_s();
+  int64_t window_images = 0;
+  while (m.step < until) {
+    const int64_t s = m.step;
+    const double lr = m.lr_at(s);
+    for (auto& group : m.optimizer->param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    m.loss.sigma = m.sigma_at(s);
+
+    std::vector<int64_t> index(local);
+    std::vector<uint8_t> flip(local);
+    for (int64_t j = 0; j < local; ++j) {
+      const int64_t pos = s * global + m.rank() * local + j;
+      index[j] = m.sample_at(pos);
+      flip[j] = m.flip_at(pos) ? 1 : 0;
+    }
+    const auto idx = at::tensor(index, at::kLong);
+    auto images = m.train.images.index_select(0, idx);
+    auto labels = m.train.labels.index_select(0, idx).to(at::kLong);
+    const auto flip_mask = at::tensor(std::vector<int64_t>(flip.begin(), flip.end()), at::kLong).to(at::kBool);
+    images = at::where(flip_mask.view({-1, 1, 1, 1}), images.flip({3}), images);
+    labels = at::where(flip_mask.view({-1, 1, 1}), labels.flip({2}), labels);
+
+    const auto pred = m.net->forward(images.to(m.device));
+    LossTargets targets{labels.to(m.device)};
+    const auto terms = compute_losses(m.inputs(pred), targets, m.grid, m.loss);
+    StepReport report;
+    for (const auto& [name, value] : terms.terms) {
+      const double v = value.item<double>();
+      if (!std::isfinite(v))
+        throw TrainingError("step " + std::to_string(s + 1) + ": loss term '" + name + "' is " + std::to_string(v) +
+                            "; the run stops here, the last checkpoint (" +
+                            (fs::path(c.train.out) / "checkpoint.pt").string() + ") is from before it");
+      report.terms.emplace_back(name, v);
+    }
+    m.optimizer->zero_grad();
+    terms.total.backward();
+    for (auto& p : params)
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    if (m.distributed) {
+      std::vector<at::Tensor> grads;
+      for (auto& p : params) grads.push_back(p.grad());
+      m.distributed->all_reduce_mean(grads);
+    }
+    const double max_norm = c.train.grad_clip > 0 ? c.train.grad_clip : std::numeric_limits<double>::infinity();
+    const double norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+    if (!std::isfinite(norm))
+      throw TrainingError("step " + std::to_string(s + 1) + ": the gradient norm is " + std::to_string(norm) +
+                          " (loss terms were finite); the last checkpoint is from before it");
+    m.optimizer->step();
+    m.step = s + 1;
+    window_images += global;
+
+    report.step = m.step;
+    report.steps = c.train.steps;
+    report.lr = lr;
+    report.sigma = m.loss.sigma;
+    report.loss = terms.total.item<double>();
+    report.grad_norm = norm;
+    const double elapsed = now_s() - window_start;
+    report.images_per_s = elapsed > 0 ? static_cast<double>(window_images) / elapsed : 0.0;
+    if (m.step % c.train.log_every == 0 || m.step == until) {
+      nlohmann::json line = {{"step", m.step}, {"lr", lr}, {"sigma", report.sigma}, {"loss", report.loss},
+                             {"grad_norm", norm}, {"images_per_s", report.images_per_s}};
+      for (const auto& [name, v] : report.terms) line[name] = v;
+      m.write_metrics(line);
+      window_start = now_s();
+      window_images = 0;
+    }
+    if (on_step) on_step(report);
+    if (m.rank() == 0 && m.val.size() > 0 && (m.step % c.train.validate_every == 0 || m.step == c.train.steps)) {
+      const auto v = validate();
+      m.write_metrics({{"step", v.step}, {"val_silhouette_iou", v.silhouette_iou}, {"val_part_iou", v.part_iou},
+                       {"val_images", v.images}, {"val_reference", v.reference}});
+      if (on_validate) on_validate(v);
+    }
+    if (m.rank() == 0 && (m.step % c.train.checkpoint_every == 0 || m.step == c.train.steps))
+      save_checkpoint(fs::path(c.train.out) / "checkpoint.pt");
+  }
+  if (m.rank() == 0 && m.step % c.train.checkpoint_every != 0 && m.step != c.train.steps)
+    save_checkpoint(fs::path(c.train.out) / "checkpoint.pt");
+  if (m.distributed) m.distributed->barrier();
+}
+
+ValidationReport Trainer::validate() {
+  auto& m = *impl_;
+  const auto& c = m.config;
+  ValidationReport r;
+  r.step = m.step;
+  r.images = m.val.size();
+  if (r.images == 0) return r;
+  const int64_t t = c.train.validate_size;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> part_maps;
+  for (int64_t begin = 0; begin < r.images; begin += 32) {
+    const int64_t n = std::min<int64_t>(32, r.images - begin);
+    const auto points = reconstruct(m.net, c, m.val.images.narrow(0, begin, n).to(m.device));
+    part_maps.push_back(render::rasterize_hard(points.cpu(), m.grid.faces, t, t).part_id);
+  }
+  const auto parts = at::cat(part_maps);
+  if (m.val.masks.defined()) {
+    r.reference = "ground truth";
+    r.silhouette_iou = silhouette_iou(parts >= 0, m.val.masks);
+    if (m.val.part_labels.defined()) r.part_iou = part_iou(parts, m.val.part_labels, c.model.parts, 16).mean;
+  } else if (m.val.labels.defined()) {
+    r.reference = "pseudo-labels";
+    const auto labels = resize_nearest(m.val.labels, t);
+    r.silhouette_iou = silhouette_iou(parts >= 0, labels);
+    r.part_iou = part_iou(parts, labels, c.model.parts, m.train.clusters).mean;
+  }
+  return r;
+}
+
+void Trainer::save_checkpoint(const fs::path& path) const {
+  const auto& m = *impl_;
+  torch::serialize::OutputArchive archive;
+  m.net->save(archive);
+  torch::serialize::OutputArchive optimizer;
+  m.optimizer->save(optimizer);
+  archive.write("lepard_optimizer", optimizer);
+  archive.write("lepard_step", at::tensor(m.step, at::kLong));
+  archive.write("lepard_clusters", at::tensor(m.train.clusters, at::kLong));
+  archive.write("lepard_seed", at::tensor(m.config.train.seed, at::kLong));
+  auto cfg = m.config;
+  archive.write("lepard_config", c10::IValue(cfg.schema().to_yaml()));
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  io::write_file_atomic(path, bytes.str());
+}
+
+
+void Trainer::resume(const fs::path& path) {
+  auto& m = *impl_;
+  auto archive = open_checkpoint(path);
+  try {
+    m.net->load(archive);
+    torch::serialize::InputArchive optimizer;
+    archive.read("lepard_optimizer", optimizer);
+    m.optimizer->load(optimizer);
+    at::Tensor step;
+    archive.read("lepard_step", step);
+    m.step = step.item<int64_t>();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path.string() + ": does not fit this model (" + e.what_without_backtrace() +
+                             "); resume with the configuration the checkpoint was trained with");
+  }
+  m.net->to(m.device);
+}
+
+at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images) {
+  at::NoGradGuard no_grad;
+  const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
+  core::LocalFlowOptions flow;
+  flow.grid_size = config.model.flow_grid;
+  flow.integration_size = config.model.flow_integration;
+  const auto pred = net->forward(images);
+  LossInputs in;
+  in.camera = pred.camera;
+  in.parts = pred.parts;
+  in.velocity = pred.velocity;
+  const auto local = local_displacements(in, grid, flow);
+  return core::project_parts_reference(in.parts, local, in.camera, grid);
+}
+
+std::pair<std::string, int64_t> checkpoint_config(const fs::path& path) {
+  auto archive = open_checkpoint(path);
+  c10::IValue config;
+  at::Tensor clusters;
+  try {
+    archive.read("lepard_config", config);
+    archive.read("lepard_clusters", clusters);
+  } catch (const c10::Error&) {
+    throw std::runtime_error(path.string() + ": has no lepard configuration (not written by lepard-train?)");
+  }
+  return {config.toStringRef(), clusters.item<int64_t>()};
+}
+
+model::LepardNet load_model(const fs::path& path, TrainConfig* config_out) {
+  const auto [yaml, clusters] = checkpoint_config(path);
+  TrainConfig config;
+  config.schema().load_string(yaml, path.string());
+  model::LepardNet net(model_options(config, clusters));
+  auto archive = open_checkpoint(path);
+  try {
+    net->load(archive);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path.string() + ": " + e.what_without_backtrace());
+  }
+  if (config_out) *config_out = config;
+  return net;
+}
+
+}  // namespace lepard::train

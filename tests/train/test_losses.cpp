@@ -1,0 +1,214 @@
+// The training signal: generalized forces equal autograd with unit group weights (through
+// the whole network, float64); group weights scale their group; collision forces push
+// inter-penetrating parts apart; the IoU metrics on constructed cases.
+#include <lepard/core/surface_grid.h>
+#include <lepard/model/model.h>
+#include <lepard/train/losses.h>
+#include <lepard/train/metrics.h>
+
+#include "test_support.h"
+#include "training_fixture.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace lepard::train {
+namespace {
+
+model::ModelOptions small_model() {
+  model::ModelOptions o;
+  o.parts = 3;
+  o.clusters = 2;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.flow_grid = 3;
+  o.seed = 3;
+  return o;
+}
+
+LossSettings small_settings() {
+  LossSettings s;
+  s.render_size = 16;
+  s.sigma = 1e-3;
+  s.gamma = 1e-2;
+  s.collision = 1.0;
+  s.flow.grid_size = 3;
+  s.flow.integration_size = 6;
+  s.flow.steps = 4;
+  return s;
+}
+
+// Parameter gradients of the total loss, in registration order.
+std::vector<at::Tensor> gradients(model::LepardNet& net, const at::Tensor& images, const at::Tensor& labels,
+                                  const core::SurfaceGrid& grid, const LossSettings& s, LossTerms* terms_out = nullptr) {
+  net->zero_grad();
+  const auto p = net->forward(images);
+  LossInputs in{p.camera, p.parts, p.velocity, net->part_distribution()};
+  auto terms = compute_losses(in, LossTargets{labels}, grid, s);
+  terms.total.backward();
+  std::vector<at::Tensor> g;
+  for (const auto& param : net->parameters()) g.push_back(param.grad().defined() ? param.grad().clone() : at::zeros_like(param));
+  if (terms_out) *terms_out = terms;
+  return g;
+}
+
+model::LepardNet overlapping_net() {
+  model::LepardNet net(small_model());
+  net->to(at::kDouble);
+  // Pull the template's parts together so that they inter-penetrate and collide.
+  at::NoGradGuard no_grad;
+  for (auto& item : net->named_parameters())
+    if (item.key() == "part_head.bias") {
+      auto b = item.value().view({3, -1});
+      b.narrow(1, 0, 3).mul_(0.2);
+      b.select(1, 7).fill_(0.5);  // a0 larger
+    }
+  return net;
+}
+
+TEST(Losses, GeneralizedForcesEqualAutogradWithUnitWeights) {
+  auto net = overlapping_net();
+  const auto data = testing::blob_dataset(2, 32, 16, 1);
+  const auto images = data.images.to(at::kDouble), labels = data.labels.to(at::kLong);
+  const auto grid = core::make_surface_grid(6, 8);
+  auto s = small_settings();
+  LossTerms terms;
+  s.generalized_forces = true;
+  const auto forces = gradients(net, images, labels, grid, s, &terms);
+  s.generalized_forces = false;
+  const auto autograd = gradients(net, images, labels, grid, s);
+  // Every term is present and does something.
+  std::vector<std::string> names;
+  for (const auto& [name, value] : terms.terms) {
+    names.push_back(name);
+    EXPECT_GT(value.item<double>(), 0.0) << name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"silhouette", "parts", "attraction", "collision", "deformation_size",
+                                             "deformation_smoothness"}));
+  double largest = 0, worst = 0;
+  ASSERT_EQ(forces.size(), autograd.size());
+  for (size_t i = 0; i < forces.size(); ++i) {
+    largest = std::max(largest, autograd[i].abs().max().item<double>());
+    worst = std::max(worst, testing::max_abs_diff(forces[i], autograd[i]));
+  }
+  EXPECT_GT(largest, 1e-4);  // the comparison is not between zeros
+  std::printf("generalized forces against autograd: largest difference %.3g, largest gradient %.3g\n", worst, largest);
+  EXPECT_LT(worst, 1e-6) << "largest gradient " << largest;
+}
+
+TEST(Losses, GroupWeightsScaleTheirGroup) {
+  // With only the silhouette term (which reaches the network through the projected points
+  // alone), doubling every group weight doubles every geometry gradient, and a zero weight on
+  // every group leaves only the gradient-free parameters.
+  auto net = overlapping_net();
+  const auto data = testing::blob_dataset(2, 32, 16, 2);
+  const auto images = data.images.to(at::kDouble), labels = data.labels.to(at::kLong);
+  const auto grid = core::make_surface_grid(6, 8);
+  auto s = small_settings();
+  s.parts = s.attraction = s.collision = s.deformation_size = s.deformation_smoothness = 0.0;
+  const auto one = gradients(net, images, labels, grid, s);
+  s.weights = {2.0, 2.0, 2.0, 2.0, 2.0};
+  const auto two = gradients(net, images, labels, grid, s);
+  s.weights = {0.0, 0.0, 0.0, 0.0, 0.0};
+  const auto zero = gradients(net, images, labels, grid, s);
+  double largest = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    largest = std::max(largest, one[i].abs().max().item<double>());
+    EXPECT_LT(testing::max_abs_diff(two[i], 2.0 * one[i]), 1e-9);
+    EXPECT_EQ(zero[i].abs().max().item<double>(), 0.0);
+  }
+  EXPECT_GT(largest, 1e-4);
+  // Weighting only the centres changes the gradient (the groups are separate).
+  s.weights = {3.0, 1.0, 1.0, 1.0, 1.0};
+  const auto centre = gradients(net, images, labels, grid, s);
+  double change = 0;
+  for (size_t i = 0; i < one.size(); ++i) change = std::max(change, testing::max_abs_diff(centre[i], one[i]));
+  EXPECT_GT(change, 1e-6);
+}
+
+// Two unit spheres (superquadrics with e = 1), one at the origin and one at (d, 0, 0).
+LossInputs two_spheres(double d) {
+  LossInputs in;
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  in.parts.center = at::tensor({0.0, 0.0, 0.0, d, 0.0, 0.0}, opts).view({1, 2, 3}).requires_grad_();
+  in.parts.rotation = at::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0}, opts).view({1, 2, 4}).requires_grad_();
+  auto shape = at::zeros({1, 2, 11}, opts);
+  shape.narrow(2, 0, 4).fill_(1.0);
+  shape.narrow(2, 4, 2).fill_(1.0);
+  shape.narrow(2, 10, 1).fill_(0.5);
+  shape.select(2, 0).fill_(0.5);  // radius 0.5
+  in.parts.shape = shape.requires_grad_();
+  in.camera.rotation = at::tensor({1.0, 0.0, 0.0, 0.0}, opts).view({1, 4});
+  in.camera.translation = at::tensor({0.0, 0.0, 4.0}, opts).view({1, 3});
+  in.distribution = at::full({2, 1}, 1.0, opts);
+  return in;
+}
+
+TEST(Losses, CollisionsPushInterpenetratingPartsApart) {
+  auto s = small_settings();
+  s.silhouette = s.parts = s.attraction = 0.0;
+  s.collision = 1.0;
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto labels = at::zeros({1, 16, 16}, at::kLong);
+  // Apart (distance 1.2 > two radii): no energy.
+  const auto apart = compute_losses(two_spheres(1.2), LossTargets{labels}, grid, s);
+  ASSERT_EQ(apart.terms.size(), 1u);
+  EXPECT_EQ(apart.terms[0].second.item<double>(), 0.0);
+  // Overlapping (distance 0.6): energy, larger the deeper, and forces that separate them.
+  auto in = two_spheres(0.6);
+  const auto overlap = compute_losses(in, LossTargets{labels}, grid, s);
+  const double e06 = overlap.total.item<double>();
+  EXPECT_GT(e06, 0.0);
+  EXPECT_GT(compute_losses(two_spheres(0.3), LossTargets{labels}, grid, s).total.item<double>(), e06);
+  overlap.total.backward();
+  const auto g = in.parts.center.grad();
+  // Gradient descent moves part 0 to -x and part 1 to +x, with equal and opposite forces.
+  EXPECT_GT(g[0][0][0].item<double>(), 0.0);
+  EXPECT_LT(g[0][1][0].item<double>(), 0.0);
+  EXPECT_NEAR(g[0][0][0].item<double>(), -g[0][1][0].item<double>(), 1e-9);
+  EXPECT_LT(std::abs(g[0][0][1].item<double>()), 0.2 * std::abs(g[0][0][0].item<double>()));  // mostly along x
+  // Switched off: no term.
+  s.collisions = false;
+  EXPECT_TRUE(compute_losses(two_spheres(0.6), LossTargets{labels}, grid, s).terms.empty());
+}
+
+TEST(Metrics, SilhouetteIouOnConstructedMasks) {
+  auto pred = at::zeros({2, 4, 4}, at::kByte), ref = at::zeros({2, 4, 4}, at::kByte);
+  pred[0].narrow(0, 0, 2).fill_(1);  // 8 pixels
+  ref[0].narrow(0, 1, 2).fill_(1);   // 8 pixels, 4 shared: IoU 4 / 12
+  // Image 1: both empty counts as 1.
+  EXPECT_NEAR(silhouette_iou(pred, ref), (4.0 / 12.0 + 1.0) / 2.0, 1e-12);
+}
+
+TEST(Metrics, PartIouAssignsPartsToLabelsByOverlap) {
+  // Reference labels 1 (left half) and 2 (right half); the prediction uses parts 2 and 0
+  // for them (a permutation), plus part 1 also on label 2 (two parts, one label).
+  auto ref = at::zeros({1, 4, 4}, at::kLong);
+  ref[0].narrow(1, 0, 2).fill_(1);
+  ref[0].narrow(1, 2, 2).fill_(2);
+  auto pred = at::full({1, 4, 4}, -1, at::kLong);
+  pred[0].narrow(1, 0, 2).fill_(2);
+  pred[0].narrow(1, 2, 1).fill_(0);
+  pred[0].narrow(1, 3, 1).fill_(1);
+  auto r = part_iou(pred, ref, 3, 2);
+  EXPECT_EQ(r.assignment, (std::vector<int64_t>{2, 2, 1}));
+  EXPECT_NEAR(r.mean, 1.0, 1e-12);
+  // Shift the prediction by one column: label 1 keeps 4 of 8 (union 12), label 2 ...
+  auto shifted = at::full({1, 4, 4}, -1, at::kLong);
+  shifted[0].narrow(1, 1, 2).fill_(2);
+  shifted[0].narrow(1, 3, 1).fill_(0);
+  r = part_iou(shifted, ref, 3, 2);
+  // Part 2 covers columns 1-2: 4 pixels of label 1, 4 of label 2 -> tie goes to label 1.
+  // Label 1: pred {col 1, 2} vs ref {col 0, 1}: 4 / 12. Label 2: part 0, col 3 vs cols 2-3: 4 / 8.
+  EXPECT_NEAR(r.per_label[0], 4.0 / 12.0, 1e-12);
+  EXPECT_NEAR(r.per_label[1], 4.0 / 8.0, 1e-12);
+  EXPECT_EQ(r.assignment[1], -1);  // part 1 covers nothing
+  EXPECT_NEAR(r.mean, (4.0 / 12.0 + 0.5) / 2.0, 1e-12);
+}
+
+}  // namespace
+}  // namespace lepard::train

@@ -1,0 +1,233 @@
+// The training loop: the loss falls and the held-out IoU rises on a small problem; resume
+// is exact; two processes over Gloo equal one process with the whole batch; a NaN stops
+// the run naming the step and the term; checkpoints are written atomically and bad ones
+// are named.
+#include <lepard/io/atomic_file.h>
+#include <lepard/train/trainer.h>
+
+#include "test_support.h"
+#include "training_fixture.h"
+
+#include <gtest/gtest.h>
+
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+extern char** environ;
+
+namespace lepard::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+double max_param_diff(model::LepardNet& a, model::LepardNet& b) {
+  const auto pa = a->parameters(), pb = b->parameters();
+  double worst = 0;
+  for (size_t i = 0; i < pa.size(); ++i) worst = std::max(worst, testing::max_abs_diff(pa[i], pb[i]));
+  return worst;
+}
+
+TEST(Trainer, LossFallsAndHeldOutIouRises) {
+  const auto dir = testing::temp_dir("train_falls");
+  auto c = testing::tiny_config(dir);
+  c.train.steps = 200;
+  c.train.batch_size = 8;
+  c.train.lr = 5e-3;
+  std::vector<double> losses;
+  Trainer trainer(c, testing::blob_dataset(32, 32, 16, 1), testing::blob_dataset(8, 32, 16, 99));
+  trainer.on_step = [&](const StepReport& r) { losses.push_back(r.loss); };
+  const auto before = trainer.validate();
+  trainer.run();
+  const auto after = trainer.validate();
+  ASSERT_EQ(losses.size(), 200u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 10; ++i) {
+    first += losses[i];
+    last += losses[190 + i];
+  }
+  EXPECT_LT(last, 0.6 * first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10 << ", IoU " << before.silhouette_iou << " -> " << after.silhouette_iou;
+  std::printf("loss %.4f -> %.4f (means of the first and last 10 steps), held-out IoU %.4f -> %.4f\n", first / 10,
+              last / 10, before.silhouette_iou, after.silhouette_iou);
+  EXPECT_EQ(before.reference, "ground truth");
+  EXPECT_GT(after.silhouette_iou, before.silhouette_iou + 0.15)
+      << "held-out IoU " << before.silhouette_iou << " -> " << after.silhouette_iou;
+  // metrics.jsonl has a line per step and the final checkpoint exists.
+  std::ifstream metrics(dir / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  EXPECT_GE(lines, 80);
+  EXPECT_TRUE(fs::exists(dir / "checkpoint.pt"));
+}
+
+TEST(Trainer, ResumeIsExact) {
+  const auto dir = testing::temp_dir("train_resume");
+  auto c = testing::tiny_config(dir / "full");
+  c.train.steps = 6;
+  const auto data = testing::blob_dataset(10, 32, 16, 5);
+  Trainer full(c, data, {});
+  full.run();
+
+  auto c2 = testing::tiny_config(dir / "split");
+  c2.train.steps = 6;
+  {
+    Trainer first(c2, data, {});
+    first.run(3);  // an interrupted run: stops after 3 steps, writing its checkpoint
+    EXPECT_EQ(first.step(), 3);
+  }
+  Trainer second(c2, data, {});
+  second.resume(dir / "split" / "checkpoint.pt");
+  EXPECT_EQ(second.step(), 3);
+  second.run();
+  EXPECT_EQ(second.step(), 6);
+  const double diff = max_param_diff(full.net(), second.net());
+  std::printf("resume: largest parameter difference %.3g\n", diff);
+  EXPECT_LE(diff, 1e-6);
+  // And training moved the parameters (the comparison is not between two untouched nets).
+  Trainer untouched(c2, data, {});
+  EXPECT_GT(max_param_diff(full.net(), untouched.net()), 1e-4);
+  // The checkpoint holds the configuration.
+  const auto [yaml, clusters] = checkpoint_config(dir / "split" / "checkpoint.pt");
+  EXPECT_NE(yaml.find("steps: 6"), std::string::npos);
+  EXPECT_EQ(clusters, 2);
+  TrainConfig loaded;
+  auto net = load_model(dir / "split" / "checkpoint.pt", &loaded);
+  EXPECT_EQ(max_param_diff(net, second.net()), 0.0);
+  EXPECT_EQ(loaded.model.parts, 3);
+}
+
+TEST(Trainer, BadCheckpointsAreNamed) {
+  const auto dir = testing::temp_dir("train_badckpt");
+  io::write_file_atomic(dir / "cut.pt", "PK\x03\x04 not really a zip");
+  auto c = testing::tiny_config(dir);
+  Trainer t(c, testing::blob_dataset(4, 32, 16, 1), {});
+  try {
+    t.resume(dir / "cut.pt");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.pt"), std::string::npos) << e.what();
+  }
+  try {
+    t.resume(dir / "missing.pt");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.pt: no such checkpoint"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, NanStopsTheRunNamingStepAndTerm) {
+  const auto dir = testing::temp_dir("train_nan");
+  auto c = testing::tiny_config(dir);
+  c.train.steps = 4;
+  c.train.checkpoint_every = 1;
+  Trainer t(c, testing::blob_dataset(8, 32, 16, 1), {});
+  t.run(2);
+  const auto good = dir / "checkpoint.pt";
+  const auto stamp = fs::last_write_time(good);
+  const auto size = fs::file_size(good);
+  // Poison the network: a NaN weight makes every term NaN at step 3.
+  {
+    at::NoGradGuard no_grad;
+    t.net()->parameters()[0].view({-1})[0] = std::nan("");
+  }
+  try {
+    t.run();
+    FAIL() << "no error";
+  } catch (const TrainingError& e) {
+    const std::string msg = e.what();
+    // The first non-finite term in the order of compute_losses (the soft rasteriser skips
+    // faces with NaN corners, so the silhouette itself may stay finite).
+    EXPECT_NE(msg.find("step 3: loss term '"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("' is nan"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(t.step(), 2);
+  EXPECT_EQ(fs::last_write_time(good), stamp);  // the last good checkpoint is kept
+  EXPECT_EQ(fs::file_size(good), size);
+}
+
+// --- Data-parallel: this binary re-executes itself as the worker processes. ---
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+constexpr int64_t kDistSteps = 5;
+
+TrainConfig distributed_config(const fs::path& out) {
+  auto c = testing::tiny_config(out);
+  c.train.steps = kDistSteps;
+  c.train.batch_size = 4;
+  return c;
+}
+
+// The worker: runs only when the parent test sets LEPARD_TEST_RANK.
+TEST(Distributed, Worker) {
+  const char* rank = std::getenv("LEPARD_TEST_RANK");
+  if (!rank) GTEST_SKIP() << "runs as a child of Distributed.TwoProcessesEqualOneWithTheWholeBatch";
+  DistributedOptions o;
+  o.rank = std::atoi(rank);
+  o.world_size = 2;
+  o.master_addr = "127.0.0.1";
+  o.master_port = std::atoi(std::getenv("LEPARD_TEST_PORT"));
+  o.timeout_s = 120;
+  Distributed group(o);
+  Trainer t(distributed_config(std::getenv("LEPARD_TEST_OUT")), testing::blob_dataset(12, 32, 16, 7), {}, &group);
+  t.run();
+  ASSERT_EQ(t.step(), kDistSteps);
+}
+
+TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
+  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
+  const auto dir = testing::temp_dir("train_ddp");
+  const auto port = std::to_string(free_port());
+  std::vector<pid_t> children;
+  for (int r = 0; r < 2; ++r) {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    env_strings.push_back("LEPARD_TEST_RANK=" + std::to_string(r));
+    env_strings.push_back("LEPARD_TEST_PORT=" + port);
+    env_strings.push_back("LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string());
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string exe = fs::read_symlink("/proc/self/exe").string(), filter = "--gtest_filter=Distributed.Worker";
+    std::vector<char*> argv{exe.data(), filter.data(), nullptr};
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()), 0);
+    children.push_back(pid);
+  }
+  // Meanwhile, one process with the whole batch.
+  Trainer one(distributed_config(dir / "one"), testing::blob_dataset(12, 32, 16, 7), {});
+  one.run();
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a worker failed (status " << status << ")";
+  }
+  auto two = load_model(dir / "rank0" / "checkpoint.pt");
+  EXPECT_FALSE(fs::exists(dir / "rank1" / "checkpoint.pt"));  // only rank 0 writes
+  const double diff = max_param_diff(one.net(), two);
+  std::printf("two processes against one: largest parameter difference %.3g\n", diff);
+  EXPECT_LE(diff, 1e-5);
+  Trainer untouched(distributed_config(dir / "none"), testing::blob_dataset(12, 32, 16, 7), {});
+  EXPECT_GT(max_param_diff(one.net(), untouched.net()), 1e-4);
+}
+
+}  // namespace
+}  // namespace lepard::train
