@@ -45,6 +45,11 @@ T parse_number(const std::string& name, const std::string& v, const char* what, 
 }
 }  // namespace
 
+Parser& Parser::flag(const std::string& name, std::vector<std::string>* out, const std::string& help) {
+  flags_.push_back({name, help, "", "TEXT...", false, [out](const std::string& v) { out->push_back(v); }});
+  return *this;
+}
+
 Parser& Parser::flag(const std::string& name, int64_t* out, const std::string& help) {
   flags_.push_back({name, help, std::to_string(*out), "INT", false, [out, name](const std::string& v) {
                       *out = parse_number<int64_t>(name, v, "an integer",
@@ -170,7 +175,7 @@ void init_logging() {
   (void)logger;
 }
 
-void Progress::update(const std::string& stage, int64_t done, int64_t total) {
+void Progress::update(const std::string& stage, int64_t done, int64_t total, const std::string& detail) {
   const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   if (stage != stage_) {
     stage_ = stage;
@@ -180,17 +185,18 @@ void Progress::update(const std::string& stage, int64_t done, int64_t total) {
   const double rate = now > start_ ? static_cast<double>(done) / (now - start_) : 0.0;
   const int64_t width = 24, filled = total > 0 ? done * width / total : width;
   if (::isatty(2)) {
-    std::fprintf(stderr, "\r%s %lld/%lld [%s%s] %.1f/s%s", stage.c_str(), static_cast<long long>(done),
+    std::fprintf(stderr, "\r%s %lld/%lld [%s%s] %.1f/s%s%s%s", stage.c_str(), static_cast<long long>(done),
                  static_cast<long long>(total), std::string(static_cast<size_t>(filled), '=').c_str(),
-                 std::string(static_cast<size_t>(width - filled), ' ').c_str(), rate, done >= total ? "\n" : "");
+                 std::string(static_cast<size_t>(width - filled), ' ').c_str(), rate, detail.empty() ? "" : " ",
+                 detail.c_str(), done >= total ? "\n" : "");
     std::fflush(stderr);
     return;
   }
   const int64_t decile = total > 0 ? done * 10 / total : 10;
   if (decile != last_decile_) {
     last_decile_ = decile;
-    std::fprintf(stderr, "%s %lld/%lld (%.1f/s)\n", stage.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), rate);
+    std::fprintf(stderr, "%s %lld/%lld (%.1f/s)%s%s\n", stage.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total), rate, detail.empty() ? "" : " ", detail.c_str());
   }
 }
 

@@ -16,6 +16,8 @@ class Parser {
 
   // --name VALUE or --name=VALUE.
   Parser& flag(const std::string& name, std::string* out, const std::string& help);
+  // A repeatable flag: every occurrence appends its value.
+  Parser& flag(const std::string& name, std::vector<std::string>* out, const std::string& help);
   Parser& flag(const std::string& name, int64_t* out, const std::string& help);
   Parser& flag(const std::string& name, double* out, const std::string& help);
   // A switch: --name sets it, --no-name clears it.
@@ -49,7 +51,9 @@ class Parser {
 // redraws, elsewhere (logs, CI) it prints a line at every 10%.
 class Progress {
  public:
-  void update(const std::string& stage, int64_t done, int64_t total);
+  // `detail` (e.g. the current loss) is printed after the rate; changing it does not
+  // restart the stage's clock.
+  void update(const std::string& stage, int64_t done, int64_t total, const std::string& detail = "");
 
  private:
   std::string stage_;

@@ -1,0 +1,65 @@
+# lepard-train on a small synthetic set: bad configurations fail before training with a
+# message naming the key or path (exit 2); a short run interrupted with --stop-after and
+# resumed writes metrics.jsonl, checkpoint.pt, config.yaml and summary.json.
+file(REMOVE_RECURSE "${OUT}")
+execute_process(COMMAND "${SYNTH}" --out "${OUT}/data" --count 12 --size 64 --seed 3 --contact-sheet 0
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lepard-synth failed (${rc}): ${err}")
+endif()
+execute_process(COMMAND "${PREPARE}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" --surrogate-grid 16
+                        --restarts 1 --crop-size 64 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lepard-prepare failed (${rc}): ${err}")
+endif()
+file(WRITE "${OUT}/good.yaml" "data:\n  root: ${OUT}/data\n  cache: ${OUT}/cache\n  crop_size: 64\n  test_fraction: 0.25\n"
+     "model:\n  parts: 4\n  image_size: 32\n  encoder_depth: 2\n  encoder_width: 8\n  hidden: 32\n  rings: 6\n  segments: 8\n"
+     "loss:\n  render_size: 16\ntrain:\n  steps: 4\n  batch_size: 2\n  warmup: 1\n  validate_every: 2\n  log_every: 1\n"
+     "  validate_size: 32\n  out: ${OUT}/run\n")
+file(WRITE "${OUT}/unknown.yaml" "data:\n  root: ${OUT}/data\ntrain:\n  lrr: 0.1\n")
+file(WRITE "${OUT}/type.yaml" "data:\n  root: ${OUT}/data\ntrain:\n  steps: many\n")
+file(WRITE "${OUT}/nodata.yaml" "data:\n  root: ${OUT}/no_such_folder\n")
+
+function(expect_config_error config pattern)
+  execute_process(COMMAND "${TOOL}" --config "${config}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 2)
+    message(FATAL_ERROR "${config} ${ARGN}: exit ${rc}, expected 2: ${err}")
+  endif()
+  if(NOT err MATCHES "${pattern}")
+    message(FATAL_ERROR "${config} ${ARGN}: message does not match '${pattern}': ${err}")
+  endif()
+  if(EXISTS "${OUT}/run")
+    message(FATAL_ERROR "${config}: a failed configuration started a run")
+  endif()
+endfunction()
+expect_config_error("${OUT}/unknown.yaml" "unknown.yaml:4: unknown key 'train.lrr'")
+expect_config_error("${OUT}/type.yaml" "type.yaml:4: key 'train.steps' expects an integer, got 'many'")
+expect_config_error("${OUT}/nodata.yaml" "key 'data.root' names .*no_such_folder, which is not a folder")
+expect_config_error("${OUT}/good.yaml" "unknown key 'train.stepz'" --set train.stepz=3)
+expect_config_error("${OUT}/good.yaml" "data.cache.*not a folder" --set data.cache=${OUT}/nowhere)
+
+execute_process(COMMAND "${TOOL}" --config "${OUT}/good.yaml" --stop-after 2 --threads 1
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lepard-train (first half) failed (${rc}): ${err}")
+endif()
+execute_process(COMMAND "${TOOL}" --resume "${OUT}/run" --threads 1 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lepard-train --resume failed (${rc}): ${err}")
+endif()
+if(NOT err MATCHES "resumed from .*checkpoint.pt at step 2")
+  message(FATAL_ERROR "no resume message: ${err}")
+endif()
+if(NOT out MATCHES "\"steps\": 4" OR NOT out MATCHES "\"silhouette_iou\": [0-9.e-]+")
+  message(FATAL_ERROR "unexpected summary: ${out}")
+endif()
+foreach(f checkpoint.pt metrics.jsonl config.yaml summary.json)
+  if(NOT EXISTS "${OUT}/run/${f}")
+    message(FATAL_ERROR "missing ${OUT}/run/${f}")
+  endif()
+endforeach()
+file(STRINGS "${OUT}/run/metrics.jsonl" lines)
+list(LENGTH lines n)
+if(n LESS 6)  # 4 step lines and 2 validations
+  message(FATAL_ERROR "metrics.jsonl has ${n} lines: ${lines}")
+endif()
