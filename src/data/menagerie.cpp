@@ -442,6 +442,9 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   out.mask = at::zeros({S, S}, at::kByte);
   out.parts = at::zeros({S, S}, at::kByte);
   out.depth = frags.depth[0].to(at::kFloat).contiguous();
+  out.mesh = projected[0].to(at::kFloat);
+  out.mesh_faces = grid.faces;
+  for (const auto& tube : animal.tubes) out.mesh_labels.push_back(tube.label);
   uint8_t* img = out.image.data_ptr<uint8_t>();
   uint8_t* mask = out.mask.data_ptr<uint8_t>();
   uint8_t* parts = out.parts.data_ptr<uint8_t>();

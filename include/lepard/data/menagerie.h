@@ -49,6 +49,13 @@ struct SyntheticImage {
   at::Tensor features;   // (S/s, S/s, D) float32, the DINO surrogate (s = its stride)
   at::Tensor saliency;   // (S/s, S/s) float32 in [0, 1], the surrogate's CLS-attention saliency
   std::string params_json;  // the generating parameters
+  // The ground-truth mesh as the renderer drew it: one tube per body part, all with the
+  // SurfaceGrid(10, 12) topology, projected like core::project_parts output (x, y in
+  // normalised image coordinates, camera depth). For a category the tubes come in the same
+  // order in every image, so vertex (k, v) corresponds across images.
+  at::Tensor mesh;                   // (K, 122, 3) float32
+  at::Tensor mesh_faces;             // (240, 3) int64
+  std::vector<int64_t> mesh_labels;  // LASSIE part label of each tube
 };
 
 // One image of `category`; the same (category, size, seed, surrogate) gives the same image.
