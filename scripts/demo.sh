@@ -6,10 +6,12 @@
 # deformable primitives (superquadrics with tapering, bending and diffeomorphic local
 # deformation) written as OBJ files and rendered to PNG sheets, a synthetic horse set from
 # the menagerie with its contact sheet, and its pseudo-labels (lepard-prepare on the DINO
-# surrogate: saliency, co-segmentation) with theirs.
-# Later issues extend it to the full loop: synthesise, prepare, train, infer, evaluate.
+# surrogate: saliency, co-segmentation) with theirs, and a short training run of the
+# network on them (lepard-train, configs/synthetic_horse.yaml; DEMO_STEPS steps).
+# A later issue extends it to inference and evaluation with an HTML report.
 #
-# Environment: BUILD_DIR (default build), OUT (default runs/demo), CMAKE_ARGS.
+# Environment: BUILD_DIR (default build), OUT (default runs/demo), CMAKE_ARGS,
+# DEMO_STEPS (training steps, default 300: about 3 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -32,6 +34,13 @@ rm -rf "${out}/synth"
 
 lepard_log "pseudo-labels from the DINO surrogate in ${out}/cache (see docs/features.md)"
 "${build_dir}/apps/lepard-prepare" --data "${out}/synth" --surrogate --out "${out}/cache" | tee "${out}/prepare.txt"
+
+steps="${DEMO_STEPS:-300}"
+lepard_log "training the network for ${steps} steps in ${out}/train (see docs/training.md)"
+rm -rf "${out}/train"
+"${build_dir}/apps/lepard-train" --config configs/synthetic_horse.yaml --set "data.root=${out}/synth" \
+  --set "data.cache=${out}/cache" --set "train.out=${out}/train" --set "train.steps=${steps}" \
+  --set "train.validate_every=100" --set "train.checkpoint_every=100" | tee "${out}/train.txt"
 
 report="${out}/report.txt"
 {
@@ -57,6 +66,11 @@ report="${out}/report.txt"
   echo "  pseudo_labels_horse.png  24 crops with their pseudo-label clusters (colours) and the"
   echo "                           ground-truth outline (white); the DINO surrogate is a simulation"
   sed 's/^/  /' "${out}/prepare.txt"
+  echo
+  echo "Training: ${out}/train/ (metrics.jsonl: loss terms per step and validations; checkpoint.pt)"
+  echo "  ${steps} steps of lepard-train on the 200 horses' training split; held-out figures are"
+  echo "  against the ground-truth masks (a short run: docs/BENCHMARKS.md has the 30-minute one)"
+  sed 's/^/  /' "${out}/train.txt"
 } >"$report"
 lepard_log "report: ${report}"
 cat "$report"
