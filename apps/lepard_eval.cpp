@@ -1,6 +1,10 @@
 // lepard-eval: the paper's metrics (keypoint transfer PCK, part transfer PCP, overall and
 // part IoU) of a trained model on a dataset with ground truth.
 #include <lepard/core/surface_grid.h>
+#include <lepard/data/contact_sheet.h>
+#include <lepard/io/image_io.h>
+#include <lepard/render/hard_rasterize.h>
+#include <lepard/render/pictures.h>
 #include <lepard/data/readers.h>
 #include <lepard/eval/evaluate.h>
 #include <lepard/model/model.h>
@@ -39,7 +43,7 @@ int main(int argc, char** argv) {
   cli::tune_openmp(argv);
   cli::init_logging();
   std::string checkpoint, data, format = "auto", category, split = "test", out;
-  int64_t threads = 0, crop_size = 256, batch = 32;
+  int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24;
   double test_fraction = -1;
   cli::Parser parser("lepard-eval",
                      "Evaluates a trained model as the paper does (Tables 1 and 2): keypoint transfer PCK at\n"
@@ -53,7 +57,8 @@ int main(int argc, char** argv) {
       .flag("test-fraction", &test_fraction, "share of the split (default: the checkpoint's data.test_fraction)")
       .flag("crop-size", &crop_size, "LASSIE crop side in pixels (metrics are computed at this size)")
       .flag("batch", &batch, "images per forward pass")
-      .flag("out", &out, "folder for metrics.json and metrics.md (default: print only)")
+      .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
+      .flag("overlays", &overlays, "crops on overlays_<category>.png: predicted parts over the image, ground-truth outline (0: none)")
       .flag("threads", &threads, "intra-op threads (0: every core)")
       .epilog("Example:\n  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --split test --out runs/h1200_eval\n"
               "Exit codes: 0 done, 1 an error (named), 2 a bad command line.");
@@ -106,6 +111,24 @@ int main(int argc, char** argv) {
         have_kps = have_kps && s.keypoints.defined();
         if (s.part_labels.defined()) parts.push_back(s.part_labels);
         if (s.keypoints.defined()) kps.push_back(s.keypoints);
+      }
+      if (!out.empty() && overlays > 0) {
+        // The first crops with their predicted parts blended in and the mask outline drawn.
+        const int64_t m = std::min<int64_t>(overlays, static_cast<int64_t>(samples.size()));
+        const auto first = at::cat(verts).narrow(0, 0, m);
+        const auto ids = render::colorize_part_ids(render::rasterize_hard(first, grid.faces, crop_size, crop_size).part_id);
+        std::vector<data::Sample> shown;
+        for (int64_t i = 0; i < m; ++i) {
+          data::Sample o;
+          const auto& s = samples[static_cast<size_t>(i)];
+          const auto covered = (ids[i].sum(2) > 0).unsqueeze(2);
+          o.image = at::where(covered, (s.image.to(at::kFloat) * 0.45 + ids[i].to(at::kFloat) * 0.55).to(at::kByte), s.image);
+          o.mask = s.mask;  // drawn as an outline (no label fill: part_labels all 0)
+          o.part_labels = at::zeros_like(s.mask);
+          shown.push_back(std::move(o));
+        }
+        fs::create_directories(out);
+        io::write_png(fs::path(out) / ("overlays_" + c + ".png"), data::contact_sheet(shown, 8));
       }
       const auto r = eval::evaluate(at::cat(verts), grid.faces, at::stack(masks), have_parts ? at::stack(parts) : at::Tensor(),
                                     have_kps ? at::stack(kps) : at::Tensor());

@@ -6,9 +6,11 @@
 # deformable primitives (superquadrics with tapering, bending and diffeomorphic local
 # deformation) written as OBJ files and rendered to PNG sheets, a synthetic horse set from
 # the menagerie with its contact sheet, and its pseudo-labels (lepard-prepare on the DINO
-# surrogate: saliency, co-segmentation) with theirs, and a short training run of the
-# network on them (lepard-train, configs/synthetic_horse.yaml; DEMO_STEPS steps).
-# A later issue extends it to inference and evaluation with an HTML report.
+# surrogate: saliency, co-segmentation) with theirs, a short training run of the network
+# on them (lepard-train, configs/synthetic_horse.yaml; DEMO_STEPS steps), inference on
+# new synthetic horses (lepard-infer: meshes, overlays, turntables), evaluation on the
+# held-out split (lepard-eval), and a self-contained HTML report, runs/demo/report.html
+# (scripts/check_report.sh renders it in headless Chromium and checks every section).
 #
 # Environment: BUILD_DIR (default build), OUT (default runs/demo), CMAKE_ARGS,
 # DEMO_STEPS (training steps, default 300: about 3 minutes on 2 cores).
@@ -42,6 +44,17 @@ rm -rf "${out}/train"
   --set "data.cache=${out}/cache" --set "train.out=${out}/train" --set "train.steps=${steps}" \
   --set "train.validate_every=100" --set "train.checkpoint_every=100" | tee "${out}/train.txt"
 
+lepard_log "reconstructing 16 new synthetic horses with lepard-infer in ${out}/infer"
+rm -rf "${out}/new" "${out}/infer"
+"${build_dir}/apps/lepard-synth" --category horse --count 16 --size 256 --seed 99 --out "${out}/new" --contact-sheet 0 >/dev/null
+"${build_dir}/apps/lepard-infer" --checkpoint "${out}/train" --images "${out}/new/images/horse" --out "${out}/infer" \
+  --turntable 4 | tee "${out}/infer.txt"
+
+lepard_log "evaluating on the held-out split with lepard-eval in ${out}/eval"
+"${build_dir}/apps/lepard-eval" --checkpoint "${out}/train" --data "${out}/synth" --split test --out "${out}/eval" \
+  | tee "${out}/eval.txt"
+scripts/report.py "$out" >/dev/null
+
 report="${out}/report.txt"
 {
   echo "lepard demo report ($(date -u '+%Y-%m-%d %H:%M UTC'))"
@@ -71,6 +84,15 @@ report="${out}/report.txt"
   echo "  ${steps} steps of lepard-train on the 200 horses' training split; held-out figures are"
   echo "  against the ground-truth masks (a short run: docs/BENCHMARKS.md has the 30-minute one)"
   sed 's/^/  /' "${out}/train.txt"
+  echo
+  echo "Inference: ${out}/infer/ (per image .obj + .mtl, .ply, .glb, _overlay.png, .json; contact_sheet.png;"
+  echo "  _turntable.png for the first 4)"
+  sed 's/^/  /' "${out}/infer.txt"
+  echo
+  echo "Evaluation (held-out split, against the generator's ground truth; docs/evaluation.md):"
+  sed 's/^/  /' "${out}/eval.txt"
+  echo
+  echo "HTML report: ${out}/report.html (self-contained; scripts/check_report.sh renders and checks it)"
 } >"$report"
 lepard_log "report: ${report}"
 cat "$report"

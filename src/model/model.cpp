@@ -84,14 +84,19 @@ EncoderImpl::EncoderImpl(const ModelOptions& o) {
     layers_.push_back(register_module("layer" + std::to_string(i + 1), layer));
     in = out;
   }
-  out_features_ = in;
+  if (o.pool != "flatten" && o.pool != "mean") throw std::invalid_argument("model pool '" + o.pool + "': expected flatten or mean");
+  flatten_ = o.pool == "flatten";
+  // Spatial side of the last map: conv1 and the max-pool halve it, every later stage too.
+  int64_t side = o.image_size;
+  for (int64_t i = 0; i < 2 + o.encoder_depth - 1; ++i) side = (side + 1) / 2;
+  out_features_ = flatten_ ? in * side * side : in;
 }
 
 at::Tensor EncoderImpl::forward(const at::Tensor& images) {
   auto x = at::relu(bn1_->forward(conv1_->forward(images)));
   x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
   for (auto& layer : layers_) x = layer->forward(x);
-  return x.mean({2, 3});
+  return flatten_ ? x.flatten(1) : x.mean({2, 3});
 }
 
 namespace {
@@ -99,6 +104,11 @@ namespace {
 int64_t flow_values(const ModelOptions& o) { return 3 * o.flow_grid * o.flow_grid * o.flow_grid; }
 
 constexpr int64_t kPartOutputs = 3 + 4 + core::kShapeDim;  // q_c, q_theta, q_s
+constexpr double kCenterBound = 1.5;  // |q_c| per axis, object units
+// Smallest aspect ratio a1..a3: thin enough for a leg (a half-width of 0.05 object units,
+// about a pixel at the 64 x 64 pseudo-label grid). With 0.25 the thinnest part was twice
+// as wide as a horse's leg, and no part ever moved onto the legs.
+constexpr double kMinAspect = 0.1;
 
 // Inverse of the bounded activations below, for the template's biases.
 double logit(double p) { return std::log(p / (1.0 - p)); }
@@ -128,18 +138,33 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   cb[0] = 1.0;  // identity quaternion (w, x, y, z), scalar first as in core/rotation.h
   auto pb = part_head_->bias.view({o.parts, kPartOutputs});
   for (int64_t k = 0; k < o.parts; ++k) {
-    // Centres spread over a box the size of an animal's body (x along the body).
-    pb[k][0] = std::atanh(0.6 * uni(rng));
-    pb[k][1] = std::atanh(0.4 * uni(rng));
-    pb[k][2] = std::atanh(0.3 * uni(rng));
-    pb[k][3] = 1.0;  // identity quaternion (w first)
+    // Centres spread over the region an animal covers in a LASSIE crop seen from the
+    // default camera: x along the body, y (down) from the back to the belly for the odd
+    // parts, compact blobs; the even parts start as thin upright cylinders below them,
+    // where the legs of a standing animal are. A generic prior: nothing is category-specific,
+    // and every part is free to go anywhere.
+    const bool limb = k % 2 == 0;
+    pb[k][0] = std::atanh(0.9 * uni(rng) / kCenterBound);
+    pb[k][1] = std::atanh((limb ? 0.65 + 0.3 * uni(rng) : -0.1 + 0.35 * uni(rng)) / kCenterBound);
+    pb[k][2] = std::atanh(0.3 * uni(rng) / kCenterBound);
+    if (limb) {  // a quarter turn about x: the part's long z axis points down the image
+      pb[k][3] = std::sqrt(0.5);
+      pb[k][4] = std::sqrt(0.5);
+    } else {
+      pb[k][3] = 1.0;  // identity quaternion (w first)
+    }
     pb[k][7 + core::kA0] = logit((0.3 - 0.05) / 0.45);
-    for (int64_t a : {core::kA1, core::kA2, core::kA3}) pb[k][7 + a] = logit((0.6 - 0.25) / 0.75);
+    const double aspect[3] = {limb ? 0.25 : 0.6, limb ? 0.25 : 0.6, limb ? 1.0 - 1e-3 : 0.6};
+    for (int64_t a = 0; a < 3; ++a)
+      pb[k][7 + core::kA1 + a] = logit((aspect[a] - kMinAspect) / (1.0 - kMinAspect));
     for (int64_t e : {core::kE1, core::kE2}) pb[k][7 + e] = logit((1.0 - 0.2) / 1.5);
     pb[k][7 + core::kB3] = logit((0.5 - 0.2) / 0.8);
   }
-  // Each part leans towards a cluster (ties broken by the seed) so that parts differ.
+  // Each part starts leaning towards one cluster (part k to cluster k mod C, probability
+  // about 0.7 for C = 8), so that the part-label forces pull parts to different regions
+  // from the first step (legs included) instead of every part wanting the whole animal.
   cluster_logits_.normal_(0.0, 0.1);
+  for (int64_t k = 0; k < o.parts; ++k) cluster_logits_[k][k % o.clusters] += o.cluster_prior;
 }
 
 Prediction LepardNetImpl::forward(const at::Tensor& images) {
@@ -156,12 +181,12 @@ Prediction LepardNetImpl::forward(const at::Tensor& images) {
   p.camera.focal = o.focal;
 
   const auto raw = part_head_->forward(h).view({b, o.parts, kPartOutputs});
-  p.parts.center = at::tanh(raw.narrow(2, 0, 3));
+  p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
   p.parts.rotation = raw.narrow(2, 3, 4);
   const auto s = raw.narrow(2, 7, core::kShapeDim);
   const auto sig = at::sigmoid(s), th = at::tanh(s);
   p.parts.shape = at::cat({0.05 + 0.45 * sig.narrow(2, core::kA0, 1),
-                           0.25 + 0.75 * sig.narrow(2, core::kA1, 3),
+                           kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
                            0.2 + 1.5 * sig.narrow(2, core::kE1, 2),
                            0.5 * th.narrow(2, core::kT1, 2),
                            0.1 * th.narrow(2, core::kB1, 1),

@@ -189,6 +189,7 @@ ConfigSchema TrainConfig::schema() {
       .field("model.encoder_width", &model.encoder_width, "channels of the first stage")
       .field("model.encoder_blocks", &model.encoder_blocks, "residual blocks per stage")
       .field("model.norm", &model.norm, "group, or frozen_batch (torchvision weights)")
+      .field("model.pool", &model.pool, "flatten (keeps where things are) or mean (global average pool)")
       .field("model.encoder_weights", &model.encoder_weights, "optional torchvision ResNet .pth (needs norm frozen_batch)")
       .field("model.init", &model.init, "lepard checkpoint whose weights start the run (fine-tuning; not the optimiser)")
       .field("model.hidden", &model.hidden, "decoder MLP width")
@@ -259,6 +260,7 @@ void TrainConfig::validate(const std::string& source) const {
   positive("model.encoder_width", model.encoder_width);
   positive("model.encoder_blocks", model.encoder_blocks);
   choice("model.norm", model.norm, {"group", "frozen_batch"});
+  choice("model.pool", model.pool, {"flatten", "mean"});
   if (!model.encoder_weights.empty() && !fs::exists(model.encoder_weights))
     fail("model.encoder_weights", "names " + model.encoder_weights + ", which does not exist");
   if (!model.encoder_weights.empty() && model.norm != "frozen_batch")

@@ -120,6 +120,7 @@ model::ModelOptions model_options(const TrainConfig& c, int64_t clusters) {
   o.encoder_width = c.model.encoder_width;
   o.encoder_blocks = c.model.encoder_blocks;
   o.norm = c.model.norm;
+  o.pool = c.model.pool;
   o.hidden = c.model.hidden;
   o.local_deformation = c.model.local_deformation;
   o.flow_grid = c.model.flow_grid;

@@ -63,6 +63,7 @@ class TorchvisionWeights : public ::testing::Test {
     o_.encoder_depth = 3;
     o_.encoder_blocks = 2;
     o_.norm = "frozen_batch";
+    o_.pool = "mean";  // the reference's pooled features
   }
   fs::path dir_;
   ModelOptions o_;

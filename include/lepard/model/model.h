@@ -8,9 +8,9 @@
 // part (docs/model.md lists the ranges):
 //   camera rotation  quaternion: raw output plus the identity (normalised downstream)
 //   camera position  c_cam = (0.3 tanh, 0.3 tanh, distance * exp(0.3 tanh))
-//   q_c              1.0 * tanh (object units; the object is about 2 units across)
+//   q_c              1.5 * tanh (object units; the object is about 2 units across)
 //   q_theta          raw output plus the identity quaternion
-//   q_s              a0 in [0.05, 0.5], a1..a3 in [0.25, 1], e1, e2 in [0.2, 1.7],
+//   q_s              a0 in [0.05, 0.5], a1..a3 in [0.1, 1], e1, e2 in [0.2, 1.7],
 //                    t1, t2 in 0.5 tanh, b1 in 0.1 tanh, b2 in tanh, b3 in [0.2, 1]
 //   q_d              max_velocity * tanh, a (3, G, G, G) B-spline velocity grid per part
 // The last layer of each head starts with small weights and biases that place the K parts
@@ -51,12 +51,17 @@ struct ModelOptions {
   int64_t encoder_width = 32;   // channels of the first stage (doubling per stage)
   int64_t encoder_blocks = 1;   // BasicBlocks per stage
   std::string norm = "group";   // "group" or "frozen_batch"
+  // How the last feature map becomes the feature vector: "flatten" keeps its layout (where
+  // things are in the image, which the camera and part positions need), "mean" is the
+  // classifier's global average pool.
+  std::string pool = "flatten";
   int64_t hidden = 256;         // decoder MLP width
   bool local_deformation = true;
   int64_t flow_grid = 4;        // G: control grid of q_d per axis
   double max_velocity = 0.15;   // bound of q_d (normalised units; core/local_flow.h)
   double camera_distance = 3.0;
   double focal = 2.0;
+  double cluster_prior = 3.0;   // initial logit of part k's own cluster (k mod C)
   int64_t seed = 0;             // the template's initial arrangement
 };
 
@@ -99,6 +104,7 @@ class EncoderImpl : public torch::nn::Module {
   int64_t out_features() const { return out_features_; }
 
  private:
+  bool flatten_ = true;
   torch::nn::Conv2d conv1_{nullptr};
   Norm bn1_{nullptr};
   std::vector<torch::nn::Sequential> layers_;

@@ -63,6 +63,7 @@ struct TrainConfig {
     int64_t encoder_width = 32;   // channels of the first stage
     int64_t encoder_blocks = 1;   // BasicBlocks per stage (ResNet-18: width 64, depth 4, blocks 2)
     std::string norm = "group";   // group, or frozen_batch (needed by torchvision weights)
+    std::string pool = "flatten"; // flatten (keeps the layout) or mean (global average)
     std::string encoder_weights;  // optional torchvision ResNet .pth
     std::string init;             // optional lepard checkpoint to start from (fine-tuning)
     int64_t hidden = 256;         // decoder MLP width
@@ -73,7 +74,7 @@ struct TrainConfig {
     int64_t rings = 12, segments = 16;  // surface grid of each part
   } model;
   struct Loss {
-    double silhouette = 1.0, parts = 1.0, attraction = 0.1, collision = 0.1;
+    double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
     double deformation_size = 0.01, deformation_smoothness = 0.01;
     bool generalized_forces = true;  // false: plain autograd image loss (ablation)
     bool collisions = true;

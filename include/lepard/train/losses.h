@@ -38,7 +38,7 @@
 namespace lepard::train {
 
 struct LossSettings {
-  double silhouette = 1.0, parts = 1.0, attraction = 0.1, collision = 0.1;
+  double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
   double deformation_size = 0.01, deformation_smoothness = 0.01;
   bool generalized_forces = true;
   bool collisions = true;

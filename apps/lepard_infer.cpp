@@ -1,0 +1,251 @@
+// lepard-infer: batch inference on a folder of images with a trained model: meshes (OBJ with
+// part colours, PLY, binary glTF), an overlay of the projected parts, the predicted camera
+// and part parameters as JSON, and a contact sheet of all overlays.
+#include <lepard/core/project_parts.h>
+#include <lepard/core/rotation.h>
+#include <lepard/core/surface_grid.h>
+#include <lepard/data/contact_sheet.h>
+#include <lepard/data/readers.h>
+#include <lepard/io/atomic_file.h>
+#include <lepard/io/image_io.h>
+#include <lepard/io/mesh_io.h>
+#include <lepard/model/model.h>
+#include <lepard/render/hard_rasterize.h>
+#include <lepard/render/pictures.h>
+#include <lepard/train/losses.h>
+#include <lepard/train/trainer.h>
+
+#include "cli/cli.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using namespace lepard;
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// file name -> (left, top, width, height) from a CSV with a header line.
+std::map<std::string, std::array<double, 4>> read_boxes(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("--boxes " + path.string() + ": cannot open");
+  std::map<std::string, std::array<double, 4>> boxes;
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (n == 1 || line.empty()) continue;  // header
+    std::stringstream ss(line);
+    std::string name, field;
+    std::getline(ss, name, ',');
+    std::array<double, 4> b{};
+    for (int i = 0; i < 4; ++i) {
+      if (!std::getline(ss, field, ','))
+        throw std::invalid_argument(path.string() + ":" + std::to_string(n) + ": expected file,left,top,width,height");
+      try {
+        b[static_cast<size_t>(i)] = std::stod(field);
+      } catch (const std::exception&) {
+        throw std::invalid_argument(path.string() + ":" + std::to_string(n) + ": '" + field + "' is not a number");
+      }
+    }
+    boxes[name] = b;
+  }
+  return boxes;
+}
+
+nlohmann::json parameters_json(const model::Prediction& p, int64_t b, const at::Tensor& velocity_rms) {
+  auto vec = [](const at::Tensor& t) {
+    const auto c = t.to(at::kDouble).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  nlohmann::json j;
+  j["camera"] = {{"rotation_wxyz", vec(p.camera.rotation[b] / p.camera.rotation[b].norm())},
+                 {"translation", vec(p.camera.translation[b])},
+                 {"focal", p.camera.focal},
+                 {"convention", "x_cam = translation + R(rotation) x; x_proj = focal (x/z, y/z), image in [-1, 1], y down"}};
+  static const char* names[] = {"a0", "a1", "a2", "a3", "e1", "e2", "t1", "t2", "b1", "b2", "b3"};
+  for (int64_t k = 0; k < p.parts.center.size(1); ++k) {
+    nlohmann::json part = {{"center", vec(p.parts.center[b][k])},
+                           {"rotation_wxyz", vec(p.parts.rotation[b][k] / p.parts.rotation[b][k].norm())}};
+    const auto s = vec(p.parts.shape[b][k]);
+    for (size_t i = 0; i < s.size(); ++i) part["shape"][names[i]] = s[i];
+    if (velocity_rms.defined()) part["local_velocity_rms"] = velocity_rms[b][k].item<double>();
+    j["parts"].push_back(part);
+  }
+  return j;
+}
+
+// Views of one reconstruction turning about the image's vertical axis: a (size, n size, 3)
+// strip, parts in their palette colours shaded by depth. verts: (K, V, 3) in the camera's
+// orientation (y down), centred on the object.
+at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t views, int64_t size) {
+  auto v = verts.to(at::kDouble);
+  v = v - v.reshape({-1, 3}).mean(0);
+  const double radius = v.norm(2, 2).max().item<double>() + 1e-6;
+  std::vector<at::Tensor> frames;
+  for (int64_t i = 0; i < views; ++i) {
+    const double a = 2.0 * M_PI * static_cast<double>(i) / static_cast<double>(views);
+    const auto x = v.select(2, 0) * std::cos(a) + v.select(2, 2) * std::sin(a);
+    const auto z = -v.select(2, 0) * std::sin(a) + v.select(2, 2) * std::cos(a) + 3.0 * radius;
+    const double f = 2.4;  // the object's bounding sphere fills most of the view
+    const auto projected = at::stack({f * x / z, f * v.select(2, 1) / z, z}, 2).unsqueeze(0);
+    const auto frags = render::rasterize_hard(projected, faces, size, size);
+    auto rgb = render::colorize_part_ids(frags.part_id)[0].to(at::kFloat);
+    const auto depth = frags.depth[0];
+    const auto covered = frags.part_id[0] >= 0;
+    const double lo = 2.0 * radius, hi = 4.0 * radius;
+    const auto shade = (1.0 - 0.6 * ((depth - lo) / (hi - lo)).clamp(0, 1)).unsqueeze(2);
+    rgb = at::where(covered.unsqueeze(2), rgb * shade, at::full_like(rgb, 255.0));
+    frames.push_back(rgb.to(at::kByte));
+  }
+  return at::cat(frames, 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::tune_openmp(argv);
+  cli::init_logging();
+  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay";
+  int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0;
+  bool skip_writing = false;
+  cli::Parser parser("lepard-infer",
+                     "Reconstructs every image of a folder with one forward pass of a trained model (no test-time\n"
+                     "optimisation) and writes, per image: <name>.obj (+ .mtl part colours), <name>.ply, <name>.glb,\n"
+                     "<name>_overlay.png (projected parts over the crop) and <name>.json (camera and part\n"
+                     "parameters); and contact_sheet.png. Meshes are in the camera's orientation, centred on the\n"
+                     "object, y up (glTF's convention), so viewers show them as the image does.");
+  parser.flag("checkpoint", &checkpoint, "checkpoint.pt of lepard-train (or its run folder)")
+      .flag("images", &images, "folder of .png/.jpg/.jpeg/.bmp images")
+      .flag("out", &out, "output folder")
+      .flag("boxes", &boxes_path, "CSV file,left,top,width,height: crop each image around its box as LASSIE does "
+                                  "(1.5 x the box's longer side); default: the centred square of the whole image")
+      .flag("formats", &formats, "comma-separated outputs: obj, ply, glb, json, overlay")
+      .flag("crop-size", &crop_size, "crop side in pixels (overlays are drawn at this size)")
+      .flag("batch", &batch, "images per forward pass")
+      .flag("contact-sheet", &sheet, "overlays on contact_sheet.png (0: none)")
+      .flag("turntable", &turntables, "also write <name>_turntable.png (8 views around the vertical axis) for this many images")
+      .flag("forward-only", &skip_writing, "time the forward pass only: write nothing but the summary")
+      .flag("threads", &threads, "intra-op threads (0: every core)")
+      .epilog("Example:\n  lepard-infer --checkpoint runs/h1200_train --images runs/h1200/images/horse --out runs/infer\n"
+              "Unreadable images are reported and skipped. Exit codes: 0 all done, 1 an error, 2 a bad command line,\n"
+              "4 some images could not be read (the others were written).");
+  parser.parse(argc, argv);
+  cli::set_threads(threads > 0 ? threads : cli::default_threads());
+  int failed = 0;
+  try {
+    if (checkpoint.empty() || images.empty() || out.empty())
+      throw std::invalid_argument("--checkpoint, --images and --out are required");
+    auto has = [&](const std::string& f) { return ("," + formats + ",").find("," + f + ",") != std::string::npos; };
+    fs::path ckpt(checkpoint);
+    if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
+    train::TrainConfig config;
+    auto net = train::load_model(ckpt, &config);
+    data::ReaderOptions ro;
+    ro.crop_size = crop_size;
+    ro.skip_bad = true;
+    auto read = data::read_image_folder(images, ro);
+    for (const auto& msg : read.skipped) spdlog::warn("skipped: {}", msg);
+    failed = static_cast<int>(read.skipped.size());
+    auto& samples = read.samples;
+    if (!boxes_path.empty()) {
+      const auto boxes = read_boxes(boxes_path);
+      for (auto& s : samples) {
+        const auto it = boxes.find(s.image_path.filename().string());
+        if (it == boxes.end()) throw std::invalid_argument("--boxes " + boxes_path + ": no box for " + s.image_path.filename().string());
+        s.crop = data::square_crop_box(it->second[0], it->second[1], it->second[2], it->second[3]);
+        s.image = data::crop_image(io::read_image(s.image_path), s.crop, crop_size);
+      }
+    }
+    if (samples.empty()) throw std::runtime_error("--images " + images + ": no readable images");
+    fs::create_directories(out);
+    const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
+    core::LocalFlowOptions flow;
+    flow.grid_size = config.model.flow_grid;
+    flow.integration_size = config.model.flow_integration;
+    const auto colors = render::part_palette(config.model.parts);
+    std::vector<data::Sample> overlays;
+    cli::Progress progress;
+    double forward_s = 0;
+    const double start = now_s();
+    for (size_t begin = 0; begin < samples.size(); begin += static_cast<size_t>(batch)) {
+      const size_t end = std::min(samples.size(), begin + static_cast<size_t>(batch));
+      std::vector<at::Tensor> crops;
+      for (size_t i = begin; i < end; ++i) crops.push_back(samples[i].image);
+      const double t0 = now_s();
+      at::NoGradGuard no_grad;
+      const auto pred = net->forward(model::normalize_images(at::stack(crops), config.model.image_size));
+      train::LossInputs in{pred.camera, pred.parts, pred.velocity, {}};
+      const auto local = train::local_displacements(in, grid, flow);
+      const auto projected = core::project_parts_reference(pred.parts, local, pred.camera, grid);
+      const auto world = core::assemble_parts(pred.parts, local, grid);
+      forward_s += now_s() - t0;
+      if (skip_writing) {
+        progress.update("infer (forward only)", static_cast<int64_t>(end), static_cast<int64_t>(samples.size()));
+        continue;
+      }
+      // Camera orientation, centred on the object, y up: (x, -y, -z) of R_cam x.
+      const auto cam = core::rotate_points(pred.camera.rotation.unsqueeze(1).unsqueeze(1), world) *
+                       at::tensor({1.0, -1.0, -1.0}, world.options());
+      const auto frags = render::rasterize_hard(projected, grid.faces, crop_size, crop_size);
+      const auto ids = render::colorize_part_ids(frags.part_id);
+      const auto vel_rms = pred.velocity.defined() ? pred.velocity.pow(2).flatten(2).mean(2).sqrt() : at::Tensor();
+      for (size_t i = begin; i < end; ++i) {
+        const int64_t b = static_cast<int64_t>(i - begin);
+        const auto& s = samples[i];
+        const auto stem = fs::path(s.id).stem().string();
+        const auto base = fs::path(out) / stem;
+        const auto verts = cam[b];
+        if (has("obj")) io::write_obj(base.string() + ".obj", verts, grid.faces, {"lepard reconstruction of " + s.id}, colors);
+        if (has("ply")) io::write_ply(base.string() + ".ply", verts, grid.faces, colors);
+        if (has("glb")) io::write_glb(base.string() + ".glb", verts, grid.faces, colors);
+        if (has("json")) {
+          auto j = parameters_json(pred, b, vel_rms);
+          j["image"] = s.image_path.string();
+          j["crop"] = {{"left", s.crop.left}, {"top", s.crop.top}, {"size", s.crop.size}};
+          io::write_file_atomic(base.string() + ".json", j.dump(2) + "\n");
+        }
+        const auto covered = (frags.part_id[b] >= 0).unsqueeze(2);
+        const auto overlay = at::where(covered, (s.image.to(at::kFloat) * 0.45 + ids[b].to(at::kFloat) * 0.55).to(at::kByte),
+                                       s.image);
+        if (has("overlay")) io::write_png(base.string() + "_overlay.png", overlay);
+        if (static_cast<int64_t>(i) < turntables) {
+          const auto centred = core::rotate_points(pred.camera.rotation[b].view({1, 1, 4}), world[b]);
+          io::write_png(base.string() + "_turntable.png", turntable(centred, grid.faces, 8, 160));
+        }
+        if (static_cast<int64_t>(overlays.size()) < sheet) {
+          data::Sample o;
+          o.image = overlay;
+          overlays.push_back(std::move(o));
+        }
+      }
+      progress.update("infer", static_cast<int64_t>(end), static_cast<int64_t>(samples.size()));
+    }
+    const double total_s = now_s() - start;
+    if (!overlays.empty()) io::write_png(fs::path(out) / "contact_sheet.png", data::contact_sheet(overlays, 8));
+    const double n = static_cast<double>(samples.size());
+    nlohmann::json summary = {{"images", samples.size()},       {"failed", failed},
+                              {"forward_images_per_s", n / forward_s},
+                              {"end_to_end_images_per_s", n / total_s}, {"seconds", total_s}, {"out", out}};
+    io::write_file_atomic(fs::path(out) / "summary.json", summary.dump(2) + "\n");
+    std::cout << summary.dump(2) << std::endl;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "lepard-infer: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lepard-infer: %s\n", e.what());
+    return 1;
+  }
+  return failed > 0 ? 4 : 0;
+}

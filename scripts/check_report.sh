@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Renders the demo's HTML report in headless Chromium (Debian's `chromium`, installed if
+# missing), takes a screenshot, and checks that every section of the report is filled and
+# that the screenshot shows something. Usage: scripts/check_report.sh [runs/demo/report.html]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+report="${1:-runs/demo/report.html}"
+[ -f "$report" ] || { echo "check_report: no ${report} (run scripts/demo.sh first)" >&2; exit 1; }
+ensure_packages chromium python3-pil
+shot="${report%.html}.png"
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,5200 \
+  --screenshot="$(realpath -m "$shot")" "file://$(realpath "$report")" >/dev/null 2>&1
+/usr/bin/python3 - "$report" "$shot" <<'PY'
+import re, sys
+from PIL import Image, ImageStat
+report, shot = sys.argv[1], sys.argv[2]
+page = open(report).read()
+sections = re.findall(r'data-section="([^"]+)" data-filled="([^"]+)"', page)
+expected = {"metrics", "loss", "overlays", "pseudo", "turntables", "data"}
+missing = expected - {s for s, _ in sections}
+empty = [s for s, f in sections if f != "yes"]
+if missing or empty:
+    sys.exit("check_report: sections missing %s, empty %s" % (sorted(missing), empty))
+im = Image.open(shot).convert("L")
+stat = ImageStat.Stat(im)
+if stat.stddev[0] < 10:
+    sys.exit("check_report: the screenshot %s looks blank (stddev %.1f)" % (shot, stat.stddev[0]))
+print("check_report: %d sections filled; screenshot %s (%dx%d)" % (len(sections), shot, im.width, im.height))
+PY
