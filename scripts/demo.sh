@@ -21,8 +21,9 @@ source scripts/lib/common.sh
 ensure_packages "${LEPARD_PACKAGES[@]}"
 build_dir="${BUILD_DIR:-build}"
 out="${OUT:-runs/demo}"
+# The demo needs the tools only: the tests and benchmarks are scripts/test.sh's to build.
 # shellcheck disable=SC2086
-lepard_build "$build_dir" -DLEPARD_BUILD_APPS=ON ${CMAKE_ARGS:-}
+lepard_build "$build_dir" -DLEPARD_BUILD_APPS=ON -DLEPARD_BUILD_TESTS=OFF -DLEPARD_BUILD_BENCH=OFF ${CMAKE_ARGS:-}
 
 mkdir -p "$out"
 lepard_log "writing the primitive gallery to ${out}/gallery"

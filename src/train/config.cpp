@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -20,11 +21,18 @@ std::string location(const std::string& source, const YAML::Node& node) {
   return mark.line >= 0 ? source + ":" + std::to_string(mark.line + 1) : source;
 }
 
+// The shortest of 15, 16 or 17 significant digits that reads back as the same double:
+// 0.1667 prints as 0.1667, not 0.16669999999999999, and the round trip stays exact.
 std::string format_double(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
+  std::string text;
+  for (int digits : {15, 16, 17}) {
+    std::ostringstream s;
+    s.precision(digits);
+    s << v;
+    text = s.str();
+    if (std::stod(text) == v) break;
+  }
+  return text;
 }
 
 }  // namespace

@@ -56,6 +56,20 @@ TEST_F(Config, LoadsTypedValuesAndOverrides) {
   EXPECT_DOUBLE_EQ(copy.train.lr, 1e-2);
 }
 
+TEST_F(Config, DumpsNumbersShortAndExact) {
+  // Decimals that have no exact binary form print as typed, and read back to the same bits.
+  auto c = load_train_config(write("n.yaml", "data:\n  root: " + data() + "\n  test_fraction: 0.1667\n"),
+                             {"train.lr=0.0003", "train.sigma_end=0.1234567890123456789"});
+  const auto yaml = c.schema().to_yaml();
+  EXPECT_NE(yaml.find("test_fraction: 0.1667\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("lr: 0.0003\n"), std::string::npos) << yaml;
+  TrainConfig copy;
+  copy.schema().load_string(yaml, "dump");
+  EXPECT_EQ(copy.data.test_fraction, c.data.test_fraction);
+  EXPECT_EQ(copy.train.lr, c.train.lr);
+  EXPECT_EQ(copy.train.sigma_end, c.train.sigma_end);  // needs 17 digits: still exact
+}
+
 TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   const auto root = "data:\n  root: " + data() + "\n";
   const auto unknown = write("unknown.yaml", root + "train:\n  learning_rate: 0.1\n");

@@ -71,7 +71,7 @@ struct TrainConfig {
     int64_t flow_grid = 4;        // control grid of q_d per axis
     int64_t flow_integration = 8; // integration grid of the velocity
     double max_velocity = 0.15;   // bound of q_d (normalised units)
-    int64_t rings = 12, segments = 16;  // surface grid of each part
+    int64_t rings = 8, segments = 12;  // surface grid of each part (98 vertices, 192 triangles)
   } model;
   struct Loss {
     double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
