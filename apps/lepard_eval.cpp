@@ -40,7 +40,7 @@ std::vector<std::string> categories_in(const fs::path& root, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::tune_openmp(argv);
+  cli::tune_runtime(argv);
   cli::init_logging();
   std::string checkpoint, data, format = "auto", category, split = "test", out;
   int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24;

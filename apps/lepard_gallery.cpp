@@ -131,7 +131,7 @@ core::PartParams random_assemblies(int64_t B, int64_t K, at::Generator& gen) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::tune_openmp(argv);
+  cli::tune_runtime(argv);
   std::string out = "runs/demo/gallery";
   int64_t rings = 20, segments = 32, random = 4, seed = 1, image_size = 128, threads = cli::default_threads();
   bool render_pictures = true;

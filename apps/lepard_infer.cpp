@@ -115,7 +115,7 @@ at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t v
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::tune_openmp(argv);
+  cli::tune_runtime(argv);
   cli::init_logging();
   std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay";
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0;

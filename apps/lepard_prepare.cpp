@@ -77,7 +77,7 @@ int raw_mode(const fs::path& images, const fs::path& weights, const fs::path& ou
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::tune_openmp(argv);
+  cli::tune_runtime(argv);
   std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5";
   bool surrogate = false, raw = false, elbow = false, force = false, skip_bad = false;
   int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = 8, bg_clusters = 8, pca = 0, seed = 0,

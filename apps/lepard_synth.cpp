@@ -14,7 +14,7 @@
 #include <string>
 
 int main(int argc, char** argv) {
-  lepard::cli::tune_openmp(argv);
+  lepard::cli::tune_runtime(argv);
   using namespace lepard;
   std::string out = "runs/synth", category = "horse";
   int64_t count = 100, size = 256, seed = 1, dim = 64, sheet = 24, threads = cli::default_threads();

@@ -37,7 +37,7 @@ fs::path checkpoint_file(const std::string& resume) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::tune_openmp(argv);
+  cli::tune_runtime(argv);
   cli::init_logging();
   std::string config_path, resume, device;
   std::vector<std::string> sets;

@@ -16,7 +16,7 @@
 #include <vector>
 
 int main(int argc, char** argv) {
-  lepard::cli::tune_openmp(argv);
+  lepard::cli::tune_runtime(argv);
   std::string weights;
   int64_t size = 224, stride = 8, repeats = 3, threads = lepard::cli::default_threads();
   lepard::cli::Parser parser("bench_vit", "Times C++ DINO ViT feature extraction (key facet + saliency) on one image.");

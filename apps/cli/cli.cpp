@@ -8,9 +8,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace lepard::cli {
 
@@ -200,11 +205,19 @@ void Progress::update(const std::string& stage, int64_t done, int64_t total, con
   }
 }
 
-void tune_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
-  if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
-  // exec failed (no /proc?): go on with the busy-waiting default.
+void tune_runtime(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr &&
+      ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0) {
+    ::execv("/proc/self/exe", argv);
+    // exec failed (no /proc?): go on with the busy-waiting default.
+  }
+#if defined(__GLIBC__)
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables == nullptr || std::strstr(tunables, "glibc.malloc.") == nullptr) {
+    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+#endif
 }
 
 void set_threads(int64_t n) {

@@ -67,14 +67,22 @@ int64_t default_threads();
 // Sends log messages (spdlog's default logger) to stderr, keeping stdout for results.
 void init_logging();
 
-// Call first in main(). When the environment sets neither OMP_WAIT_POLICY nor
-// GOMP_SPINCOUNT, re-executes the program with OMP_WAIT_POLICY=passive. Why: with
-// Debian's LibTorch the BLAS is OpenBLAS with its own threads, and OpenMP's threads
-// busy-wait after every parallel ATen operation; the two pools then fight over the cores
-// and matrix products run 2-3x slower (docs/BENCHMARKS.md, "ViT"). libgomp reads the
-// policy only at start-up, hence the re-exec. Set OMP_WAIT_POLICY yourself (to anything)
-// to keep your own choice.
-void tune_openmp(char** argv);
+// Call first in main(). Two process-wide settings that LibTorch on the CPU needs:
+//
+// OpenMP: when the environment sets neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT,
+// re-executes the program with OMP_WAIT_POLICY=passive. Why: with Debian's LibTorch the
+// BLAS is OpenBLAS with its own threads, and OpenMP's threads busy-wait after every
+// parallel ATen operation; the two pools then fight over the cores and matrix products
+// run 2-3x slower (docs/BENCHMARKS.md, "ViT"). libgomp reads the policy only at start-up,
+// hence the re-exec. Set OMP_WAIT_POLICY yourself (to anything) to keep your own choice.
+//
+// malloc (glibc): keeps freed memory in the process (trim threshold 1 GiB, mmap threshold
+// 32 MiB) instead of handing it back to the kernel after every step. A training step
+// allocates and frees the same few hundred MB of tensors; with glibc's defaults the pages
+// went back and were faulted in again each time, and one step in three was page faults
+// (docs/BENCHMARKS.md, "What a training step costs"). GLIBC_TUNABLES with a
+// glibc.malloc setting in the environment keeps your own choice.
+void tune_runtime(char** argv);
 
 // Sets LibTorch's intra-op threads (LibTorch starts with one). Throws
 // std::invalid_argument naming --threads when n < 1.
