@@ -2,6 +2,7 @@
 // part IoU) of a trained model on a dataset with ground truth.
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/contact_sheet.h>
+#include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
@@ -19,7 +20,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 
 namespace fs = std::filesystem;
@@ -156,8 +156,8 @@ int main(int argc, char** argv) {
     std::cout << table;
     if (!out.empty()) {
       fs::create_directories(out);
-      std::ofstream(fs::path(out) / "metrics.json") << report.dump(2) << "\n";
-      std::ofstream(fs::path(out) / "metrics.md") << table;
+      io::write_file_atomic(fs::path(out) / "metrics.json", report.dump(2) + "\n");
+      io::write_file_atomic(fs::path(out) / "metrics.md", table);
     }
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "lepard-eval: %s\n", e.what());

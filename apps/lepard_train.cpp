@@ -4,6 +4,7 @@
 #include <lepard/train/distributed.h>
 #include <lepard/train/trainer.h>
 #include <lepard/data/sample.h>
+#include <lepard/io/atomic_file.h>
 
 #include "cli/cli.h"
 
@@ -15,7 +16,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 
 namespace fs = std::filesystem;
@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
     }
     if (distributed.rank() == 0) {
       fs::create_directories(config.train.out);
-      std::ofstream(fs::path(config.train.out) / "config.yaml") << config.schema().to_yaml();
+      io::write_file_atomic(fs::path(config.train.out) / "config.yaml", config.schema().to_yaml());
     }
     cli::Progress progress;
     double last_loss = 0, images_per_s = 0;
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
       if (last_val.images > 0)
         summary["validation"] = {{"step", last_val.step}, {"silhouette_iou", last_val.silhouette_iou},
                                  {"part_iou", last_val.part_iou}, {"reference", last_val.reference}};
-      std::ofstream(fs::path(config.train.out) / "summary.json") << summary.dump(2) << "\n";
+      io::write_file_atomic(fs::path(config.train.out) / "summary.json", summary.dump(2) + "\n");
       std::cout << summary.dump(2) << std::endl;
     }
   } catch (const train::TrainingError& e) {

@@ -2,16 +2,20 @@
 # message naming the key or path (exit 2); a short run interrupted with --stop-after and
 # resumed writes metrics.jsonl, checkpoint.pt, config.yaml and summary.json.
 file(REMOVE_RECURSE "${OUT}")
-execute_process(COMMAND "${SYNTH}" --out "${OUT}/data" --count 12 --size 64 --seed 3 --contact-sheet 0
-                RESULT_VARIABLE rc ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "lepard-synth failed (${rc}): ${err}")
-endif()
-execute_process(COMMAND "${PREPARE}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" --surrogate-grid 16
-                        --restarts 1 --crop-size 64 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "lepard-prepare failed (${rc}): ${err}")
-endif()
+# Runs a tool and stops the test unless it exits with `expected`; its stdout and stderr are
+# left in `out` and `err` for the checks that follow.
+function(run_tool what expected)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
+  if(NOT rc EQUAL ${expected})
+    message(FATAL_ERROR "${what}: exit ${rc}, expected ${expected}: ${stderr}")
+  endif()
+  set(out "${stdout}" PARENT_SCOPE)
+  set(err "${stderr}" PARENT_SCOPE)
+endfunction()
+
+run_tool(lepard-synth 0 "${SYNTH}" --out "${OUT}/data" --count 12 --size 64 --seed 3 --contact-sheet 0)
+run_tool(lepard-prepare 0 "${PREPARE}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" --surrogate-grid 16
+         --restarts 1 --crop-size 64)
 file(WRITE "${OUT}/good.yaml" "data:\n  root: ${OUT}/data\n  cache: ${OUT}/cache\n  crop_size: 64\n  test_fraction: 0.25\n"
      "model:\n  parts: 4\n  image_size: 32\n  encoder_depth: 2\n  encoder_width: 8\n  hidden: 32\n  rings: 6\n  segments: 8\n"
      "loss:\n  render_size: 16\ntrain:\n  steps: 4\n  batch_size: 2\n  warmup: 1\n  validate_every: 2\n  log_every: 1\n"
@@ -21,10 +25,7 @@ file(WRITE "${OUT}/type.yaml" "data:\n  root: ${OUT}/data\ntrain:\n  steps: many
 file(WRITE "${OUT}/nodata.yaml" "data:\n  root: ${OUT}/no_such_folder\n")
 
 function(expect_config_error config pattern)
-  execute_process(COMMAND "${TOOL}" --config "${config}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 2)
-    message(FATAL_ERROR "${config} ${ARGN}: exit ${rc}, expected 2: ${err}")
-  endif()
+  run_tool("${config} ${ARGN}" 2 "${TOOL}" --config "${config}" ${ARGN})
   if(NOT err MATCHES "${pattern}")
     message(FATAL_ERROR "${config} ${ARGN}: message does not match '${pattern}': ${err}")
   endif()
@@ -38,15 +39,8 @@ expect_config_error("${OUT}/nodata.yaml" "key 'data.root' names .*no_such_folder
 expect_config_error("${OUT}/good.yaml" "unknown key 'train.stepz'" --set train.stepz=3)
 expect_config_error("${OUT}/good.yaml" "data.cache.*not a folder" --set data.cache=${OUT}/nowhere)
 
-execute_process(COMMAND "${TOOL}" --config "${OUT}/good.yaml" --stop-after 2 --threads 1
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "lepard-train (first half) failed (${rc}): ${err}")
-endif()
-execute_process(COMMAND "${TOOL}" --resume "${OUT}/run" --threads 1 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "lepard-train --resume failed (${rc}): ${err}")
-endif()
+run_tool("lepard-train (first half)" 0 "${TOOL}" --config "${OUT}/good.yaml" --stop-after 2 --threads 1)
+run_tool("lepard-train --resume" 0 "${TOOL}" --resume "${OUT}/run" --threads 1)
 if(NOT err MATCHES "resumed from .*checkpoint.pt at step 2")
   message(FATAL_ERROR "no resume message: ${err}")
 endif()
@@ -73,11 +67,8 @@ foreach(p ${pngs})
   file(COPY "${p}" DESTINATION "${OUT}/images")
 endforeach()
 file(WRITE "${OUT}/images/broken.png" "not a png")
-execute_process(COMMAND "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images" --out "${OUT}/infer" --crop-size 64
-                        --threads 1 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 4)
-  message(FATAL_ERROR "lepard-infer: exit ${rc}, expected 4 (one unreadable image): ${err}")
-endif()
+run_tool("lepard-infer (one unreadable image)" 4 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images"
+         --out "${OUT}/infer" --crop-size 64 --threads 1)
 if(NOT err MATCHES "broken.png")
   message(FATAL_ERROR "lepard-infer did not name the unreadable image: ${err}")
 endif()
@@ -97,11 +88,8 @@ if(NOT EXISTS "${OUT}/infer/contact_sheet.png")
 endif()
 
 # lepard-eval on the held-out split: the paper's table.
-execute_process(COMMAND "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all --crop-size 64
-                        --out "${OUT}/eval" --threads 1 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "lepard-eval failed (${rc}): ${err}")
-endif()
+run_tool(lepard-eval 0 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all --crop-size 64
+         --out "${OUT}/eval" --threads 1)
 if(NOT out MATCHES "\\| horse \\| 12 \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\|")
   message(FATAL_ERROR "unexpected lepard-eval table: ${out}")
 endif()
