@@ -116,13 +116,15 @@ int main(int argc, char** argv) {
         // The first crops with their predicted parts blended in and the mask outline drawn.
         const int64_t m = std::min<int64_t>(overlays, static_cast<int64_t>(samples.size()));
         const auto first = at::cat(verts).narrow(0, 0, m);
-        const auto ids = render::colorize_part_ids(render::rasterize_hard(first, grid.faces, crop_size, crop_size).part_id);
+        std::vector<at::Tensor> crops;
+        for (int64_t i = 0; i < m; ++i) crops.push_back(samples[static_cast<size_t>(i)].image);
+        const auto blended = render::overlay_part_ids(
+            at::stack(crops), render::rasterize_hard(first, grid.faces, crop_size, crop_size).part_id);
         std::vector<data::Sample> shown;
         for (int64_t i = 0; i < m; ++i) {
           data::Sample o;
           const auto& s = samples[static_cast<size_t>(i)];
-          const auto covered = (ids[i].sum(2) > 0).unsqueeze(2);
-          o.image = at::where(covered, (s.image.to(at::kFloat) * 0.45 + ids[i].to(at::kFloat) * 0.55).to(at::kByte), s.image);
+          o.image = blended[i];
           o.mask = s.mask;  // drawn as an outline (no label fill: part_labels all 0)
           o.part_labels = at::zeros_like(s.mask);
           shown.push_back(std::move(o));

@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
       const auto cam = core::rotate_points(pred.camera.rotation.unsqueeze(1).unsqueeze(1), world) *
                        at::tensor({1.0, -1.0, -1.0}, world.options());
       const auto frags = render::rasterize_hard(projected, grid.faces, crop_size, crop_size);
-      const auto ids = render::colorize_part_ids(frags.part_id);
+      const auto blended = render::overlay_part_ids(at::stack(crops), frags.part_id);
       const auto vel_rms = pred.velocity.defined() ? pred.velocity.pow(2).flatten(2).mean(2).sqrt() : at::Tensor();
       for (size_t i = begin; i < end; ++i) {
         const int64_t b = static_cast<int64_t>(i - begin);
@@ -216,9 +216,7 @@ int main(int argc, char** argv) {
           j["crop"] = {{"left", s.crop.left}, {"top", s.crop.top}, {"size", s.crop.size}};
           io::write_file_atomic(base.string() + ".json", j.dump(2) + "\n");
         }
-        const auto covered = (frags.part_id[b] >= 0).unsqueeze(2);
-        const auto overlay = at::where(covered, (s.image.to(at::kFloat) * 0.45 + ids[b].to(at::kFloat) * 0.55).to(at::kByte),
-                                       s.image);
+        const auto overlay = blended[b];
         if (has("overlay")) io::write_png(base.string() + "_overlay.png", overlay);
         if (static_cast<int64_t>(i) < turntables) {
           const auto centred = core::rotate_points(pred.camera.rotation[b].view({1, 1, 4}), world[b]);

@@ -106,10 +106,11 @@ void write_ply(const std::filesystem::path& path, const at::Tensor& vertices, co
   out += "element face " + std::to_string(m) + "\nproperty list uchar int vertex_indices\nend_header\n";
   const double* v = parts.verts.data_ptr<double>();
   const int64_t* f = parts.faces.data_ptr<int64_t>();
+  const uint8_t* rgb = colored ? parts.colors.data_ptr<uint8_t>() : nullptr;
   for (int64_t i = 0; i < n; ++i) {
     for (int c = 0; c < 3; ++c) append(out, static_cast<float>(v[3 * i + c]));
     if (colored)
-      for (int c = 0; c < 3; ++c) append(out, parts.colors.data_ptr<uint8_t>()[3 * (i / parts.V) + c]);
+      for (int c = 0; c < 3; ++c) append(out, rgb[3 * (i / parts.V) + c]);
   }
   for (int64_t k = 0; k < parts.K; ++k)
     for (int64_t i = 0; i < parts.F; ++i) {

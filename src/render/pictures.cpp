@@ -45,6 +45,18 @@ at::Tensor colorize_part_ids(const at::Tensor& part_id) {
   return palette.index_select(0, (ids + 1).reshape({-1})).view({ids.size(0), ids.size(1), ids.size(2), 3});
 }
 
+at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha) {
+  TORCH_CHECK(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,
+              "overlay_part_ids: images must be (B, H, W, 3) uint8, got ", images.sizes(), " ", images.scalar_type());
+  TORCH_CHECK(part_id.dim() == 3 && part_id.size(0) == images.size(0) && part_id.size(1) == images.size(1) &&
+                  part_id.size(2) == images.size(2),
+              "overlay_part_ids: part_id must be (B, H, W) matching images ", images.sizes(), ", got ", part_id.sizes());
+  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "overlay_part_ids: alpha must be in [0, 1], got ", alpha);
+  const auto img = images.cpu();
+  const auto blended = (img.to(at::kFloat) * (1.0 - alpha) + colorize_part_ids(part_id).to(at::kFloat) * alpha).to(at::kByte);
+  return at::where((part_id.cpu() >= 0).unsqueeze(3), blended, img);
+}
+
 at::Tensor colorize_depth(const at::Tensor& depth) {
   TORCH_CHECK(depth.dim() == 3, "colorize_depth: expected (B, H, W)");
   const auto d = depth.detach().cpu().to(at::kDouble);

@@ -16,6 +16,11 @@ at::Tensor part_palette(int64_t n);
 // (B, H, W) int64 part ids (-1 background) -> (B, H, W, 3) uint8; background black.
 at::Tensor colorize_part_ids(const at::Tensor& part_id);
 
+// The part ids blended over the images: where a part covers a pixel, alpha x its palette
+// colour + (1 - alpha) x the image; elsewhere the image unchanged.
+//   images: (B, H, W, 3) uint8;  part_id: (B, H, W) int64, -1 background. Returns (B, H, W, 3) uint8.
+at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha = 0.55);
+
 // (B, H, W) depth (0 background) -> (B, H, W, 3) uint8; near is bright, far dark, per image.
 at::Tensor colorize_depth(const at::Tensor& depth);
 
