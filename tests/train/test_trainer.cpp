@@ -3,6 +3,7 @@
 // the run naming the step and the term; checkpoints are written atomically and bad ones
 // are named.
 #include <lepard/io/atomic_file.h>
+#include <lepard/io/npy.h>
 #include <lepard/train/trainer.h>
 
 #include "test_support.h"
@@ -167,18 +168,20 @@ int free_port() {
   return port;
 }
 
-constexpr int64_t kDistSteps = 5;
+constexpr int64_t kDistSteps = 1;
 
 TrainConfig distributed_config(const fs::path& out) {
   auto c = testing::tiny_config(out);
   c.train.steps = kDistSteps;
   c.train.batch_size = 4;
-  // The default learning rate. Float32 sums of the batch in one process and of two half
-  // batches differ in the last bits; Adam divides each gradient by its running RMS, which
-  // turns those bits into steps of up to lr for parameters whose gradient is near zero, so
-  // the difference after 5 steps scales with lr (about 4e-6 at 1e-3, 1.3e-5 at 3e-3).
-  c.train.lr = 1e-3;
   return c;
+}
+
+// The gradients a step left in the parameters (after the all-reduce and clipping).
+std::vector<at::Tensor> gradients(model::LepardNet& net) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : net->parameters()) out.push_back(p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p));
+  return out;
 }
 
 // The worker: runs only when the parent test sets LEPARD_TEST_RANK.
@@ -195,6 +198,9 @@ TEST(Distributed, Worker) {
   Trainer t(distributed_config(std::getenv("LEPARD_TEST_OUT")), testing::blob_dataset(12, 32, 16, 7), {}, &group);
   t.run();
   ASSERT_EQ(t.step(), kDistSteps);
+  const auto grads = gradients(t.net());
+  for (size_t i = 0; i < grads.size(); ++i)
+    io::write_npy(fs::path(std::getenv("LEPARD_TEST_OUT")) / ("grad_" + std::to_string(i) + ".npy"), grads[i]);
 }
 
 TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
@@ -225,11 +231,28 @@ TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
     waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a worker failed (status " << status << ")";
   }
-  auto two = load_model(dir / "rank0" / "checkpoint.pt");
+  EXPECT_TRUE(fs::exists(dir / "rank0" / "checkpoint.pt"));
   EXPECT_FALSE(fs::exists(dir / "rank1" / "checkpoint.pt"));  // only rank 0 writes
-  const double diff = max_param_diff(one.net(), two);
-  std::printf("two processes against one: largest parameter difference %.3g\n", diff);
-  EXPECT_LE(diff, 1e-5);
+  // What must agree is the gradient of the step: the mean over two half batches, all-reduced,
+  // against the mean over the whole batch. Both are float32 sums of the same per-sample terms
+  // in another order (and under another SIMD kernel on another CPU), so they agree to a few
+  // float32 roundings of the largest gradient, not bit for bit. Parameters after several Adam
+  // steps are not compared: Adam divides by each gradient's running RMS and turns those last
+  // bits into steps of up to lr for parameters whose gradient is near zero (the old test's
+  // 7.9e-6 on one CPU and 3.9e-5 on another).
+  const auto whole = gradients(one.net());
+  double largest = 0, diff = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    for (int r = 0; r < 2; ++r) {
+      const auto g = io::read_npy(dir / ("rank" + std::to_string(r)) / ("grad_" + std::to_string(i) + ".npy"));
+      ASSERT_EQ(g.sizes(), whole[i].sizes());
+      diff = std::max(diff, (g.to(at::kDouble) - whole[i].to(at::kDouble)).abs().max().item<double>());
+    }
+    largest = std::max(largest, whole[i].abs().max().item<double>());
+  }
+  std::printf("two processes against one: largest gradient difference %.3g (largest gradient %.3g)\n", diff, largest);
+  ASSERT_GT(largest, 1e-3);
+  EXPECT_LE(diff, 1e-5 * largest);
   Trainer untouched(distributed_config(dir / "none"), testing::blob_dataset(12, 32, 16, 7), {});
   EXPECT_GT(max_param_diff(one.net(), untouched.net()), 1e-4);
 }
