@@ -137,7 +137,22 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
         left = x0; top = y0; width = x1 - x0; height = y1 - y0;
       }
       s.crop = square_crop_box(left, top, width, height);
-      if (s.crop.size <= 0) throw DataError(where + " (id " + image_id + "): the keypoints span no area");
+      const fs::path mask_path = root / "gt" / category / ("mask_" + image_id + ".png");
+      if (s.crop.size <= 0 && fs::exists(mask_path)) {
+        // Fewer than two distinct visible keypoints: where there is a ground-truth mask, the
+        // crop surrounds the mask instead (the rule Pascal-Part's reader applies to part pixels).
+        const auto nonzero = (load_image(mask_path).select(2, 0) > 127).nonzero();
+        if (nonzero.size(0) > 0) {
+          const auto lo = std::get<0>(nonzero.min(0)), hi = std::get<0>(nonzero.max(0));
+          const double y0 = lo[0].item<double>(), x0 = lo[1].item<double>();
+          s.crop = square_crop_box(x0, y0, hi[1].item<double>() + 1 - x0, hi[0].item<double>() + 1 - y0);
+          ++result.mask_box_crops;
+        }
+      }
+      if (s.crop.size <= 0)
+        throw DataError(where + " (id " + image_id +
+                        "): the visible keypoints span no area and there is no ground-truth mask to crop by "
+                        "(skip such inputs with --skip-bad)");
       s.image = crop_image(image, s.crop, options.crop_size);
       if (kps_col >= 0) s.keypoints = crop_keypoints(kps, s.crop, options.crop_size);
       // Ground truth beside the layout, when there is some (the synthetic menagerie writes it):

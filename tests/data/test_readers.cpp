@@ -8,6 +8,7 @@
 #include "test_support.h"
 
 #include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -117,6 +118,36 @@ TEST(LassieReader, UnknownLabelsAndMissingFilesAreErrors) {
     EXPECT_NE(std::string(e.what()).find("unknown keypoint label 'Left wing'"), std::string::npos) << e.what();
   }
   EXPECT_THROW(read_lassie_web_images(root, "giraffe"), DataError);  // no annotations/giraffe.csv
+}
+
+TEST(LassieReader, OneVisibleKeypointCropsByTheMaskOrNamesTheRow) {
+  // Image 7 has a single visible keypoint (its box has no area), as a penguin seen from the
+  // side may have. With a ground-truth mask the crop surrounds the mask; without, the row is
+  // an error that names it and offers --skip-bad.
+  const auto root = lassie_fixture("lassie_one_kp", "7,u," + quoted("[" + kp("Left eye", 30, 40) + "]") + "\r\n");
+  io::write_png(root / "images" / "zebra" / "input_7.png", at::full({100, 200, 3}, 90, at::kByte));
+  try {
+    read_lassie_web_images(root, "zebra");
+    FAIL() << "expected a DataError";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("zebra.csv:5 (id 7): the visible keypoints span no area"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--skip-bad"), std::string::npos) << msg;
+  }
+  auto mask = at::zeros({100, 200, 3}, at::kByte);
+  mask.narrow(0, 20, 40).narrow(1, 50, 80).fill_(255);  // rows 20..59, columns 50..129
+  io::write_png(root / "gt" / "zebra" / "mask_7.png", mask);
+  const auto r = read_lassie_web_images(root, "zebra");
+  ASSERT_EQ(r.samples.size(), 4u);
+  EXPECT_EQ(r.mask_box_crops, 1);
+  const auto& s = r.samples[3];
+  EXPECT_EQ(s.id, "zebra/7");
+  // Box (50, 20, 80, 40) -> square of 1.5 x 80 = 120 centred on (90, 40): (30, -20).
+  EXPECT_EQ(s.crop.size, 120);
+  EXPECT_EQ(s.crop.left, 30);
+  EXPECT_EQ(s.crop.top, -20);
+  ASSERT_TRUE(s.mask.defined());
+  EXPECT_GT(s.mask.sum().item<int64_t>(), 0);
 }
 
 TEST(LassieReader, SplitsPartitionTheSamples) {

@@ -68,6 +68,7 @@ struct ReaderOptions {
 struct ReadResult {
   std::vector<Sample> samples;
   std::vector<std::string> skipped;  // one message per skipped input
+  int64_t mask_box_crops = 0;        // samples cropped by their ground-truth mask's box (too few keypoints)
 };
 
 // Whether a sample id falls in the test split (a 64-bit hash of the id: FNV-1a, then
