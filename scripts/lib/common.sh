@@ -54,8 +54,9 @@ lepard_build() {
   local jobs
   jobs="$(nproc 2>/dev/null || echo 2)"
   lepard_log "configuring ${dir}"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@" >"${dir}.configure.log" 2>&1 ||
-    { cat "${dir}.configure.log"; return 1; }
+  mkdir -p "$dir"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@" >"${dir}/configure.log" 2>&1 ||
+    { cat "${dir}/configure.log"; return 1; }
   lepard_log "building with ${jobs} jobs (first build: several minutes; ccache makes later ones fast)"
   cmake --build "$dir" -j "$jobs"
 }
