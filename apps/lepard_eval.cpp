@@ -1,14 +1,20 @@
 // lepard-eval: the paper's metrics (keypoint transfer PCK, part transfer PCP, overall and
-// part IoU) of a trained model on a dataset with ground truth.
+// part IoU) and, on the synthetic menagerie, 3D accuracy against the generator's meshes, for
+// one or several trained models and the pseudo-labels they were trained on: one table row
+// each (docs/evaluation.md).
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/contact_sheet.h>
-#include <lepard/io/atomic_file.h>
-#include <lepard/io/image_io.h>
-#include <lepard/render/hard_rasterize.h>
-#include <lepard/render/pictures.h>
+#include <lepard/data/menagerie.h>
 #include <lepard/data/readers.h>
 #include <lepard/eval/evaluate.h>
+#include <lepard/features/cosegment.h>
+#include <lepard/features/prepare.h>
+#include <lepard/io/atomic_file.h>
+#include <lepard/io/image_io.h>
+#include <lepard/io/indexed_png.h>
 #include <lepard/model/model.h>
+#include <lepard/render/hard_rasterize.h>
+#include <lepard/render/pictures.h>
 #include <lepard/train/trainer.h>
 
 #include "cli/cli.h"
@@ -19,6 +25,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -37,124 +44,313 @@ std::vector<std::string> categories_in(const fs::path& root, const std::string& 
   return out;
 }
 
+struct Model {
+  std::string name;
+  fs::path checkpoint;
+  train::TrainConfig config;
+  model::LepardNet net{nullptr};
+};
+
+// "auto" or "RINGSxSEGMENTS".
+std::pair<int64_t, int64_t> parse_grid(const std::string& text) {
+  if (text == "auto") return {0, 0};
+  const auto x = text.find('x');
+  try {
+    if (x != std::string::npos) {
+      size_t used = 0;
+      const int64_t r = std::stoll(text.substr(0, x), &used);
+      size_t used2 = 0;
+      const int64_t s = std::stoll(text.substr(x + 1), &used2);
+      if (used == x && used2 == text.size() - x - 1 && r >= 1 && s >= 3 && r <= 512 && s <= 1024) return {r, s};
+    }
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument("--eval-grid must be 'auto' or RINGSxSEGMENTS (e.g. 40x80), got '" + text + "'");
+}
+
+// The reconstructions of `samples` on `grid`.
+at::Tensor reconstruct_all(Model& m, const std::vector<data::Sample>& samples, size_t begin, size_t end, int64_t batch,
+                           const core::SurfaceGrid& grid) {
+  std::vector<at::Tensor> verts;
+  for (size_t b = begin; b < end; b += static_cast<size_t>(batch)) {
+    const size_t e = std::min(end, b + static_cast<size_t>(batch));
+    std::vector<at::Tensor> crops;
+    for (size_t i = b; i < e; ++i) crops.push_back(samples[i].image);
+    verts.push_back(train::reconstruct(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size), grid));
+  }
+  return at::cat(verts);
+}
+
+// A grid fine enough that 95% of the edges between neighbouring vertices of the first images'
+// parts are under 2 px at the crop size: the training grid, scaled by the spacing it has.
+constexpr double kSpacingQuantile = 0.95;
+core::SurfaceGrid fine_grid(Model& m, const std::vector<data::Sample>& samples, int64_t batch, int64_t crop_size,
+                            double* spacing) {
+  const size_t probe = std::min<size_t>(samples.size(), 8);
+  int64_t rings = m.config.model.rings, segments = m.config.model.segments;
+  auto grid = core::make_surface_grid(rings, segments);
+  for (int round = 0;; ++round) {
+    const auto verts = reconstruct_all(m, samples, 0, probe, batch, grid);
+    *spacing = eval::edge_pixels(verts, grid.faces, crop_size, kSpacingQuantile);
+    if (*spacing < 2.0 || rings >= 96 || round == 3) break;
+    const double factor = *spacing / 1.8;
+    rings = std::min<int64_t>(96, static_cast<int64_t>(std::ceil(static_cast<double>(rings + 1) * factor)) - 1);
+    segments = std::min<int64_t>(192, static_cast<int64_t>(std::ceil(static_cast<double>(segments) * factor)));
+    grid = core::make_surface_grid(rings, segments);
+  }
+  return grid;
+}
+
+nlohmann::json row_json(const std::string& name, const std::string& category, const eval::EvalResult& r,
+                        bool transfers, bool three_d) {
+  nlohmann::json j = {{"model", name}, {"category", category}, {"images", r.images}, {"iou", r.iou},
+                      {"part_iou", r.part_iou}, {"assignment", r.assignment}};
+  if (transfers) {
+    j["pck_0.05"] = r.pck_paper;
+    j["pck_0.1"] = r.pck_lassie;
+    j["keypoint_trials"] = r.keypoint_pairs;
+    j["pcp"] = r.pcp;
+    j["pcp_occluded"] = r.pcp_occluded;
+    j["pcp_trials"] = r.pcp_trials;
+  }
+  if (three_d && r.mesh_images > 0) {
+    j["chamfer"] = r.chamfer;
+    j["fscore_5"] = r.fscore_tight;
+    j["fscore_10"] = r.fscore_loose;
+    j["part_agreement_3d"] = r.part_agreement_3d;
+    j["mesh_images"] = r.mesh_images;
+  }
+  nlohmann::json per = nlohmann::json::object();
+  for (size_t g = 0; g < r.per_label_iou.size(); ++g)
+    if (!std::isnan(r.per_label_iou[g])) per[std::to_string(g + 1)] = r.per_label_iou[g];
+  j["per_label_iou"] = per;
+  return j;
+}
+
+std::string fmt(const nlohmann::json& row, const char* key, const char* format = "%.3f") {
+  if (!row.contains(key)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, format, row[key].get<double>());
+  return buf;
+}
+
+std::string markdown_row(const nlohmann::json& r) {
+  return "| " + r["model"].get<std::string>() + " | " + r["category"].get<std::string>() + " | " +
+         std::to_string(r["images"].get<int64_t>()) + " | " + fmt(r, "pck_0.05") + " | " + fmt(r, "pck_0.1") + " | " +
+         fmt(r, "iou") + " | " + fmt(r, "part_iou") + " | " + fmt(r, "pcp") + " | " + fmt(r, "pcp_occluded") + " | " +
+         fmt(r, "chamfer", "%.4f") + " | " + fmt(r, "fscore_5") + " | " + fmt(r, "fscore_10") + " | " +
+         fmt(r, "part_agreement_3d") + " |\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   cli::init_logging();
-  std::string checkpoint, data, format = "auto", category, split = "test", out;
-  int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24;
+  std::vector<std::string> checkpoints, names;
+  std::string data, format = "auto", category, split = "test", out, pseudo_labels, transfer = "surface",
+                    eval_grid = "auto";
+  int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048;
   double test_fraction = -1;
   cli::Parser parser("lepard-eval",
-                     "Evaluates a trained model as the paper does (Tables 1 and 2): keypoint transfer PCK at\n"
-                     "0.05 and 0.1 of the crop side over all ordered image pairs, part transfer PCP, overall IoU\n"
-                     "and part IoU (parts matched to ground-truth labels by majority overlap). docs/evaluation.md.");
-  parser.flag("checkpoint", &checkpoint, "checkpoint.pt of lepard-train (or its run folder)")
+                     "Evaluates trained models as the paper does (Tables 1 and 2): keypoint transfer PCK at 0.05\n"
+                     "and 0.1 of the crop side over all ordered image pairs, overall IoU, part IoU (parts matched\n"
+                     "to ground-truth labels by majority overlap) and part transfer PCP among the transfers\n"
+                     "visible in the target (the occluded share beside it). On the synthetic menagerie also 3D\n"
+                     "accuracy against the generator's meshes: Chamfer distance and F-score at 5% and 10% of the\n"
+                     "mesh's diagonal, 3D part agreement. --pseudo-labels adds the pseudo-labels' own row (the\n"
+                     "paper's \"DINO clustering\"). One row per model and category. docs/evaluation.md.");
+  parser.flag("checkpoint", &checkpoints, "checkpoint.pt of lepard-train (or its run folder); repeat for a table of models")
+      .flag("name", &names, "row name of each --checkpoint, in order (default: the run folder's name)")
+      .flag("pseudo-labels", &pseudo_labels, "pseudo-label cache of lepard-prepare: adds its row (overall and part IoU)")
       .flag("data", &data, "dataset root with ground truth: LASSIE layout, Pascal-Part or the synthetic menagerie")
       .flag("format", &format, "auto, lassie or pascal")
-      .flag("category", &category, "category, or 'all' (default: the checkpoint's data.category)")
+      .flag("category", &category, "category, or 'all' (default: the first checkpoint's data.category)")
       .flag("split", &split, "test (held out by id hash, as in training), train or all")
-      .flag("test-fraction", &test_fraction, "share of the split (default: the checkpoint's data.test_fraction)")
+      .flag("test-fraction", &test_fraction, "share of the split (default: the checkpoint's data.test_fraction, or 0.2)")
       .flag("crop-size", &crop_size, "LASSIE crop side in pixels (metrics are computed at this size)")
+      .flag("transfer", &transfer, "keypoint transfer: surface (the surface point under the keypoint) or vertex "
+                                   "(LASSIE's nearest visible vertex)")
+      .flag("eval-grid", &eval_grid, "surface grid the parts are meshed on for evaluation: auto (95% of the "
+                                     "vertex spacings under 2 px at the crop size) or RINGSxSEGMENTS")
+      .flag("samples-3d", &samples_3d, "surface points per mesh for the 3D metrics")
       .flag("batch", &batch, "images per forward pass")
       .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
       .flag("overlays", &overlays, "crops on overlays_<category>.png: predicted parts over the image, ground-truth outline (0: none)")
       .flag("threads", &threads, "intra-op threads (0: every core)")
-      .epilog("Example:\n  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --split test --out runs/h1200_eval\n"
+      .epilog("Examples:\n"
+              "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --split test --out runs/h1200_eval\n"
+              "  lepard-eval --pseudo-labels runs/h1200/cache --checkpoint runs/h1200_train --name full \\\n"
+              "      --checkpoint runs/abl_nolocal --name 'no local deformation' --data runs/h1200\n"
+              "  lepard-eval --pseudo-labels runs/h1200/cache --data runs/h1200 --category horse   # pseudo-labels only\n"
               "Exit codes: 0 done, 1 an error (named), 2 a bad command line.");
   parser.parse(argc, argv);
   cli::set_threads(threads > 0 ? threads : cli::default_threads());
   try {
-    if (checkpoint.empty() || data.empty()) throw std::invalid_argument("--checkpoint and --data are required");
+    if ((checkpoints.empty() && pseudo_labels.empty()) || data.empty())
+      throw std::invalid_argument("--data and at least one --checkpoint or --pseudo-labels are required");
+    if (!names.empty() && names.size() != checkpoints.size())
+      throw std::invalid_argument("--name: " + std::to_string(names.size()) + " names for " +
+                                  std::to_string(checkpoints.size()) + " checkpoints (give one per --checkpoint, or none)");
+    if (batch < 1) throw std::invalid_argument("--batch must be at least 1, got " + std::to_string(batch));
+    if (crop_size < 16) throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
+    if (overlays < 0) throw std::invalid_argument("--overlays must be >= 0, got " + std::to_string(overlays));
+    if (samples_3d < 16) throw std::invalid_argument("--samples-3d must be at least 16, got " + std::to_string(samples_3d));
+    if (test_fraction != -1 && !(test_fraction > 0 && test_fraction <= 1))
+      throw std::invalid_argument("--test-fraction must be in (0, 1], got " + std::to_string(test_fraction));
     if (split != "test" && split != "train" && split != "all")
       throw std::invalid_argument("--split must be test, train or all, got '" + split + "'");
-    fs::path ckpt(checkpoint);
-    if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
-    train::TrainConfig config;
-    auto net = train::load_model(ckpt, &config);
+    if (transfer != "surface" && transfer != "vertex")
+      throw std::invalid_argument("--transfer must be surface or vertex, got '" + transfer + "'");
+    const auto [grid_rings, grid_segments] = parse_grid(eval_grid);
+    if (!pseudo_labels.empty() && !fs::is_directory(fs::path(pseudo_labels) / "labels"))
+      throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": no labels/ folder (run lepard-prepare --out " +
+                                  pseudo_labels + ")");
+
+    std::vector<Model> models;
+    for (size_t i = 0; i < checkpoints.size(); ++i) {
+      Model m;
+      m.checkpoint = checkpoints[i];
+      if (fs::is_directory(m.checkpoint)) m.checkpoint /= "checkpoint.pt";
+      m.net = train::load_model(m.checkpoint, &m.config);
+      m.net->eval();
+      m.name = names.empty() ? m.checkpoint.parent_path().filename().string() : names[i];
+      if (m.name.empty()) m.name = m.checkpoint.string();
+      models.push_back(std::move(m));
+    }
     if (format == "auto")
       format = fs::exists(fs::path(data) / "annotations") ? "lassie"
                : fs::exists(fs::path(data) / "Annotations_Part") ? "pascal" : "";
     if (format.empty())
       throw std::invalid_argument("--data " + data + " has neither annotations/ (LASSIE) nor Annotations_Part/ (Pascal-Part)");
-    std::vector<std::string> categories = {category.empty() ? config.data.category : category};
+    if (category.empty()) {
+      if (models.empty()) throw std::invalid_argument("--category is required without a --checkpoint");
+      category = models[0].config.data.category;
+    }
+    std::vector<std::string> categories = {category};
     if (category == "all") categories = categories_in(data, format);
-    const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
+    if (test_fraction < 0) test_fraction = models.empty() ? 0.2 : models[0].config.data.test_fraction;
+
+    eval::EvalOptions eo;
+    eo.transfer = transfer == "surface" ? eval::KeypointTransfer::Surface : eval::KeypointTransfer::NearestVertex;
+    eo.surface_samples = samples_3d;
 
     nlohmann::json report;
-    std::string table = "| category | images | PCK@0.05 | PCK@0.1 | PCP | IoU | part IoU |\n|---|---|---|---|---|---|---|\n";
-    double sums[5] = {0, 0, 0, 0, 0};
+    report["rows"] = nlohmann::json::array();
+    std::string table =
+        "| model | category | images | PCK@0.05 | PCK@0.1 | IoU | part IoU | PCP | occluded | Chamfer | F@5% | F@10% | "
+        "3D parts |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& c : categories) {
       data::ReaderOptions ro;
       ro.crop_size = crop_size;
       ro.split = split == "test" ? data::Split::Test : split == "train" ? data::Split::Train : data::Split::All;
-      ro.test_fraction = test_fraction >= 0 ? test_fraction : config.data.test_fraction;
+      ro.test_fraction = test_fraction;
       const auto read = format == "lassie" ? data::read_lassie_web_images(data, c, ro) : data::read_pascal_part(data, c, ro);
       const auto& samples = read.samples;
       if (samples.empty()) throw std::invalid_argument("--data " + data + ": no '" + c + "' images in the " + split + " split");
-      for (const auto& s : samples)
+      std::vector<at::Tensor> masks, parts, kps;
+      size_t with_parts = 0, with_kps = 0;
+      std::vector<eval::Mesh> meshes;
+      for (const auto& s : samples) {
         if (!s.mask.defined())
           throw std::invalid_argument(s.image_path.string() + ": no ground-truth mask (evaluation needs one)");
-      const auto t0 = std::chrono::steady_clock::now();
-      std::vector<at::Tensor> verts, masks, parts, kps;
-      bool have_parts = true, have_kps = true;
-      for (size_t begin = 0; begin < samples.size(); begin += static_cast<size_t>(batch)) {
-        const size_t end = std::min(samples.size(), begin + static_cast<size_t>(batch));
-        std::vector<at::Tensor> crops;
-        for (size_t i = begin; i < end; ++i) crops.push_back(samples[i].image);
-        verts.push_back(train::reconstruct(net, config, model::normalize_images(at::stack(crops), config.model.image_size)));
-      }
-      const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      for (const auto& s : samples) {
         masks.push_back(s.mask);
-        have_parts = have_parts && s.part_labels.defined();
-        have_kps = have_kps && s.keypoints.defined();
+        with_parts += s.part_labels.defined();
+        with_kps += s.keypoints.defined();
         if (s.part_labels.defined()) parts.push_back(s.part_labels);
         if (s.keypoints.defined()) kps.push_back(s.keypoints);
-      }
-      if (!out.empty() && overlays > 0) {
-        // The first crops with their predicted parts blended in and the mask outline drawn.
-        const int64_t m = std::min<int64_t>(overlays, static_cast<int64_t>(samples.size()));
-        const auto first = at::cat(verts).narrow(0, 0, m);
-        std::vector<at::Tensor> crops;
-        for (int64_t i = 0; i < m; ++i) crops.push_back(samples[static_cast<size_t>(i)].image);
-        const auto blended = render::overlay_part_ids(
-            at::stack(crops), render::rasterize_hard(first, grid.faces, crop_size, crop_size).part_id);
-        std::vector<data::Sample> shown;
-        for (int64_t i = 0; i < m; ++i) {
-          data::Sample o;
-          const auto& s = samples[static_cast<size_t>(i)];
-          o.image = blended[i];
-          o.mask = s.mask;  // drawn as an outline (no label fill: part_labels all 0)
-          o.part_labels = at::zeros_like(s.mask);
-          shown.push_back(std::move(o));
+        if (format == "lassie") {
+          if (auto m = data::read_ground_truth_mesh(data, s)) meshes.push_back({m->verts, m->faces, m->labels});
         }
-        fs::create_directories(out);
-        io::write_png(fs::path(out) / ("overlays_" + c + ".png"), data::contact_sheet(shown, 8));
       }
-      const auto r = eval::evaluate(at::cat(verts), grid.faces, at::stack(masks), have_parts ? at::stack(parts) : at::Tensor(),
-                                    have_kps ? at::stack(kps) : at::Tensor());
-      report[c] = {{"images", r.images}, {"pck_0.05", r.pck_paper}, {"pck_0.1", r.pck_lassie},
-                   {"keypoint_trials", r.keypoint_pairs}, {"pcp", r.pcp}, {"pcp_trials", r.pcp_trials},
-                   {"iou", r.iou}, {"part_iou", r.part_iou}, {"forward_images_per_s", r.images / forward_s}};
-      char row[256];
-      std::snprintf(row, sizeof row, "| %s | %lld | %.3f | %.3f | %.3f | %.3f | %.3f |\n", c.c_str(),
-                    static_cast<long long>(r.images), r.pck_paper, r.pck_lassie, r.pcp, r.iou, r.part_iou);
-      table += row;
-      const double v[5] = {r.pck_paper, r.pck_lassie, r.pcp, r.iou, r.part_iou};
-      for (int i = 0; i < 5; ++i) sums[i] += v[i];
+      // Ground truth is all or nothing: one missing file must not silently zero a metric.
+      for (const auto& s : samples) {
+        if (with_parts > 0 && !s.part_labels.defined())
+          throw std::runtime_error(s.image_path.string() + ": no ground-truth part labels, though " +
+                                   std::to_string(with_parts) + " other images have them (a missing gt/ file?)");
+        if (with_kps > 0 && !s.keypoints.defined())
+          throw std::runtime_error(s.image_path.string() + ": no keypoints, though other images have them");
+      }
+      if (!meshes.empty() && meshes.size() != samples.size())
+        throw std::runtime_error("--data " + data + ": ground-truth meshes for " + std::to_string(meshes.size()) + " of " +
+                                 std::to_string(samples.size()) + " '" + c + "' images (a missing gt/" + c +
+                                 "/mesh_<id>.npy?)");
+      const auto mask_t = at::stack(masks);
+      const auto parts_t = with_parts ? at::stack(parts) : at::Tensor();
+
+      if (!pseudo_labels.empty()) {
+        std::vector<at::Tensor> maps;
+        for (const auto& s : samples) {
+          const auto path = features::cache_path(pseudo_labels, "labels", s.id, ".png");
+          if (!fs::exists(path))
+            throw std::runtime_error(path.string() + ": no pseudo-labels for sample " + s.id + " (run lepard-prepare on this data)");
+          maps.push_back(features::upsample_labels(io::read_indexed_png(path), crop_size, crop_size).to(at::kLong));
+        }
+        const auto all = at::stack(maps);
+        const int64_t clusters = std::max<int64_t>(1, all.max().item<int64_t>());
+        const auto r = eval::evaluate_label_maps(all, clusters, mask_t, parts_t, eo);
+        const auto j = row_json("pseudo-labels", c, r, false, false);
+        report["rows"].push_back(j);
+        table += markdown_row(j);
+      }
+
+      for (size_t mi = 0; mi < models.size(); ++mi) {
+        auto& m = models[mi];
+        const auto t0 = std::chrono::steady_clock::now();
+        double spacing = 0;
+        const auto grid = grid_rings > 0 ? core::make_surface_grid(grid_rings, grid_segments)
+                                         : fine_grid(m, samples, batch, crop_size, &spacing);
+        const auto verts = reconstruct_all(m, samples, 0, samples.size(), batch, grid);
+        if (grid_rings > 0)
+          spacing = eval::edge_pixels(verts.narrow(0, 0, std::min<int64_t>(8, verts.size(0))), grid.faces, crop_size,
+                                      kSpacingQuantile);
+        const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        eval::EvalInputs in;
+        in.verts = verts;
+        in.faces = grid.faces;
+        in.masks = mask_t;
+        in.part_labels = parts_t;
+        in.keypoints = with_kps ? at::stack(kps) : at::Tensor();
+        in.meshes = meshes;
+        eo.focal = m.net->options().focal;
+        const auto r = eval::evaluate(in, eo);
+        const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        auto j = row_json(m.name, c, r, true, true);
+        j["checkpoint"] = m.checkpoint.string();
+        j["eval_grid"] = std::to_string(grid.rings) + "x" + std::to_string(grid.segments);
+        j["vertex_spacing_px"] = spacing;
+        j["transfer"] = transfer;
+        j["reconstruct_seconds"] = forward_s;
+        j["seconds"] = total_s;
+        report["rows"].push_back(j);
+        table += markdown_row(j);
+        spdlog::info("{} on {}: {} images, grid {}x{} (vertex spacing {:.2f} px), {:.1f} s", m.name, c, r.images, grid.rings,
+                     grid.segments, spacing, total_s);
+
+        if (!out.empty() && overlays > 0) {
+          // The first crops with their predicted parts blended in and the mask outline drawn.
+          const int64_t n = std::min<int64_t>(overlays, static_cast<int64_t>(samples.size()));
+          std::vector<at::Tensor> crops;
+          for (int64_t i = 0; i < n; ++i) crops.push_back(samples[static_cast<size_t>(i)].image);
+          const auto blended = render::overlay_part_ids(
+              at::stack(crops), render::rasterize_hard(verts.narrow(0, 0, n), grid.faces, crop_size, crop_size).part_id);
+          std::vector<data::Sample> shown;
+          for (int64_t i = 0; i < n; ++i) {
+            data::Sample o;
+            const auto& s = samples[static_cast<size_t>(i)];
+            o.image = blended[i];
+            o.mask = s.mask;  // drawn as an outline (no label fill: part_labels all 0)
+            o.part_labels = at::zeros_like(s.mask);
+            shown.push_back(std::move(o));
+          }
+          fs::create_directories(out);
+          const std::string file = mi == 0 ? "overlays_" + c + ".png" : "overlays_" + c + "_" + std::to_string(mi) + ".png";
+          io::write_png(fs::path(out) / file, data::contact_sheet(shown, 8));
+        }
+      }
     }
-    if (categories.size() > 1) {
-      const double n = static_cast<double>(categories.size());
-      report["mean"] = {{"pck_0.05", sums[0] / n}, {"pck_0.1", sums[1] / n}, {"pcp", sums[2] / n},
-                        {"iou", sums[3] / n}, {"part_iou", sums[4] / n}};
-      char row[256];
-      std::snprintf(row, sizeof row, "| mean | | %.3f | %.3f | %.3f | %.3f | %.3f |\n", sums[0] / n, sums[1] / n,
-                    sums[2] / n, sums[3] / n, sums[4] / n);
-      table += row;
-    }
-    report["checkpoint"] = ckpt.string();
     report["split"] = split;
+    report["data"] = data;
     std::cout << table;
     if (!out.empty()) {
       fs::create_directories(out);

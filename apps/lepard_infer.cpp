@@ -27,6 +27,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -147,7 +148,19 @@ int main(int argc, char** argv) {
   try {
     if (checkpoint.empty() || images.empty() || out.empty())
       throw std::invalid_argument("--checkpoint, --images and --out are required");
-    auto has = [&](const std::string& f) { return ("," + formats + ",").find("," + f + ",") != std::string::npos; };
+    if (batch < 1) throw std::invalid_argument("--batch must be at least 1, got " + std::to_string(batch));
+    if (crop_size < 16) throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
+    if (sheet < 0 || turntables < 0) throw std::invalid_argument("--contact-sheet and --turntable must be >= 0");
+    std::set<std::string> wanted;
+    {
+      std::stringstream list(formats);
+      for (std::string f; std::getline(list, f, ',');) {
+        if (f != "obj" && f != "ply" && f != "glb" && f != "json" && f != "overlay")
+          throw std::invalid_argument("--formats: unknown output '" + f + "' (expected obj, ply, glb, json, overlay)");
+        wanted.insert(f);
+      }
+    }
+    auto has = [&](const std::string& f) { return wanted.count(f) > 0; };
     fs::path ckpt(checkpoint);
     if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
     train::TrainConfig config;

@@ -1,18 +1,26 @@
 // lepard-prepare: DINO features, saliency, co-segmentation and pseudo-labels for a dataset
 // (the pseudo-label cache the trainer reads), or raw ViT features of a folder of images.
 #include <lepard/data/readers.h>
+#include <lepard/eval/evaluate.h>
+#include <lepard/features/cosegment.h>
 #include <lepard/features/prepare.h>
 #include <lepard/features/vit.h>
+#include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
+#include <lepard/io/indexed_png.h>
 #include <lepard/io/npy.h>
 
 #include "cli/cli.h"
 
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -74,6 +82,42 @@ int raw_mode(const fs::path& images, const fs::path& weights, const fs::path& ou
   return failed ? 1 : 0;
 }
 
+}  // namespace
+
+namespace {
+
+struct PseudoLabelScores {
+  double iou = 0;
+  std::optional<double> part_iou;  // when every sample has ground-truth part labels
+};
+
+PseudoLabelScores score_pseudo_labels(const std::vector<data::Sample>& samples, const fs::path& cache, int64_t clusters) {
+  std::vector<at::Tensor> maps, masks, parts;
+  bool all_parts = true;
+  for (const auto& s : samples) {
+    const auto labels = io::read_indexed_png(features::cache_path(cache, "labels", s.id, ".png"));
+    maps.push_back(features::upsample_labels(labels, s.mask.size(0), s.mask.size(1)).to(at::kLong));
+    masks.push_back(s.mask);
+    all_parts = all_parts && s.part_labels.defined();
+    if (s.part_labels.defined()) parts.push_back(s.part_labels);
+  }
+  const auto r = eval::evaluate_label_maps(at::stack(maps), std::max<int64_t>(clusters, 1), at::stack(masks),
+                                           all_parts ? at::stack(parts) : at::Tensor());
+  PseudoLabelScores q;
+  q.iou = r.iou;
+  if (all_parts) q.part_iou = r.part_iou;
+  return q;
+}
+
+// Adds the scores to prepare_<category>.json (written by prepare_pseudo_labels).
+void record_scores(const fs::path& report, const PseudoLabelScores& q) {
+  std::ifstream in(report);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return;
+  j["overall_iou"] = q.iou;
+  if (q.part_iou) j["part_iou"] = *q.part_iou;
+  io::write_file_atomic(report, j.dump(2));
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,8 +239,17 @@ int main(int argc, char** argv) {
                   c.c_str(), static_cast<long long>(r.images), static_cast<long long>(r.computed),
                   static_cast<long long>(r.cached), static_cast<long long>(r.clusters), 100 * r.fg_fraction,
                   r.coseg_cached ? " (co-segmentation cached)" : "");
-      if (r.foreground_iou) std::printf(", pseudo-label foreground IoU against ground truth %.4f", *r.foreground_iou);
       std::printf("; features %.1f s, co-segmentation %.1f s\n", r.feature_seconds, r.coseg_seconds);
+      // The pseudo-labels scored as a prediction, as lepard-eval --pseudo-labels scores them
+      // (the paper's "DINO clustering" row): overall IoU, and part IoU with clusters matched to
+      // the ground-truth labels by majority overlap. Needs ground truth on every sample.
+      if (r.foreground_iou) {
+        const auto q = score_pseudo_labels(read.samples, out, r.clusters);
+        std::printf("%s: pseudo-labels against ground truth: overall IoU %.4f", c.c_str(), q.iou);
+        if (q.part_iou) std::printf(", part IoU %.4f", *q.part_iou);
+        std::printf(" (%lld images)\n", static_cast<long long>(r.images));
+        record_scores(fs::path(out) / ("prepare_" + c + ".json"), q);
+      }
     }
     std::printf("cache: %s%s\n", out.c_str(), skipped ? (" (" + std::to_string(skipped) + " inputs skipped)").c_str() : "");
     return 0;

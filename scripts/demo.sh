@@ -52,7 +52,8 @@ rm -rf "${out}/new" "${out}/infer"
   --turntable 4 | tee "${out}/infer.txt"
 
 lepard_log "evaluating on the held-out split with lepard-eval in ${out}/eval"
-"${build_dir}/apps/lepard-eval" --checkpoint "${out}/train" --data "${out}/synth" --split test --out "${out}/eval" \
+"${build_dir}/apps/lepard-eval" --pseudo-labels "${out}/cache" --checkpoint "${out}/train" --name model \
+  --data "${out}/synth" --split test --out "${out}/eval" \
   | tee "${out}/eval.txt"
 scripts/report.py "$out" >/dev/null
 

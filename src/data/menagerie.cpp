@@ -11,12 +11,14 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -607,6 +609,7 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
                       {"distance", distance}, {"focal", focal}};
   params["articulation"] = animal.articulation;
   params["parts"] = K;
+  params["mesh"] = {{"rings", kRings}, {"segments", kSegments}, {"labels", out.mesh_labels}};
   params["surrogate"] = {{"dim", D}, {"noise", surrogate.noise}, {"stride", surrogate.stride},
                          {"saliency_noise", surrogate.saliency_noise}};
   out.params_json = params.dump(2);
@@ -626,6 +629,7 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
       io::write_png(root / "gt" / c / ("mask_" + id + ".png"), s.mask * 255);
       io::write_png(root / "gt" / c / ("parts_" + id + ".png"), s.parts);
       io::write_npy(root / "gt" / c / ("depth_" + id + ".npy"), s.depth);
+      io::write_npy(root / "gt" / c / ("mesh_" + id + ".npy"), s.mesh.contiguous());
       io::write_file_atomic(root / "gt" / c / ("params_" + id + ".json"), s.params_json);
       io::write_npy(root / "features" / c / ("input_" + id + ".npy"), s.features);
       io::write_npy(root / "saliency" / c / ("input_" + id + ".npy"), s.saliency);
@@ -651,6 +655,50 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
   std::string csv = "id,img_url,kps\n";
   for (const auto& r : rows) csv += r + "\n";
   io::write_file_atomic(root / "annotations" / (c + ".csv"), csv);
+}
+
+std::optional<GroundTruthMesh> read_ground_truth_mesh(const fs::path& root, const Sample& sample) {
+  const auto slash = sample.id.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  const std::string c = sample.id.substr(0, slash), id = sample.id.substr(slash + 1);
+  const auto mesh_path = root / "gt" / c / ("mesh_" + id + ".npy"), params_path = root / "gt" / c / ("params_" + id + ".json");
+  if (!fs::exists(mesh_path)) return std::nullopt;
+  GroundTruthMesh m;
+  int64_t vertices = 0;
+  try {
+    std::ifstream in(params_path);
+    if (!in) throw std::runtime_error("cannot open it");
+    const auto params = nlohmann::json::parse(in);
+    const auto& mesh = params.at("mesh");
+    m.labels = mesh.at("labels").get<std::vector<int64_t>>();
+    const auto grid = core::make_surface_grid(mesh.at("rings").get<int64_t>(), mesh.at("segments").get<int64_t>());
+    m.faces = grid.faces;
+    vertices = grid.num_vertices();
+  } catch (const std::exception& e) {
+    throw DataError(params_path.string() + ": no usable \"mesh\" entry beside " + mesh_path.filename().string() + " (" +
+                    e.what() + ")");
+  }
+  at::Tensor verts;
+  try {
+    verts = io::read_npy(mesh_path).to(at::kDouble);
+  } catch (const std::exception& e) {
+    throw DataError(e.what());
+  }
+  const int64_t pieces = static_cast<int64_t>(m.labels.size());
+  if (verts.dim() != 3 || verts.size(0) != pieces || verts.size(1) != vertices || verts.size(2) != 3)
+    throw DataError(mesh_path.string() + ": expected (" + std::to_string(pieces) + ", V, 3) vertices of the grid in " +
+                    params_path.filename().string());
+  if (sample.original_width <= 0 || sample.original_height <= 0 || sample.crop.size <= 0 || sample.image.dim() != 3)
+    throw DataError(mesh_path.string() + ": the sample has no crop to place the mesh in");
+  // Normalised coordinates of the whole image -> continuous pixels -> the crop's normalised
+  // coordinates (the crop is a square; the depth stays the camera depth).
+  const double w = static_cast<double>(sample.original_width), h = static_cast<double>(sample.original_height);
+  const double size = static_cast<double>(sample.crop.size);
+  auto x = (verts.select(2, 0) + 1.0) * (w / 2.0), y = (verts.select(2, 1) + 1.0) * (h / 2.0);
+  x = (x - static_cast<double>(sample.crop.left)) * (2.0 / size) - 1.0;
+  y = (y - static_cast<double>(sample.crop.top)) * (2.0 / size) - 1.0;
+  m.verts = at::stack({x, y, verts.select(2, 2)}, 2).to(at::kFloat);
+  return m;
 }
 
 }  // namespace lepard::data

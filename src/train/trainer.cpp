@@ -431,8 +431,12 @@ void Trainer::resume(const fs::path& path) {
 }
 
 at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images) {
+  return reconstruct(net, config, images, core::make_surface_grid(config.model.rings, config.model.segments));
+}
+
+at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
+                       const core::SurfaceGrid& grid) {
   at::NoGradGuard no_grad;
-  const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
   core::LocalFlowOptions flow;
   flow.grid_size = config.model.flow_grid;
   flow.integration_size = config.model.flow_integration;

@@ -83,15 +83,47 @@ foreach(p ${pngs})
     endif()
   endforeach()
 endforeach()
+# Bad flags are errors naming the flag (exit 2), not a silent default or a hang.
+run_tool("lepard-infer --batch 0" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images" --out "${OUT}/bad"
+         --batch 0)
+if(NOT err MATCHES "--batch must be at least 1, got 0")
+  message(FATAL_ERROR "lepard-infer --batch 0: ${err}")
+endif()
+run_tool("lepard-infer --formats obj,stl" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images"
+         --out "${OUT}/bad" --formats obj,stl)
+if(NOT err MATCHES "--formats: unknown output 'stl'")
+  message(FATAL_ERROR "lepard-infer --formats obj,stl: ${err}")
+endif()
 if(NOT EXISTS "${OUT}/infer/contact_sheet.png")
   message(FATAL_ERROR "lepard-infer wrote no contact sheet")
 endif()
 
-# lepard-eval on the held-out split: the paper's table.
+# lepard-eval: the paper's table, with the 3D columns (the menagerie stores its meshes).
 run_tool(lepard-eval 0 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all --crop-size 64
          --out "${OUT}/eval" --threads 1)
-if(NOT out MATCHES "\\| horse \\| 12 \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\|")
+set(num "[0-9]+\\.[0-9]+")
+if(NOT out MATCHES "\\| run \\| horse \\| 12 \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|")
   message(FATAL_ERROR "unexpected lepard-eval table: ${out}")
+endif()
+# Several models and the pseudo-labels in one table: one row each, in order.
+run_tool("lepard-eval (table)" 0 "${EVAL}" --pseudo-labels "${OUT}/cache" --checkpoint "${OUT}/run" --name first
+         --checkpoint "${OUT}/run" --name second --transfer vertex --eval-grid 8x12 --data "${OUT}/data" --split all
+         --crop-size 64 --overlays 0 --threads 1)
+if(NOT out MATCHES "\\| pseudo-labels \\| horse \\| 12 \\| - \\| - \\| ${num} \\| ${num} \\| - \\|.*\\| first \\| horse \\| 12 \\|.*\\| second \\| horse \\| 12 \\|")
+  message(FATAL_ERROR "unexpected lepard-eval table of two models and the pseudo-labels: ${out}")
+endif()
+run_tool("lepard-eval --batch -1" 2 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --batch -1)
+if(NOT err MATCHES "--batch must be at least 1, got -1")
+  message(FATAL_ERROR "lepard-eval --batch -1: ${err}")
+endif()
+run_tool("lepard-eval --eval-grid 0x4" 2 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --eval-grid 0x4)
+if(NOT err MATCHES "--eval-grid must be")
+  message(FATAL_ERROR "lepard-eval --eval-grid 0x4: ${err}")
+endif()
+run_tool("lepard-eval --name without its checkpoint" 2 "${EVAL}" --checkpoint "${OUT}/run" --name a --name b
+         --data "${OUT}/data")
+if(NOT err MATCHES "--name: 2 names for 1 checkpoints")
+  message(FATAL_ERROR "lepard-eval --name: ${err}")
 endif()
 foreach(f metrics.json metrics.md overlays_horse.png)
   if(NOT EXISTS "${OUT}/eval/${f}")

@@ -5,6 +5,7 @@
 #include <lepard/data/menagerie.h>
 #include <lepard/data/readers.h>
 #include <lepard/io/npy.h>
+#include <lepard/render/hard_rasterize.h>
 
 #include "test_support.h"
 
@@ -135,6 +136,43 @@ TEST(Menagerie, DatasetIsDeterministicAndLoadsThroughTheLassieReader) {
   }
   const auto sheet = contact_sheet(r.samples, 3);
   EXPECT_EQ(sheet.sizes(), (at::IntArrayRef{2 * 68 - 4, 3 * 68 - 4, 3}));
+}
+
+// The stored ground-truth mesh, read back into a sample's crop, draws that sample's mask: the
+// mesh and its crop transform are those of the image (up to the crop's nearest resampling).
+TEST(Menagerie, GroundTruthMeshesLandOnTheirCroppedMasks) {
+  const auto root = testing::temp_dir("menagerie_mesh");
+  MenagerieOptions o;
+  o.category = "horse";
+  o.count = 4;
+  o.size = 128;
+  o.seed = 5;
+  write_menagerie(root, o);
+  ReaderOptions ro;
+  ro.crop_size = 96;
+  const auto r = read_lassie_web_images(root, "horse", ro);
+  ASSERT_EQ(r.samples.size(), 4u);
+  for (const auto& s : r.samples) {
+    const auto m = read_ground_truth_mesh(root, s);
+    ASSERT_TRUE(m.has_value()) << s.id;
+    ASSERT_EQ(m->verts.size(0), static_cast<int64_t>(m->labels.size()));
+    const auto drawn = render::rasterize_hard(m->verts.unsqueeze(0), m->faces, 96, 96).part_id[0] >= 0;
+    const auto mask = s.mask > 0;
+    const double iou = (drawn & mask).sum().item<double>() / (drawn | mask).sum().item<double>();
+    EXPECT_GT(iou, 0.9) << s.id;
+    // The crop is the keypoints' box grown 1.5 times: the mesh stays inside [-1, 1] mostly.
+    EXPECT_LT(m->verts.select(2, 0).abs().max().item<float>(), 1.2f) << s.id;
+  }
+  // Without the file there is no mesh (a real dataset); a broken one is an error naming it.
+  fs::remove(root / "gt/horse/mesh_1.npy");
+  EXPECT_FALSE(read_ground_truth_mesh(root, r.samples[1]).has_value());
+  std::ofstream(root / "gt/horse/params_2.json") << "{}";
+  try {
+    read_ground_truth_mesh(root, r.samples[2]);
+    FAIL() << "expected a DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("params_2.json"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
-// The paper's metrics on constructed cases: the synthetic generator's own ground-truth
-// meshes, evaluated as if they were predictions, score near perfectly; parts permuted in
-// half of the images lose part IoU, PCP and PCK; no common keypoint divides nothing by zero.
+// The paper's metrics and the 3D accuracy on constructed cases: the synthetic generator's own
+// ground-truth meshes, evaluated as if they were predictions, score (near) perfectly on every
+// metric; rolled part order, a shifted part and a sphere each lose what they should; no
+// common keypoint divides nothing by zero.
+#include <lepard/core/surface_grid.h>
 #include <lepard/data/menagerie.h>
 #include <lepard/eval/evaluate.h>
 
@@ -15,13 +17,9 @@
 namespace lepard::eval {
 namespace {
 
-struct Set {
-  at::Tensor verts, faces, masks, parts, keypoints;
-};
-
-Set ground_truth_set(int64_t n, int64_t size) {
+EvalInputs ground_truth_set(int64_t n, int64_t size) {
   std::vector<at::Tensor> verts, masks, parts, kps;
-  Set s;
+  EvalInputs s;
   for (int64_t i = 0; i < n; ++i) {
     const auto img = data::render_synthetic("horse", size, 100 + static_cast<uint64_t>(i));
     if (!verts.empty() && img.mesh.size(0) != verts[0].size(0)) ADD_FAILURE() << "tube count differs between horses";
@@ -30,46 +28,155 @@ Set ground_truth_set(int64_t n, int64_t size) {
     parts.push_back(img.parts);
     kps.push_back(img.keypoints);
     s.faces = img.mesh_faces;
+    s.meshes.push_back(Mesh{img.mesh, img.mesh_faces, img.mesh_labels});
   }
   s.verts = at::stack(verts);
   s.masks = at::stack(masks);
-  s.parts = at::stack(parts);
+  s.part_labels = at::stack(parts);
   s.keypoints = at::stack(kps);
   return s;
 }
 
-TEST(Evaluate, GroundTruthMeshesScoreNearPerfectly) {
-  const auto s = ground_truth_set(12, 128);
-  const auto r = evaluate(s.verts, s.faces, s.masks, s.parts, s.keypoints);
-  EXPECT_EQ(r.images, 12);
-  EXPECT_GT(r.keypoint_pairs, 500);
-  EXPECT_GT(r.pck_paper, 0.95) << "PCK@0.05 " << r.pck_paper;
-  EXPECT_GE(r.pck_lassie, r.pck_paper);
-  EXPECT_GT(r.iou, 0.95);
-  EXPECT_GT(r.part_iou, 0.9);
-  // PCP does not test visibility in the target (as the paper describes it): a point that a
-  // nearer part hides there reads that part's label, so even the truth scores below 1.
-  EXPECT_GT(r.pcp, 0.7);
-  std::printf("ground truth as prediction: PCK@0.05 %.4f PCK@0.1 %.4f PCP %.4f IoU %.4f part IoU %.4f (%lld pairs)\n",
-              r.pck_paper, r.pck_lassie, r.pcp, r.iou, r.part_iou, static_cast<long long>(r.keypoint_pairs));
+void print(const char* what, const EvalResult& r) {
+  std::printf("%s: PCK@0.05 %.4f PCK@0.1 %.4f PCP %.4f (occluded %.3f) IoU %.4f part IoU %.4f Chamfer %.5f "
+              "F@5%% %.4f F@10%% %.4f 3D parts %.4f (%lld pairs)\n",
+              what, r.pck_paper, r.pck_lassie, r.pcp, r.pcp_occluded, r.iou, r.part_iou, r.chamfer, r.fscore_tight,
+              r.fscore_loose, r.part_agreement_3d, static_cast<long long>(r.keypoint_pairs));
 }
 
-TEST(Evaluate, PermutedPartsLosePartIouPcpAndPck) {
+TEST(Evaluate, GroundTruthMeshesScorePerfectly) {
   const auto s = ground_truth_set(12, 128);
-  const auto base = evaluate(s.verts, s.faces, s.masks, s.parts, s.keypoints);
-  // Every part takes the next part's place in every other image: silhouettes are unchanged,
-  // correspondences and the part-to-label assignment are not.
-  auto permuted = s.verts.clone();
-  for (int64_t i = 1; i < permuted.size(0); i += 2) permuted[i] = s.verts[i].roll(1, 0);
-  const auto r = evaluate(permuted, s.faces, s.masks, s.parts, s.keypoints);
+  const auto r = evaluate(s);
+  print("ground truth (surface transfer)", r);
+  EXPECT_EQ(r.images, 12);
+  EXPECT_GT(r.keypoint_pairs, 500);
+  EXPECT_GE(r.pck_paper, 0.99);
+  EXPECT_GE(r.pck_lassie, r.pck_paper);
+  EXPECT_EQ(r.iou, 1.0);
+  EXPECT_EQ(r.part_iou, 1.0);
+  // Among the transfers visible in the target, the truth maps pixels to their own part.
+  EXPECT_GE(r.pcp, 0.97);
+  EXPECT_GT(r.pcp_occluded, 0.0);  // some points are hidden in other views (legs behind legs)
+  EXPECT_LT(r.pcp_occluded, 0.75);  // about half: views come from all round the animal
+  EXPECT_EQ(r.mesh_images, 12);
+  EXPECT_LT(r.chamfer, 1e-6);
+  EXPECT_EQ(r.fscore_tight, 1.0);
+  EXPECT_EQ(r.fscore_loose, 1.0);
+  EXPECT_EQ(r.part_agreement_3d, 1.0);
+  // LASSIE's nearest-visible-vertex rule on the coarse 10 x 12 tube grid is worse.
+  EvalOptions lassie;
+  lassie.transfer = KeypointTransfer::NearestVertex;
+  const auto v = evaluate(s, lassie);
+  print("ground truth (nearest vertex)", v);
+  EXPECT_LT(v.pck_paper, r.pck_paper);
+  EXPECT_EQ(v.keypoint_pairs, r.keypoint_pairs);
+}
+
+TEST(Evaluate, RolledPartOrderLosesPartMetricsNotTheSilhouette) {
+  const auto s = ground_truth_set(12, 128);
+  const auto base = evaluate(s);
+  // Every part takes the next part's place in every other image: silhouettes and shapes
+  // are unchanged, correspondences and the part-to-label matching are not.
+  auto rolled = s;
+  rolled.verts = s.verts.clone();
+  for (int64_t i = 1; i < rolled.verts.size(0); i += 2) rolled.verts[i] = s.verts[i].roll(1, 0);
+  const auto r = evaluate(rolled);
+  print("rolled in half the images", r);
   EXPECT_NEAR(r.iou, base.iou, 1e-9);
   EXPECT_LT(r.part_iou, base.part_iou - 0.2);
   EXPECT_LT(r.pcp, base.pcp - 0.2);
   EXPECT_LT(r.pck_paper, base.pck_paper - 0.2);
-  // The same permutation in every image changes nothing but the assignment.
-  const auto all = evaluate(s.verts.roll(1, 1), s.faces, s.masks, s.parts, s.keypoints);
-  EXPECT_NEAR(all.part_iou, base.part_iou, 1e-9);
-  EXPECT_NEAR(all.pcp, base.pcp, 1e-9);
+  EXPECT_LT(r.part_agreement_3d, base.part_agreement_3d - 0.2);
+  EXPECT_LT(r.chamfer, 0.01);  // the same surface, sampled in another order
+  // The same roll in every image changes nothing but the matching.
+  auto all = s;
+  all.verts = s.verts.roll(1, 1);
+  const auto a = evaluate(all);
+  EXPECT_NEAR(a.part_iou, base.part_iou, 1e-9);
+  EXPECT_NEAR(a.pcp, base.pcp, 1e-9);
+  EXPECT_GT(a.part_agreement_3d, 0.9);  // the same surface, sampled in another order
+}
+
+TEST(Evaluate, AShiftedPartLosesEveryMetric) {
+  const auto s = ground_truth_set(12, 128);
+  const auto base = evaluate(s);
+  // Move the largest part (the torso tube) and the head sideways in every image, in the
+  // image plane and in depth.
+  auto shifted = s;
+  shifted.verts = s.verts.clone();
+  const auto extent = (s.verts.select(3, 0).amax(2) - s.verts.select(3, 0).amin(2)).mean(0);  // (K)
+  std::vector<int64_t> moved = {extent.argmax().item<int64_t>()};
+  for (size_t t = 0; t < s.meshes[0].labels.size(); ++t)
+    if (s.meshes[0].labels[t] == 2) moved.push_back(static_cast<int64_t>(t));  // LASSIE label 2: head
+  ASSERT_GE(moved.size(), 2u);
+  for (const int64_t k : moved) {
+    shifted.verts.select(1, k).select(2, 0).add_(0.3);
+    shifted.verts.select(1, k).select(2, 2).mul_(1.3);
+  }
+  const auto r = evaluate(shifted);
+  print("largest part shifted", r);
+  EXPECT_LT(r.iou, base.iou - 0.05);
+  EXPECT_LT(r.part_iou, base.part_iou - 0.05);
+  EXPECT_LT(r.pck_paper, base.pck_paper - 0.02);
+  EXPECT_LT(r.pcp, base.pcp - 0.02);
+  EXPECT_GT(r.chamfer, 0.01);
+  EXPECT_LT(r.fscore_tight, 0.95);
+}
+
+TEST(Evaluate, ASphereScoresPoorlyIn3D) {
+  const auto s = ground_truth_set(4, 128);
+  // One sphere per image at the animal's centre and depth, as wide as its silhouette.
+  const auto grid = core::make_surface_grid(16, 24);
+  const auto trig = grid.trig;  // cos u, sin u, cos v, sin v
+  const auto unit = at::stack({trig.select(1, 0) * trig.select(1, 2), trig.select(1, 1), trig.select(1, 0) * trig.select(1, 3)}, 1);
+  std::vector<at::Tensor> spheres;
+  for (int64_t i = 0; i < 4; ++i) {
+    const auto cam = lift_to_camera(s.verts[i].to(at::kDouble).reshape({-1, 3}), 2.0);
+    const auto lo = std::get<0>(cam.min(0)), hi = std::get<0>(cam.max(0));
+    const auto centre = (lo + hi) / 2;
+    const double radius = ((hi - lo).narrow(0, 0, 2).max() / 2).item<double>();
+    const auto pts = unit * radius + centre;
+    const auto z = pts.select(1, 2).unsqueeze(1);
+    spheres.push_back(at::cat({pts.narrow(1, 0, 2) * 2.0 / z, z}, 1).unsqueeze(0).to(at::kFloat));
+  }
+  auto sphere = s;
+  sphere.verts = at::stack(spheres);
+  sphere.faces = grid.faces;
+  const auto base = evaluate(s);
+  const auto r = evaluate(sphere);
+  print("sphere", r);
+  EXPECT_GT(r.chamfer, 0.04);
+  EXPECT_LT(r.fscore_tight, 0.6);
+  EXPECT_LT(r.fscore_tight, r.fscore_loose);
+  EXPECT_LT(r.part_agreement_3d, 0.7);  // one part, one label: the torso's share at most
+  EXPECT_LT(r.iou, 0.8);
+  EXPECT_LT(r.part_iou, 0.3);
+}
+
+TEST(Evaluate, ThreeDAlignmentUndoesScaleAndDepthShift) {
+  const auto s = ground_truth_set(1, 64);
+  const auto& m = s.meshes[0];
+  // The same shape, twice as far and twice as large: the same picture, the same surface.
+  auto far = m.verts.clone();
+  far.select(2, 2).mul_(2.0).add_(0.0);
+  const auto a = accuracy_3d(far, m.faces, m, {}, {});
+  EXPECT_NEAR(a.scale, 0.5, 1e-6);
+  EXPECT_NEAR(a.depth_shift, 0.0, 1e-6);
+  EXPECT_LT(a.chamfer, 1e-6);
+  EXPECT_EQ(a.fscore_tight, 1.0);
+}
+
+TEST(Evaluate, LabelMapsScoreLikeTheirHardRasterisedReconstruction) {
+  const auto s = ground_truth_set(3, 64);
+  // The ground-truth part map as a "pseudo-label" map with labels as clusters: perfect.
+  const auto r = evaluate_label_maps(s.part_labels, 16, s.masks, s.part_labels);
+  EXPECT_EQ(r.iou, 1.0);
+  EXPECT_EQ(r.part_iou, 1.0);
+  // Merging every label into one cluster keeps the IoU and loses part IoU.
+  const auto one = evaluate_label_maps((s.part_labels > 0).to(at::kLong), 1, s.masks, s.part_labels);
+  EXPECT_EQ(one.iou, 1.0);
+  EXPECT_LT(one.part_iou, 0.3);
+  EXPECT_THROW(evaluate_label_maps(s.part_labels.narrow(0, 0, 2), 16, s.masks, s.part_labels), std::invalid_argument);
 }
 
 TEST(Evaluate, NoCommonKeypointsIsNotADivisionByZero) {
@@ -77,16 +184,34 @@ TEST(Evaluate, NoCommonKeypointsIsNotADivisionByZero) {
   s.keypoints.select(2, 2).zero_();
   s.keypoints[0].narrow(0, 0, 7).select(1, 2).fill_(1);
   s.keypoints[1].narrow(0, 7, 7).select(1, 2).fill_(1);
-  const auto r = evaluate(s.verts, s.faces, s.masks, s.parts, s.keypoints);
+  const auto r = evaluate(s);
   EXPECT_EQ(r.keypoint_pairs, 0);
   EXPECT_EQ(r.pck_paper, 0.0);
   EXPECT_EQ(r.pck_lassie, 0.0);
   EXPECT_FALSE(std::isnan(r.pcp));
   // One image: no pairs at all.
-  const auto one = evaluate(s.verts.narrow(0, 0, 1), s.faces, s.masks.narrow(0, 0, 1), s.parts.narrow(0, 0, 1),
-                            s.keypoints.narrow(0, 0, 1));
-  EXPECT_EQ(one.keypoint_pairs, 0);
-  EXPECT_EQ(one.pcp_trials, 0);
+  EvalInputs one;
+  one.verts = s.verts.narrow(0, 0, 1);
+  one.faces = s.faces;
+  one.masks = s.masks.narrow(0, 0, 1);
+  one.part_labels = s.part_labels.narrow(0, 0, 1);
+  one.keypoints = s.keypoints.narrow(0, 0, 1);
+  const auto o = evaluate(one);
+  EXPECT_EQ(o.keypoint_pairs, 0);
+  EXPECT_EQ(o.pcp_trials, 0);
+}
+
+TEST(Evaluate, EdgePixelsMeasuresTheGrid) {
+  // Edges of 6.4, 3.2 and hypot(6.4, 3.2) px at 128 px.
+  auto verts = at::zeros({1, 1, 3, 3});
+  verts[0][0][1][0] = 0.1;
+  verts[0][0][2][1] = 0.05;
+  verts.select(3, 2).fill_(1);
+  const auto faces = at::tensor({0, 1, 2}, at::kLong).view({1, 3});
+  EXPECT_NEAR(edge_pixels(verts, faces, 128), std::hypot(6.4, 3.2), 1e-4);
+  EXPECT_NEAR(edge_pixels(verts, faces, 128, 0.5), 6.4, 1e-4);
+  EXPECT_NEAR(edge_pixels(verts, faces, 128, 0.1), 3.2, 1e-4);
+  EXPECT_THROW(edge_pixels(verts, faces, 128, 0.0), std::invalid_argument);
 }
 
 }  // namespace

@@ -21,10 +21,13 @@
 // some attention on a few background clutter kinds, Gaussian noise, min-max normalised.
 // It is not DINO: it stands in for it until real weights are given.
 
+#include <lepard/data/sample.h>
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,9 +81,23 @@ struct MenagerieOptions {
 // loads them: root/images/<c>/input_<id>.png and root/annotations/<c>.csv (percent
 // keypoints, visible ones only), plus root/gt/<c>/{mask,parts}_<id>.png,
 // root/gt/<c>/depth_<id>.npy, root/gt/<c>/params_<id>.json and
+// root/gt/<c>/mesh_<id>.npy (the ground-truth mesh, SyntheticImage::mesh; its grid and
+// labels are the "mesh" entry of params_<id>.json) and
 // root/features/<c>/input_<id>.npy and root/saliency/<c>/input_<id>.npy (the surrogate,
 // for the whole image; features::load_surrogate crops it like the image). Images run in parallel; image i uses
 // seed (seed, i), so the files do not depend on the number of threads.
 void write_menagerie(const std::filesystem::path& root, const MenagerieOptions& options);
+
+// The ground-truth mesh of a sample read from a menagerie root (read_lassie_web_images):
+// pieces (T, V, 3) projected like a reconstruction but in the sample's crop (x, y in the
+// crop's normalised coordinates, camera depth), the grid's faces and each piece's LASSIE
+// label. std::nullopt where the root has no mesh file for it (real datasets, or a menagerie
+// written before meshes were stored); a DataError naming the file when it is unreadable.
+struct GroundTruthMesh {
+  at::Tensor verts;
+  at::Tensor faces;
+  std::vector<int64_t> labels;
+};
+std::optional<GroundTruthMesh> read_ground_truth_mesh(const std::filesystem::path& root, const Sample& sample);
 
 }  // namespace lepard::data

@@ -1,51 +1,127 @@
 #pragma once
-// The paper's evaluation (Tables 1 and 2; FACTS.md section 1) on reconstructions given as
-// projected part meshes: every image's parts share one surface grid, so vertex (k, v) of
-// one reconstruction corresponds to vertex (k, v) of every other.
+// The paper's evaluation (Tables 1 and 2; docs/evaluation.md) and lepard's own 3D accuracy,
+// on reconstructions given as projected part meshes. Every image's parts share one
+// surface grid, so vertex (k, v) of one reconstruction corresponds to vertex (k, v) of
+// every other; the grid may be finer than the training grid (the parts are analytic).
 //
 //   keypoint transfer PCK  over all ordered pairs (i, j), i != j, and every keypoint visible
-//                          in both: the keypoint of i goes to the nearest visible projected
-//                          vertex of i's reconstruction; the same vertex of j's reconstruction
-//                          is projected into j; correct if within the threshold of j's
-//                          keypoint. Thresholds: 0.05 x the crop side (the paper's
-//                          0.05 x max(h, w) on square crops) and 0.1 x the crop side (LASSIE).
-//   part transfer PCP      the same for pixels: a source pixel with a ground-truth part label,
-//                          covered by the source reconstruction, goes to the surface point
-//                          there (part, face, barycentric coordinates), which is projected
-//                          with j's reconstruction; correct if j's ground-truth label at that
-//                          pixel equals the source label. Source pixels the reconstruction
-//                          does not cover count as wrong. Up to `pcp_pixels` pixels per image,
-//                          spread evenly over its labelled pixels.
+//                          in both. Surface transfer (default): the keypoint of i goes to
+//                          the front surface point under it in i's reconstruction (part,
+//                          face, barycentric coordinates of the keypoint in the face's
+//                          projection; the nearest covered pixel's point where the keypoint
+//                          is not covered); the same point of j's reconstruction is
+//                          projected into j. LASSIE's rule (NearestVertex): the keypoint
+//                          goes to the nearest visible projected vertex instead. Correct if
+//                          within the threshold of j's keypoint: 0.05 x the crop side (the
+//                          paper's 0.05 x max(h, w) on square crops) and 0.1 (LASSIE).
+//   part transfer PCP      a source pixel with a ground-truth part label goes to the surface
+//                          point there, which is projected with j's reconstruction. When a
+//                          nearer surface of j's reconstruction hides it there (or it lands
+//                          on no covered pixel), the trial is occluded and counted apart;
+//                          otherwise it is correct if j's ground-truth label at that pixel
+//                          equals the source label. Source pixels the reconstruction does
+//                          not cover and points landing outside the image count as wrong.
+//                          PCP = correct / visible trials; pcp_occluded = occluded / trials.
+//                          Up to `pcp_pixels` pixels per image, spread evenly over its
+//                          labelled pixels.
 //   overall IoU            hard-rasterised union of the parts against the mask, mean over images
-//   part IoU               train::part_iou: parts assigned to labels by majority overlap
+//   part IoU               parts matched to labels by majority overlap (match_parts below)
+//   3D (with ground-truth meshes, the menagerie): both surfaces lifted to the camera frame
+//                          (x_cam = x z / f, y_cam = y z / f, z), sampled by area
+//                          (`surface_samples` points, deterministic), the prediction
+//                          aligned by the best single scale about the camera centre and
+//                          depth shift (iterated closest points; monocular scale is
+//                          ambiguous). Distances in units of the ground-truth mesh's
+//                          bounding-box diagonal: Chamfer = (mean pred->gt + mean
+//                          gt->pred) / 2; F-score at 5% and 10% (harmonic mean of the
+//                          shares of predicted points near the truth and of true points
+//                          near the prediction); 3D part agreement = share of
+//                          ground-truth points whose label equals the label matched to
+//                          the predicted part nearest to them.
 // A pair with no common keypoint adds nothing (and a set with none reports 0 with count 0).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace lepard::eval {
+
+enum class KeypointTransfer { Surface, NearestVertex };
 
 struct EvalOptions {
   double pck_paper = 0.05;   // fraction of the crop side
   double pck_lassie = 0.1;   // fraction of the crop side
   int64_t pcp_pixels = 256;  // source pixels per image for PCP
   int64_t labels = 16;       // ground-truth part labels 1..labels
+  KeypointTransfer transfer = KeypointTransfer::Surface;
+  double visibility_tolerance = 0.01;  // relative depth within which a point counts as the front surface
+  double focal = 2.0;                  // lifts projected points to the camera frame (3D metrics)
+  int64_t surface_samples = 2048;      // points per surface for the 3D metrics
+  int64_t align_iterations = 10;       // closest-point iterations of the scale / depth alignment
+  double fscore_tight = 0.05, fscore_loose = 0.1;  // F-score thresholds, fractions of the diagonal
+};
+
+// A ground-truth surface: (T, W, 3) projected points like a reconstruction's (x, y in the
+// crop's normalised coordinates, camera depth), its faces (G, 3) and the part label of
+// each of the T pieces.
+struct Mesh {
+  at::Tensor verts;
+  at::Tensor faces;
+  std::vector<int64_t> labels;
+};
+
+struct EvalInputs {
+  at::Tensor verts;        // (N, K, V, 3) the reconstructions, projected
+  at::Tensor faces;        // (F, 3)
+  at::Tensor masks;        // (N, S, S) ground-truth masks
+  at::Tensor part_labels;  // (N, S, S) ground-truth labels 0..labels; undefined: no PCP, part IoU
+  at::Tensor keypoints;    // (N, P, 3) x, y in crop pixels, visible; undefined: no PCK
+  std::vector<Mesh> meshes;  // one per image, or empty: no 3D metrics
 };
 
 struct EvalResult {
   int64_t images = 0;
   double pck_paper = 0, pck_lassie = 0;  // keypoint transfer
   int64_t keypoint_pairs = 0;            // (pair, keypoint) trials
-  double pcp = 0;
-  int64_t pcp_trials = 0;
+  double pcp = 0;                        // correct among the visible transfers
+  double pcp_occluded = 0;               // share of trials hidden in the target
+  int64_t pcp_trials = 0;                // all trials, occluded included
   double iou = 0, part_iou = 0;
+  std::vector<int64_t> assignment;       // label matched to each part (-1: none)
+  std::vector<double> per_label_iou;     // part IoU of each label 1..labels (NaN: absent)
+  int64_t mesh_images = 0;               // images with 3D metrics
+  double chamfer = 0, fscore_tight = 0, fscore_loose = 0, part_agreement_3d = 0;
 };
 
-// verts: (N, K, V, 3) projected parts (x, y in normalised image coordinates, depth);
-// faces: (F, 3); masks, part_labels: (N, S, S) ground truth (part_labels may be undefined:
-// no PCP or part IoU); keypoints: (N, P, 3) x, y in crop pixels and visibility (may be
-// undefined: no PCK).
-EvalResult evaluate(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& masks,
-                    const at::Tensor& part_labels, const at::Tensor& keypoints, const EvalOptions& options = {});
+EvalResult evaluate(const EvalInputs& inputs, const EvalOptions& options = {});
+
+// Overall and part IoU of label maps given directly (the pseudo-labels' row, the
+// "DINO clustering" of the paper's Table 2): maps (N, S, S) integer, 0 background and
+// 1..parts a part (cluster); scored as evaluate() scores a reconstruction's hard-rasterised
+// part map, with the same matching rule. No transfer metrics (a label map has no surface).
+EvalResult evaluate_label_maps(const at::Tensor& maps, int64_t parts, const at::Tensor& masks,
+                               const at::Tensor& part_labels, const EvalOptions& options = {});
+
+// 3D accuracy of one reconstruction (K, V, 3) with faces (F, 3) against a ground-truth
+// mesh; `assignment` gives each predicted part's label (empty: no part agreement).
+struct Accuracy3D {
+  double chamfer = 0, fscore_tight = 0, fscore_loose = 0, part_agreement = 0;
+  double scale = 1, depth_shift = 0;  // the alignment found
+};
+Accuracy3D accuracy_3d(const at::Tensor& verts, const at::Tensor& faces, const Mesh& truth,
+                       const std::vector<int64_t>& assignment, const EvalOptions& options = {});
+
+// Area-weighted, deterministic points on a surface given in the camera frame:
+// verts (K, V, 3), faces (F, 3) -> points (n, 3) float64 and the part of each (n) int64.
+std::pair<at::Tensor, at::Tensor> sample_surface(const at::Tensor& camera_verts, const at::Tensor& faces, int64_t n);
+
+// Projected points (..., 3) (x, y normalised, depth) -> the camera frame (x z / f, y z / f, z).
+at::Tensor lift_to_camera(const at::Tensor& projected, double focal);
+
+// The q-quantile (q = 1: the largest) of the distances in pixels between neighbouring vertices
+// of projected parts (B, K, V, 3) along the faces' edges, at an S x S image: how finely a grid
+// meshes them. A quantile, because squarish superquadrics (small e1, e2) bunch their vertices
+// at the corners, and the few long edges across their flat sides shrink only slowly with the grid.
+double edge_pixels(const at::Tensor& verts, const at::Tensor& faces, int64_t size, double q = 1.0);
 
 }  // namespace lepard::eval

@@ -8,6 +8,7 @@
 // state, so a run resumed from a checkpoint at step n draws exactly what the uninterrupted
 // run drew after step n. The checkpoint holds the model, the optimiser's state, the step,
 // the configuration and the seed.
+#include <lepard/core/surface_grid.h>
 #include <lepard/model/model.h>
 #include <lepard/train/config.h>
 #include <lepard/train/distributed.h>
@@ -94,6 +95,9 @@ std::pair<std::string, int64_t> checkpoint_config(const std::filesystem::path& c
 // (B, K, V, 3) on the surface grid of config.model (rings x segments), with local
 // deformation when the model has it. No gradients.
 at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images);
+// The same on another surface grid (the parts are analytic: evaluation meshes them finely).
+at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
+                       const core::SurfaceGrid& grid);
 
 // Reads a checkpoint's model into a new network (for inference and evaluation).
 model::LepardNet load_model(const std::filesystem::path& checkpoint, TrainConfig* config = nullptr);
