@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 namespace fs = std::filesystem;
 using namespace lepard;
@@ -347,6 +348,33 @@ int main(int argc, char** argv) {
           const std::string file = mi == 0 ? "overlays_" + c + ".png" : "overlays_" + c + "_" + std::to_string(mi) + ".png";
           io::write_png(fs::path(out) / file, data::contact_sheet(shown, 8));
         }
+      }
+    }
+    if (categories.size() > 1) {
+      // One mean row per model over the categories (of the figures every category has).
+      std::vector<std::string> order;
+      for (const auto& r : report["rows"])
+        if (std::find(order.begin(), order.end(), r["model"].get<std::string>()) == order.end())
+          order.push_back(r["model"].get<std::string>());
+      for (const auto& name : order) {
+        nlohmann::json mean = {{"model", name}, {"category", "mean"}, {"images", 0}};
+        std::map<std::string, std::pair<double, int>> sums;
+        int rows = 0;
+        for (const auto& r : report["rows"]) {
+          if (r["model"] != name) continue;
+          ++rows;
+          mean["images"] = mean["images"].get<int64_t>() + r["images"].get<int64_t>();
+          for (const char* key : {"pck_0.05", "pck_0.1", "iou", "part_iou", "pcp", "pcp_occluded", "chamfer", "fscore_5",
+                                  "fscore_10", "part_agreement_3d"})
+            if (r.contains(key)) {
+              sums[key].first += r[key].get<double>();
+              ++sums[key].second;
+            }
+        }
+        for (const auto& [key, sum] : sums)
+          if (sum.second == rows) mean[key] = sum.first / rows;
+        report["rows"].push_back(mean);
+        table += markdown_row(mean);
       }
     }
     report["split"] = split;
