@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using namespace lepard;
@@ -92,6 +93,38 @@ int main(int argc, char** argv) {
       throw train::ConfigError("give --config FILE (or --resume RUN); lepard-train --help lists the keys");
     }
     for (const auto& s : sets) schema.set(s);
+    if (!resume.empty()) {
+      const auto ckpt = checkpoint_file(resume);
+      // A resumed run writes where it is told: the folder of the checkpoint passed to
+      // --resume, unless --set train.out names another; never the folder stored inside the
+      // checkpoint (a copied run would otherwise write into the original).
+      bool explicit_out = false;
+      for (const auto& s : sets) explicit_out = explicit_out || s.rfind("train.out=", 0) == 0;
+      if (!explicit_out) config.train.out = ckpt.parent_path().empty() ? "." : ckpt.parent_path().string();
+      // The model of a resumed run is the checkpoint's: a changed model key is an error before
+      // anything is written, not a silent no-op or a reshape error later.
+      train::TrainConfig stored;
+      auto stored_schema = stored.schema();
+      stored_schema.load_string(train::checkpoint_config(ckpt).first, ckpt.string());
+      const auto model_lines = [](const std::string& yaml) {
+        std::vector<std::string> lines;
+        std::istringstream in(yaml);
+        bool inside = false;
+        for (std::string line; std::getline(in, line);) {
+          if (!line.empty() && line[0] != ' ') inside = line == "model:";
+          else if (inside && line.find("init:") == std::string::npos && line.find("encoder_weights:") == std::string::npos)
+            lines.push_back(line);
+        }
+        return lines;
+      };
+      const auto want = model_lines(schema.to_yaml()), have = model_lines(stored_schema.to_yaml());
+      for (size_t i = 0; i < want.size() && i < have.size(); ++i)
+        if (want[i] != have[i]) {
+          const auto trim = [](std::string t) { return t.substr(t.find_first_not_of(' ')); };
+          throw train::ConfigError("--resume " + resume + ": model." + trim(want[i]) + " differs from the checkpoint's (" +
+                                   trim(have[i]) + "); a resumed run keeps its model (start a new run to change it)");
+        }
+    }
     if (!device.empty()) config.train.device = device;
     if (threads > 0) config.train.threads = threads;
     config.validate(source);
