@@ -137,6 +137,14 @@ run_tool("lepard-eval (table)" 0 "${EVAL}" --pseudo-labels "${OUT}/cache" --chec
 if(NOT out MATCHES "\\| pseudo-labels \\| horse \\| 12 \\| - \\| - \\| ${num} \\| ${num} \\| - \\|.*\\| first \\| horse \\| 12 \\|.*\\| second \\| horse \\| 12 \\|")
   message(FATAL_ERROR "unexpected lepard-eval table of two models and the pseudo-labels: ${out}")
 endif()
+# One missing ground-truth file is an error naming the image, not a metric silently zeroed.
+file(RENAME "${OUT}/data/gt/horse/parts_3.png" "${OUT}/parts_3.png.bak")
+run_tool("lepard-eval (a part map missing)" 1 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all
+         --crop-size 64 --overlays 0 --threads 1)
+file(RENAME "${OUT}/parts_3.png.bak" "${OUT}/data/gt/horse/parts_3.png")
+if(NOT err MATCHES "input_3.png: no ground-truth part labels, though 11 other images have them")
+  message(FATAL_ERROR "lepard-eval with a part map missing: ${err}")
+endif()
 run_tool("lepard-eval --batch -1" 2 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --batch -1)
 if(NOT err MATCHES "--batch must be at least 1, got -1")
   message(FATAL_ERROR "lepard-eval --batch -1: ${err}")
