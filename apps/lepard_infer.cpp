@@ -182,6 +182,18 @@ int main(int argc, char** argv) {
       }
     }
     if (samples.empty()) throw std::runtime_error("--images " + images + ": no readable images");
+    // Output names: the file's stem, or stem_extension where two inputs share a stem (x.png and
+    // x.jpg), so that no input's files overwrite another's.
+    std::map<std::string, int> stem_count;
+    for (const auto& s : samples) ++stem_count[fs::path(s.id).stem().string()];
+    auto output_name = [&](const data::Sample& s) {
+      const fs::path id(s.id);
+      const auto stem = id.stem().string();
+      if (stem_count[stem] < 2) return stem;
+      auto ext = id.extension().string();
+      if (!ext.empty()) ext = ext.substr(1);
+      return stem + "_" + ext;
+    };
     fs::create_directories(out);
     const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
     core::LocalFlowOptions flow;
@@ -199,7 +211,10 @@ int main(int argc, char** argv) {
       const double t0 = now_s();
       at::NoGradGuard no_grad;
       const auto pred = net->forward(model::normalize_images(at::stack(crops), config.model.image_size));
-      train::LossInputs in{pred.camera, pred.parts, pred.velocity, {}};
+      train::LossInputs in;
+      in.camera = pred.camera;
+      in.parts = pred.parts;
+      in.velocity = pred.velocity;
       const auto local = train::local_displacements(in, grid, flow);
       const auto projected = core::project_parts_reference(pred.parts, local, pred.camera, grid);
       const auto world = core::assemble_parts(pred.parts, local, grid);
@@ -217,7 +232,7 @@ int main(int argc, char** argv) {
       for (size_t i = begin; i < end; ++i) {
         const int64_t b = static_cast<int64_t>(i - begin);
         const auto& s = samples[i];
-        const auto stem = fs::path(s.id).stem().string();
+        const auto stem = output_name(s);
         const auto base = fs::path(out) / stem;
         const auto verts = cam[b];
         if (has("obj")) io::write_obj(base.string() + ".obj", verts, grid.faces, {"lepard reconstruction of " + s.id}, colors);

@@ -108,6 +108,18 @@ foreach(p ${pngs})
     endif()
   endforeach()
 endforeach()
+# Two inputs with one stem (twin.png, twin.jpg): one set of outputs each, none overwritten.
+file(MAKE_DIRECTORY "${OUT}/twins")
+list(GET pngs 0 first_png)
+configure_file("${first_png}" "${OUT}/twins/twin.png" COPYONLY)
+configure_file("${first_png}" "${OUT}/twins/twin.jpg" COPYONLY)
+run_tool("lepard-infer (twins)" 0 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/twins_out"
+         --crop-size 64 --formats json --contact-sheet 0 --threads 1)
+foreach(f twin_png.json twin_jpg.json)
+  if(NOT EXISTS "${OUT}/twins_out/${f}")
+    message(FATAL_ERROR "lepard-infer on twin.png and twin.jpg wrote no ${f}")
+  endif()
+endforeach()
 # Bad flags are errors naming the flag (exit 2), not a silent default or a hang.
 run_tool("lepard-infer --batch 0" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images" --out "${OUT}/bad"
          --batch 0)
