@@ -213,6 +213,11 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.collision", &loss.collision, "collision force weight")
       .field("loss.deformation_size", &loss.deformation_size, "local deformation size regulariser")
       .field("loss.deformation_smoothness", &loss.deformation_smoothness, "local deformation smoothness regulariser")
+      .field("loss.ownership", &loss.ownership,
+             "true: explicit part-to-cluster ownership from the pseudo-labels' statistics (train/ownership.h)")
+      .field("loss.part_silhouette", &loss.part_silhouette, "per-part silhouette force weight (eq. 12; needs loss.ownership)")
+      .field("loss.part_attraction", &loss.part_attraction,
+             "per-part attraction weight: each part to its own clusters' pixels (needs loss.ownership)")
       .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
       .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
       .field("loss.weight_center", &loss.weight_center, "generalized-force weight of q_c")
@@ -286,10 +291,14 @@ void TrainConfig::validate(const std::string& source) const {
   for (const auto& [key, v] : std::vector<std::pair<std::string, double>>{
            {"loss.silhouette", loss.silhouette}, {"loss.parts", loss.parts}, {"loss.attraction", loss.attraction},
            {"loss.collision", loss.collision}, {"loss.deformation_size", loss.deformation_size},
+           {"loss.part_silhouette", loss.part_silhouette}, {"loss.part_attraction", loss.part_attraction},
            {"loss.deformation_smoothness", loss.deformation_smoothness}, {"loss.weight_center", loss.weight_center},
            {"loss.weight_rotation", loss.weight_rotation}, {"loss.weight_shape", loss.weight_shape},
            {"loss.weight_deformation", loss.weight_deformation}, {"loss.weight_camera", loss.weight_camera}})
     if (!(v >= 0)) fail(key, "must be non-negative");
+  if ((loss.part_silhouette > 0 || loss.part_attraction > 0) && !loss.ownership)
+    fail(loss.part_silhouette > 0 ? "loss.part_silhouette" : "loss.part_attraction",
+         "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");
   positive("train.steps", train.steps);
   positive("train.batch_size", train.batch_size);
   if (!(train.lr > 0)) fail("train.lr", "must be positive");

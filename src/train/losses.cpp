@@ -44,6 +44,26 @@ std::pair<at::Tensor, at::Tensor> mask_pixels(const at::Tensor& labels, int64_t 
   return {out, valid};
 }
 
+// Up to n pixel centres of every cluster 1..C of each image, spread evenly over the cluster in
+// raster order: (B, C, n, 2), and (B, C) 1 where the image has the cluster.
+std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64_t clusters, int64_t n,
+                                                 const at::Tensor& like) {
+  const int64_t b = labels.size(0), h = labels.size(1), w = labels.size(2);
+  const auto centers = render::pixel_centers(h, w, like).cpu();  // (H W, 2)
+  const auto flat = labels.reshape({b, h * w}).cpu();
+  auto out = at::zeros({b, clusters, n, 2}, centers.options());
+  auto valid = at::zeros({b, clusters}, centers.options());
+  for (int64_t i = 0; i < b; ++i)
+    for (int64_t c = 0; c < clusters; ++c) {
+      const auto idx = flat[i].eq(c + 1).nonzero().squeeze(1);
+      if (idx.numel() == 0) continue;
+      const auto chosen = centers.index_select(0, idx.index_select(0, spread_indices(idx.numel(), n)));
+      out[i][c] = chosen.repeat({(n + chosen.size(0) - 1) / chosen.size(0), 1}).narrow(0, 0, n);
+      valid[i][c] = 1.0;
+    }
+  return {out.to(like.device()), valid.to(like.device())};
+}
+
 at::Tensor conjugate(const at::Tensor& q) {
   return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options());
 }
@@ -89,19 +109,24 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
   };
 
   if (s.silhouette != 0.0) {
-    const auto union_sil = render::union_silhouette(render::soft_silhouettes(points, faces, raster));
+    out.silhouette_parts = render::soft_silhouettes(points, faces, raster);
+    const auto union_sil = render::union_silhouette(out.silhouette_parts);
     out.silhouette = union_sil;
     add("silhouette", s.silhouette, batch_mean((union_sil - target_mask).pow(2).mean({1, 2})));
   }
+  // With explicit ownership, each part shows the clusters it owns (evenly).
+  const auto distribution = in.ownership.defined()
+                                ? in.ownership.to(shape.scalar_type()) / in.ownership.sum(1, true).clamp_min(1.0)
+                                : in.distribution;
   if (s.parts != 0.0) {
-    const int64_t c = in.distribution.size(1);
+    const int64_t c = distribution.size(1);
     render::SoftAttributeSettings attr;
     attr.raster = raster;
     attr.gamma = s.gamma;
-    const auto attributes = at::cat({at::zeros({k, 1}, in.distribution.options()), in.distribution}, 1)
+    const auto attributes = at::cat({at::zeros({k, 1}, distribution.options()), distribution}, 1)
                                 .unsqueeze(0)
                                 .expand({b, k, c + 1});
-    auto background = at::zeros({c + 1}, in.distribution.options());
+    auto background = at::zeros({c + 1}, distribution.options());
     background[0] = 1.0;
     const auto image = render::soft_attributes(points, faces, attributes, background, attr);  // (B, C+1, H, W)
     const auto onehot = at::one_hot(labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
@@ -114,6 +139,47 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const auto d2 = (pts.unsqueeze(2) - pix.unsqueeze(1)).pow(2).sum(3);  // (B, P, M)
     const auto per_image = std::get<0>(d2.min(2)).mean(1) + std::get<0>(d2.min(1)).mean(1);
     add("attraction", s.attraction, batch_mean(per_image * valid));
+  }
+  if (in.ownership.defined() && (s.part_silhouette != 0.0 || s.part_attraction != 0.0)) {
+    const auto own = in.ownership.to(shape.device()).to(shape.scalar_type());  // (K, C)
+    const int64_t c = own.size(1);
+    if (own.size(0) != k) throw std::invalid_argument("compute_losses: ownership must be (K, C) with K parts");
+    if (s.part_silhouette != 0.0) {
+      // Per cluster c, the soft union of the parts that own it, U_c = 1 - prod_k (1 - O[k, c] M_k),
+      // against the cluster's mask: the owners together must cover their cluster and nothing
+      // else (eq. 12 with parts sharing a cluster). The force on part k pushes it out where its
+      // cluster is and no owner is, and in where it covers pixels that are not its cluster's.
+      const auto sil = out.silhouette_parts.defined() ? out.silhouette_parts
+                                                      : render::soft_silhouettes(points, faces, raster);  // (B, K, H, W)
+      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));                   // (B, K, H, W)
+      const auto owners_union = 1.0 - at::exp(at::einsum("bkhw,kc->bchw", {log_miss, own}));  // (B, C, H, W)
+      const auto onehot = at::one_hot(labels.clamp(0, c), c + 1).narrow(3, 1, c).permute({0, 3, 1, 2})
+                              .to(shape.scalar_type());  // (B, C, H, W)
+      const auto owned = (own.sum(0) > 0.5).to(shape.scalar_type()).view({1, c, 1, 1});
+      add("part_silhouette", s.part_silhouette,
+          batch_mean(((owners_union - onehot).pow(2) * owned).sum(1).mean({1, 2})));
+    }
+    if (s.part_attraction != 0.0) {
+      const auto idx = spread_indices(v, s.part_points).to(points.device());
+      const auto pts = points.index_select(2, idx).narrow(3, 0, 2);  // (B, K, P, 2)
+      const auto [pix, valid] = cluster_pixels(labels, c, s.part_pixels, pts);  // (B, C, n, 2), (B, C)
+      const int64_t p = pts.size(2), n = pix.size(2);
+      const auto d2 = (pts.reshape({b, k * p, 1, 2}) - pix.reshape({b, 1, c * n, 2})).pow(2).sum(3).view({b, k, p, c, n});
+      const double big = 1e6;
+      // Points to the nearest pixel of their own clusters present in the image.
+      const auto to_cluster = std::get<0>(d2.min(4));  // (B, K, P, C)
+      const auto allowed = (own.view({1, k, 1, c}) * valid.view({b, 1, 1, c})) > 0.5;  // (B, K, 1, C)
+      const auto pt_cost = std::get<0>(at::where(allowed, to_cluster, at::full({}, big, d2.options())).min(3));  // (B, K, P)
+      const auto part_has = allowed.squeeze(2).any(2).to(shape.scalar_type());  // (B, K)
+      const auto pull = (pt_cost.mean(2) * part_has).sum(1) / part_has.sum(1).clamp_min(1.0);
+      // Each cluster's pixels to the nearest point of the parts that own it.
+      const auto to_part = std::get<0>(d2.min(2));  // (B, K, C, n)
+      const auto owners = (own.view({1, k, c, 1}) > 0.5);
+      const auto px_cost = std::get<0>(at::where(owners, to_part, at::full({}, big, d2.options())).min(1));  // (B, C, n)
+      const auto cover_valid = valid * (own.sum(0) > 0.5).to(valid.scalar_type()).view({1, c});
+      const auto cover = (px_cost.mean(2) * cover_valid).sum(1) / cover_valid.sum(1).clamp_min(1.0);
+      add("part_attraction", s.part_attraction, batch_mean(pull + cover));
+    }
   }
   if (s.collisions && s.collision != 0.0 && k > 1) {
     const auto world = project(in, local, grid, s, core::PointSpace::World);

@@ -1,3 +1,4 @@
+#include <lepard/train/ownership.h>
 #include <lepard/train/trainer.h>
 
 #include <lepard/core/surface_grid.h>
@@ -145,6 +146,7 @@ torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
 }  // namespace
 
 struct Trainer::Impl {
+  at::Tensor ownership;  // (K, C) explicit part-to-cluster ownership, or undefined (loss.ownership false)
   TrainConfig config;
   Dataset train, val;
   Distributed* distributed = nullptr;
@@ -202,6 +204,7 @@ struct Trainer::Impl {
     in.parts = p.parts;
     in.velocity = p.velocity;
     in.distribution = net->part_distribution();
+    in.ownership = ownership;
     return in;
   }
 
@@ -266,6 +269,18 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   if (m.train.labels.size(1) != c.loss.render_size)
     throw ConfigError("loss.render_size " + std::to_string(c.loss.render_size) + " differs from the pseudo-labels' " +
                       std::to_string(m.train.labels.size(1)));
+  l.part_silhouette = c.loss.part_silhouette;
+  l.part_attraction = c.loss.part_attraction;
+  if (c.loss.ownership) {
+    // From the statistics of the pseudo-labels and of the untrained network's parts (the
+    // template) on up to 64 training images (the same on every rank: the data are).
+    at::NoGradGuard no_grad;
+    const int64_t n = std::min<int64_t>(64, m.train.size());
+    const auto points = reconstruct(m.net, c, m.train.images.narrow(0, 0, n).to(m.device));
+    const auto maps = render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
+    m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters).to(m.device);
+    spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -353,6 +368,8 @@ void Trainer::run(int64_t until) {
     if (on_step) on_step(report);
     if (m.rank() == 0 && m.val.size() > 0 && (m.step % c.train.validate_every == 0 || m.step == c.train.steps)) {
       const auto v = validate();
+      if (m.ownership.defined() && m.rank() == 0)
+        spdlog::info("step {}: part-to-cluster ownership\n{}", m.step, ownership_table(m.ownership));
       m.write_metrics({{"step", v.step}, {"val_silhouette_iou", v.silhouette_iou}, {"val_part_iou", v.part_iou},
                        {"val_images", v.images}, {"val_reference", v.reference}});
       if (on_validate) on_validate(v);
@@ -404,11 +421,16 @@ void Trainer::save_checkpoint(const fs::path& path) const {
   archive.write("lepard_step", at::tensor(m.step, at::kLong));
   archive.write("lepard_clusters", at::tensor(m.train.clusters, at::kLong));
   archive.write("lepard_seed", at::tensor(m.config.train.seed, at::kLong));
+  if (m.ownership.defined()) archive.write("lepard_ownership", m.ownership.cpu());
   auto cfg = m.config;
   archive.write("lepard_config", c10::IValue(cfg.schema().to_yaml()));
   std::ostringstream bytes;
   archive.save_to(bytes);
   io::write_file_atomic(path, bytes.str());
+  if (m.ownership.defined())
+    io::write_file_atomic(path.parent_path() / "ownership.txt",
+                          "# part-to-cluster ownership (train/ownership.h): x = part owns cluster\n" +
+                              ownership_table(m.ownership));
 }
 
 
@@ -423,6 +445,11 @@ void Trainer::resume(const fs::path& path) {
     at::Tensor step;
     archive.read("lepard_step", step);
     m.step = step.item<int64_t>();
+    if (m.ownership.defined()) {
+      at::Tensor own;
+      archive.read("lepard_ownership", own);
+      m.ownership = own.to(m.device);
+    }
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() + ": does not fit this model (" + e.what_without_backtrace() +
                              "); resume with the configuration the checkpoint was trained with");
@@ -473,6 +500,11 @@ model::LepardNet load_model(const fs::path& path, TrainConfig* config_out) {
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() + ": " + e.what_without_backtrace());
   }
+  // A model with non-finite weights would reconstruct NaN meshes and score zeros: refuse it.
+  for (const auto& item : net->named_parameters())
+    if (!item.value().isfinite().all().item<bool>())
+      throw std::runtime_error(path.string() + ": parameter '" + item.key() +
+                               "' holds NaN or infinite values (a diverged run?); use an earlier checkpoint");
   if (config_out) *config_out = config;
   return net;
 }

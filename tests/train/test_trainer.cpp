@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 
 extern char** environ;
 
@@ -150,6 +151,23 @@ TEST(Trainer, NanStopsTheRunNamingStepAndTerm) {
   EXPECT_EQ(t.step(), 2);
   EXPECT_EQ(fs::last_write_time(good), stamp);  // the last good checkpoint is kept
   EXPECT_EQ(fs::file_size(good), size);
+}
+
+TEST(Trainer, NonFiniteCheckpointIsRefusedAtLoad) {
+  const auto dir = testing::temp_dir("train_nonfinite");
+  Trainer t(testing::tiny_config(dir), testing::blob_dataset(4, 32, 16, 7), {});
+  {
+    at::NoGradGuard no_grad;
+    t.net()->named_parameters()["hidden.weight"][0][0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  t.save_checkpoint(dir / "bad.pt");
+  try {
+    load_model(dir / "bad.pt");
+    FAIL() << "a checkpoint with a NaN weight loaded";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("bad.pt: parameter 'hidden.weight' holds NaN"), std::string::npos) << msg;
+  }
 }
 
 // --- Data-parallel: this binary re-executes itself as the worker processes. ---

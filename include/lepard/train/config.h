@@ -76,6 +76,8 @@ struct TrainConfig {
   struct Loss {
     double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
     double deformation_size = 0.01, deformation_smoothness = 0.01;
+    bool ownership = false;          // explicit part-to-cluster ownership (train/ownership.h)
+    double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need ownership)
     bool generalized_forces = true;  // false: plain autograd image loss (ablation)
     bool collisions = true;
     // Per-group weights of the generalized forces (eq. 11).

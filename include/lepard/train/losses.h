@@ -17,6 +17,15 @@
 //                the penetration depth; its gradient pushes part i out of part j and part j
 //                away from the point (equal and opposite), reaching part i through L^T
 //                (core::PointSpace::World)
+//   part_silhouette  eq. 12 per part, with explicit ownership (train/ownership.h): for each
+//                cluster c the soft union U_c of the parts that own it against the cluster's
+//                mask, mean over pixels of sum_c (U_c - [label = c])^2; the force on part k
+//                pushes it out over its cluster's uncovered pixels and in from pixels that are
+//                not its cluster's (several parts share a cluster's job, as leg segments do)
+//   part_attraction  the reach beyond the soft rasteriser's band, per part: a Chamfer between
+//                each part's projected points and the pixels of its own clusters (points to
+//                the nearest owned pixel; each cluster's pixels to the nearest point of the
+//                parts owning it), so a part is pulled toward its clusters wherever it is
 //   deformation_size        mean q_d^2 (keeps local deformations small)
 //   deformation_smoothness  mean squared difference of neighbouring q_d control values
 // Each term is a mean over images of a per-image quantity, so that data-parallel training on
@@ -40,6 +49,7 @@ namespace lepard::train {
 struct LossSettings {
   double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
   double deformation_size = 0.01, deformation_smoothness = 0.01;
+  double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;
@@ -49,6 +59,8 @@ struct LossSettings {
   int64_t attraction_points = 64;    // projected points per part in the attraction term
   int64_t attraction_pixels = 256;   // mask pixels per image in the attraction term
   int64_t collision_points = 48;     // points per part tested against the other parts
+  int64_t part_points = 48;          // projected points per part in the per-part attraction
+  int64_t part_pixels = 48;          // pixels per cluster and image in the per-part attraction
   core::LocalFlowOptions flow;       // integration of q_d
 };
 
@@ -63,6 +75,9 @@ struct LossInputs {
   core::PartParams parts;
   at::Tensor velocity;      // (B, K, 3, G, G, G) or undefined (no local deformation)
   at::Tensor distribution;  // (K, C) each part's distribution over the clusters
+  // (K, C) 0/1 explicit ownership, or undefined. When defined it replaces `distribution` in
+  // the part image (each part shows its owned clusters, evenly) and drives the per-part terms.
+  at::Tensor ownership;
 };
 
 struct LossTerms {
@@ -70,6 +85,7 @@ struct LossTerms {
   at::Tensor total;
   at::Tensor points;      // (B, K, V, 3) the projected points (for logging and validation)
   at::Tensor silhouette;  // (B, H, W) the soft union silhouette
+  at::Tensor silhouette_parts;  // (B, K, H, W) each part's soft silhouette (when computed)
 };
 
 // Local displacements d of every surface point: (B, K, V, 3), or undefined without q_d.

@@ -1,0 +1,48 @@
+#pragma once
+// Explicit part-to-cluster ownership (DESIGN.md "Training signal", item 2): which pseudo-label
+// clusters each primitive stands for. Shared by every image; every foreground cluster is
+// owned by at least one part; several parts may own one cluster (the leg segments share the
+// leg clusters); each part owns exactly one.
+//
+// Initialised from statistics, not from an index: over a sample of training images, each
+// cluster's pseudo-label region and each part's projected template region (the untrained
+// network's prediction, hard-rasterised) are summarised by where they sit vertically in
+// their object's box (0 top, 1 bottom), how elongated they are (square root of the ratio of
+// the principal second moments) and their share of the object's area. The assignment
+// minimises the summed cost
+//     ((y_k - y_c) / 0.15)^2 + (ln(e_k / e_c) / 0.7)^2 + (ln(a_k / a_c) / 2)^2
+// subject to every cluster being owned (exact, by dynamic programming over the set of
+// covered clusters), so the template's low thin cylinders go to low elongated clusters (the
+// legs) and its compact blobs to the body's. Horizontal position is not used: animals face
+// either way.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lepard::train {
+
+struct RegionStats {
+  double y = 0;           // centroid height in the object's box, 0 top .. 1 bottom
+  double elongation = 1;  // sqrt(lambda_max / lambda_min) of the pixel covariance, >= 1
+  double area = 0;        // share of the object's pixels
+  int64_t images = 0;     // images the region appears in
+};
+
+// Statistics of regions 1..regions of label maps (N, H, W) (0 = none): averaged over the
+// images where each appears; the object's box is that of all non-zero pixels of the image.
+std::vector<RegionStats> region_stats(const at::Tensor& maps, int64_t regions);
+
+// The ownership (K, C) float 0/1 minimising the cost above with every cluster owned; a
+// cluster that appears in no image is owned by nobody. Requires K >= the clusters present.
+at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::vector<RegionStats>& clusters);
+
+// From hard-rasterised part maps (N, H, W) int64 (-1 background) and pseudo-labels (N, H, W)
+// (0 background, 1..C) of the same images.
+at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters);
+
+// A readable K x C table ("part 3: cluster 5"), one line per part, and cluster -> parts.
+std::string ownership_table(const at::Tensor& ownership);
+
+}  // namespace lepard::train
