@@ -212,6 +212,7 @@ EvalResult evaluate_label_maps(const at::Tensor& maps, int64_t parts, const at::
     r.part_iou = p.mean;
     r.assignment = p.assignment;
     r.per_label_iou = p.per_label;
+    r.overlap = p.overlap;
   }
   return r;
 }

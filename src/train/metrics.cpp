@@ -34,6 +34,9 @@ PartIou part_iou(const at::Tensor& pred, const at::Tensor& ref, int64_t parts, i
         out.assignment[k] = g;
       }
   }
+  out.overlap.assign(parts, std::vector<int64_t>(labels + 1, 0));
+  for (int64_t k = 0; k < parts; ++k)
+    for (int64_t g = 0; g <= labels; ++g) out.overlap[k][g] = c[k + 1][g];
   out.per_label.assign(labels, std::numeric_limits<double>::quiet_NaN());
   double sum = 0;
   int64_t present = 0;

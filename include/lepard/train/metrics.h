@@ -26,6 +26,7 @@ struct PartIou {
   double mean = 0;                  // mean over the labels present in the reference
   std::vector<int64_t> assignment;  // label assigned to each part, -1 for none
   std::vector<double> per_label;    // IoU per label 1..L (NaN where the label is absent)
+  std::vector<std::vector<int64_t>> overlap;  // overlap[k][g]: pixels of part k on label g (g = 0: background)
 };
 
 // pred: (N, H, W) int64 part index in [0, parts), -1 for background.
