@@ -230,6 +230,9 @@ int main(int argc, char** argv) {
       ro.skip_bad = skip_bad;
       const auto read = format == "lassie" ? data::read_lassie_web_images(data, c, ro) : data::read_pascal_part(data, c, ro);
       skipped += static_cast<int>(read.skipped.size());
+      if (read.mask_box_crops > 0)
+        spdlog::info("{}: {} images have fewer than two distinct visible keypoints and were cropped by their "
+                     "ground-truth mask's box", c, read.mask_box_crops);
       po.name = c;
       po.progress = [&progress, c](const std::string& stage, int64_t done, int64_t total) {
         progress.update(c + " " + stage, done, total);
