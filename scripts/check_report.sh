@@ -22,6 +22,9 @@ missing = expected - {s for s, _ in sections}
 empty = [s for s, f in sections if f != "yes"]
 if missing or empty:
     sys.exit("check_report: sections missing %s, empty %s" % (sorted(missing), empty))
+for needle in ("Chamfer", "F@5%", "3D parts", "occluded", "pseudo-labels"):
+    if needle not in page:
+        sys.exit("check_report: the evaluation table lacks '%s' (lepard-eval's new columns and rows)" % needle)
 im = Image.open(shot).convert("L")
 stat = ImageStat.Stat(im)
 if stat.stddev[0] < 10:
