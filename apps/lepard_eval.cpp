@@ -7,11 +7,9 @@
 #include <lepard/data/menagerie.h>
 #include <lepard/data/readers.h>
 #include <lepard/eval/evaluate.h>
-#include <lepard/features/cosegment.h>
 #include <lepard/features/prepare.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
-#include <lepard/io/indexed_png.h>
 #include <lepard/model/model.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
@@ -281,14 +279,7 @@ int main(int argc, char** argv) {
       const auto parts_t = with_parts ? at::stack(parts) : at::Tensor();
 
       if (!pseudo_labels.empty()) {
-        std::vector<at::Tensor> maps;
-        for (const auto& s : samples) {
-          const auto path = features::cache_path(pseudo_labels, "labels", s.id, ".png");
-          if (!fs::exists(path))
-            throw std::runtime_error(path.string() + ": no pseudo-labels for sample " + s.id + " (run lepard-prepare on this data)");
-          maps.push_back(features::upsample_labels(io::read_indexed_png(path), crop_size, crop_size).to(at::kLong));
-        }
-        const auto all = at::stack(maps);
+        const auto all = features::read_label_maps(samples, pseudo_labels, crop_size);
         const int64_t clusters = std::max<int64_t>(1, all.max().item<int64_t>());
         const auto r = eval::evaluate_label_maps(all, clusters, mask_t, parts_t, eo);
         const auto j = row_json("pseudo-labels", c, r, false, false);

@@ -2,12 +2,10 @@
 // (the pseudo-label cache the trainer reads), or raw ViT features of a folder of images.
 #include <lepard/data/readers.h>
 #include <lepard/eval/evaluate.h>
-#include <lepard/features/cosegment.h>
 #include <lepard/features/prepare.h>
 #include <lepard/features/vit.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
-#include <lepard/io/indexed_png.h>
 #include <lepard/io/npy.h>
 
 #include "cli/cli.h"
@@ -92,16 +90,15 @@ struct PseudoLabelScores {
 };
 
 PseudoLabelScores score_pseudo_labels(const std::vector<data::Sample>& samples, const fs::path& cache, int64_t clusters) {
-  std::vector<at::Tensor> maps, masks, parts;
+  std::vector<at::Tensor> masks, parts;
   bool all_parts = true;
   for (const auto& s : samples) {
-    const auto labels = io::read_indexed_png(features::cache_path(cache, "labels", s.id, ".png"));
-    maps.push_back(features::upsample_labels(labels, s.mask.size(0), s.mask.size(1)).to(at::kLong));
     masks.push_back(s.mask);
     all_parts = all_parts && s.part_labels.defined();
     if (s.part_labels.defined()) parts.push_back(s.part_labels);
   }
-  const auto r = eval::evaluate_label_maps(at::stack(maps), std::max<int64_t>(clusters, 1), at::stack(masks),
+  const auto maps = features::read_label_maps(samples, cache, samples.at(0).mask.size(0));
+  const auto r = eval::evaluate_label_maps(maps, std::max<int64_t>(clusters, 1), at::stack(masks),
                                            all_parts ? at::stack(parts) : at::Tensor());
   PseudoLabelScores q;
   q.iou = r.iou;

@@ -9,6 +9,7 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/stack.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -227,6 +228,21 @@ void attach_pseudo_labels(std::vector<data::Sample>& samples, const fs::path& ca
       throw data::DataError(e.what());
     }
   }
+}
+
+at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const fs::path& cache, int64_t size) {
+  std::vector<at::Tensor> maps;
+  for (const auto& s : samples) {
+    const auto path = cache_path(cache, "labels", s.id, ".png");
+    if (!fs::exists(path))
+      throw data::DataError(path.string() + ": no pseudo-labels for sample " + s.id + " (run lepard-prepare on this data)");
+    try {
+      maps.push_back(upsample_labels(io::read_indexed_png(path), size, size).to(at::kLong));
+    } catch (const std::runtime_error& e) {
+      throw data::DataError(e.what());
+    }
+  }
+  return at::stack(maps);
 }
 
 at::Tensor pseudo_label_sheet(const std::vector<data::Sample>& samples, const std::vector<at::Tensor>& labels,

@@ -68,6 +68,11 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
 // cache. Throws data::DataError naming the file of a sample the cache lacks.
 void attach_pseudo_labels(std::vector<data::Sample>& samples, const std::filesystem::path& cache);
 
+// The cached pseudo-labels of `samples`, upsampled (nearest) to size x size: (N, size, size)
+// int64, 0 background and 1..C clusters (what lepard-eval and lepard-prepare score). Throws
+// data::DataError naming the file of a sample the cache lacks.
+at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const std::filesystem::path& cache, int64_t size);
+
 // The cache's file for a sample: cache / kind / (id + ext).
 std::filesystem::path cache_path(const std::filesystem::path& cache, const std::string& kind, const std::string& id,
                                  const std::string& ext);
