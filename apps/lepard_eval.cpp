@@ -13,6 +13,7 @@
 #include <lepard/model/model.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
+#include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
 
 #include "cli/cli.h"
@@ -48,7 +49,34 @@ struct Model {
   fs::path checkpoint;
   train::TrainConfig config;
   model::LepardNet net{nullptr};
+  at::Tensor ownership;                       // the checkpoint's, or undefined
+  std::vector<model::Prediction> refined;     // per batch of samples, when --refine is on
 };
+
+// Predictions [begin, end) of a list of per-batch predictions of `batch` images each.
+model::Prediction slice(const std::vector<model::Prediction>& batches, int64_t batch, int64_t begin, int64_t end) {
+  std::vector<at::Tensor> rot, trans, center, qrot, shape, vel;
+  for (int64_t b = begin / batch; b * batch < end; ++b) {
+    const auto& p = batches[static_cast<size_t>(b)];
+    const int64_t lo = std::max(begin, b * batch) - b * batch, hi = std::min(end, (b + 1) * batch) - b * batch;
+    if (hi <= lo) continue;
+    rot.push_back(p.camera.rotation.narrow(0, lo, hi - lo));
+    trans.push_back(p.camera.translation.narrow(0, lo, hi - lo));
+    center.push_back(p.parts.center.narrow(0, lo, hi - lo));
+    qrot.push_back(p.parts.rotation.narrow(0, lo, hi - lo));
+    shape.push_back(p.parts.shape.narrow(0, lo, hi - lo));
+    if (p.velocity.defined()) vel.push_back(p.velocity.narrow(0, lo, hi - lo));
+  }
+  model::Prediction out;
+  out.camera.rotation = at::cat(rot);
+  out.camera.translation = at::cat(trans);
+  out.camera.focal = batches.front().camera.focal;
+  out.parts.center = at::cat(center);
+  out.parts.rotation = at::cat(qrot);
+  out.parts.shape = at::cat(shape);
+  if (!vel.empty()) out.velocity = at::cat(vel);
+  return out;
+}
 
 // "auto" or "RINGSxSEGMENTS".
 std::pair<int64_t, int64_t> parse_grid(const std::string& text) {
@@ -71,6 +99,11 @@ std::pair<int64_t, int64_t> parse_grid(const std::string& text) {
 at::Tensor reconstruct_all(Model& m, const std::vector<data::Sample>& samples, size_t begin, size_t end, int64_t batch,
                            const core::SurfaceGrid& grid) {
   std::vector<at::Tensor> verts;
+  if (!m.refined.empty()) {
+    at::NoGradGuard no_grad;
+    return train::project_prediction(slice(m.refined, batch, static_cast<int64_t>(begin), static_cast<int64_t>(end)),
+                                     m.config, grid);
+  }
   for (size_t b = begin; b < end; b += static_cast<size_t>(batch)) {
     const size_t e = std::min(end, b + static_cast<size_t>(batch));
     std::vector<at::Tensor> crops;
@@ -150,8 +183,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> checkpoints, names;
   std::string data, format = "auto", category, split = "test", out, pseudo_labels, transfer = "surface",
                     eval_grid = "auto";
-  int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048;
-  double test_fraction = -1;
+  int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048, refine = 0;
+  double test_fraction = -1, refine_lr = 0.02;
   cli::Parser parser("lepard-eval",
                      "Evaluates trained models as the paper does (Tables 1 and 2): keypoint transfer PCK at 0.05\n"
                      "and 0.1 of the crop side over all ordered image pairs, overall IoU, part IoU (parts matched\n"
@@ -174,6 +207,9 @@ int main(int argc, char** argv) {
       .flag("eval-grid", &eval_grid, "surface grid the parts are meshed on for evaluation: auto (95% of the "
                                      "vertex spacings under 2 px at the crop size) or RINGSxSEGMENTS")
       .flag("samples-3d", &samples_3d, "surface points per mesh for the 3D metrics")
+      .flag("refine", &refine, "also score each model after N iterations of test-time refinement (the training "
+                               "forces on each image's own parts, from its pseudo-labels; a second row per model)")
+      .flag("refine-lr", &refine_lr, "Adam step of the refinement on the heads' raw outputs")
       .flag("batch", &batch, "images per forward pass")
       .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
       .flag("overlays", &overlays, "crops on overlays_<category>.png: predicted parts over the image, ground-truth outline (0: none)")
@@ -183,6 +219,8 @@ int main(int argc, char** argv) {
               "  lepard-eval --pseudo-labels runs/h1200/cache --checkpoint runs/h1200_train --name full \\\n"
               "      --checkpoint runs/abl_nolocal --name 'no local deformation' --data runs/h1200\n"
               "  lepard-eval --pseudo-labels runs/h1200/cache --data runs/h1200 --category horse   # pseudo-labels only\n"
+              "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --refine 50   # feed-forward and refined rows\n"
+              "--refine reads each image's pseudo-labels from --pseudo-labels, else from the checkpoint's data.cache.\n"
               "Exit codes: 0 done, 1 an error (named), 2 a bad command line.");
   parser.parse(argc, argv);
   cli::set_threads(threads > 0 ? threads : cli::default_threads());
@@ -195,6 +233,9 @@ int main(int argc, char** argv) {
     if (batch < 1) throw std::invalid_argument("--batch must be at least 1, got " + std::to_string(batch));
     if (crop_size < 16) throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
     if (overlays < 0) throw std::invalid_argument("--overlays must be >= 0, got " + std::to_string(overlays));
+    if (refine < 0 || refine > 100000) throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
+    if (!(refine_lr > 0 && refine_lr <= 10)) throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
+    if (refine > 0 && checkpoints.empty()) throw std::invalid_argument("--refine needs a --checkpoint");
     if (samples_3d < 16) throw std::invalid_argument("--samples-3d must be at least 16, got " + std::to_string(samples_3d));
     if (test_fraction != -1 && !(test_fraction > 0 && test_fraction <= 1))
       throw std::invalid_argument("--test-fraction must be in (0, 1], got " + std::to_string(test_fraction));
@@ -214,6 +255,7 @@ int main(int argc, char** argv) {
       if (fs::is_directory(m.checkpoint)) m.checkpoint /= "checkpoint.pt";
       m.net = train::load_model(m.checkpoint, &m.config);
       m.net->eval();
+      if (refine > 0) m.ownership = train::checkpoint_ownership(m.checkpoint);
       m.name = names.empty() ? m.checkpoint.parent_path().filename().string() : names[i];
       if (m.name.empty()) m.name = m.checkpoint.string();
       models.push_back(std::move(m));
@@ -287,8 +329,39 @@ int main(int argc, char** argv) {
         table += markdown_row(j);
       }
 
-      for (size_t mi = 0; mi < models.size(); ++mi) {
+      for (size_t pass = 0; pass < models.size() * (refine > 0 ? 2 : 1); ++pass) {
+        const size_t mi = pass % models.size();
+        const bool refined = pass >= models.size();
         auto& m = models[mi];
+        double refine_s = 0;
+        m.refined.clear();
+        if (refined) {
+          // Each image's prediction refined against its pseudo-labels, once, at the labels' grid.
+          const auto cache = !pseudo_labels.empty()          ? fs::path(pseudo_labels)
+                             : !m.config.data.cache.empty() ? fs::path(m.config.data.cache)
+                                                            : fs::path(m.config.data.root) / "cache";
+          const auto labels = features::read_label_maps(samples, cache, m.config.loss.render_size);
+          const auto r0 = std::chrono::steady_clock::now();
+          double first = 0, last = 0;
+          for (size_t b = 0; b < samples.size(); b += static_cast<size_t>(batch)) {
+            const size_t e = std::min(samples.size(), b + static_cast<size_t>(batch));
+            std::vector<at::Tensor> crops;
+            for (size_t i = b; i < e; ++i) crops.push_back(samples[i].image);
+            train::RefineOptions ro2;
+            ro2.iterations = refine;
+            ro2.lr = refine_lr;
+            const auto res = train::refine(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size),
+                                           labels.narrow(0, static_cast<int64_t>(b), static_cast<int64_t>(e - b)),
+                                           m.ownership, ro2);
+            first += res.first_loss * static_cast<double>(e - b);
+            last += res.last_loss * static_cast<double>(e - b);
+            m.refined.push_back(res.prediction);
+          }
+          refine_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+          spdlog::info("{}: refined {} images with {} iterations, loss {:.4f} -> {:.4f}, {:.2f} s per image", m.name,
+                       samples.size(), refine, first / static_cast<double>(samples.size()),
+                       last / static_cast<double>(samples.size()), refine_s / static_cast<double>(samples.size()));
+        }
         const auto t0 = std::chrono::steady_clock::now();
         double spacing = 0;
         const auto grid = grid_rings > 0 ? core::make_surface_grid(grid_rings, grid_segments)
@@ -308,7 +381,12 @@ int main(int argc, char** argv) {
         eo.focal = m.net->options().focal;
         const auto r = eval::evaluate(in, eo);
         const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        auto j = row_json(m.name, c, r, true, true);
+        const auto row_name = refined ? m.name + ", refined " + std::to_string(refine) : m.name;
+        auto j = row_json(row_name, c, r, true, true);
+        if (refined) {
+          j["refine_iterations"] = refine;
+          j["refine_seconds_per_image"] = refine_s / static_cast<double>(samples.size());
+        }
         j["checkpoint"] = m.checkpoint.string();
         j["eval_grid"] = std::to_string(grid.rings) + "x" + std::to_string(grid.segments);
         j["vertex_spacing_px"] = spacing;
@@ -317,7 +395,7 @@ int main(int argc, char** argv) {
         j["seconds"] = total_s;
         report["rows"].push_back(j);
         table += markdown_row(j);
-        spdlog::info("{} on {}: {} images, grid {}x{} (vertex spacing {:.2f} px), {:.1f} s", m.name, c, r.images, grid.rings,
+        spdlog::info("{} on {}: {} images, grid {}x{} (vertex spacing {:.2f} px), {:.1f} s", row_name, c, r.images, grid.rings,
                      grid.segments, spacing, total_s);
 
         if (!out.empty() && overlays > 0) {
@@ -337,7 +415,7 @@ int main(int argc, char** argv) {
             shown.push_back(std::move(o));
           }
           fs::create_directories(out);
-          const std::string file = mi == 0 ? "overlays_" + c + ".png" : "overlays_" + c + "_" + std::to_string(mi) + ".png";
+          const std::string file = pass == 0 ? "overlays_" + c + ".png" : "overlays_" + c + "_" + std::to_string(pass) + ".png";
           io::write_png(fs::path(out) / file, data::contact_sheet(shown, 8));
         }
       }

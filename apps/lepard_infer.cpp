@@ -12,7 +12,8 @@
 #include <lepard/model/model.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
-#include <lepard/train/losses.h>
+#include <lepard/io/indexed_png.h>
+#include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
 
 #include "cli/cli.h"
@@ -118,12 +119,13 @@ at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t v
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   cli::init_logging();
-  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay";
-  int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0;
+  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels;
+  int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0;
+  double refine_lr = 0.02;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
-                     "Reconstructs every image of a folder with one forward pass of a trained model (no test-time\n"
-                     "optimisation) and writes, per image: <name>.obj (+ .mtl part colours), <name>.ply, <name>.glb,\n"
+                     "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
+                     "then N iterations of the training forces on each image's own parts) and writes, per image: <name>.obj (+ .mtl part colours), <name>.ply, <name>.glb,\n"
                      "<name>_overlay.png (projected parts over the crop) and <name>.json (camera and part\n"
                      "parameters); and contact_sheet.png. Meshes are in the camera's orientation, centred on the\n"
                      "object, y up (glTF's convention), so viewers show them as the image does.");
@@ -137,6 +139,11 @@ int main(int argc, char** argv) {
       .flag("batch", &batch, "images per forward pass")
       .flag("contact-sheet", &sheet, "overlays on contact_sheet.png (0: none)")
       .flag("turntable", &turntables, "also write <name>_turntable.png (8 views around the vertical axis) for this many images")
+      .flag("refine", &refine, "test-time refinement: N iterations of the training forces on each image's parts, "
+                               "from its pseudo-labels (--pseudo-labels); 0: the feed-forward prediction")
+      .flag("refine-lr", &refine_lr, "Adam step of the refinement on the heads' raw outputs")
+      .flag("pseudo-labels", &pseudo_labels, "folder of <name>.png label maps of the crops (lepard-prepare's "
+                                             "cache/labels/<category>/ for a dataset's crops), needed by --refine")
       .flag("forward-only", &skip_writing, "time the forward pass only: write nothing but the summary")
       .flag("threads", &threads, "intra-op threads (0: every core)")
       .epilog("Example:\n  lepard-infer --checkpoint runs/h1200_train --images runs/h1200/images/horse --out runs/infer\n"
@@ -150,6 +157,13 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--checkpoint, --images and --out are required");
     if (batch < 1) throw std::invalid_argument("--batch must be at least 1, got " + std::to_string(batch));
     if (crop_size < 16) throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
+    if (refine < 0 || refine > 100000) throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
+    if (!(refine_lr > 0 && refine_lr <= 10)) throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
+    if (refine > 0 && pseudo_labels.empty())
+      throw std::invalid_argument("--refine needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
+                                  "for a dataset under <cache>/labels/<category>/)");
+    if (refine > 0 && !fs::is_directory(pseudo_labels))
+      throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
     if (sheet < 0 || turntables < 0) throw std::invalid_argument("--contact-sheet and --turntable must be >= 0");
     std::set<std::string> wanted;
     {
@@ -196,9 +210,8 @@ int main(int argc, char** argv) {
     };
     fs::create_directories(out);
     const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
-    core::LocalFlowOptions flow;
-    flow.grid_size = config.model.flow_grid;
-    flow.integration_size = config.model.flow_integration;
+    const auto ownership = refine > 0 ? train::checkpoint_ownership(ckpt) : at::Tensor();
+    double refine_s = 0;
     const auto colors = render::part_palette(config.model.parts);
     std::vector<data::Sample> overlays;
     cli::Progress progress;
@@ -209,13 +222,29 @@ int main(int argc, char** argv) {
       std::vector<at::Tensor> crops;
       for (size_t i = begin; i < end; ++i) crops.push_back(samples[i].image);
       const double t0 = now_s();
+      const auto normalized = model::normalize_images(at::stack(crops), config.model.image_size);
+      model::Prediction pred;
+      if (refine > 0) {
+        // Each image's label map, named after the output (stem), at the loss grid.
+        std::vector<at::Tensor> maps;
+        for (size_t i = begin; i < end; ++i) {
+          const auto path = fs::path(pseudo_labels) / (output_name(samples[i]) + ".png");
+          if (!fs::exists(path))
+            throw std::runtime_error(path.string() + ": no pseudo-labels for " + samples[i].image_path.string() +
+                                     " (--refine needs a label map of each crop)");
+          const auto m = io::read_indexed_png(path).to(at::kFloat).unsqueeze(0).unsqueeze(0);
+          const int64_t r = config.loss.render_size;
+          maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));
+        }
+        const double r0 = now_s();
+        pred = train::refine(net, config, normalized, at::stack(maps), ownership, {refine, refine_lr}).prediction;
+        refine_s += now_s() - r0;
+      } else {
+        at::NoGradGuard no_grad;
+        pred = net->forward(normalized);
+      }
       at::NoGradGuard no_grad;
-      const auto pred = net->forward(model::normalize_images(at::stack(crops), config.model.image_size));
-      train::LossInputs in;
-      in.camera = pred.camera;
-      in.parts = pred.parts;
-      in.velocity = pred.velocity;
-      const auto local = train::local_displacements(in, grid, flow);
+      const auto local = train::prediction_local(pred, config, grid);
       const auto projected = core::project_parts_reference(pred.parts, local, pred.camera, grid);
       const auto world = core::assemble_parts(pred.parts, local, grid);
       forward_s += now_s() - t0;
@@ -264,6 +293,10 @@ int main(int argc, char** argv) {
     nlohmann::json summary = {{"images", samples.size()},       {"failed", failed},
                               {"forward_images_per_s", n / forward_s},
                               {"end_to_end_images_per_s", n / total_s}, {"seconds", total_s}, {"out", out}};
+    if (refine > 0) {
+      summary["refine_iterations"] = refine;
+      summary["refine_seconds_per_image"] = refine_s / n;
+    }
     io::write_file_atomic(fs::path(out) / "summary.json", summary.dump(2) + "\n");
     std::cout << summary.dump(2) << std::endl;
   } catch (const std::invalid_argument& e) {

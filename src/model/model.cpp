@@ -167,20 +167,33 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   for (int64_t k = 0; k < o.parts; ++k) cluster_logits_[k][k % o.clusters] += o.cluster_prior;
 }
 
-Prediction LepardNetImpl::forward(const at::Tensor& images) {
+Prediction LepardNetImpl::forward(const at::Tensor& images) { return decode(forward_raw(images)); }
+
+RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images) {
   const auto& o = options_;
   const int64_t b = images.size(0);
   const auto h = at::relu(hidden_->forward(encoder_->forward(images)));
+  RawPrediction r;
+  r.camera = camera_head_->forward(h);
+  r.parts = part_head_->forward(h).view({b, o.parts, kPartOutputs});
+  if (flow_head_) r.flow = flow_head_->forward(h);
+  return r;
+}
 
+Prediction LepardNetImpl::decode(const RawPrediction& r) const {
+  const auto& o = options_;
+  const int64_t b = r.camera.size(0);
+  if (r.camera.dim() != 2 || r.camera.size(1) != 7 || r.parts.sizes() != at::IntArrayRef({b, o.parts, kPartOutputs}))
+    throw std::invalid_argument("LepardNet::decode: raw outputs of the wrong shape");
   Prediction p;
-  const auto cam = camera_head_->forward(h);
+  const auto& cam = r.camera;
   p.camera.rotation = cam.narrow(1, 0, 4);
   const auto t = at::tanh(cam.narrow(1, 4, 3));
   p.camera.translation = at::stack({0.3 * t.select(1, 0), 0.3 * t.select(1, 1),
                                     o.camera_distance * at::exp(0.3 * t.select(1, 2))}, 1);
   p.camera.focal = o.focal;
 
-  const auto raw = part_head_->forward(h).view({b, o.parts, kPartOutputs});
+  const auto& raw = r.parts;
   p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
   p.parts.rotation = raw.narrow(2, 3, 4);
   const auto s = raw.narrow(2, 7, core::kShapeDim);
@@ -192,9 +205,9 @@ Prediction LepardNetImpl::forward(const at::Tensor& images) {
                            0.1 * th.narrow(2, core::kB1, 1),
                            th.narrow(2, core::kB2, 1),
                            0.2 + 0.8 * sig.narrow(2, core::kB3, 1)}, 2);
-  if (flow_head_) {
+  if (r.flow.defined()) {
     const int64_t g = o.flow_grid;
-    p.velocity = o.max_velocity * at::tanh(flow_head_->forward(h)).view({b, o.parts, 3, g, g, g});
+    p.velocity = o.max_velocity * at::tanh(r.flow).view({b, o.parts, 3, g, g, g});
   }
   return p;
 }

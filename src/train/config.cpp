@@ -218,6 +218,8 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.part_silhouette", &loss.part_silhouette, "per-part silhouette force weight (eq. 12; needs loss.ownership)")
       .field("loss.part_attraction", &loss.part_attraction,
              "per-part attraction weight: each part to its own clusters' pixels (needs loss.ownership)")
+      .field("loss.part_normalize", &loss.part_normalize,
+             "true: the per-part silhouette of each cluster relative to its area (thin clusters, the legs, count as much as the torso)")
       .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
       .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
       .field("loss.weight_center", &loss.weight_center, "generalized-force weight of q_c")
@@ -225,6 +227,8 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.weight_shape", &loss.weight_shape, "generalized-force weight of q_s")
       .field("loss.weight_deformation", &loss.weight_deformation, "generalized-force weight of q_d")
       .field("loss.weight_camera", &loss.weight_camera, "generalized-force weight of the camera")
+      .field("loss.deformation_from", &loss.deformation_from,
+             "staged forces: share of train.steps before which q_d's weight is 0 (global deformation first)")
 .field("loss.render_size", &loss.render_size, "side of the rendered silhouettes and part images")
       .field("train.steps", &train.steps, "optimiser steps")
       .field("train.batch_size", &train.batch_size, "images per step (over all processes)")
@@ -296,6 +300,7 @@ void TrainConfig::validate(const std::string& source) const {
            {"loss.weight_rotation", loss.weight_rotation}, {"loss.weight_shape", loss.weight_shape},
            {"loss.weight_deformation", loss.weight_deformation}, {"loss.weight_camera", loss.weight_camera}})
     if (!(v >= 0)) fail(key, "must be non-negative");
+  if (!(loss.deformation_from >= 0 && loss.deformation_from < 1)) fail("loss.deformation_from", "must be in [0, 1)");
   if ((loss.part_silhouette > 0 || loss.part_attraction > 0) && !loss.ownership)
     fail(loss.part_silhouette > 0 ? "loss.part_silhouette" : "loss.part_attraction",
          "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");

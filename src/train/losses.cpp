@@ -156,8 +156,17 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       const auto onehot = at::one_hot(labels.clamp(0, c), c + 1).narrow(3, 1, c).permute({0, 3, 1, 2})
                               .to(shape.scalar_type());  // (B, C, H, W)
       const auto owned = (own.sum(0) > 0.5).to(shape.scalar_type()).view({1, c, 1, 1});
-      add("part_silhouette", s.part_silhouette,
-          batch_mean(((owners_union - onehot).pow(2) * owned).sum(1).mean({1, 2})));
+      const auto err = (owners_union - onehot).pow(2) * owned;  // (B, C, H, W)
+      if (s.part_normalize) {
+        // Each cluster relative to its area; the mean over the owned clusters the image has.
+        const auto area = onehot.sum({2, 3});                                   // (B, C)
+        const auto present = (area > 0.5).to(area.scalar_type()) * owned.view({1, c});
+        const auto per_cluster = err.sum({2, 3}) / area.clamp_min(1.0);        // (B, C)
+        add("part_silhouette", s.part_silhouette,
+            batch_mean((per_cluster * present).sum(1) / present.sum(1).clamp_min(1.0)));
+      } else {
+        add("part_silhouette", s.part_silhouette, batch_mean(err.sum(1).mean({1, 2})));
+      }
     }
     if (s.part_attraction != 0.0) {
       const auto idx = spread_indices(v, s.part_points).to(points.device());
@@ -194,10 +203,14 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     // Points outside the box cannot be inside; evaluate them at the box corner, where the
     // inside/outside function is finite, and drop them.
     const auto safe = at::where(in_box.unsqueeze(3), rel, extent.expand_as(rel));
-    const auto f = core::inside_outside(q, safe);  // (B, K, K P)
+    const auto f = core::inside_outside(q, safe);  // (B, K, K P), alpha^2
     const auto own = at::arange(k, labels.options().dtype(at::kLong)).repeat_interleave(p);
     const auto other = (at::arange(k, own.options()).unsqueeze(1) != own.unsqueeze(0)).unsqueeze(0);  // (1, K, K P)
-    const auto depth = at::relu(1.0 - f) * (in_box & other).to(f.scalar_type());
+    // Depth as a length: (1 - alpha) times the part's smallest half-extent (sqrt is taken
+    // away from 0, where its derivative is unbounded; the centre itself is depth t).
+    const auto thickness = std::get<0>(core::part_extent(shape).min(2)).unsqueeze(2);  // (B, K, 1)
+    const auto alpha = at::sqrt(f.clamp_min(1e-6));
+    const auto depth = at::relu(1.0 - alpha) * thickness * (in_box & other).to(f.scalar_type());
     add("collision", s.collision, batch_mean(0.5 * depth.pow(2).sum(1).mean(1)));
   }
   if (in.velocity.defined()) {

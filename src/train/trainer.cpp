@@ -1,4 +1,5 @@
 #include <lepard/train/ownership.h>
+#include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
 
 #include <lepard/core/surface_grid.h>
@@ -252,25 +253,10 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   m.net->to(m.device);
   m.optimizer = std::make_unique<torch::optim::Adam>(m.net->parameters(), torch::optim::AdamOptions(c.train.lr));
   m.grid = core::make_surface_grid(c.model.rings, c.model.segments);
-  auto& l = m.loss;
-  l.silhouette = c.loss.silhouette;
-  l.parts = c.loss.parts;
-  l.attraction = c.loss.attraction;
-  l.collision = c.loss.collision;
-  l.deformation_size = c.loss.deformation_size;
-  l.deformation_smoothness = c.loss.deformation_smoothness;
-  l.generalized_forces = c.loss.generalized_forces;
-  l.collisions = c.loss.collisions;
-  l.weights = {c.loss.weight_center, c.loss.weight_rotation, c.loss.weight_shape, c.loss.weight_deformation,
-               c.loss.weight_camera};
-  l.render_size = c.loss.render_size;
-  l.flow.grid_size = c.model.flow_grid;
-  l.flow.integration_size = c.model.flow_integration;
+  m.loss = loss_settings(c);
   if (m.train.labels.size(1) != c.loss.render_size)
     throw ConfigError("loss.render_size " + std::to_string(c.loss.render_size) + " differs from the pseudo-labels' " +
                       std::to_string(m.train.labels.size(1)));
-  l.part_silhouette = c.loss.part_silhouette;
-  l.part_attraction = c.loss.part_attraction;
   if (c.loss.ownership) {
     // From the statistics of the pseudo-labels and of the untrained network's parts (the
     // template) on up to 64 training images (the same on every rank: the data are).
@@ -304,6 +290,10 @@ void Trainer::run(int64_t until) {
     for (auto& group : m.optimizer->param_groups())
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     m.loss.sigma = m.sigma_at(s);
+    // Staged generalized forces (eq. 11): no force on q_d before loss.deformation_from.
+    m.loss.weights.local =
+        static_cast<double>(s) < c.loss.deformation_from * static_cast<double>(c.train.steps) ? 0.0
+                                                                                               : c.loss.weight_deformation;
 
     std::vector<int64_t> index(local);
     std::vector<uint8_t> flip(local);
@@ -464,16 +454,7 @@ at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const a
 at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
                        const core::SurfaceGrid& grid) {
   at::NoGradGuard no_grad;
-  core::LocalFlowOptions flow;
-  flow.grid_size = config.model.flow_grid;
-  flow.integration_size = config.model.flow_integration;
-  const auto pred = net->forward(images);
-  LossInputs in;
-  in.camera = pred.camera;
-  in.parts = pred.parts;
-  in.velocity = pred.velocity;
-  const auto local = local_displacements(in, grid, flow);
-  return core::project_parts_reference(in.parts, local, in.camera, grid);
+  return project_prediction(net->forward(images), config, grid);
 }
 
 std::pair<std::string, int64_t> checkpoint_config(const fs::path& path) {

@@ -149,6 +149,39 @@ run_tool("lepard-eval (table)" 0 "${EVAL}" --pseudo-labels "${OUT}/cache" --chec
 if(NOT out MATCHES "\\| pseudo-labels \\| horse \\| 12 \\| - \\| - \\| ${num} \\| ${num} \\| - \\|.*\\| first \\| horse \\| 12 \\|.*\\| second \\| horse \\| 12 \\|")
   message(FATAL_ERROR "unexpected lepard-eval table of two models and the pseudo-labels: ${out}")
 endif()
+# --refine: a second row per model, refined against the cached pseudo-labels, with its time.
+run_tool("lepard-eval --refine" 0 "${EVAL}" --checkpoint "${OUT}/run" --name ff --refine 3 --eval-grid 8x12
+         --data "${OUT}/data" --split all --crop-size 64 --overlays 0 --threads 1 --out "${OUT}/eval_refine")
+if(NOT out MATCHES "\\| ff \\| horse \\| 12 \\|.*\\| ff, refined 3 \\| horse \\| 12 \\| ${num} \\|")
+  message(FATAL_ERROR "unexpected lepard-eval --refine table: ${out}")
+endif()
+file(READ "${OUT}/eval_refine/metrics.json" refine_json)
+if(NOT refine_json MATCHES "\"refine_seconds_per_image\"")
+  message(FATAL_ERROR "lepard-eval --refine recorded no time per image")
+endif()
+run_tool("lepard-eval --refine -1" 2 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --refine -1)
+if(NOT err MATCHES "--refine must be in")
+  message(FATAL_ERROR "lepard-eval --refine -1: ${err}")
+endif()
+# lepard-infer --refine: label maps named after the outputs; a missing one is named.
+run_tool("lepard-infer --refine without labels" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins"
+         --out "${OUT}/bad" --refine 2)
+if(NOT err MATCHES "--refine needs --pseudo-labels")
+  message(FATAL_ERROR "lepard-infer --refine without labels: ${err}")
+endif()
+file(MAKE_DIRECTORY "${OUT}/twin_labels")
+file(COPY_FILE "${OUT}/cache/labels/horse/0.png" "${OUT}/twin_labels/twin_png.png")
+run_tool("lepard-infer --refine, one label map missing" 1 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins"
+         --out "${OUT}/bad" --refine 2 --pseudo-labels "${OUT}/twin_labels" --crop-size 64 --threads 1)
+if(NOT err MATCHES "twin_jpg.png: no pseudo-labels for .*twin.jpg")
+  message(FATAL_ERROR "lepard-infer --refine with a label map missing: ${err}")
+endif()
+file(COPY_FILE "${OUT}/cache/labels/horse/0.png" "${OUT}/twin_labels/twin_jpg.png")
+run_tool("lepard-infer --refine" 0 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/refined"
+         --refine 2 --pseudo-labels "${OUT}/twin_labels" --crop-size 64 --formats json --contact-sheet 0 --threads 1)
+if(NOT out MATCHES "\"refine_seconds_per_image\"" OR NOT EXISTS "${OUT}/refined/twin_png.json")
+  message(FATAL_ERROR "lepard-infer --refine: ${out}")
+endif()
 # One missing ground-truth file is an error naming the image, not a metric silently zeroed.
 file(RENAME "${OUT}/data/gt/horse/parts_3.png" "${OUT}/parts_3.png.bak")
 run_tool("lepard-eval (a part map missing)" 1 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all

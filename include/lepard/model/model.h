@@ -72,6 +72,14 @@ struct Prediction {
   at::Tensor velocity;      // (B, K, 3, G, G, G) B-spline control values of q_d; undefined without local deformation
 };
 
+// The heads' outputs before their bounded activations: any values decode to valid parts,
+// which is what test-time refinement optimises (train/refine.h).
+struct RawPrediction {
+  at::Tensor camera;  // (B, 7)
+  at::Tensor parts;   // (B, K, 18): q_c, q_theta, q_s before activation
+  at::Tensor flow;    // (B, K * 3 G^3) or undefined (no local deformation)
+};
+
 // A normalisation layer over channels: GroupNorm or frozen BatchNorm (see above).
 class NormImpl : public torch::nn::Module {
  public:
@@ -117,6 +125,9 @@ class LepardNetImpl : public torch::nn::Module {
   explicit LepardNetImpl(const ModelOptions& options);
   // images: (B, 3, S, S), ImageNet-normalised (normalize_images).
   Prediction forward(const at::Tensor& images);
+  // forward() in two halves: forward(x) == decode(forward_raw(x)).
+  RawPrediction forward_raw(const at::Tensor& images);
+  Prediction decode(const RawPrediction& raw) const;
   // Each part's distribution over the C clusters: (K, C), rows sum to 1.
   at::Tensor part_distribution() const;
   const ModelOptions& options() const { return options_; }

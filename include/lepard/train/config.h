@@ -78,11 +78,15 @@ struct TrainConfig {
     double deformation_size = 0.01, deformation_smoothness = 0.01;
     bool ownership = false;          // explicit part-to-cluster ownership (train/ownership.h)
     double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need ownership)
+    bool part_normalize = true;      // part_silhouette per cluster relative to the cluster's area
     bool generalized_forces = true;  // false: plain autograd image loss (ablation)
     bool collisions = true;
     // Per-group weights of the generalized forces (eq. 11).
     double weight_center = 1.0, weight_rotation = 1.0, weight_shape = 1.0, weight_deformation = 1.0,
            weight_camera = 1.0;
+    // Staged generalized forces: q_d's group weight is 0 before this share of train.steps
+    // (global deformation first, local deformation after), then weight_deformation.
+    double deformation_from = 0.0;
     int64_t render_size = 64;     // silhouettes and part images are compared at this side
   } loss;
   struct Train {

@@ -13,15 +13,21 @@
 //                the nearest pseudo-mask pixel, plus from (a subsample of) mask pixels to the
 //                nearest projected point, so that parts far from the object still feel a force
 //   collision    for every point of part i inside part j (inside/outside value F < 1, after
-//                undoing taper and bend): 0.5 (1 - F)^2, the energy of a force proportional to
-//                the penetration depth; its gradient pushes part i out of part j and part j
+//                undoing taper and bend; F = alpha^2 for a point at alpha of the way from the
+//                centre to the surface): 0.5 d^2 with the penetration depth as a length,
+//                d = (1 - sqrt F) t, t the part's smallest half-extent: the energy of a force
+//                proportional to the depth that stays bounded for thin parts (a 1 - F depth
+//                grows like 1 / width^2 and pushed the legs hardest); its gradient pushes part i out of part j and part j
 //                away from the point (equal and opposite), reaching part i through L^T
 //                (core::PointSpace::World)
 //   part_silhouette  eq. 12 per part, with explicit ownership (train/ownership.h): for each
 //                cluster c the soft union U_c of the parts that own it against the cluster's
 //                mask, mean over pixels of sum_c (U_c - [label = c])^2; the force on part k
 //                pushes it out over its cluster's uncovered pixels and in from pixels that are
-//                not its cluster's (several parts share a cluster's job, as leg segments do)
+//                not its cluster's (several parts share a cluster's job, as leg segments do).
+//                With part_normalize each cluster's sum over pixels is divided by its area in
+//                the image (at least one pixel), and the clusters present are averaged: a thin
+//                leg cluster then weighs as much as the torso instead of its few pixels' share
 //   part_attraction  the reach beyond the soft rasteriser's band, per part: a Chamfer between
 //                each part's projected points and the pixels of its own clusters (points to
 //                the nearest owned pixel; each cluster's pixels to the nearest point of the
@@ -50,6 +56,7 @@ struct LossSettings {
   double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
   double deformation_size = 0.01, deformation_smoothness = 0.01;
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
+  bool part_normalize = true;  // part_silhouette per cluster divided by the cluster's area in the image
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;

@@ -1,0 +1,59 @@
+#pragma once
+// Test-time refinement (`lepard-infer --refine N`, `lepard-eval --refine N`): the training
+// forces applied to one image's own reconstruction instead of to the network's weights.
+//
+// Starting from the network's prediction, the heads' raw outputs (model::RawPrediction,
+// before the bounded activations, so every iterate is a valid set of parts) of every image
+// of the batch are optimised with Adam for N iterations against that image's pseudo-labels,
+// with the training configuration's losses: the same image, per-part, collision and
+// regularising forces, turned into generalized forces with the same group weights, at the
+// sharpness the training ended with (train.sigma_end). Images are independent: each loss is
+// a mean over images, so an image's raw outputs get 1/B of the gradient they would get alone,
+// and Adam normalises each coordinate: a batch refines like one image at a time (up to
+// float rounding), only faster.
+#include <lepard/core/surface_grid.h>
+#include <lepard/model/model.h>
+#include <lepard/train/config.h>
+#include <lepard/train/losses.h>
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+
+namespace lepard::train {
+
+struct RefineOptions {
+  int64_t iterations = 50;
+  double lr = 0.02;  // Adam step on the raw head outputs
+};
+
+struct RefineResult {
+  model::Prediction prediction;
+  double first_loss = 0, last_loss = 0;  // the batch's total loss before and after
+};
+
+// images: (B, 3, S, S) normalised (model::normalize_images); labels: (B, R, R) int64
+// pseudo-labels at config.loss.render_size (0 background, 1..C); ownership: the checkpoint's
+// (K, C) or undefined (the network's cluster distribution is used). With 0 iterations the
+// result is the network's prediction.
+RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images, const at::Tensor& labels,
+                    const at::Tensor& ownership, const RefineOptions& options = {});
+
+// The loss settings a configuration asks for (the trainer's and refinement's).
+LossSettings loss_settings(const TrainConfig& config);
+
+// The local displacements (B, K, V, 3) of a prediction's surface points on `grid`, or
+// undefined when the model has no local deformation.
+at::Tensor prediction_local(const model::Prediction& prediction, const TrainConfig& config,
+                            const core::SurfaceGrid& grid);
+
+// The projected parts (B, K, V, 3) of a prediction on `grid`, with its local deformation.
+at::Tensor project_prediction(const model::Prediction& prediction, const TrainConfig& config,
+                              const core::SurfaceGrid& grid);
+
+// The part-to-cluster ownership stored in a checkpoint (K, C), or undefined when the run had
+// none (loss.ownership false).
+at::Tensor checkpoint_ownership(const std::filesystem::path& checkpoint);
+
+}  // namespace lepard::train

@@ -1,0 +1,112 @@
+#include <lepard/train/refine.h>
+
+#include <torch/optim/adam.h>
+#include <torch/serialize/input-archive.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace lepard::train {
+
+LossSettings loss_settings(const TrainConfig& c) {
+  LossSettings l;
+  l.silhouette = c.loss.silhouette;
+  l.parts = c.loss.parts;
+  l.attraction = c.loss.attraction;
+  l.collision = c.loss.collision;
+  l.deformation_size = c.loss.deformation_size;
+  l.deformation_smoothness = c.loss.deformation_smoothness;
+  l.part_silhouette = c.loss.part_silhouette;
+  l.part_attraction = c.loss.part_attraction;
+  l.part_normalize = c.loss.part_normalize;
+  l.generalized_forces = c.loss.generalized_forces;
+  l.collisions = c.loss.collisions;
+  l.weights = {c.loss.weight_center, c.loss.weight_rotation, c.loss.weight_shape, c.loss.weight_deformation,
+               c.loss.weight_camera};
+  l.render_size = c.loss.render_size;
+  l.sigma = c.train.sigma_end;
+  l.flow.grid_size = c.model.flow_grid;
+  l.flow.integration_size = c.model.flow_integration;
+  return l;
+}
+
+at::Tensor prediction_local(const model::Prediction& p, const TrainConfig& config, const core::SurfaceGrid& grid) {
+  LossInputs in;
+  in.parts = p.parts;
+  in.velocity = p.velocity;
+  return local_displacements(in, grid, loss_settings(config).flow);
+}
+
+at::Tensor project_prediction(const model::Prediction& p, const TrainConfig& config, const core::SurfaceGrid& grid) {
+  return core::project_parts_reference(p.parts, prediction_local(p, config, grid), p.camera, grid);
+}
+
+RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images, const at::Tensor& labels,
+                    const at::Tensor& ownership, const RefineOptions& o) {
+  if (o.iterations < 0) throw std::invalid_argument("refine: iterations must be >= 0");
+  if (labels.dim() != 3 || labels.size(0) != images.size(0))
+    throw std::invalid_argument("refine: labels must be (B, R, R) for the B images");
+  RefineResult result;
+  model::RawPrediction raw;
+  {
+    at::NoGradGuard no_grad;
+    raw = net->forward_raw(images);
+  }
+  if (o.iterations == 0) {
+    at::NoGradGuard no_grad;
+    result.prediction = net->decode(raw);
+    return result;
+  }
+  at::AutoGradMode grad(true);
+  std::vector<at::Tensor> vars;
+  for (auto* t : {&raw.camera, &raw.parts, &raw.flow}) {
+    if (!t->defined()) continue;
+    *t = t->detach().clone().requires_grad_(true);
+    vars.push_back(*t);
+  }
+  torch::optim::Adam adam(vars, torch::optim::AdamOptions(o.lr));
+  auto settings = loss_settings(config);
+  const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
+  LossInputs in;
+  in.distribution = net->part_distribution().detach();
+  if (ownership.defined()) in.ownership = ownership.to(images.device());
+  const LossTargets targets{labels.to(images.device()).to(at::kLong)};
+  for (int64_t it = 0; it <= o.iterations; ++it) {
+    const auto pred = net->decode(raw);
+    in.camera = pred.camera;
+    in.parts = pred.parts;
+    in.velocity = pred.velocity;
+    const auto terms = compute_losses(in, targets, grid, settings);
+    const double loss = terms.total.item<double>();
+    if (!std::isfinite(loss)) break;  // keep the last finite iterate
+    if (it == 0) result.first_loss = loss;
+    result.last_loss = loss;
+    if (it == o.iterations) break;  // the loss of the final iterate, not a step past it
+    adam.zero_grad();
+    terms.total.backward();
+    adam.step();
+  }
+  at::NoGradGuard no_grad;
+  for (auto& t : vars) t = t.detach();
+  raw.camera = raw.camera.detach();
+  raw.parts = raw.parts.detach();
+  if (raw.flow.defined()) raw.flow = raw.flow.detach();
+  result.prediction = net->decode(raw);
+  return result;
+}
+
+at::Tensor checkpoint_ownership(const std::filesystem::path& path) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path.string() + ": not a readable lepard checkpoint (" + e.what_without_backtrace() + ")");
+  }
+  at::Tensor own;
+  if (!archive.try_read("lepard_ownership", own)) return {};
+  return own;
+}
+
+}  // namespace lepard::train
