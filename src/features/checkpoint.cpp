@@ -8,6 +8,8 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 
+#include <array>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -35,7 +37,26 @@ struct ZipEntry {
   size_t data_offset, size;
 };
 
-std::map<std::string, ZipEntry> read_zip(const fs::path& path, const std::string& b) {
+// CRC-32 of zip (IEEE 802.3, reflected polynomial 0xEDB88320), table-driven.
+uint32_t crc32(const char* data, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFFu] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+// The entries of a zip of stored entries, each checked against its CRC-32. With
+// `allow_compressed`, deflated entries (LibTorch archives compress their generated code) are
+// listed unchecked instead of refused: only stored entries hold tensors.
+std::map<std::string, ZipEntry> read_zip(const fs::path& path, const std::string& b, bool allow_compressed = false) {
   if (b.size() < 22) fail(path, "truncated: too short for a zip archive");
   size_t eocd = std::string::npos;
   for (size_t i = b.size() - 22 + 1; i-- > 0 && b.size() - i < 22 + 65536;) {
@@ -55,12 +76,20 @@ std::map<std::string, ZipEntry> read_zip(const fs::path& path, const std::string
     const uint32_t name_len = u16(b, at + 28), extra_len = u16(b, at + 30), comment_len = u16(b, at + 32);
     const uint32_t local = u32(b, at + 42);
     const std::string name = b.substr(at + 46, name_len);
-    if (method != 0) fail(path, "entry " + name + " is compressed (method " + std::to_string(method) + "); torch.save stores entries uncompressed");
+    if (method != 0 && !allow_compressed)
+      fail(path, "entry " + name + " is compressed (method " + std::to_string(method) + "); torch.save stores entries uncompressed");
     if (local + 30 > b.size() || u32(b, local) != 0x04034b50) fail(path, "truncated: entry " + name + " has no local header");
     const size_t data = local + 30 + u16(b, local + 26) + u16(b, local + 28);
     if (data + size > b.size()) {
       fail(path, "truncated: entry " + name + " needs bytes " + std::to_string(data) + ".." +
                      std::to_string(data + size) + " of a " + std::to_string(b.size()) + "-byte file");
+    }
+    const uint32_t stored_crc = u32(b, at + 16);
+    const uint32_t actual_crc = method == 0 ? crc32(b.data() + data, size) : stored_crc;
+    if (stored_crc != actual_crc) {
+      char hex[64];
+      std::snprintf(hex, sizeof hex, "CRC-32 %08x, stored %08x", actual_crc, stored_crc);
+      fail(path, "entry " + name + " is corrupt (" + hex + "): the file was damaged after it was written");
     }
     entries[name] = {data, size};
     at += 46 + name_len + extra_len + comment_len;
@@ -312,12 +341,24 @@ void flatten(const ObjP& o, const std::string& prefix, StateDict& out) {
   }
 }
 
-}  // namespace
-
-StateDict load_torch_checkpoint(const fs::path& path) {
+std::string read_all(const fs::path& path) {
+  if (fs::is_directory(path)) fail(path, "is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+void verify_zip(const fs::path& path) {
+  const auto bytes = read_all(path);
+  if (bytes.size() < 4 || bytes.compare(0, 4, "PK\x03\x04") != 0)
+    fail(path, "not a zip archive (the file does not start with PK\\x03\\x04)");
+  read_zip(path, bytes, true);
+}
+
+StateDict load_torch_checkpoint(const fs::path& path) {
+  const std::string bytes = read_all(path);
   if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 && static_cast<uint8_t>(bytes[1]) == 0x02) {
     fail(path, "a legacy (non-zip) torch.save file, from PyTorch < 1.6 or _use_new_zipfile_serialization=False; "
                "convert it with: python3 -c \"import torch; torch.save(torch.load('" + path.string() +

@@ -1,7 +1,6 @@
 #include <lepard/train/refine.h>
 
 #include <torch/optim/adam.h>
-#include <torch/serialize/input-archive.h>
 
 #include <ATen/ATen.h>
 
@@ -95,18 +94,6 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   if (raw.flow.defined()) raw.flow = raw.flow.detach();
   result.prediction = net->decode(raw);
   return result;
-}
-
-at::Tensor checkpoint_ownership(const std::filesystem::path& path) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path.string());
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(path.string() + ": not a readable lepard checkpoint (" + e.what_without_backtrace() + ")");
-  }
-  at::Tensor own;
-  if (!archive.try_read("lepard_ownership", own)) return {};
-  return own;
 }
 
 }  // namespace lepard::train

@@ -4,6 +4,7 @@
 
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/readers.h>
+#include <lepard/features/checkpoint.h>
 #include <lepard/features/prepare.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/indexed_png.h>
@@ -135,6 +136,11 @@ namespace {
 
 torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
   if (!fs::exists(path)) throw std::runtime_error(path.string() + ": no such checkpoint");
+  try {
+    features::verify_zip(path);  // LibTorch does not check the CRCs: a damaged file would load
+  } catch (const features::CheckpointError& e) {
+    throw std::runtime_error(std::string(e.what()) + "; not a readable lepard checkpoint");
+  }
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path.string());
@@ -468,6 +474,13 @@ std::pair<std::string, int64_t> checkpoint_config(const fs::path& path) {
     throw std::runtime_error(path.string() + ": has no lepard configuration (not written by lepard-train?)");
   }
   return {config.toStringRef(), clusters.item<int64_t>()};
+}
+
+at::Tensor checkpoint_ownership(const fs::path& path) {
+  auto archive = open_checkpoint(path);
+  at::Tensor own;
+  if (!archive.try_read("lepard_ownership", own)) return {};
+  return own;
 }
 
 model::LepardNet load_model(const fs::path& path, TrainConfig* config_out) {

@@ -89,6 +89,15 @@ TEST_F(Checkpoint, BadFilesGetTheirErrors) {
   io::write_file_atomic(dir_ / "text.pth", "hello");
   EXPECT_NE(error_of(dir_ / "text.pth").find("not a torch.save zip archive"), std::string::npos);
   EXPECT_NE(error_of(dir_ / "missing.pth").find("cannot open"), std::string::npos);
+  EXPECT_NE(error_of(dir_).find("is a folder, not a file"), std::string::npos) << error_of(dir_);
+  // One byte flipped inside a tensor's storage: the entry's CRC-32 no longer matches.
+  std::string flipped = bytes;
+  const auto storage = flipped.find("data/0");
+  ASSERT_NE(storage, std::string::npos);
+  flipped[storage + 64] = static_cast<char>(flipped[storage + 64] ^ 0x10);
+  io::write_file_atomic(dir_ / "flipped.pth", flipped);
+  EXPECT_NE(error_of(dir_ / "flipped.pth").find("is corrupt (CRC-32"), std::string::npos) << error_of(dir_ / "flipped.pth");
+  EXPECT_NO_THROW(verify_zip(dir_ / "state_dict.pth"));
 }
 
 TEST_F(Checkpoint, SafetensorsLoadToTheSameNumbers) {

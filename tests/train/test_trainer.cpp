@@ -115,6 +115,24 @@ TEST(Trainer, BadCheckpointsAreNamed) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("cut.pt"), std::string::npos) << e.what();
   }
+  // A real checkpoint with 4 KB flipped inside its weights: the zip's CRCs catch it.
+  t.save_checkpoint(dir / "good.pt");
+  std::ifstream in(dir / "good.pt", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 16384u);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 4096; ++i) bytes[i] = static_cast<char>(~bytes[i]);
+  io::write_file_atomic(dir / "flipped.pt", bytes);
+  for (auto load : {+[](const std::filesystem::path& p) { load_model(p); },
+                    +[](const std::filesystem::path& p) { checkpoint_config(p); }}) {
+    try {
+      load(dir / "flipped.pt");
+      FAIL() << "a damaged checkpoint loaded";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("flipped.pt: entry "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("is corrupt (CRC-32"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(load_model(dir / "good.pt"));
   try {
     t.resume(dir / "missing.pt");
     FAIL() << "no error";

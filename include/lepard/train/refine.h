@@ -52,8 +52,4 @@ at::Tensor prediction_local(const model::Prediction& prediction, const TrainConf
 at::Tensor project_prediction(const model::Prediction& prediction, const TrainConfig& config,
                               const core::SurfaceGrid& grid);
 
-// The part-to-cluster ownership stored in a checkpoint (K, C), or undefined when the run had
-// none (loss.ownership false).
-at::Tensor checkpoint_ownership(const std::filesystem::path& checkpoint);
-
 }  // namespace lepard::train

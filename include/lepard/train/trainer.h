@@ -91,6 +91,10 @@ class Trainer {
 // The configuration (as YAML) and the cluster count stored in a checkpoint.
 std::pair<std::string, int64_t> checkpoint_config(const std::filesystem::path& checkpoint);
 
+// The part-to-cluster ownership stored in a checkpoint (K, C), or undefined when the run had
+// none (loss.ownership false).
+at::Tensor checkpoint_ownership(const std::filesystem::path& checkpoint);
+
 // The network's reconstruction of normalised images (B, 3, S, S): the projected parts
 // (B, K, V, 3) on the surface grid of config.model (rings x segments), with local
 // deformation when the model has it. No gradients.
