@@ -1,7 +1,9 @@
 // The synthetic menagerie (include/lepard/data/menagerie.h).
+#include <lepard/core/hash.h>
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/keypoints.h>
 #include <lepard/data/menagerie.h>
+
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 #include <lepard/io/npy.h>
@@ -31,27 +33,16 @@ namespace fs = std::filesystem;
 namespace {
 
 // --- Randomness that is the same with every standard library -------------------------
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-uint64_t mix(uint64_t a, uint64_t b) { return splitmix(a ^ splitmix(b + 0x632be59bd9b4e019ull)); }
+using core::splitmix64;
+
+uint64_t mix(uint64_t a, uint64_t b) { return splitmix64(a ^ splitmix64(b + 0x632be59bd9b4e019ull)); }
 // FNV-1a of a name: std::hash differs between standard libraries, this does not.
-uint64_t name_hash(const std::string& name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : name) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+uint64_t name_hash(const std::string& name) { return core::fnv1a(name); }
 
 struct Rng {
   uint64_t state;
-  explicit Rng(uint64_t seed) : state(splitmix(seed)) {}
-  uint64_t next() { return state = splitmix(state); }
+  explicit Rng(uint64_t seed) : state(splitmix64(seed)) {}
+  uint64_t next() { return state = splitmix64(state); }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   double uniform(double a, double b) { return a + (b - a) * uniform(); }
   double normal() {

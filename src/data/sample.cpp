@@ -1,5 +1,7 @@
 #include <lepard/data/sample.h>
 
+#include <lepard/core/hash.h>
+
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
@@ -53,18 +55,9 @@ at::Tensor crop_keypoints(const at::Tensor& keypoints, const CropBox& box, int64
 }
 
 bool in_test_split(const std::string& id, double test_fraction) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a, 64 bits
-  for (unsigned char c : id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
   // FNV-1a barely mixes the last bytes into the high bits ("horse/1", "horse/2", ... would
   // all fall on one side): finish with MurmurHash3's fmix64.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
+  const uint64_t h = core::fmix64(core::fnv1a(id));
   return static_cast<double>(h >> 11) / static_cast<double>(1ull << 53) < test_fraction;
 }
 

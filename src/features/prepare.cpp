@@ -1,5 +1,7 @@
 #include <lepard/data/contact_sheet.h>
 #include <lepard/features/prepare.h>
+
+#include <lepard/core/hash.h>
 #include <lepard/features/surrogate.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
@@ -89,6 +91,39 @@ io::Palette label_palette(int64_t clusters) {
 
 }  // namespace
 
+std::string input_stamp(const data::Sample& s) {
+  uint64_t h = core::kFnvOffset;
+  std::ifstream in(s.image_path, std::ios::binary);
+  if (!s.image_path.empty() && in) {
+    char buf[1 << 16];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) h = core::fnv1a(buf, static_cast<size_t>(in.gcount()), h);
+  } else if (s.image.defined()) {
+    const auto bytes = s.image.contiguous();
+    h = core::fnv1a(bytes.data_ptr(), static_cast<size_t>(bytes.numel()) * bytes.element_size(), h);
+  }
+  const int64_t box[3] = {s.crop.left, s.crop.top, s.crop.size};
+  h = core::fmix64(core::fnv1a(box, sizeof box, h));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+std::map<std::string, std::string> read_input_stamps(const fs::path& cache) {
+  std::map<std::string, std::string> out;
+  const auto text = read_text(cache / "features" / "inputs.json");
+  if (text.empty()) return out;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    if (!j.is_object()) throw std::runtime_error("not a JSON object");
+    for (auto it = j.cbegin(); it != j.cend(); ++it) out[it.key()] = it.value().get<std::string>();
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: unreadable input stamps ({}); every sample counts as changed",
+                 (cache / "features" / "inputs.json").string(), e.what());
+    out.clear();
+  }
+  return out;
+}
+
 fs::path cache_path(const fs::path& cache, const std::string& kind, const std::string& id, const std::string& ext) {
   return cache / kind / (id + ext);
 }
@@ -123,10 +158,16 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   const auto start = Clock::now();
   std::vector<at::Tensor> features(samples.size()), saliency(samples.size());
   const int64_t image_size = o.image_size > 0 ? o.image_size : crop;
+  // Content stamps: a sample whose input changed since it was cached is recomputed.
+  auto stamps = read_input_stamps(cache);
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
     const auto fpath = cache_path(cache, "features", s.id, ".npy"), spath = cache_path(cache, "saliency", s.id, ".npy");
-    if (stamp_ok && read_cached(fpath, spath, &features[i], &saliency[i])) {
+    const auto stamp = input_stamp(s);
+    const auto old_stamp = stamps.find(s.id);
+    const bool same_input = old_stamp != stamps.end() && old_stamp->second == stamp;
+    stamps[s.id] = stamp;
+    if (stamp_ok && same_input && read_cached(fpath, spath, &features[i], &saliency[i])) {
       ++report.cached;
     } else {
       if (o.surrogate) {
@@ -149,6 +190,11 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
     progress("features", static_cast<int64_t>(i) + 1, report.images);
   }
   report.feature_seconds = seconds_since(start);
+  {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [id, stamp] : stamps) j[id] = stamp;
+    io::write_file_atomic(cache / "features" / "inputs.json", j.dump(1) + "\n");
+  }
 
   // 2. Co-segmentation of the whole collection, unless its result is cached and valid.
   const auto coseg_start = Clock::now();
@@ -156,6 +202,9 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   std::string ids;
   for (const auto& s : samples) ids += s.id + "\n";
   coseg_stamp["ids"] = std::hash<std::string>{}(ids);
+  std::string inputs;
+  for (const auto& s : samples) inputs += stamps[s.id];
+  coseg_stamp["inputs"] = core::fnv1a(inputs);
   const std::string suffix = o.name.empty() ? "" : "_" + o.name;
   const auto report_path = cache / ("prepare" + suffix + ".json");
   nlohmann::json previous;

@@ -2,6 +2,7 @@
 #include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
 
+#include <lepard/core/hash.h>
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/readers.h>
 #include <lepard/features/checkpoint.h>
@@ -39,12 +40,7 @@ at::Tensor resize_nearest(const at::Tensor& maps, int64_t size) {
   return at::upsample_nearest2d(maps.unsqueeze(1).to(at::kFloat), {size, size}).squeeze(1).to(at::kByte);
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+using core::splitmix64;
 
 std::string resolve_format(const TrainConfig& c) {
   if (c.data.format != "auto") return c.data.format;
@@ -83,8 +79,19 @@ Dataset load_dataset(const TrainConfig& c, bool held_out) {
     images.push_back(model::normalize_images(at::stack(crops), c.model.image_size));
     crops.clear();
   };
+  const auto stamps = features::read_input_stamps(cache);
+  if (stamps.empty() && fs::is_directory(cache / "labels"))
+    spdlog::warn("{}: no input stamps (a cache from an older lepard-prepare): cannot check that its pseudo-labels are "
+                 "of these images; rerun lepard-prepare to add them", cache.string());
   for (auto& s : read.samples) {
     d.ids.push_back(s.id);
+    if (!stamps.empty()) {
+      const auto it = stamps.find(s.id);
+      if (it != stamps.end() && it->second != features::input_stamp(s))
+        throw data::DataError(cache.string() + ": the pseudo-labels of " + s.id + " were made from another image than " +
+                              s.image_path.string() + " (the dataset changed, or the cache is another dataset's); run "
+                              "lepard-prepare --data " + c.data.root + " --out " + cache.string() + " again");
+    }
     crops.push_back(s.image);
     if (static_cast<int64_t>(crops.size()) == chunk) flush();
     const auto label_path = features::cache_path(cache, "labels", s.id, ".png");

@@ -30,3 +30,17 @@ file(READ "${OUT}/cache/prepare_horse.json" report)
 if(NOT report MATCHES "\"overall_iou\": 0\\.[0-9]+" OR NOT report MATCHES "\"part_iou\": 0\\.[0-9]+")
   message(FATAL_ERROR "prepare_horse.json lacks the pseudo-labels' overall and part IoU: ${report}")
 endif()
+# The dataset regenerated in place (another seed: new images, the same ids): every sample's
+# content stamp changed, so every feature map and the co-segmentation are recomputed.
+file(REMOVE_RECURSE "${OUT}/data")
+execute_process(COMMAND "${SYNTH}" --out "${OUT}/data" --count 12 --size 64 --seed 3 --contact-sheet 0
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+execute_process(COMMAND "${TOOL}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" --surrogate-grid 16
+                        --restarts 2 --crop-size 64
+                RESULT_VARIABLE rc OUTPUT_VARIABLE stdout_third ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT stdout_third MATCHES "horse: 12 images \\(12 computed, 0 cached\\)")
+  message(FATAL_ERROR "lepard-prepare after the dataset changed in place reused stale features (${rc}): ${stdout_third} ${err}")
+endif()
+if(NOT EXISTS "${OUT}/cache/features/inputs.json")
+  message(FATAL_ERROR "lepard-prepare wrote no content stamps (features/inputs.json)")
+endif()

@@ -77,6 +77,13 @@ file(SHA256 "${OUT}/run/config.yaml" config_after)
 if(NOT config_after STREQUAL original_config)
   message(FATAL_ERROR "a refused resume rewrote config.yaml")
 endif()
+# Another dataset with the same ids pointed at this cache: refused, naming the cache and a sample.
+run_tool(lepard-synth 0 "${SYNTH}" --out "${OUT}/other" --count 12 --size 64 --seed 4 --contact-sheet 0)
+run_tool("lepard-train on another dataset's cache" 1 "${TOOL}" --config "${OUT}/good.yaml" --set data.root=${OUT}/other
+         --set train.out=${OUT}/other_run --threads 1)
+if(NOT err MATCHES "cache: the pseudo-labels of horse/[0-9]+ were made from another image than .*other/images/horse/input_")
+  message(FATAL_ERROR "lepard-train with another dataset's cache: ${err}")
+endif()
 file(STRINGS "${OUT}/run/metrics.jsonl" lines)
 list(LENGTH lines n)
 if(n LESS 6)  # 4 step lines and 2 validations

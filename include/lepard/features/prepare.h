@@ -23,6 +23,7 @@
 #include <c10/core/Device.h>
 
 #include <filesystem>
+#include <map>
 #include <functional>
 #include <optional>
 #include <string>
@@ -72,6 +73,17 @@ void attach_pseudo_labels(std::vector<data::Sample>& samples, const std::filesys
 // int64, 0 background and 1..C clusters (what lepard-eval and lepard-prepare score). Throws
 // data::DataError naming the file of a sample the cache lacks.
 at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const std::filesystem::path& cache, int64_t size);
+
+// The content stamp of a sample's input: FNV-1a of its image file's bytes and its crop box
+// (of the crop's pixels when it has no file), as 16 hex digits. The cache keeps each id's
+// stamp in features/inputs.json: lepard-prepare recomputes a sample whose stamp changed (a
+// dataset regenerated in place), and the trainer refuses pseudo-labels made from other
+// inputs (a cache pointed at another dataset with the same ids).
+std::string input_stamp(const data::Sample& sample);
+
+// The stamps stored in a cache (id -> stamp); empty when the cache has none (written by an
+// older lepard-prepare).
+std::map<std::string, std::string> read_input_stamps(const std::filesystem::path& cache);
 
 // The cache's file for a sample: cache / kind / (id + ext).
 std::filesystem::path cache_path(const std::filesystem::path& cache, const std::string& kind, const std::string& id,
