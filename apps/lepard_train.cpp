@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
       .flag("world-size", &dist.world_size, "number of processes (default: $WORLD_SIZE or 1)")
       .flag("master-addr", &dist.master_addr, "rendezvous address (default: $MASTER_ADDR or 127.0.0.1)")
       .flag("master-port", &dist.master_port, "rendezvous port (default: $MASTER_PORT or 29500)")
+      .flag("timeout", &dist.timeout_s, "seconds to wait for the other processes at the rendezvous and in each "
+                                         "collective; then an error naming the ranks waited for")
       .flag("stop-after", &stop_after, "stop (with a checkpoint) after this many steps; the schedule still "
                                        "spans train.steps, so --resume continues the same run")
       .flag("print-config", &print_config, "print the resolved configuration as YAML and exit")

@@ -3,6 +3,11 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -38,6 +43,7 @@ DistributedOptions distributed_from_environment(DistributedOptions o) {
   if (o.rank < 0 || o.rank >= o.world_size)
     throw std::invalid_argument("--rank (RANK) " + std::to_string(o.rank) + " is outside [0, world size " +
                                 std::to_string(o.world_size) + ")");
+  if (o.timeout_s < 1 || o.timeout_s > 86400) throw std::invalid_argument("--timeout must be in [1, 86400] seconds, got " + std::to_string(o.timeout_s));
   if (o.master_port > 65535) throw std::invalid_argument("--master-port (MASTER_PORT) must be below 65536");
   return o;
 }
@@ -59,18 +65,57 @@ bool Distributed::available() {
 Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
   if (options_.world_size <= 1) return;
 #ifdef LEPARD_HAVE_GLOO
-  c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(options_.master_port);
-  so.isServer = options_.rank == 0;
-  so.numWorkers = static_cast<std::size_t>(options_.world_size);
-  so.waitWorkers = true;
-  so.timeout = std::chrono::seconds(options_.timeout_s);
-  auto store = c10::make_intrusive<c10d::TCPStore>(options_.master_addr, so);
-  auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(options_.timeout_s));
-  go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options_.master_addr));
-  go->threads = 2;
-  impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(options_.rank),
-                                                              static_cast<int>(options_.world_size), go);
+  // The rendezvous runs on its own thread and is given timeout_s: LibTorch's TCPStore server
+  // waits for its workers without honouring its own timeout (a missing peer hung rank 0 past
+  // 420 s with a 300 s timeout). When the time passes, the thread is left blocked (it cannot
+  // be cancelled) and the error names who was waited for; the process is about to exit.
+  struct Rendezvous {
+    std::mutex mutex;
+    std::condition_variable done;
+    bool finished = false;
+    std::string error;
+    c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  };
+  auto r = std::make_shared<Rendezvous>();
+  const auto o = options_;
+  std::thread([r, o] {
+    std::string error;
+    c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+    try {
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<std::uint16_t>(o.master_port);
+      so.isServer = o.rank == 0;
+      so.numWorkers = static_cast<std::size_t>(o.world_size);
+      so.waitWorkers = true;
+      so.timeout = std::chrono::seconds(o.timeout_s);
+      auto store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+      auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(o.timeout_s));
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.master_addr));
+      go->threads = 2;
+      group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(o.rank), static_cast<int>(o.world_size), go);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    std::lock_guard<std::mutex> lock(r->mutex);
+    r->group = std::move(group);
+    r->error = std::move(error);
+    r->finished = true;
+    r->done.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(r->mutex);
+  const std::string where = options_.master_addr + ":" + std::to_string(options_.master_port);
+  const std::string peers = options_.rank == 0
+                                ? "ranks 1.." + std::to_string(options_.world_size - 1) + " (none or not all of them came)"
+                                : "rank 0 (the rendezvous server)";
+  if (!r->done.wait_for(lock, std::chrono::seconds(options_.timeout_s), [&] { return r->finished; }))
+    throw std::runtime_error("rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world_size) +
+                             ": no rendezvous at " + where + " within " + std::to_string(options_.timeout_s) +
+                             " s: waited for " + peers + " (start every rank with the same --world-size, "
+                             "--master-addr and --master-port; --timeout to wait longer)");
+  if (!r->error.empty())
+    throw std::runtime_error("rank " + std::to_string(options_.rank) + ": rendezvous at " + where + " failed: " +
+                             r->error.substr(0, r->error.find('\n')));
+  impl_->group = r->group;
 #else
   throw std::runtime_error("this lepard was built without Gloo (libgloo-dev): world size " +
                            std::to_string(options_.world_size) + " needs it");

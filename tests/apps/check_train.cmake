@@ -77,6 +77,24 @@ file(SHA256 "${OUT}/run/config.yaml" config_after)
 if(NOT config_after STREQUAL original_config)
   message(FATAL_ERROR "a refused resume rewrote config.yaml")
 endif()
+# A data-parallel rank whose peer never comes: an error within the timeout naming who was
+# waited for, not a hang (or, built without Gloo, the error saying so).
+string(TIMESTAMP t0 "%s")
+run_tool("lepard-train --world-size 2 without a peer" 1 "${TOOL}" --config "${OUT}/good.yaml" --world-size 2 --rank 0
+         --timeout 2 --master-port 29731 --set train.out=${OUT}/lonely --threads 1)
+string(TIMESTAMP t1 "%s")
+math(EXPR waited "${t1} - ${t0}")
+if(NOT err MATCHES "rank 0 of 2: no rendezvous at 127.0.0.1:29731 within 2 s: waited for ranks 1..1" AND
+   NOT err MATCHES "built without Gloo")
+  message(FATAL_ERROR "lepard-train without its peer: ${err}")
+endif()
+if(waited GREATER 60)
+  message(FATAL_ERROR "lepard-train without its peer took ${waited} s with --timeout 2")
+endif()
+run_tool("lepard-train --timeout 0" 2 "${TOOL}" --config "${OUT}/good.yaml" --world-size 2 --timeout 0)
+if(NOT err MATCHES "--timeout must be in")
+  message(FATAL_ERROR "lepard-train --timeout 0: ${err}")
+endif()
 # Another dataset with the same ids pointed at this cache: refused, naming the cache and a sample.
 run_tool(lepard-synth 0 "${SYNTH}" --out "${OUT}/other" --count 12 --size 64 --seed 4 --contact-sheet 0)
 run_tool("lepard-train on another dataset's cache" 1 "${TOOL}" --config "${OUT}/good.yaml" --set data.root=${OUT}/other
