@@ -38,29 +38,51 @@ namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// file name -> (left, top, width, height) from a CSV with a header line.
-std::map<std::string, std::array<double, 4>> read_boxes(const fs::path& path) {
+// One row of --boxes: (left, top, width, height) in pixels and where it came from.
+struct Box {
+  std::array<double, 4> ltwh{};
+  std::string where;  // "file:row"
+};
+
+// file name -> box from a CSV with a header line. Every value is range-checked: an empty
+// name, a repeated name, a value that is not a finite number, a width or height that is not
+// positive, or anything beyond 1e6 pixels is an error naming the file and row (exit 2).
+std::map<std::string, Box> read_boxes(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw std::invalid_argument("--boxes " + path.string() + ": cannot open");
-  std::map<std::string, std::array<double, 4>> boxes;
+  std::map<std::string, Box> boxes;
   std::string line;
   int64_t n = 0;
   while (std::getline(in, line)) {
     ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (n == 1 || line.empty()) continue;  // header
+    const std::string where = path.string() + ":" + std::to_string(n);
     std::stringstream ss(line);
     std::string name, field;
     std::getline(ss, name, ',');
-    std::array<double, 4> b{};
-    for (int i = 0; i < 4; ++i) {
+    if (name.empty()) throw std::invalid_argument(where + ": empty file name");
+    Box b;
+    b.where = where;
+    static const char* columns[] = {"left", "top", "width", "height"};
+    for (size_t i = 0; i < 4; ++i) {
       if (!std::getline(ss, field, ','))
-        throw std::invalid_argument(path.string() + ":" + std::to_string(n) + ": expected file,left,top,width,height");
+        throw std::invalid_argument(where + ": expected file,left,top,width,height");
+      double v = 0;
+      size_t used = 0;
       try {
-        b[static_cast<size_t>(i)] = std::stod(field);
+        v = std::stod(field, &used);
       } catch (const std::exception&) {
-        throw std::invalid_argument(path.string() + ":" + std::to_string(n) + ": '" + field + "' is not a number");
+        used = 0;
       }
+      if (used == 0 || field.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(v))
+        throw std::invalid_argument(where + ": " + columns[i] + " '" + field + "' is not a finite number");
+      if (std::abs(v) > 1e6) throw std::invalid_argument(where + ": " + columns[i] + " " + field + " is beyond 1e6 pixels");
+      if (i >= 2 && !(v > 0)) throw std::invalid_argument(where + ": " + columns[i] + " must be positive, got " + field);
+      b.ltwh[i] = v;
     }
+    if (std::getline(ss, field, ',')) throw std::invalid_argument(where + ": more than 5 fields");
+    if (boxes.count(name)) throw std::invalid_argument(where + ": a second box for " + name + " (" + boxes[name].where + ")");
     boxes[name] = b;
   }
   return boxes;
@@ -191,7 +213,13 @@ int main(int argc, char** argv) {
       for (auto& s : samples) {
         const auto it = boxes.find(s.image_path.filename().string());
         if (it == boxes.end()) throw std::invalid_argument("--boxes " + boxes_path + ": no box for " + s.image_path.filename().string());
-        s.crop = data::square_crop_box(it->second[0], it->second[1], it->second[2], it->second[3]);
+        const auto& [l, t, w, h] = it->second.ltwh;
+        if (l >= static_cast<double>(s.original_width) || t >= static_cast<double>(s.original_height) || l + w <= 0 ||
+            t + h <= 0)
+          throw std::invalid_argument(it->second.where + ": the box of " + s.image_path.filename().string() +
+                                      " lies outside the " + std::to_string(s.original_width) + " x " +
+                                      std::to_string(s.original_height) + " image");
+        s.crop = data::square_crop_box(l, t, w, h);
         s.image = data::crop_image(io::read_image(s.image_path), s.crop, crop_size);
       }
     }

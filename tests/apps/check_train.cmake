@@ -156,6 +156,27 @@ run_tool("lepard-infer --formats obj,stl" 2 "${INFER}" --checkpoint "${OUT}/run"
 if(NOT err MATCHES "--formats: unknown output 'stl'")
   message(FATAL_ERROR "lepard-infer --formats obj,stl: ${err}")
 endif()
+# --boxes: every value range-checked, exit 2 naming the file and row.
+list(GET pngs 0 box_png)
+get_filename_component(box_name "${box_png}" NAME)
+foreach(case "${box_name},1,2,-5,10|:2: width must be positive, got -5"
+             "${box_name},nan,2,5,10|:2: left 'nan' is not a finite number"
+             "${box_name},1,2,1e30,10|:2: width 1e30 is beyond 1e6 pixels"
+             ",1,2,5,10|:2: empty file name"
+             "${box_name},1,2,5,10\n${box_name},3,2,5,10|:3: a second box for ${box_name} \\(.*:2\\)"
+             "${box_name},1,2,5,10,7|:2: more than 5 fields"
+             "${box_name},5000,2,5,10|:2: the box of ${box_name} lies outside the")
+  string(REPLACE "|" ";" parts "${case}")
+  list(GET parts 0 rows)
+  list(GET parts 1 pattern)
+  string(REPLACE "\\n" "\n" rows "${rows}")
+  file(WRITE "${OUT}/boxes.csv" "file,left,top,width,height\n${rows}\n")
+  run_tool("lepard-infer --boxes (${rows})" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images"
+           --out "${OUT}/bad" --boxes "${OUT}/boxes.csv" --crop-size 64 --threads 1)
+  if(NOT err MATCHES "boxes.csv${pattern}")
+    message(FATAL_ERROR "lepard-infer --boxes with ${rows}: expected '${pattern}', got: ${err}")
+  endif()
+endforeach()
 if(NOT EXISTS "${OUT}/infer/contact_sheet.png")
   message(FATAL_ERROR "lepard-infer wrote no contact sheet")
 endif()
