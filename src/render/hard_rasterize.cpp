@@ -1,5 +1,7 @@
 #include <lepard/render/hard_rasterize.h>
 
+#include "finite.h"
+
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -28,6 +30,7 @@ Fragments rasterize_hard(const at::Tensor& verts_in, const at::Tensor& faces_in,
   TORCH_CHECK(faces_in.dim() == 2 && faces_in.size(1) == 3 && faces_in.scalar_type() == at::kLong,
               "rasterize_hard: faces must be (F, 3) int64");
   TORCH_CHECK(H > 0 && W > 0, "rasterize_hard: image size must be positive, got ", H, " x ", W);
+  detail::check_finite(verts_in.detach(), "rasterize_hard", "verts");
   const auto verts = verts_in.detach().cpu().contiguous();
   const auto faces = faces_in.cpu().contiguous();
   const int64_t B = verts.size(0), K = verts.size(1), V = verts.size(2), F = faces.size(0);

@@ -2,6 +2,8 @@
 
 #include <lepard/render/soft_rasterize.h>
 
+#include "finite.h"
+
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/full_like.h>
@@ -32,6 +34,7 @@ void check_inputs(const at::Tensor& verts, const at::Tensor& faces, const SoftRa
   TORCH_CHECK(s.sigma > 0, "soft_silhouettes: sigma must be positive, got ", s.sigma);
   TORCH_CHECK(s.eps > 0 && s.eps < 0.5, "soft_silhouettes: eps must be in (0, 0.5), got ", s.eps);
   TORCH_CHECK(s.tile_size > 0, "soft_silhouettes: tile_size must be positive, got ", s.tile_size);
+  detail::check_finite(verts.detach(), "soft rasteriser", "verts");
 }
 
 using torch::autograd::AutogradContext;
@@ -121,6 +124,7 @@ void check_attribute_inputs(const at::Tensor& verts, const at::Tensor& faces, co
               "soft_attributes: attributes must be (B, K, C) with B = ", verts.size(0), ", K = ", verts.size(1),
               ", got sizes ", attributes.defined() ? attributes.sizes() : at::IntArrayRef{});
   TORCH_CHECK(attributes.scalar_type() == verts.scalar_type(), "soft_attributes: attributes must have verts' dtype");
+  detail::check_finite(attributes.detach(), "soft_attributes", "attributes");
   TORCH_CHECK(!background.defined() || (background.dim() == 1 && background.size(0) == attributes.size(2)),
               "soft_attributes: background must be (C) with C = ", attributes.size(2));
   TORCH_CHECK(s.gamma > 0, "soft_attributes: gamma must be positive, got ", s.gamma);

@@ -323,6 +323,17 @@ void Trainer::run(int64_t until) {
     labels = at::where(flip_mask.view({-1, 1, 1}), labels.flip({2}), labels);
 
     const auto pred = m.net->forward(images.to(m.device));
+    // A non-finite prediction stops the run here, naming the output (the rasterisers would
+    // refuse it anyway, without the step).
+    for (const auto& [name, value] : std::vector<std::pair<const char*, at::Tensor>>{
+             {"camera rotation", pred.camera.rotation}, {"camera translation", pred.camera.translation},
+             {"part centres", pred.parts.center}, {"part rotations", pred.parts.rotation},
+             {"part shapes", pred.parts.shape}, {"local deformation", pred.velocity},
+             {"part-to-cluster distributions", m.net->part_distribution()}})
+      if (value.defined() && !value.isfinite().all().item<bool>())
+        throw TrainingError("step " + std::to_string(s + 1) + ": the network's " + name +
+                            " hold NaN or Inf (diverged weights); the run stops here, the last checkpoint (" +
+                            (fs::path(c.train.out) / "checkpoint.pt").string() + ") is from before it");
     LossTargets targets{labels.to(m.device)};
     const auto terms = compute_losses(m.inputs(pred), targets, m.grid, m.loss);
     StepReport report;

@@ -3,6 +3,7 @@
 // (relative error below 1e-4, float64) and the reference's autograd gradients.
 #include <lepard/core/project_parts.h>
 #include <lepard/core/surface_grid.h>
+#include <lepard/render/hard_rasterize.h>
 #include <lepard/render/soft_rasterize.h>
 
 #include "scenes.h"
@@ -16,6 +17,9 @@
 #include <ATen/ops/zeros_like.h>
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
+#include <ATen/ops/ones.h>
+#include <functional>
+#include <limits>
 #include <torch/csrc/autograd/autograd.h>
 
 namespace lepard::render {
@@ -129,6 +133,40 @@ TEST(SoftRasterize, BadSettingsAreErrors) {
   s = {};
   EXPECT_THROW(soft_silhouettes(verts.squeeze(0), grid.faces, s), c10::Error);
   EXPECT_THROW(soft_silhouettes(verts, grid.faces.to(at::kInt), s), c10::Error);
+}
+
+// Non-finite vertices are an error naming the tensor and the first bad index, in the soft
+// kernel, its dense reference, the attribute renderer and the hard rasteriser, not triangles
+// skipped in silence.
+TEST(SoftRasterize, NonFiniteVerticesAreNamedErrors) {
+  const auto grid = core::make_surface_grid(4, 6);
+  auto verts = projected_parts(2, 3, grid, at::kFloat, 1);
+  verts[1][2][5][0] = std::numeric_limits<float>::quiet_NaN();
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const c10::Error& e) {
+      return std::string(e.what_without_backtrace());
+    }
+    return std::string("no error");
+  };
+  SoftRasterSettings s;
+  const auto soft = message([&] { soft_silhouettes(verts, grid.faces, s); });
+  EXPECT_NE(soft.find("verts holds NaN or Inf (first at [1, 2, 5, 0] = nan"), std::string::npos) << soft;
+  EXPECT_NE(message([&] { soft_silhouettes_reference(verts, grid.faces, s); }).find("verts holds NaN or Inf"),
+            std::string::npos);
+  const auto hard = message([&] { rasterize_hard(verts, grid.faces, 16, 16); });
+  EXPECT_NE(hard.find("rasterize_hard: verts holds NaN or Inf (first at [1, 2, 5, 0]"), std::string::npos) << hard;
+  verts[1][2][5][0] = 0.1;
+  verts[0][0][3][1] = std::numeric_limits<float>::infinity();
+  EXPECT_NE(message([&] { soft_silhouettes(verts, grid.faces, s); }).find("first at [0, 0, 3, 1] = inf"), std::string::npos);
+  verts[0][0][3][1] = 0.1;
+  EXPECT_EQ(message([&] { soft_silhouettes(verts, grid.faces, s); }), "no error");
+  auto attributes = at::ones({2, 3, 2}, verts.options());
+  attributes[0][1][1] = std::numeric_limits<float>::quiet_NaN();
+  SoftAttributeSettings a;
+  const auto attr = message([&] { soft_attributes(verts, grid.faces, attributes, at::Tensor(), a); });
+  EXPECT_NE(attr.find("attributes holds NaN or Inf (first at [0, 1, 1]"), std::string::npos) << attr;
 }
 
 }  // namespace

@@ -161,10 +161,9 @@ TEST(Trainer, NanStopsTheRunNamingStepAndTerm) {
     FAIL() << "no error";
   } catch (const TrainingError& e) {
     const std::string msg = e.what();
-    // The first non-finite term in the order of compute_losses (the soft rasteriser skips
-    // faces with NaN corners, so the silhouette itself may stay finite).
-    EXPECT_NE(msg.find("step 3: loss term '"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("' is nan"), std::string::npos) << msg;
+    // The network's first non-finite output, before any loss (the rasterisers refuse NaN).
+    EXPECT_NE(msg.find("step 3: the network's "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("hold NaN or Inf"), std::string::npos) << msg;
   }
   EXPECT_EQ(t.step(), 2);
   EXPECT_EQ(fs::last_write_time(good), stamp);  // the last good checkpoint is kept

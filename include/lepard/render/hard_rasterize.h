@@ -20,7 +20,8 @@ struct Fragments {
 // faces: (F, 3) int64. A pixel is covered when its centre lies inside the projected
 // triangle (either orientation; edges and vertices count as inside); the smallest depth
 // wins, ties go to the lower part and face index. Faces with a vertex at depth <= 0
-// (behind the camera) are skipped.
+// (behind the camera) are skipped. NaN or Inf in verts is an error (c10::Error) naming the
+// first bad index.
 Fragments rasterize_hard(const at::Tensor& verts, const at::Tensor& faces, int64_t height, int64_t width);
 
 // Whether each projected vertex is the front surface at its pixel: it lies in the

@@ -10,6 +10,9 @@
 //
 // Pixel (row i, column j) of an H x W image has its centre at ((2j + 1 - W)/W,
 // (2i + 1 - H)/H) in the normalised image coordinates of core/camera.h.
+//
+// Non-finite input: verts (and attributes) holding NaN or Inf are an error (c10::Error)
+// naming the tensor and the first bad index, never triangles skipped in silence.
 
 #include <lepard/core/backend.h>
 
