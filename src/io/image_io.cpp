@@ -1,6 +1,9 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 
+#include <fstream>
+#include <utility>
+
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 #include <opencv2/core.hpp>
@@ -32,8 +35,43 @@ void write_png(const std::filesystem::path& path, const at::Tensor& image) {
   write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(buffer.data()), buffer.size()));
 }
 
+namespace {
+
+// Width and height from a PNG's IHDR or a JPEG's first SOF marker, without decoding; {0, 0}
+// when the header is not one of those (OpenCV then decides).
+std::pair<uint64_t, uint64_t> header_size(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string head(1 << 16, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  auto byte = [&](size_t i) { return static_cast<uint64_t>(static_cast<uint8_t>(head[i])); };
+  if (head.size() >= 24 && head.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 && head.compare(12, 4, "IHDR") == 0)
+    return {byte(16) << 24 | byte(17) << 16 | byte(18) << 8 | byte(19), byte(20) << 24 | byte(21) << 16 | byte(22) << 8 | byte(23)};
+  if (head.size() >= 4 && byte(0) == 0xFF && byte(1) == 0xD8) {
+    size_t i = 2;
+    while (i + 9 < head.size() && byte(i) == 0xFF) {
+      const uint64_t marker = byte(i + 1), length = byte(i + 2) << 8 | byte(i + 3);
+      if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC)
+        return {byte(i + 7) << 8 | byte(i + 8), byte(i + 5) << 8 | byte(i + 6)};
+      i += 2 + length;
+    }
+  }
+  return {0, 0};
+}
+
+}  // namespace
+
 at::Tensor read_image(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) throw std::runtime_error("read_image: " + path.string() + " does not exist");
+  if (std::filesystem::is_directory(path)) throw std::runtime_error("read_image: " + path.string() + " is a folder");
+  // Refuse absurd sizes from the header, before the decoder allocates them (a 30000 x 30000
+  // PNG took 2.8 GB before failing).
+  const auto [w, h] = header_size(path);
+  if (w * h > kMaxImagePixels)
+    throw std::runtime_error("read_image: " + path.string() + " is " + std::to_string(w) + " x " + std::to_string(h) +
+                             " pixels, over the limit of " + std::to_string(kMaxImagePixels / 1000000) +
+                             " megapixels; downscale it first");
+  if (w > 0 && h == 0) throw std::runtime_error("read_image: " + path.string() + " has zero height");
   const cv::Mat bgr = cv::imread(path.string(), cv::IMREAD_COLOR);
   if (bgr.empty()) throw std::runtime_error("read_image: " + path.string() + " is not a readable image");
   cv::Mat rgb;

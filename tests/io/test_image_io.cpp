@@ -8,6 +8,7 @@
 #include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -37,6 +38,60 @@ TEST(ImageIo, PngRoundTripKeepsRgbOrder) {
   write_png(dir / "g.png", img.select(2, 0).contiguous());
   const auto grey = read_image(dir / "g.png");
   EXPECT_TRUE(grey.select(2, 1).equal(img.select(2, 0)));
+}
+
+// The image kinds a folder of downloads holds, written by PIL (python3-pil): each reads as
+// RGB with the pixel values PIL reports, or (too large from its header) fails fast naming it.
+TEST(ImageIo, OddFormatsReadAsRgbOrFailNamingTheFile) {
+  const auto dir = testing::temp_dir("oddimg");
+  const std::string script =
+      "import sys, struct, zlib, numpy as np\n"
+      "from PIL import Image\n"
+      "d = sys.argv[1]\n"
+      "g = (np.arange(12 * 10).reshape(10, 12) * 2).astype(np.uint8)\n"
+      "Image.fromarray(g, 'L').save(d + '/grey.png')\n"
+      "Image.fromarray((g.astype(np.uint16) * 257), 'I;16').save(d + '/grey16.png')\n"
+      "rgba = np.dstack([g, 255 - g, np.full_like(g, 7), np.full_like(g, 128)])\n"
+      "Image.fromarray(rgba, 'RGBA').save(d + '/rgba.png')\n"
+      "Image.fromarray(rgba[..., :3], 'RGB').convert('P', palette=Image.ADAPTIVE, colors=16).save(d + '/palette.png')\n"
+      "Image.fromarray(np.full((1, 1, 3), 200, np.uint8), 'RGB').save(d + '/one.png')\n"
+      "Image.fromarray(np.full((8, 8, 3), (200, 40, 90), np.uint8), 'RGB').convert('CMYK').save(d + '/cmyk.jpg', quality=100)\n"
+      "def chunk(t, b): return struct.pack('>I', len(b)) + t + b + struct.pack('>I', zlib.crc32(t + b))\n"
+      "ihdr = struct.pack('>IIBBBBB', 30000, 30000, 8, 2, 0, 0, 0)\n"
+      "open(d + '/huge.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b''))\n";
+  write_file_atomic(dir / "make.py", script);
+  ASSERT_EQ(std::system((std::string(LEPARD_PYTHON) + " " + (dir / "make.py").string() + " " + dir.string()).c_str()), 0);
+  const auto grey = read_image(dir / "grey.png");
+  ASSERT_EQ(grey.sizes(), (at::IntArrayRef{10, 12, 3}));
+  EXPECT_EQ(grey[3][5][0].item<int64_t>(), (3 * 12 + 5) * 2);
+  EXPECT_TRUE(grey.select(2, 0).equal(grey.select(2, 2)));
+  const auto grey16 = read_image(dir / "grey16.png");
+  EXPECT_TRUE(grey16.equal(grey)) << "16-bit grey scaled to 8 bits";
+  const auto rgba = read_image(dir / "rgba.png");
+  EXPECT_EQ(rgba[3][5][0].item<int64_t>(), (3 * 12 + 5) * 2);
+  EXPECT_EQ(rgba[3][5][1].item<int64_t>(), 255 - (3 * 12 + 5) * 2);
+  EXPECT_EQ(rgba[3][5][2].item<int64_t>(), 7);
+  EXPECT_EQ(read_image(dir / "palette.png").sizes(), (at::IntArrayRef{10, 12, 3}));
+  const auto one = read_image(dir / "one.png");
+  EXPECT_EQ(one.sizes(), (at::IntArrayRef{1, 1, 3}));
+  EXPECT_EQ(one[0][0][1].item<int64_t>(), 200);
+  const auto cmyk = read_image(dir / "cmyk.jpg");
+  ASSERT_EQ(cmyk.sizes(), (at::IntArrayRef{8, 8, 3}));
+  EXPECT_NEAR(cmyk[4][4][0].item<double>(), 200, 12);
+  EXPECT_NEAR(cmyk[4][4][1].item<double>(), 40, 12);
+  EXPECT_NEAR(cmyk[4][4][2].item<double>(), 90, 12);
+  try {
+    read_image(dir / "huge.png");
+    FAIL() << "a 30000 x 30000 PNG was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("huge.png is 30000 x 30000 pixels, over the limit"), std::string::npos) << e.what();
+  }
+  try {
+    read_image(dir);
+    FAIL() << "a folder was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a folder"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ImageIo, BadInputsNameTheFile) {
