@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <csignal>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -206,6 +207,10 @@ void Progress::update(const std::string& stage, int64_t done, int64_t total, con
 }
 
 void tune_runtime(char** argv) {
+  // Over the file-size limit (ulimit -f), a write fails with EFBIG instead of the process
+  // being killed by SIGXFSZ mid-write: the atomic writer then removes its temporary file and
+  // the error names it, and the previous checkpoint stays.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr &&
       ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0) {
     ::execv("/proc/self/exe", argv);

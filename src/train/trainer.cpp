@@ -427,6 +427,11 @@ ValidationReport Trainer::validate() {
 
 void Trainer::save_checkpoint(const fs::path& path) const {
   const auto& m = *impl_;
+  // Never leave a diverged model as the last checkpoint: the previous one stays.
+  for (const auto& item : m.net->named_parameters())
+    if (!item.value().isfinite().all().item<bool>())
+      throw TrainingError("step " + std::to_string(m.step) + ": parameter '" + item.key() +
+                          "' holds NaN or Inf; no checkpoint written, " + path.string() + " is from before it");
   torch::serialize::OutputArchive archive;
   m.net->save(archive);
   torch::serialize::OutputArchive optimizer;

@@ -77,6 +77,20 @@ file(SHA256 "${OUT}/run/config.yaml" config_after)
 if(NOT config_after STREQUAL original_config)
   message(FATAL_ERROR "a refused resume rewrote config.yaml")
 endif()
+# A full disk (the file-size limit) during a checkpoint write: a clear error naming the
+# file, no temporary file left behind, the previous checkpoint intact and loadable.
+file(SHA256 "${OUT}/run/checkpoint.pt" before_full)
+execute_process(COMMAND sh -c "ulimit -f 64 && exec \"$0\" \"$@\"" "${TOOL}" --resume "${OUT}/run" --set train.steps=5
+                        --threads 1
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "cannot write .*checkpoint.pt.tmp.[0-9]+: File too large")
+  message(FATAL_ERROR "lepard-train over the file-size limit: exit ${rc}: ${err}")
+endif()
+file(GLOB leftovers "${OUT}/run/*.tmp.*")
+file(SHA256 "${OUT}/run/checkpoint.pt" after_full)
+if(leftovers OR NOT after_full STREQUAL before_full)
+  message(FATAL_ERROR "a failed checkpoint write left ${leftovers} or changed the previous checkpoint")
+endif()
 # A data-parallel rank whose peer never comes: an error within the timeout naming who was
 # waited for, not a hang (or, built without Gloo, the error saying so).
 string(TIMESTAMP t0 "%s")
