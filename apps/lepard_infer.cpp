@@ -4,6 +4,7 @@
 #include <lepard/core/project_parts.h>
 #include <lepard/core/rotation.h>
 #include <lepard/core/surface_grid.h>
+#include <lepard/data/boxes.h>
 #include <lepard/data/contact_sheet.h>
 #include <lepard/data/readers.h>
 #include <lepard/io/atomic_file.h>
@@ -37,56 +38,6 @@ using namespace lepard;
 namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-// One row of --boxes: (left, top, width, height) in pixels and where it came from.
-struct Box {
-  std::array<double, 4> ltwh{};
-  std::string where;  // "file:row"
-};
-
-// file name -> box from a CSV with a header line. Every value is range-checked: an empty
-// name, a repeated name, a value that is not a finite number, a width or height that is not
-// positive, or anything beyond 1e6 pixels is an error naming the file and row (exit 2).
-std::map<std::string, Box> read_boxes(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument("--boxes " + path.string() + ": cannot open");
-  std::map<std::string, Box> boxes;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (n == 1 || line.empty()) continue;  // header
-    const std::string where = path.string() + ":" + std::to_string(n);
-    std::stringstream ss(line);
-    std::string name, field;
-    std::getline(ss, name, ',');
-    if (name.empty()) throw std::invalid_argument(where + ": empty file name");
-    Box b;
-    b.where = where;
-    static const char* columns[] = {"left", "top", "width", "height"};
-    for (size_t i = 0; i < 4; ++i) {
-      if (!std::getline(ss, field, ','))
-        throw std::invalid_argument(where + ": expected file,left,top,width,height");
-      double v = 0;
-      size_t used = 0;
-      try {
-        v = std::stod(field, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || field.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(v))
-        throw std::invalid_argument(where + ": " + columns[i] + " '" + field + "' is not a finite number");
-      if (std::abs(v) > 1e6) throw std::invalid_argument(where + ": " + columns[i] + " " + field + " is beyond 1e6 pixels");
-      if (i >= 2 && !(v > 0)) throw std::invalid_argument(where + ": " + columns[i] + " must be positive, got " + field);
-      b.ltwh[i] = v;
-    }
-    if (std::getline(ss, field, ',')) throw std::invalid_argument(where + ": more than 5 fields");
-    if (boxes.count(name)) throw std::invalid_argument(where + ": a second box for " + name + " (" + boxes[name].where + ")");
-    boxes[name] = b;
-  }
-  return boxes;
-}
 
 nlohmann::json parameters_json(const model::Prediction& p, int64_t b, const at::Tensor& velocity_rms) {
   auto vec = [](const at::Tensor& t) {
@@ -209,7 +160,7 @@ int main(int argc, char** argv) {
     failed = static_cast<int>(read.skipped.size());
     auto& samples = read.samples;
     if (!boxes_path.empty()) {
-      const auto boxes = read_boxes(boxes_path);
+      const auto boxes = data::read_boxes_csv(boxes_path);
       for (auto& s : samples) {
         const auto it = boxes.find(s.image_path.filename().string());
         if (it == boxes.end()) throw std::invalid_argument("--boxes " + boxes_path + ": no box for " + s.image_path.filename().string());

@@ -31,3 +31,15 @@ if stat.stddev[0] < 10:
     sys.exit("check_report: the screenshot %s looks blank (stddev %.1f)" % (shot, stat.stddev[0]))
 print("check_report: %d sections filled; screenshot %s (%dx%d)" % (len(sections), shot, im.width, im.height))
 PY
+# The demo's glTF files against the Khronos glTF-Validator (0 errors and 0 warnings), when
+# node and npm can provide it (skipped, saying so, otherwise).
+glbs=("$(dirname "$report")"/infer/*.glb)
+validator_dir="${BUILD_DIR:-build}/tools"
+ensure_gltf_validator "$validator_dir"
+if [ -f "$validator_dir/node_modules/gltf-validator/package.json" ] && [ -f "${glbs[0]}" ]; then
+  NODE_PATH="$validator_dir/node_modules" node scripts/validate_gltf.js "${glbs[@]}" >"${report%.html}_gltf.txt" ||
+    { cat "${report%.html}_gltf.txt"; echo "check_report: the demo's .glb files fail the glTF-Validator" >&2; exit 1; }
+  echo "check_report: ${#glbs[@]} .glb files pass the Khronos glTF-Validator (0 errors, 0 warnings)"
+else
+  echo "check_report: glTF-Validator not available (node/npm): the .glb check was skipped"
+fi

@@ -15,6 +15,7 @@ ensure_packages "${LEPARD_PACKAGES[@]}"
 build_dir="${BUILD_DIR:-build}"
 # shellcheck disable=SC2086
 lepard_build "$build_dir" -DLEPARD_BUILD_TESTS=ON -DLEPARD_BUILD_BENCH=ON -DLEPARD_BUILD_APPS=ON ${CMAKE_ARGS:-}
+ensure_gltf_validator "$build_dir/tools"
 lepard_log "running the test suite"
 cd "$build_dir"
 ctest --output-on-failure "$@"

@@ -47,6 +47,25 @@ ensure_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# ensure_gltf_validator DIR: the Khronos glTF-Validator (npm package gltf-validator) under
+# DIR/node_modules, when node and npm are on the machine and the registry answers; the test
+# io.glb_passes_the_khronos_validator and scripts/check_report.sh use it, and skip (saying so)
+# without it. Never fails the set-up.
+ensure_gltf_validator() {
+  local dir="$1"
+  if [ -f "$dir/node_modules/gltf-validator/package.json" ]; then return 0; fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    lepard_log "no node/npm: the glTF-Validator check will be skipped"
+    return 0
+  fi
+  mkdir -p "$dir"
+  if timeout 120 npm install --silent --no-audit --no-fund --prefix "$dir" gltf-validator >/dev/null 2>&1; then
+    lepard_log "glTF-Validator installed in $dir"
+  else
+    lepard_log "npm could not install gltf-validator: the glTF-Validator check will be skipped"
+  fi
+}
+
 # lepard_build BUILD_DIR [cmake args...]: configures (Release by default) and builds.
 lepard_build() {
   local dir="$1"

@@ -140,6 +140,8 @@ void write_glb(const std::filesystem::path& path, const at::Tensor& vertices, co
   accessors += buf;
   for (int64_t k = 0; k < K; ++k) {
     const size_t offset = bin.size();
+    // The accessor's min and max are those of the float32 values stored, written exactly
+    // (%.17g of the float's double value): glTF validators compare them bit for bit.
     float lo[3] = {1e30f, 1e30f, 1e30f}, hi[3] = {-1e30f, -1e30f, -1e30f};
     for (int64_t i = 0; i < V; ++i)
       for (int c = 0; c < 3; ++c) {
@@ -153,8 +155,10 @@ void write_glb(const std::filesystem::path& path, const at::Tensor& vertices, co
     views += buf;
     std::snprintf(buf, sizeof(buf),
                   ",{\"bufferView\":%lld,\"componentType\":5126,\"count\":%lld,\"type\":\"VEC3\","
-                  "\"min\":[%.7g,%.7g,%.7g],\"max\":[%.7g,%.7g,%.7g]}",
-                  static_cast<long long>(k + 1), static_cast<long long>(V), lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]);
+                  "\"min\":[%.17g,%.17g,%.17g],\"max\":[%.17g,%.17g,%.17g]}",
+                  static_cast<long long>(k + 1), static_cast<long long>(V), static_cast<double>(lo[0]),
+                  static_cast<double>(lo[1]), static_cast<double>(lo[2]), static_cast<double>(hi[0]),
+                  static_cast<double>(hi[1]), static_cast<double>(hi[2]));
     accessors += buf;
     std::snprintf(buf, sizeof(buf), "%s{\"attributes\":{\"POSITION\":%lld},\"indices\":0,\"material\":%lld}",
                   k ? "," : "", static_cast<long long>(k + 1), static_cast<long long>(k));
