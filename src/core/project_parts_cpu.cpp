@@ -314,7 +314,8 @@ Sizes sizes_of(const ProjectPartsInputs& in) {
 }  // namespace
 
 at::Tensor project_parts_forward_cpu(const ProjectPartsInputs& in) {
-  const auto [B, K, V] = sizes_of(in);
+  const Sizes sizes = sizes_of(in);
+  const int64_t B = sizes.B, K = sizes.K, V = sizes.V;  // named copies: lambdas cannot capture structured bindings before C++20
   auto out = at::empty({B, K, V, 3}, in.shape.options());
   AT_DISPATCH_FLOATING_TYPES(in.shape.scalar_type(), "project_parts_forward_cpu", [&] {
     using T = scalar_t;
@@ -362,7 +363,8 @@ at::Tensor project_parts_forward_cpu(const ProjectPartsInputs& in) {
 }
 
 ProjectPartsGrads project_parts_backward_cpu(const ProjectPartsInputs& in, const at::Tensor& grad_in) {
-  const auto [B, K, V] = sizes_of(in);
+  const Sizes sizes = sizes_of(in);
+  const int64_t B = sizes.B, K = sizes.K, V = sizes.V;  // named copies: lambdas cannot capture structured bindings before C++20
   const auto grad = grad_in.contiguous();
   const auto opts = in.shape.options();
   auto g_center = at::empty({B, K, 3}, opts);

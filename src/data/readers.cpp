@@ -64,9 +64,9 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
   }
   const auto parsed = detail::parse_csv(read_text(csv_path));
   ReadResult result;
-  for (const auto& [line, problem] : parsed.errors) {
+  for (const auto& error : parsed.errors) {  // (a lambda cannot capture a structured binding before C++20)
     guarded(options, result, [&] {
-      throw DataError(csv_path.string() + ":" + std::to_string(line) + ": malformed CSV row: " + problem);
+      throw DataError(csv_path.string() + ":" + std::to_string(error.first) + ": malformed CSV row: " + error.second);
     });
   }
   if (parsed.rows.empty()) throw DataError(csv_path.string() + ": no header row");

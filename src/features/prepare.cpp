@@ -264,21 +264,6 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   return report;
 }
 
-void attach_pseudo_labels(std::vector<data::Sample>& samples, const fs::path& cache) {
-  for (auto& s : samples) {
-    const auto lpath = cache_path(cache, "labels", s.id, ".png"), fpath = cache_path(cache, "features", s.id, ".npy");
-    for (const auto& p : {lpath, fpath})
-      if (!fs::exists(p))
-        throw data::DataError(p.string() + ": no pseudo-labels for sample " + s.id + " (run lepard-prepare on this data)");
-    try {
-      s.pseudo_labels = upsample_labels(io::read_indexed_png(lpath), s.image.size(0), s.image.size(1));
-      s.features = io::read_npy(fpath);
-    } catch (const std::runtime_error& e) {
-      throw data::DataError(e.what());
-    }
-  }
-}
-
 at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const fs::path& cache, int64_t size) {
   std::vector<at::Tensor> maps;
   for (const auto& s : samples) {

@@ -106,12 +106,11 @@ TEST_F(Prepare, PseudoLabelsFindTheAnimalAndTheCacheIsReused) {
   other.surrogate_grid = 16;
   EXPECT_EQ(prepare_pseudo_labels(samples_, cache, other).computed, 24);
 
-  auto attached = samples_;
-  attach_pseudo_labels(attached, cache);
-  EXPECT_EQ(attached[0].pseudo_labels.sizes(), (at::IntArrayRef{128, 128}));
-  EXPECT_EQ(attached[0].features.size(0), 16);
-  attached[0].id = "horse/unknown";
-  EXPECT_THROW(attach_pseudo_labels(attached, cache), data::DataError);
+  const auto maps = read_label_maps(samples_, cache, 128);
+  EXPECT_EQ(maps.sizes(), (at::IntArrayRef{24, 128, 128}));
+  auto unknown = samples_;
+  unknown[0].id = "horse/unknown";
+  EXPECT_THROW(read_label_maps(unknown, cache, 128), data::DataError);
 }
 
 // The calibration (issue 5): on 200 synthetic horses of 256x256 with the default surrogate,

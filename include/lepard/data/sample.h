@@ -41,9 +41,8 @@ struct Sample {
   at::Tensor mask;                   // (S, S) uint8, 1 = object
   at::Tensor part_labels;            // (S, S) uint8, 0 background, 1..16 LASSIE part labels
   at::Tensor keypoints;              // (14, 3) float32: x, y in crop pixels, visible (0 or 1)
-  // Self-supervision, filled from the pseudo-label cache (lepard-prepare) when there is one:
-  at::Tensor pseudo_labels;          // (S, S) uint8, 0 background, 1..C clusters
-  at::Tensor features;               // (S/8, S/8, D) float32 DINO (or surrogate) features of the crop
+  // The self-supervision (features, pseudo-labels) lives in lepard-prepare's cache, read by
+  // id: features::read_label_maps, features::cache_path.
 };
 
 // A reader's problem with one input; the message names the file (and row or key).

@@ -65,10 +65,6 @@ struct PrepareReport {
 PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, const std::filesystem::path& cache,
                                     const PrepareOptions& options);
 
-// Fills each sample's pseudo_labels (upsampled to the crop, nearest) and features from a
-// cache. Throws data::DataError naming the file of a sample the cache lacks.
-void attach_pseudo_labels(std::vector<data::Sample>& samples, const std::filesystem::path& cache);
-
 // The cached pseudo-labels of `samples`, upsampled (nearest) to size x size: (N, size, size)
 // int64, 0 background and 1..C clusters (what lepard-eval and lepard-prepare score). Throws
 // data::DataError naming the file of a sample the cache lacks.

@@ -5,7 +5,7 @@
 //   image (B, 3, S, S) --encoder--> feature (B, F) --MLP--> camera, q_c, q_theta, q_s, q_d
 //
 // Every output goes through a bounded activation, so that any network output is a valid
-// part (docs/model.md lists the ranges):
+// part (docs/training.md, "The network", lists the ranges):
 //   camera rotation  quaternion: raw output plus the identity (normalised downstream)
 //   camera position  c_cam = (0.3 tanh, 0.3 tanh, distance * exp(0.3 tanh))
 //   q_c              1.5 * tanh (object units; the object is about 2 units across)

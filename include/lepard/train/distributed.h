@@ -6,7 +6,7 @@
 //
 // Each process computes the loss on its share of the batch; all_reduce_mean() averages the
 // gradients, so that every process takes the same optimiser step as one process with the
-// whole batch (the losses are means of per-image terms, tests/train/test_distributed.cpp).
+// whole batch (the losses are means of per-image terms, tests/train/test_trainer.cpp, Distributed.*).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
