@@ -84,6 +84,13 @@ def metrics_table(path):
     return "<table><tr><th>model</th><th>category</th><th>images</th>%s</tr>%s</table>" % (head, "".join(rows))
 
 
+def ownership(run):
+    path = os.path.join(run, "train", "ownership.txt")
+    if not os.path.exists(path):
+        return ""
+    return "<h3>Part-to-cluster ownership</h3><pre>%s</pre>" % html.escape(open(path).read())
+
+
 def section(key, title, body, note=""):
     filled = "yes" if body.strip() else "no"
     text = body if body.strip() else "<p><em>missing: this part of the demo did not run</em></p>"
@@ -112,9 +119,10 @@ def main():
         section("overlays", "Reconstructions of held-out images",
                 img(os.path.join(run, "eval", "overlays_horse.png"), "overlays"),
                 "Predicted parts (colours) over the crops, ground-truth outline in white."),
-        section("pseudo", "Pseudo-labels (the training signal)",
-                img(os.path.join(run, "cache", "pseudo_labels_horse.png"), "pseudo-labels"),
-                "Co-segmentation clusters of the DINO surrogate (a simulation of DINO features)."),
+        section("pseudo", "Pseudo-labels (the training signal) and which part owns which cluster",
+                img(os.path.join(run, "cache", "pseudo_labels_horse.png"), "pseudo-labels") + ownership(run),
+                "Co-segmentation clusters of the DINO surrogate (a simulation of DINO features); below them the "
+                "part-to-cluster ownership the per-part forces act on (train/ownership.h), when the run has one."),
         section("turntables", "Reconstructions turning", "".join(
                     '<div>%s<br>%s</div>' % (html.escape(os.path.basename(t)), img(t, "turntable")) for t in turntables),
                 "lepard-infer --turntable: eight views about the image's vertical axis."),
