@@ -68,6 +68,35 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
   EXPECT_TRUE(fs::exists(dir / "checkpoint.pt"));
 }
 
+// Staged generalized forces: before loss.deformation_from of the steps the q_d group's
+// weight is 0, so (with its regularisers off) no force reaches the local-deformation head
+// and Adam leaves it exactly where it was; after, it moves.
+TEST(Trainer, StagedForcesHoldTheLocalDeformationUntilItsStage) {
+  const auto dir = testing::temp_dir("train_staged");
+  auto c = testing::tiny_config(dir);
+  c.train.steps = 4;
+  c.loss.deformation_from = 0.5;
+  c.loss.deformation_size = c.loss.deformation_smoothness = 0.0;
+  Trainer t(c, testing::blob_dataset(8, 32, 16, 1), {});
+  auto flow_head = [&] {
+    for (const auto& item : t.net()->named_parameters())
+      if (item.key() == "flow_head.weight") return item.value().detach().clone();
+    return at::Tensor();
+  };
+  auto part_head = [&] {
+    for (const auto& item : t.net()->named_parameters())
+      if (item.key() == "part_head.weight") return item.value().detach().clone();
+    return at::Tensor();
+  };
+  const auto flow0 = flow_head(), part0 = part_head();
+  ASSERT_TRUE(flow0.defined());
+  t.run(2);  // steps 0 and 1 of 4: before the stage
+  EXPECT_TRUE(flow_head().equal(flow0)) << "the local deformation moved before its stage";
+  EXPECT_FALSE(part_head().equal(part0));  // the other groups did move
+  t.run(4);  // steps 2 and 3: from the stage on
+  EXPECT_GT((flow_head() - flow0).abs().max().item<double>(), 0.0);
+}
+
 TEST(Trainer, ResumeIsExact) {
   const auto dir = testing::temp_dir("train_resume");
   auto c = testing::tiny_config(dir / "full");
