@@ -74,7 +74,7 @@ std::map<std::string, ZipEntry> read_zip(const fs::path& path, const std::string
     if (at + 46 > b.size() || u32(b, at) != 0x02014b50) fail(path, "truncated or corrupt zip central directory");
     const uint32_t method = u16(b, at + 10), size = u32(b, at + 24);
     const uint32_t name_len = u16(b, at + 28), extra_len = u16(b, at + 30), comment_len = u16(b, at + 32);
-    const uint32_t local = u32(b, at + 42);
+    const size_t local = u32(b, at + 42);  // size_t: local + 30 must not wrap (fuzz finding)
     const std::string name = b.substr(at + 46, name_len);
     if (method != 0 && !allow_compressed)
       fail(path, "entry " + name + " is compressed (method " + std::to_string(method) + "); torch.save stores entries uncompressed");

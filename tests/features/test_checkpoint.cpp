@@ -98,6 +98,14 @@ TEST_F(Checkpoint, BadFilesGetTheirErrors) {
   io::write_file_atomic(dir_ / "flipped.pth", flipped);
   EXPECT_NE(error_of(dir_ / "flipped.pth").find("is corrupt (CRC-32"), std::string::npos) << error_of(dir_ / "flipped.pth");
   EXPECT_NO_THROW(verify_zip(dir_ / "state_dict.pth"));
+  // Fuzz finding (fuzz_torch_checkpoint): a central-directory entry whose local-header offset
+  // is near 2^32 wrapped the bounds check (32-bit sum) and read far outside the file.
+  std::string wrapped = bytes;
+  const auto central = wrapped.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(central, std::string::npos);
+  for (int i = 0; i < 4; ++i) wrapped[central + 42 + i] = static_cast<char>(i == 0 ? 0xF0 : 0xFF);
+  io::write_file_atomic(dir_ / "wrapped.pth", wrapped);
+  EXPECT_NE(error_of(dir_ / "wrapped.pth").find("has no local header"), std::string::npos) << error_of(dir_ / "wrapped.pth");
 }
 
 TEST_F(Checkpoint, SafetensorsLoadToTheSameNumbers) {
