@@ -109,7 +109,7 @@ at::Tensor read_npy(const std::filesystem::path& path) {
     throw error(path, "data is " + std::to_string(bytes.size() - data_start) + " bytes, the shape needs " +
                           std::to_string(need) + " (truncated file?)");
   }
-  std::memcpy(out.data_ptr(), bytes.data() + data_start, need);
+  if (need > 0) std::memcpy(out.data_ptr(), bytes.data() + data_start, need);  // an empty array has no data pointer
   if (fortran) {
     std::vector<int64_t> perm;
     for (int64_t i = out.dim() - 1; i >= 0; --i) perm.push_back(i);

@@ -45,13 +45,17 @@ TEST(Npy, WeReadWhatNumpyWrites) {
                    "np.save('" + d + "/i.npy', np.array([[1, -2], [3, 4]], dtype=np.int32)); "
                    "np.save('" + d + "/b.npy', np.array([True, False, True])); "
                    "np.save('" + d + "/big.npy', np.arange(3, dtype='>f4')); "
-                   "np.save('" + d + "/c64.npy', np.arange(3, dtype=np.complex64))"),
+                   "np.save('" + d + "/c64.npy', np.arange(3, dtype=np.complex64)); "
+                   "np.save('" + d + "/empty.npy', np.zeros((0, 4), dtype=np.uint8))"),
             0);
   const auto expected = at::arange(60, at::kDouble).view({3, 4, 5});
   EXPECT_TRUE(read_npy(dir / "c.npy").equal(expected));
   EXPECT_TRUE(read_npy(dir / "f.npy").equal(expected));
   EXPECT_TRUE(read_npy(dir / "i.npy").equal(at::tensor({1, -2, 3, 4}, at::kInt).view({2, 2})));
   EXPECT_EQ(read_npy(dir / "b.npy").sum().item<int64_t>(), 2);
+  // An empty array (fuzz finding of fuzz_npy under UBSan: memcpy to the null data pointer of
+  // an empty tensor) reads as an empty tensor of its shape.
+  EXPECT_EQ(read_npy(dir / "empty.npy").sizes(), (at::IntArrayRef{0, 4}));
   auto message = [&](const char* name) {
     try {
       read_npy(dir / name);
