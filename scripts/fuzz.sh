@@ -46,10 +46,13 @@ for t in "${targets[@]}"; do
     -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
-  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
+  fuzz_stat() { awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$log"; }
+  runs=$(fuzz_stat stat::number_of_executed_units:)
+  eps=$(fuzz_stat stat::average_exec_per_sec:)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || true)
+  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || true)
+  cov=${cov:-0}
+  ft=${ft:-0}
   n=$(find "$corpus" -type f | wc -l)
   found=$(find "$findings" -type f | wc -l)
   echo "| $t | $seconds | $runs | $eps | $cov | $ft | $n | $found |" >>"$summary"
