@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
       const size_t end = std::min(samples.size(), begin + static_cast<size_t>(batch));
       std::vector<at::Tensor> crops;
       for (size_t i = begin; i < end; ++i) crops.push_back(samples[i].image);
-      const double t0 = now_s();
+      const double t0 = now_s(), refined_before = refine_s;
       const auto normalized = model::normalize_images(at::stack(crops), config.model.image_size);
       model::Prediction pred;
       if (refine > 0) {
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
       const auto local = train::prediction_local(pred, config, grid);
       const auto projected = core::project_parts_reference(pred.parts, local, pred.camera, grid);
       const auto world = core::assemble_parts(pred.parts, local, grid);
-      forward_s += now_s() - t0;
+      forward_s += now_s() - t0 - (refine_s - refined_before);  // the forward pass alone
       if (skip_writing) {
         progress.update("infer (forward only)", static_cast<int64_t>(end), static_cast<int64_t>(samples.size()));
         continue;

@@ -88,7 +88,6 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
     adam.step();
   }
   at::NoGradGuard no_grad;
-  for (auto& t : vars) t = t.detach();
   raw.camera = raw.camera.detach();
   raw.parts = raw.parts.detach();
   if (raw.flow.defined()) raw.flow = raw.flow.detach();

@@ -12,6 +12,13 @@ function(run_tool what expected)
   set(out "${stdout}" PARENT_SCOPE)
   set(err "${stderr}" PARENT_SCOPE)
 endfunction()
+# run_tool, then stop unless stderr matches `pattern`.
+function(expect_message what expected pattern)
+  run_tool("${what}" ${expected} ${ARGN})
+  if(NOT err MATCHES "${pattern}")
+    message(FATAL_ERROR "${what}: expected '${pattern}', got: ${err}")
+  endif()
+endfunction()
 
 run_tool(lepard-synth 0 "${SYNTH}" --out "${OUT}/data" --count 12 --size 64 --seed 3 --contact-sheet 0)
 run_tool(lepard-prepare 0 "${PREPARE}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" --surrogate-grid 16
@@ -219,23 +226,16 @@ file(READ "${OUT}/eval_refine/metrics.json" refine_json)
 if(NOT refine_json MATCHES "\"refine_seconds_per_image\"")
   message(FATAL_ERROR "lepard-eval --refine recorded no time per image")
 endif()
-run_tool("lepard-eval --refine -1" 2 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --refine -1)
-if(NOT err MATCHES "--refine must be in")
-  message(FATAL_ERROR "lepard-eval --refine -1: ${err}")
-endif()
+expect_message("lepard-eval --refine -1" 2 "--refine must be in" "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data"
+               --refine -1)
 # lepard-infer --refine: label maps named after the outputs; a missing one is named.
-run_tool("lepard-infer --refine without labels" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins"
-         --out "${OUT}/bad" --refine 2)
-if(NOT err MATCHES "--refine needs --pseudo-labels")
-  message(FATAL_ERROR "lepard-infer --refine without labels: ${err}")
-endif()
+expect_message("lepard-infer --refine without labels" 2 "--refine needs --pseudo-labels" "${INFER}" --checkpoint
+               "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/bad" --refine 2)
 file(MAKE_DIRECTORY "${OUT}/twin_labels")
 file(COPY_FILE "${OUT}/cache/labels/horse/0.png" "${OUT}/twin_labels/twin_png.png")
-run_tool("lepard-infer --refine, one label map missing" 1 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins"
-         --out "${OUT}/bad" --refine 2 --pseudo-labels "${OUT}/twin_labels" --crop-size 64 --threads 1)
-if(NOT err MATCHES "twin_jpg.png: no pseudo-labels for .*twin.jpg")
-  message(FATAL_ERROR "lepard-infer --refine with a label map missing: ${err}")
-endif()
+expect_message("lepard-infer --refine, one label map missing" 1 "twin_jpg.png: no pseudo-labels for .*twin.jpg" "${INFER}"
+               --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/bad" --refine 2 --pseudo-labels
+               "${OUT}/twin_labels" --crop-size 64 --threads 1)
 file(COPY_FILE "${OUT}/cache/labels/horse/0.png" "${OUT}/twin_labels/twin_jpg.png")
 run_tool("lepard-infer --refine" 0 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/refined"
          --refine 2 --pseudo-labels "${OUT}/twin_labels" --crop-size 64 --formats json --contact-sheet 0 --threads 1)
