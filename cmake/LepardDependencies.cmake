@@ -22,6 +22,11 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 find_package(Threads REQUIRED)
 find_package(spdlog REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(MATIO REQUIRED IMPORTED_TARGET matio)
 
 # OpenCV (core, imgproc, imgcodecs) for image files and drawing, as the imported target
 # lepard::opencv. Debian's small -dev packages ship no OpenCVConfig.cmake (the full

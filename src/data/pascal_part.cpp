@@ -1,5 +1,6 @@
-// Pascal-Part annotations through libmatio.
+// Pascal-Part annotations through libmatio, after a structural check (mat_check.h).
 #include <lepard/data/keypoints.h>
+#include <lepard/data/mat_check.h>
 #include <lepard/data/readers.h>
 #include <lepard/io/image_io.h>
 
@@ -143,6 +144,7 @@ ReadResult read_pascal_part(const fs::path& root, const std::string& category, c
       const fs::path mat_path = root / "Annotations_Part" / (id + ".mat");
       const std::string where = mat_path.string();
       if (!fs::exists(mat_path)) throw DataError(where + ": does not exist");
+      check_mat_v5(mat_path);  // libmatio trusts declared sizes (mat_check.h)
       std::unique_ptr<mat_t, MatFileCloser> file(Mat_Open(mat_path.c_str(), MAT_ACC_RDONLY));
       if (!file) throw DataError(where + ": not a readable MATLAB file (truncated or another format)");
       std::unique_ptr<matvar_t, MatVarFreer> anno(Mat_VarRead(file.get(), "anno"));

@@ -2,6 +2,7 @@
 // (fixtures/make_pascal_part.py): several objects with the rider first, the real part
 // names (lfho, rbuleg, lhorn, a person's hair), derived keypoints and part maps against
 // values computed by hand from the fixture's rectangles, and the bad-input errors.
+#include <lepard/data/mat_check.h>
 #include <lepard/data/readers.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
@@ -11,7 +12,9 @@
 #include <ATen/ops/full.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -106,6 +109,82 @@ TEST_F(PascalPart, TruncatedFilesAndMissingImagesAreErrors) {
   EXPECT_EQ(part_label_from_pascal_name("rbuleg"), 11);
   EXPECT_EQ(part_label_from_pascal_name("lfho"), 14);
   EXPECT_EQ(part_label_from_pascal_name("hair"), 0);
+}
+
+}  // namespace
+}  // namespace lepard::data
+
+namespace lepard::data {
+namespace {
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Expects read_pascal_part on one annotation file with these bytes to skip it with a message
+// naming the file and containing `what`; the check runs before libmatio, so it is quick.
+void expect_refused(const std::string& name, const std::string& bytes, const std::string& what) {
+  const auto root = testing::temp_dir("pascal_" + name);
+  io::write_file_atomic(root / "Annotations_Part" / (name + ".mat"), bytes);
+  io::write_file_atomic(root / "image_sets" / "horse.txt", name + "\n");
+  io::write_png(root / "JPEGImages" / (name + ".jpg"), at::full({60, 80, 3}, 90, at::kByte));
+  ReaderOptions opt;
+  opt.skip_bad = true;
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = read_pascal_part(root, "horse", opt);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  EXPECT_TRUE(r.samples.empty());
+  ASSERT_EQ(r.skipped.size(), 1u);
+  EXPECT_NE(r.skipped[0].find(name + ".mat"), std::string::npos) << r.skipped[0];
+  EXPECT_NE(r.skipped[0].find(what), std::string::npos) << r.skipped[0];
+}
+
+TEST_F(PascalPart, CompressedAndUncompressedFilesPassTheStructuralCheck) {
+  // 2008_000001 is written with do_compression=True, 2008_000002 without.
+  EXPECT_NO_THROW(check_mat_v5(root_ / "Annotations_Part" / "2008_000001.mat"));
+  EXPECT_NO_THROW(check_mat_v5(root_ / "Annotations_Part" / "2008_000002.mat"));
+  EXPECT_NO_THROW(check_mat_v5(root_ / "Annotations_Part" / "2008_000003.mat"));
+  const auto compressed = read_bytes(root_ / "Annotations_Part" / "2008_000001.mat");
+  ASSERT_GT(compressed.size(), 136u);
+  uint32_t type = 0;
+  std::memcpy(&type, compressed.data() + 128, 4);
+  EXPECT_EQ(type, 15u) << "the fixture is meant to hold a miCOMPRESSED element";
+  // A limit below the inflated size refuses it, naming the limit.
+  MatCheckLimits small;
+  small.max_inflated_bytes = 256;
+  try {
+    check_mat_v5(root_ / "Annotations_Part" / "2008_000001.mat", small);
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("inflates to more than 256 bytes"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(PascalPart, DeclaredSizesThatTheFileCannotHoldAreRefusedBeforeLibmatio) {
+  // Fuzz finding (fuzz_pascal_mat): a compressed element whose stream is corrupt and whose
+  // dimensions declare millions of struct elements; libmatio allocated over 2 GB and ran
+  // past the fuzzer's 20 s timeout.
+  expect_refused("finding", read_bytes(fs::path(LEPARD_FUZZ_FINDINGS_DIR) / "pascal_mat_timeout_libmatio.mat"),
+                 "compressed element");
+  // An uncompressed file whose 1 x 1 anno struct now says 1 x 100000000: the dims element's
+  // data sits at byte 160 (header 128, matrix tag 8, array flags 16, dims tag 8).
+  auto bytes = read_bytes(root_ / "Annotations_Part" / "2008_000002.mat");
+  int32_t dims[2];
+  std::memcpy(dims, bytes.data() + 160, 8);
+  ASSERT_EQ(dims[0], 1);
+  ASSERT_EQ(dims[1], 1);
+  dims[1] = 100000000;
+  std::memcpy(bytes.data() + 160, dims, 8);
+  expect_refused("huge_struct", bytes, "the dimensions declare 200000000 struct fields");
+  // A v7.3 (HDF5) header.
+  auto v73 = read_bytes(root_ / "Annotations_Part" / "2008_000002.mat");
+  v73[124] = 0x00;
+  v73[125] = 0x02;
+  expect_refused("v73", v73, "v7.3 (HDF5)");
+  // An element whose byte count runs past the end of the file.
+  auto cut = read_bytes(root_ / "Annotations_Part" / "2008_000002.mat");
+  expect_refused("cut", cut.substr(0, cut.size() - 40), "runs past the end");
 }
 
 }  // namespace
