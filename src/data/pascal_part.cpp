@@ -134,9 +134,21 @@ ReadResult read_pascal_part(const fs::path& root, const std::string& category, c
   }
   ReadResult result;
   std::string line;
+  std::map<std::string, int64_t> first_line;  // id -> its first line in the list
+  int64_t line_number = 0;
   while (std::getline(list, line)) {
+    ++line_number;
     const std::string id = trim_id(line);
     if (id.empty()) continue;
+    const auto seen = first_line.emplace(id, line_number);
+    if (!seen.second) {  // a repeated id would be trained on and scored twice
+      const std::string message = list_path.string() + ":" + std::to_string(line_number) + ": " + id +
+                                  " repeats line " + std::to_string(seen.first->second) + "; only the first is read";
+      if (!options.skip_bad) throw DataError(message);
+      spdlog::warn("skipping: {}", message);
+      result.skipped.push_back(message);
+      continue;
+    }
     if (options.split != Split::All && in_test_split(id, options.test_fraction) != (options.split == Split::Test)) {
       continue;
     }

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <tuple>
 #include <vector>
@@ -78,6 +79,7 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
   const int64_t id_col = column("id"), kps_col = column("kps");
   if (id_col < 0) throw DataError(csv_path.string() + ": the header has no 'id' column");
 
+  std::map<std::string, int64_t> first_row;  // id -> line of its first row
   for (size_t r = 1; r < parsed.rows.size(); ++r) {
     const auto& row = parsed.rows[r];
     const std::string where = csv_path.string() + ":" + std::to_string(row.line);
@@ -87,6 +89,13 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
                         std::to_string(header.size()));
       }
       const std::string& image_id = row.fields[id_col];
+      if (image_id.empty()) throw DataError(where + ": an empty id");
+      // A repeated id would be trained on and scored twice: the first row counts.
+      const auto [first, fresh] = first_row.emplace(image_id, row.line);
+      if (!fresh) {
+        throw DataError(where + " (id " + image_id + "): the id repeats line " + std::to_string(first->second) +
+                        "; only the first row is read");
+      }
       Sample s;
       s.id = category + "/" + image_id;
       if (!wanted(s.id, options)) return;

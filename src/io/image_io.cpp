@@ -1,7 +1,11 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 
+#include "png_chunks.h"
+
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <utility>
 
 #include <ATen/ops/empty.h>
@@ -72,7 +76,17 @@ at::Tensor read_image(const std::filesystem::path& path) {
                              " pixels, over the limit of " + std::to_string(kMaxImagePixels / 1000000) +
                              " megapixels; downscale it first");
   if (w > 0 && h == 0) throw std::runtime_error("read_image: " + path.string() + " has zero height");
-  const cv::Mat bgr = cv::imread(path.string(), cv::IMREAD_COLOR);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("read_image: " + path.string() + ": cannot open");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw std::runtime_error("read_image: " + path.string() + " is empty");
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw std::runtime_error("read_image: " + path.string() + " is over 2 GB");
+  // A PNG's chunks are checked here, so that a truncated or corrupted file is an error naming
+  // it rather than a raw "libpng error" line on stderr and an empty image.
+  if (detail::is_png(bytes)) detail::for_each_png_chunk(bytes, "read_image: " + path.string() + ": ", [](auto&&...) {});
+  const cv::Mat bgr =
+      cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())), cv::IMREAD_COLOR);
   if (bgr.empty()) throw std::runtime_error("read_image: " + path.string() + " is not a readable image");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);

@@ -1,6 +1,8 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/indexed_png.h>
 
+#include "png_chunks.h"
+
 #include <ATen/ops/empty.h>
 #include <zlib.h>
 
@@ -15,13 +17,8 @@
 namespace lepard::io {
 namespace {
 
-const char kSignature[] = "\x89PNG\r\n\x1a\n";
-
 void put_u32(std::string& out, uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-}
-uint32_t get_u32(const unsigned char* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
 void chunk(std::string& out, const char type[5], const std::string& data) {
@@ -69,7 +66,7 @@ void write_indexed_png(const std::filesystem::path& path, const at::Tensor& labe
   ihdr += std::string("\x08\x03\x00\x00\x00", 5);  // depth 8, palette, deflate, filter 0, no interlace
   std::string plte;
   for (const auto& c : palette) plte.append(reinterpret_cast<const char*>(c.data()), 3);
-  std::string out(kSignature, 8);
+  std::string out(detail::kPngSignature, 8);
   chunk(out, "IHDR", ihdr);
   chunk(out, "PLTE", plte);
   chunk(out, "IDAT", packed);
@@ -82,29 +79,15 @@ at::Tensor read_indexed_png(const std::filesystem::path& path, Palette* palette)
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(where + "cannot open");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 8 || bytes.compare(0, 8, std::string(kSignature, 8)) != 0)
-    throw std::runtime_error(where + "not a PNG file");
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t pos = 8;
   int64_t w = 0, h = 0;
   int color = -1, depth = 8;
   std::string idat;
   Palette plte;
-  bool end = false;
-  while (!end) {
-    if (pos + 12 > bytes.size()) throw std::runtime_error(where + "truncated at byte " + std::to_string(pos));
-    const uint32_t len = get_u32(b + pos);
-    const std::string type(bytes, pos + 4, 4);
-    if (pos + 12 + len > bytes.size())
-      throw std::runtime_error(where + "truncated: chunk " + type + " at byte " + std::to_string(pos) + " needs " +
-                               std::to_string(len) + " bytes");
-    const auto crc = static_cast<uint32_t>(crc32(0, b + pos + 4, len + 4));
-    if (crc != get_u32(b + pos + 8 + len))
-      throw std::runtime_error(where + "bad CRC in chunk " + type + " at byte " + std::to_string(pos));
-    const unsigned char* data = b + pos + 8;
+  detail::for_each_png_chunk(bytes, where, [&](const std::string& type, const unsigned char* data, uint32_t len) {
     if (type == "IHDR") {
-      w = get_u32(data);
-      h = get_u32(data + 4);
+      if (len < 13) throw std::runtime_error(where + "an IHDR chunk of " + std::to_string(len) + " bytes");
+      w = detail::png_u32(data);
+      h = detail::png_u32(data + 4);
       depth = data[8];
       color = data[9];
       if ((depth != 1 && depth != 2 && depth != 4 && depth != 8) || (color != 3 && color != 0))
@@ -115,11 +98,8 @@ at::Tensor read_indexed_png(const std::filesystem::path& path, Palette* palette)
       for (uint32_t i = 0; i + 2 < len; i += 3) plte.push_back({data[i], data[i + 1], data[i + 2]});
     } else if (type == "IDAT") {
       idat.append(reinterpret_cast<const char*>(data), len);
-    } else if (type == "IEND") {
-      end = true;
     }
-    pos += 12 + len;
-  }
+  });
   if (color < 0) throw std::runtime_error(where + "no IHDR chunk");
   const int64_t stride = (w * depth + 7) / 8;  // bytes per row; filters work on bytes
   std::string raw(static_cast<size_t>(h * (stride + 1)), '\0');

@@ -140,6 +140,19 @@ void expect_refused(const std::string& name, const std::string& bytes, const std
   EXPECT_NE(r.skipped[0].find(what), std::string::npos) << r.skipped[0];
 }
 
+TEST_F(PascalPart, RepeatedIdsInTheImageListAreReadOnce) {
+  const auto root = testing::temp_dir("pascal_repeat");
+  fs::copy(root_, root, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  io::write_file_atomic(root / "image_sets" / "horse.txt", "2008_000002\n2008_000001.jpg\n2008_000002.jpg\n");
+  EXPECT_THROW(read_pascal_part(root, "horse"), DataError);
+  ReaderOptions opt;
+  opt.skip_bad = true;
+  const auto r = read_pascal_part(root, "horse", opt);
+  ASSERT_EQ(r.samples.size(), 2u);
+  ASSERT_EQ(r.skipped.size(), 1u);
+  EXPECT_NE(r.skipped[0].find("horse.txt:3: 2008_000002 repeats line 1"), std::string::npos) << r.skipped[0];
+}
+
 TEST_F(PascalPart, CompressedAndUncompressedFilesPassTheStructuralCheck) {
   // 2008_000001 is written with do_compression=True, 2008_000002 without.
   EXPECT_NO_THROW(check_mat_v5(root_ / "Annotations_Part" / "2008_000001.mat"));

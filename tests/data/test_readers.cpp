@@ -109,6 +109,25 @@ TEST(LassieReader, BadInputsNameTheFileAndSkippingKeepsTheRest) {
   EXPECT_NE(r.skipped[2].find("input_5.png does not exist"), std::string::npos) << r.skipped[2];
 }
 
+TEST(LassieReader, RepeatedIdsAreReadOnceAndCounted) {
+  // Row 5 repeats id 2 (with other keypoints): without --skip-bad an error naming the row,
+  // with it a skip that the summary counts; id 2 is read once, from its first row.
+  const auto root = lassie_fixture("lassie_repeat", "2,u," + quoted("[" + kp("Left eye", 50, 50) + "]") + "\r\n");
+  try {
+    read_lassie_web_images(root, "zebra");
+    FAIL() << "expected a DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("zebra.csv:5 (id 2): the id repeats line 3"), std::string::npos) << e.what();
+  }
+  ReaderOptions skip;
+  skip.skip_bad = true;
+  const auto r = read_lassie_web_images(root, "zebra", skip);
+  ASSERT_EQ(r.samples.size(), 3u);
+  EXPECT_EQ(r.samples[1].id, "zebra/2");
+  EXPECT_EQ(r.samples[1].keypoints.select(1, 2).sum().item<float>(), 2.0f);  // the first row's two keypoints
+  ASSERT_EQ(r.skipped.size(), 1u);
+}
+
 TEST(LassieReader, UnknownLabelsAndMissingFilesAreErrors) {
   const auto root = lassie_fixture("lassie_label", "6,u," + quoted("[" + kp("Left wing", 10, 10) + "]") + "\r\n");
   try {

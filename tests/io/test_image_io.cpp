@@ -112,7 +112,24 @@ TEST(ImageIo, BadInputsNameTheFile) {
   std::ifstream in(dir / "full.png", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   write_file_atomic(dir / "cut.png", bytes.substr(0, bytes.size() / 2));
-  EXPECT_NE(message([&] { read_image(dir / "cut.png"); }).find("cut.png"), std::string::npos);
+  // The error names the file and says what is wrong, and libpng prints nothing of its own
+  // (it used to put a raw "libpng error: Read Error" line on stderr).
+  ::testing::internal::CaptureStderr();
+  const auto cut = message([&] { read_image(dir / "cut.png"); });
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_NE(cut.find("cut.png: truncated"), std::string::npos) << cut;
+  // One flipped byte in the image data: a CRC error naming the chunk.
+  std::string flipped = bytes;
+  const auto idat = flipped.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  flipped[idat + 6] = static_cast<char>(flipped[idat + 6] ^ 0x5a);
+  write_file_atomic(dir / "flipped.png", flipped);
+  ::testing::internal::CaptureStderr();
+  const auto bad_crc = message([&] { read_image(dir / "flipped.png"); });
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_NE(bad_crc.find("flipped.png: bad CRC in chunk IDAT"), std::string::npos) << bad_crc;
+  write_file_atomic(dir / "empty.png", "");
+  EXPECT_NE(message([&] { read_image(dir / "empty.png"); }).find("empty.png is empty"), std::string::npos);
   EXPECT_NE(message([&] { write_png(dir / "f.png", at::zeros({4, 4, 3}, at::kFloat)); }).find("f.png"),
             std::string::npos);
 }
