@@ -124,13 +124,38 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
 
 Distributed::~Distributed() = default;
 
+#ifdef LEPARD_HAVE_GLOO
+namespace {
+
+// Runs one collective; a peer that died (its connection closed) or stalled past the timeout
+// becomes an error that says so, instead of Gloo's bare source-file message.
+template <typename Op>
+void collective(const DistributedOptions& o, const char* what, Op&& op) {
+  try {
+    op();
+  } catch (const std::exception& e) {
+    std::string cause = e.what();
+    cause = cause.substr(0, cause.find('\n'));
+    const bool timed_out = cause.find("Timed out") != std::string::npos;
+    throw std::runtime_error("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": the " +
+                             what + (timed_out ? " waited more than " + std::to_string(o.timeout_s) +
+                                                     " s (--timeout) for a peer that stalled"
+                                               : " lost a peer (it exited or its connection closed)") +
+                             "; the last checkpoint is intact, resume with --resume once every rank runs (" + cause +
+                             ")");
+  }
+}
+
+}  // namespace
+#endif
+
 void Distributed::all_reduce_mean(const std::vector<at::Tensor>& tensors) {
   if (options_.world_size <= 1 || tensors.empty()) return;
 #ifdef LEPARD_HAVE_GLOO
   std::vector<at::Tensor> flat_parts;
   for (const auto& t : tensors) flat_parts.push_back(t.reshape({-1}));
   std::vector<at::Tensor> buffer{at::cat(flat_parts)};
-  impl_->group->allreduce(buffer)->wait();
+  collective(options_, "gradient all-reduce", [&] { impl_->group->allreduce(buffer)->wait(); });
   buffer[0].div_(static_cast<double>(options_.world_size));
   int64_t offset = 0;
   for (const auto& t : tensors) {
@@ -144,7 +169,7 @@ void Distributed::all_reduce_mean(const std::vector<at::Tensor>& tensors) {
 void Distributed::barrier() {
   if (options_.world_size <= 1) return;
 #ifdef LEPARD_HAVE_GLOO
-  impl_->group->barrier()->wait();
+  collective(options_, "barrier", [&] { impl_->group->barrier()->wait(); });
 #endif
 }
 

@@ -9,6 +9,7 @@
 #include "test_support.h"
 #include "training_fixture.h"
 
+#include <ATen/ops/ones.h>
 #include <gtest/gtest.h>
 
 #include <spawn.h>
@@ -17,10 +18,13 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <thread>
 
 extern char** environ;
 
@@ -263,6 +267,21 @@ std::vector<at::Tensor> gradients(model::LepardNet& net) {
   return out;
 }
 
+// Runs one test of this executable in a child process with `env` added to the environment;
+// the child's pid, or -1.
+pid_t spawn_test(const std::string& test, const std::vector<std::string>& env) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  env_strings.insert(env_strings.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string exe = fs::read_symlink("/proc/self/exe").string(), filter = "--gtest_filter=" + test;
+  std::vector<char*> argv{exe.data(), filter.data(), nullptr};
+  pid_t pid = 0;
+  return posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()) == 0 ? pid : -1;
+}
+
 // The worker: runs only when the parent test sets LEPARD_TEST_RANK.
 TEST(Distributed, Worker) {
   const char* rank = std::getenv("LEPARD_TEST_RANK");
@@ -288,19 +307,9 @@ TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
   const auto port = std::to_string(free_port());
   std::vector<pid_t> children;
   for (int r = 0; r < 2; ++r) {
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-    env_strings.push_back("LEPARD_TEST_RANK=" + std::to_string(r));
-    env_strings.push_back("LEPARD_TEST_PORT=" + port);
-    env_strings.push_back("LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string());
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string exe = fs::read_symlink("/proc/self/exe").string(), filter = "--gtest_filter=Distributed.Worker";
-    std::vector<char*> argv{exe.data(), filter.data(), nullptr};
-    pid_t pid = 0;
-    ASSERT_EQ(posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()), 0);
-    children.push_back(pid);
+    children.push_back(spawn_test("Distributed.Worker", {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port,
+                                                        "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()}));
+    ASSERT_GT(children.back(), 0);
   }
   // Meanwhile, one process with the whole batch.
   Trainer one(distributed_config(dir / "one"), testing::blob_dataset(12, 32, 16, 7), {});
@@ -334,6 +343,60 @@ TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
   EXPECT_LE(diff, 1e-5 * largest);
   Trainer untouched(distributed_config(dir / "none"), testing::blob_dataset(12, 32, 16, 7), {});
   EXPECT_GT(max_param_diff(one.net(), untouched.net()), 1e-4);
+}
+
+// The peer of Distributed.ALostOrStalledPeerIsAnErrorWithinTheTimeout: joins as rank 1, then
+// exits at once or stalls (never reaching the all-reduce) as LEPARD_TEST_PEER says.
+TEST(Distributed, Peer) {
+  const char* mode = std::getenv("LEPARD_TEST_PEER");
+  if (!mode) GTEST_SKIP() << "runs as a child of Distributed.ALostOrStalledPeerIsAnErrorWithinTheTimeout";
+  DistributedOptions o;
+  o.rank = 1;
+  o.world_size = 2;
+  o.master_addr = "127.0.0.1";
+  o.master_port = std::atoi(std::getenv("LEPARD_TEST_PORT"));
+  o.timeout_s = 60;
+  Distributed group(o);
+  if (std::string(mode) == "stall") std::this_thread::sleep_for(std::chrono::seconds(60));
+  std::_Exit(0);  // no orderly shutdown of the group: as a process that dies
+}
+
+TEST(Distributed, ALostOrStalledPeerIsAnErrorWithinTheTimeout) {
+  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
+  for (const std::string mode : {"exit", "stall"}) {
+    SCOPED_TRACE(mode);
+    const int port = free_port();
+    const pid_t peer = spawn_test("Distributed.Peer", {"LEPARD_TEST_PEER=" + mode, "LEPARD_TEST_PORT=" + std::to_string(port)});
+    ASSERT_GT(peer, 0);
+    DistributedOptions o;
+    o.rank = 0;
+    o.world_size = 2;
+    o.master_addr = "127.0.0.1";
+    o.master_port = port;
+    o.timeout_s = 2;
+    std::string message = "no error";
+    const auto start = std::chrono::steady_clock::now();
+    {
+      Distributed group(o);
+      if (mode == "exit") {
+        int status = 0;
+        waitpid(peer, &status, 0);  // the peer is gone before the collective starts
+      }
+      auto g = at::ones({16});
+      try {
+        group.all_reduce_mean({g});
+      } catch (const std::runtime_error& e) {
+        message = e.what();
+      }
+    }
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    kill(peer, SIGKILL);
+    waitpid(peer, nullptr, 0);
+    EXPECT_NE(message.find("rank 0 of 2: the gradient all-reduce"), std::string::npos) << message;
+    EXPECT_NE(message.find(mode == "exit" ? "lost a peer" : "waited more than 2 s (--timeout)"), std::string::npos)
+        << message;
+    EXPECT_LT(waited, 30.0) << message;
+  }
 }
 
 }  // namespace
