@@ -343,6 +343,7 @@ int main(int argc, char** argv) {
           const auto labels = features::read_label_maps(samples, cache, m.config.loss.render_size);
           const auto r0 = std::chrono::steady_clock::now();
           double first = 0, last = 0;
+          cli::Progress progress;
           for (size_t b = 0; b < samples.size(); b += static_cast<size_t>(batch)) {
             const size_t e = std::min(samples.size(), b + static_cast<size_t>(batch));
             std::vector<at::Tensor> crops;
@@ -356,6 +357,7 @@ int main(int argc, char** argv) {
             first += res.first_loss * static_cast<double>(e - b);
             last += res.last_loss * static_cast<double>(e - b);
             m.refined.push_back(res.prediction);
+            progress.update(m.name + " refine", static_cast<int64_t>(e), static_cast<int64_t>(samples.size()));
           }
           refine_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
           spdlog::info("{}: refined {} images with {} iterations, loss {:.4f} -> {:.4f}, {:.2f} s per image", m.name,

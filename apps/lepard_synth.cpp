@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
     o.surrogate.dim = dim;
     o.surrogate.noise = noise;
     o.surrogate.saliency_noise = saliency_noise;
+    cli::Progress progress;
+    o.progress = [&](int64_t done, int64_t total) { progress.update(category + " images", done, total); };
     const auto start = std::chrono::steady_clock::now();
     data::write_menagerie(out, o);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -181,28 +182,59 @@ void init_logging() {
   (void)logger;
 }
 
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e7) return "?";
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
+  return buf;
+}
+
+std::string Progress::line(const std::string& stage, int64_t done, int64_t total, double seconds,
+                           const std::string& detail, bool bar) {
+  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+  std::string when;
+  if (done >= total) {
+    when = ", " + format_duration(seconds);
+  } else if (done > 0 && seconds > 0) {
+    when = ", " + format_duration(static_cast<double>(total - done) / rate) + " left";
+  }
+  char head[64];
+  std::snprintf(head, sizeof head, " %lld/%lld ", static_cast<long long>(done), static_cast<long long>(total));
+  char tail[64];
+  std::snprintf(tail, sizeof tail, "%.1f/s", rate);
+  std::string out = stage + head;
+  if (bar) {
+    const int64_t width = 24, filled = total > 0 ? std::min(done, total) * width / total : width;
+    out += "[" + std::string(static_cast<size_t>(filled), '=') + std::string(static_cast<size_t>(width - filled), ' ') +
+           "] " + tail + when;
+  } else {
+    out += "(" + std::string(tail) + when + ")";
+  }
+  return detail.empty() ? out : out + " " + detail;
+}
+
 void Progress::update(const std::string& stage, int64_t done, int64_t total, const std::string& detail) {
+  const std::lock_guard<std::mutex> lock(mutex_);
   const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   if (stage != stage_) {
     stage_ = stage;
     start_ = now;
     last_decile_ = -1;
   }
-  const double rate = now > start_ ? static_cast<double>(done) / (now - start_) : 0.0;
-  const int64_t width = 24, filled = total > 0 ? done * width / total : width;
   if (::isatty(2)) {
-    std::fprintf(stderr, "\r%s %lld/%lld [%s%s] %.1f/s%s%s%s", stage.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), std::string(static_cast<size_t>(filled), '=').c_str(),
-                 std::string(static_cast<size_t>(width - filled), ' ').c_str(), rate, detail.empty() ? "" : " ",
-                 detail.c_str(), done >= total ? "\n" : "");
+    // Clear to the end of the line: the previous text may have been longer.
+    std::fprintf(stderr, "\r%s\033[K%s", line(stage, done, total, now - start_, detail, true).c_str(),
+                 done >= total ? "\n" : "");
     std::fflush(stderr);
     return;
   }
   const int64_t decile = total > 0 ? done * 10 / total : 10;
   if (decile != last_decile_) {
     last_decile_ = decile;
-    std::fprintf(stderr, "%s %lld/%lld (%.1f/s)%s%s\n", stage.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), rate, detail.empty() ? "" : " ", detail.c_str());
+    std::fprintf(stderr, "%s\n", line(stage, done, total, now - start_, detail, false).c_str());
   }
 }
 

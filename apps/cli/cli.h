@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,19 +48,29 @@ class Parser {
   std::vector<Flag> flags_;
 };
 
-// A progress line on stderr: "\r<stage> 37/200 [=====     ] 12.3/s"; on a terminal it
-// redraws, elsewhere (logs, CI) it prints a line at every 10%.
+// A progress line on stderr: "\r<stage> 37/200 [=====     ] 12.3/s, 13s left"; on a
+// terminal it redraws, elsewhere (logs, CI) it prints a line at every 10%. Thread-safe: the
+// menagerie's workers report from several threads.
 class Progress {
  public:
   // `detail` (e.g. the current loss) is printed after the rate; changing it does not
   // restart the stage's clock.
   void update(const std::string& stage, int64_t done, int64_t total, const std::string& detail = "");
 
+  // The text of one update, `seconds` after the stage began: with a bar (terminal) or as a
+  // log line. Time left is the remaining count at the stage's mean rate so far.
+  static std::string line(const std::string& stage, int64_t done, int64_t total, double seconds,
+                          const std::string& detail, bool bar);
+
  private:
+  std::mutex mutex_;
   std::string stage_;
   double start_ = 0;
   int64_t last_decile_ = -1;
 };
+
+// A duration as people read it: "45s", "3m12s", "2h05m".
+std::string format_duration(double seconds);
 
 // The number of cores: the default of every --threads flag.
 int64_t default_threads();

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -612,6 +613,7 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
   TORCH_CHECK(o.count >= 1, "write_menagerie: count must be positive");
   const std::string c = o.category;
   std::vector<std::string> rows(static_cast<size_t>(o.count));
+  std::atomic<int64_t> written{0};
   at::parallel_for(0, o.count, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const auto s = render_synthetic(c, o.size, mix(o.seed, static_cast<uint64_t>(i)), o.surrogate);
@@ -641,6 +643,8 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
       std::string quoted = "\"";
       for (char ch : field) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
       rows[static_cast<size_t>(i)] = id + ",synthetic://" + c + "/" + id + "," + quoted + "\"";
+      const int64_t done = ++written;
+      if (o.progress) o.progress(done, o.count);
     }
   });
   std::string csv = "id,img_url,kps\n";

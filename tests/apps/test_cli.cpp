@@ -67,5 +67,18 @@ TEST(Cli, HelpListsFlagsWithDefaults) {
   EXPECT_NE(u.find("--no-verbose"), std::string::npos);
 }
 
+TEST(Cli, ProgressLinesSayTheRateAndTheTimeLeft) {
+  EXPECT_EQ(format_duration(0.4), "0s");
+  EXPECT_EQ(format_duration(45), "45s");
+  EXPECT_EQ(format_duration(192), "3m12s");
+  EXPECT_EQ(format_duration(7500), "2h05m");
+  // 30 of 120 in 15 s: 2 per second, 90 left -> 45 s.
+  EXPECT_EQ(Progress::line("features", 30, 120, 15.0, "", false), "features 30/120 (2.0/s, 45s left)");
+  EXPECT_EQ(Progress::line("train steps", 30, 120, 15.0, "loss 0.5", true),
+            "train steps 30/120 [======                  ] 2.0/s, 45s left loss 0.5");
+  EXPECT_EQ(Progress::line("infer", 120, 120, 60.0, "", false), "infer 120/120 (2.0/s, 1m00s)");
+  EXPECT_EQ(Progress::line("infer", 0, 120, 0.0, "", false), "infer 0/120 (0.0/s)");
+}
+
 }  // namespace
 }  // namespace lepard::cli

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -75,6 +76,8 @@ struct MenagerieOptions {
   int64_t size = 256;
   uint64_t seed = 1;
   SurrogateOptions surrogate;
+  // Called after each image with (images written, count), from the worker threads.
+  std::function<void(int64_t, int64_t)> progress;
 };
 
 // Writes `count` images in the LASSIE web-image layout, so that read_lassie_web_images
