@@ -7,6 +7,7 @@
 #include <lepard/data/boxes.h>
 #include <lepard/data/contact_sheet.h>
 #include <lepard/data/readers.h>
+#include <lepard/features/vit.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 #include <lepard/io/mesh_io.h>
@@ -92,9 +93,10 @@ at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t v
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   cli::init_logging();
-  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels;
-  int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0;
-  double refine_lr = 0.02;
+  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels, crop = "centre",
+                                                                                             weights;
+  int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
+  double refine_lr = 0.02, saliency_threshold = 0.2;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
@@ -106,7 +108,13 @@ int main(int argc, char** argv) {
       .flag("images", &images, "folder of .png/.jpg/.jpeg/.bmp images")
       .flag("out", &out, "output folder")
       .flag("boxes", &boxes_path, "CSV file,left,top,width,height: crop each image around its box as LASSIE does "
-                                  "(1.5 x the box's longer side); default: the centred square of the whole image")
+                                  "(1.5 x the box's longer side); default: --crop")
+      .flag("crop", &crop, "without --boxes: centre (the centred square of the whole image) or saliency (LASSIE's "
+                           "square around the box of the DINO CLS saliency's largest salient region; needs --weights)")
+      .flag("weights", &weights, "--crop saliency: a DINO checkpoint (torch.save .pth or safetensors)")
+      .flag("saliency-threshold", &saliency_threshold, "--crop saliency: min-max normalised saliency a patch needs "
+                                                       "to count as object, in (0, 1]")
+      .flag("saliency-size", &saliency_size, "--crop saliency: side the image is resized to for the ViT (0: its own size)")
       .flag("formats", &formats, "comma-separated outputs: obj, ply, glb, json, overlay")
       .flag("crop-size", &crop_size, "crop side in pixels (overlays are drawn at this size)")
       .flag("batch", &batch, "images per forward pass")
@@ -138,6 +146,16 @@ int main(int argc, char** argv) {
     if (refine > 0 && !fs::is_directory(pseudo_labels))
       throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
     if (sheet < 0 || turntables < 0) throw std::invalid_argument("--contact-sheet and --turntable must be >= 0");
+    if (crop != "centre" && crop != "saliency")
+      throw std::invalid_argument("--crop must be centre or saliency, got '" + crop + "'");
+    if (crop == "saliency" && !boxes_path.empty())
+      throw std::invalid_argument("--crop saliency and --boxes both choose the crop: give one");
+    if (crop == "saliency" && weights.empty())
+      throw std::invalid_argument("--crop saliency needs --weights: a DINO checkpoint for the CLS saliency");
+    if (!(saliency_threshold > 0 && saliency_threshold <= 1))
+      throw std::invalid_argument("--saliency-threshold must be in (0, 1], got " + std::to_string(saliency_threshold));
+    if (saliency_size < 0 || saliency_size > 4096)
+      throw std::invalid_argument("--saliency-size must be in [0, 4096], got " + std::to_string(saliency_size));
     std::set<std::string> wanted;
     {
       std::stringstream list(formats);
@@ -159,6 +177,8 @@ int main(int argc, char** argv) {
     for (const auto& msg : read.skipped) spdlog::warn("skipped: {}", msg);
     failed = static_cast<int>(read.skipped.size());
     auto& samples = read.samples;
+    // How each crop was chosen (written to <name>.json): centre, boxes or saliency.
+    std::map<std::string, std::string> crop_source;
     if (!boxes_path.empty()) {
       const auto boxes = data::read_boxes_csv(boxes_path);
       for (auto& s : samples) {
@@ -172,6 +192,34 @@ int main(int argc, char** argv) {
                                       std::to_string(s.original_height) + " image");
         s.crop = data::square_crop_box(l, t, w, h);
         s.image = data::crop_image(io::read_image(s.image_path), s.crop, crop_size);
+        crop_source[s.id] = "boxes";
+      }
+    }
+    if (crop == "saliency") {
+      // The object's box from the ViT's CLS saliency, then LASSIE's square around it; an image
+      // with no salient patch keeps the centred square (warned).
+      auto vit = features::DinoVit::load(weights);
+      spdlog::info("--crop saliency: {} from {}, saliency >= {} at {}", vit.arch().name(), weights, saliency_threshold,
+                   saliency_size > 0 ? std::to_string(saliency_size) + " px" : std::string("each image's own size"));
+      const int64_t patch = vit.arch().patch;
+      cli::Progress saliency_progress;
+      int64_t done = 0;
+      for (auto& s : samples) {
+        const auto rgb = io::read_image(s.image_path);
+        const auto f = features::extract_image(vit, rgb, {}, {0, 2, 4, 5}, saliency_size);
+        const int64_t in_h = saliency_size > 0 ? saliency_size : rgb.size(0);
+        const int64_t in_w = saliency_size > 0 ? saliency_size : rgb.size(1);
+        const auto box = features::saliency_box(f.saliency, saliency_threshold, patch, patch, in_h, in_w, rgb.size(0),
+                                                rgb.size(1));
+        if (!box) {
+          spdlog::warn("{}: no patch reaches saliency {}; the centred square is used", s.image_path.string(),
+                       saliency_threshold);
+        } else {
+          s.crop = data::square_crop_box(box->left, box->top, box->width, box->height);
+          s.image = data::crop_image(rgb, s.crop, crop_size);
+          crop_source[s.id] = "saliency";
+        }
+        saliency_progress.update("saliency crops", ++done, static_cast<int64_t>(samples.size()));
       }
     }
     if (samples.empty()) throw std::runtime_error("--images " + images + ": no readable images");
@@ -249,7 +297,7 @@ int main(int argc, char** argv) {
         if (has("json")) {
           auto j = parameters_json(pred, b, vel_rms);
           j["image"] = s.image_path.string();
-          j["crop"] = {{"left", s.crop.left}, {"top", s.crop.top}, {"size", s.crop.size}};
+          j["crop"] = {{"left", s.crop.left}, {"top", s.crop.top}, {"size", s.crop.size}, {"source", crop_source.count(s.id) ? crop_source[s.id] : "centre"}};
           io::write_file_atomic(base.string() + ".json", j.dump(2) + "\n");
         }
         const auto overlay = blended[b];

@@ -15,9 +15,11 @@
 #include <ATen/ops/upsample_bilinear2d.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
+#include <vector>
 
 namespace lepard::features {
 namespace {
@@ -392,6 +394,56 @@ at::Tensor cls_saliency(const at::Tensor& cls_attention, const std::vector<int64
   const auto flat = mean.flatten(1);
   const auto lo = std::get<0>(flat.min(1, true)), hi = std::get<0>(flat.max(1, true));
   return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(mean);
+}
+
+std::optional<SaliencyBox> saliency_box(const at::Tensor& saliency, double threshold, int64_t patch, int64_t stride,
+                                        int64_t input_h, int64_t input_w, int64_t image_h, int64_t image_w) {
+  if (saliency.dim() != 2) throw std::invalid_argument("saliency_box: expected (gh, gw), got " + shape_string(saliency.sizes()));
+  if (patch < 1 || stride < 1 || input_h < 1 || input_w < 1 || image_h < 1 || image_w < 1)
+    throw std::invalid_argument("saliency_box: patch, stride and sizes must be positive");
+  const auto sal = saliency.to(at::kDouble).cpu().contiguous();
+  const int64_t gh = sal.size(0), gw = sal.size(1);
+  const double* v = sal.data_ptr<double>();
+  std::vector<int64_t> group(static_cast<size_t>(gh * gw), -1);
+  struct Group {
+    int64_t count = 0, r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+    double sum = 0;
+  };
+  std::optional<Group> best;
+  std::vector<int64_t> stack;
+  for (int64_t start = 0; start < gh * gw; ++start) {
+    if (group[static_cast<size_t>(start)] >= 0 || !(v[start] >= threshold)) continue;
+    Group g{0, start / gw, start / gw, start % gw, start % gw, 0};
+    group[static_cast<size_t>(start)] = start;
+    stack.assign(1, start);
+    while (!stack.empty()) {
+      const int64_t at = stack.back();
+      stack.pop_back();
+      const int64_t r = at / gw, c = at % gw;
+      ++g.count;
+      g.sum += v[at];
+      g.r0 = std::min(g.r0, r), g.r1 = std::max(g.r1, r), g.c0 = std::min(g.c0, c), g.c1 = std::max(g.c1, c);
+      const int64_t next[4][2] = {{r - 1, c}, {r + 1, c}, {r, c - 1}, {r, c + 1}};
+      for (const auto& n : next) {
+        if (n[0] < 0 || n[0] >= gh || n[1] < 0 || n[1] >= gw) continue;
+        const int64_t i = n[0] * gw + n[1];
+        if (group[static_cast<size_t>(i)] >= 0 || !(v[i] >= threshold)) continue;
+        group[static_cast<size_t>(i)] = start;
+        stack.push_back(i);
+      }
+    }
+    if (!best || g.count > best->count || (g.count == best->count && g.sum > best->sum)) best = g;
+  }
+  if (!best) return std::nullopt;
+  const double sx = static_cast<double>(image_w) / static_cast<double>(input_w);
+  const double sy = static_cast<double>(image_h) / static_cast<double>(input_h);
+  SaliencyBox box;
+  box.left = static_cast<double>(best->c0 * stride) * sx;
+  box.top = static_cast<double>(best->r0 * stride) * sy;
+  box.width = static_cast<double>(best->c1 * stride + patch) * sx - box.left;
+  box.height = static_cast<double>(best->r1 * stride + patch) * sy - box.top;
+  box.patches = best->count;
+  return box;
 }
 
 }  // namespace lepard::features

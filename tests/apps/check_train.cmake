@@ -166,6 +166,25 @@ foreach(f twin_png.json twin_jpg.json)
     message(FATAL_ERROR "lepard-infer on twin.png and twin.jpg wrote no ${f}")
   endif()
 endforeach()
+# --crop saliency: the crop around the largest salient region of the ViT's CLS saliency,
+# checked against an independent Python computation on lepard-prepare --raw's saliency of the
+# same images with the same weights (the features suite's random ViT-S/8: the saliency means
+# nothing, but each tool must compute the same box from it).
+file(MAKE_DIRECTORY "${OUT}/salient")
+list(GET pngs 1 second_png)
+configure_file("${first_png}" "${OUT}/salient/a.png" COPYONLY)
+configure_file("${second_png}" "${OUT}/salient/b.png" COPYONLY)
+run_tool("lepard-prepare --raw (saliency)" 0 "${PREPARE}" --raw --images "${OUT}/salient" --weights "${VIT}"
+         --out "${OUT}/salient_raw" --threads 1)
+run_tool("lepard-infer --crop saliency" 0 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/salient"
+         --out "${OUT}/salient_out" --crop saliency --weights "${VIT}" --saliency-size 0 --saliency-threshold 0.6
+         --crop-size 64 --formats json --contact-sheet 0 --threads 1)
+run_tool("saliency crops against Python" 0 "${PYTHON}" "${CHECK_SALIENCY}" "${OUT}/salient_out" "${OUT}/salient_raw"
+         8 0.6)
+expect_message("lepard-infer --crop saliency without weights" 2 "--crop saliency needs --weights" "${INFER}"
+               --checkpoint "${OUT}/run" --images "${OUT}/salient" --out "${OUT}/bad" --crop saliency)
+expect_message("lepard-infer --crop middle" 2 "--crop must be centre or saliency" "${INFER}"
+               --checkpoint "${OUT}/run" --images "${OUT}/salient" --out "${OUT}/bad" --crop middle)
 # Bad flags are errors naming the flag (exit 2), not a silent default or a hang.
 run_tool("lepard-infer --batch 0" 2 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/images" --out "${OUT}/bad"
          --batch 0)

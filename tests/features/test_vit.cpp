@@ -213,5 +213,42 @@ TEST(VitHelpers, SaliencyAndNormalisation) {
   EXPECT_NEAR(n[0][2][1][1].item<double>(), (0.5 - 0.406) / 0.225, 1e-12);
 }
 
+TEST(VitHelpers, SaliencyBoxSurroundsTheLargestSalientRegion) {
+  // A 10 x 12 token grid: a 3 x 4 salient block (rows 2-4, columns 5-8), one brighter but
+  // lonely token (8, 0), and a token just under the threshold beside the block.
+  auto sal = at::zeros({10, 12}, at::kFloat);
+  sal.narrow(0, 2, 3).narrow(1, 5, 4).fill_(0.9);
+  sal[8][0] = 1.0;
+  sal[3][9] = 0.49;
+  // Patch 8, stride 8, the image (160 x 192) resized to 80 x 96: two image pixels per input pixel.
+  auto box = saliency_box(sal, 0.5, 8, 8, 80, 96, 160, 192);
+  ASSERT_TRUE(box.has_value());
+  EXPECT_EQ(box->patches, 12);
+  EXPECT_DOUBLE_EQ(box->left, 5 * 8 * 2);
+  EXPECT_DOUBLE_EQ(box->top, 2 * 8 * 2);
+  EXPECT_DOUBLE_EQ(box->width, (8 * 8 + 8) * 2 - 80);   // columns 5..8 cover input x 40..71
+  EXPECT_DOUBLE_EQ(box->height, (4 * 8 + 8) * 2 - 32);  // rows 2..4 cover input y 16..39
+  // Stride 4 (overlapping tokens of side 8): token j covers input [4 j, 4 j + 8).
+  box = saliency_box(sal, 0.5, 8, 4, 80, 96, 160, 192);
+  ASSERT_TRUE(box.has_value());
+  EXPECT_DOUBLE_EQ(box->left, 5 * 4 * 2);
+  EXPECT_DOUBLE_EQ(box->width, (8 * 4 + 8) * 2 - 40);
+  // A lower threshold joins the 0.49 token to the block.
+  box = saliency_box(sal, 0.4, 8, 8, 80, 96, 160, 192);
+  ASSERT_TRUE(box.has_value());
+  EXPECT_EQ(box->patches, 13);
+  EXPECT_DOUBLE_EQ(box->width, (9 * 8 + 8) * 2 - 80);
+  // Equal sizes: the group with the larger saliency sum wins.
+  auto two = at::zeros({4, 8}, at::kFloat);
+  two[0][0] = 0.6;
+  two[3][7] = 0.8;
+  box = saliency_box(two, 0.5, 1, 1, 4, 8, 4, 8);
+  ASSERT_TRUE(box.has_value());
+  EXPECT_DOUBLE_EQ(box->left, 7);
+  EXPECT_DOUBLE_EQ(box->top, 3);
+  EXPECT_FALSE(saliency_box(sal, 1.01, 8, 8, 80, 96, 160, 192).has_value());
+  EXPECT_THROW(saliency_box(at::zeros({3}), 0.5, 8, 8, 8, 8, 8, 8), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace lepard::features

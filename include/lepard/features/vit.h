@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,5 +116,18 @@ ImageFeatures extract_image(const DinoVit& vit, const at::Tensor& rgb, const Ext
 // dino-vit-features use heads 0, 2, 4, 5 of the last block), min-max normalised per
 // image to [0, 1]. Heads beyond the tensor's count are an error.
 at::Tensor cls_saliency(const at::Tensor& cls_attention, const std::vector<int64_t>& heads = {0, 2, 4, 5});
+
+// The object's box from a saliency map (gh, gw): around the largest 4-connected group of
+// patches whose saliency is >= threshold (ties: the group with the highest saliency sum),
+// in the pixels of the image_h x image_w original that was resized to input_h x input_w
+// for a ViT with this patch size and token stride (token (i, j) covers input rows
+// [i stride, i stride + patch) and columns [j stride, j stride + patch)). std::nullopt when
+// no patch reaches the threshold. lepard-infer --crop saliency crops LASSIE's square around it.
+struct SaliencyBox {
+  double left = 0, top = 0, width = 0, height = 0;
+  int64_t patches = 0;  // tokens in the chosen group
+};
+std::optional<SaliencyBox> saliency_box(const at::Tensor& saliency, double threshold, int64_t patch, int64_t stride,
+                                        int64_t input_h, int64_t input_w, int64_t image_h, int64_t image_w);
 
 }  // namespace lepard::features
