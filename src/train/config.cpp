@@ -202,6 +202,7 @@ ConfigSchema TrainConfig::schema() {
       .field("model.init", &model.init, "lepard checkpoint whose weights start the run (fine-tuning; not the optimiser)")
       .field("model.hidden", &model.hidden, "decoder MLP width")
       .field("model.local_deformation", &model.local_deformation, "false: no local deformation (ablation)")
+      .field("model.rigid", &model.rigid, "true: rigid superquadrics, no tapering or bending (ablation)")
       .field("model.flow_grid", &model.flow_grid, "control grid of the local velocity per axis")
       .field("model.flow_integration", &model.flow_integration, "grid on which the velocity is integrated")
       .field("model.max_velocity", &model.max_velocity, "bound of the local velocity (normalised units)")

@@ -133,6 +133,7 @@ model::ModelOptions model_options(const TrainConfig& c, int64_t clusters) {
   o.pool = c.model.pool;
   o.hidden = c.model.hidden;
   o.local_deformation = c.model.local_deformation;
+  o.rigid = c.model.rigid;
   o.flow_grid = c.model.flow_grid;
   o.max_velocity = c.model.max_velocity;
   o.seed = c.train.seed;

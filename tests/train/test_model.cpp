@@ -52,6 +52,30 @@ TEST(Model, OutputsHaveTheirShapesAndBounds) {
   EXPECT_FALSE(LepardNet(o)->forward(images).velocity.defined());
 }
 
+TEST(Model, RigidSuperquadricsHaveNoTaperOrBend) {
+  ModelOptions o;
+  o.parts = 4;
+  o.clusters = 4;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.local_deformation = false;
+  LepardNet deformable(o);
+  o.rigid = true;
+  LepardNet rigid(o);
+  // The same raw outputs through both decoders: only t1, t2 and b1 differ, and are 0 when rigid.
+  const auto raw = deformable->forward_raw(normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32));
+  RawPrediction big = raw;
+  big.parts = raw.parts * 50.0;
+  const auto d = deformable->decode(big), r = rigid->decode(big);
+  const auto dt = d.parts.shape.narrow(2, core::kT1, 3), rt = r.parts.shape.narrow(2, core::kT1, 3);
+  EXPECT_GT(dt.abs().max().item<double>(), 0.09);
+  EXPECT_EQ(rt.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(d.parts.shape.narrow(2, 0, core::kT1).equal(r.parts.shape.narrow(2, 0, core::kT1)));
+  EXPECT_TRUE(d.parts.shape.narrow(2, core::kB2, 2).equal(r.parts.shape.narrow(2, core::kB2, 2)));
+}
+
 class TorchvisionWeights : public ::testing::Test {
  protected:
   void SetUp() override {

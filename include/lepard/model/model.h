@@ -57,6 +57,7 @@ struct ModelOptions {
   std::string pool = "flatten";
   int64_t hidden = 256;         // decoder MLP width
   bool local_deformation = true;
+  bool rigid = false;           // true: no tapering or bending (q_s's t1, t2, b1 held at 0; ablation)
   int64_t flow_grid = 4;        // G: control grid of q_d per axis
   double max_velocity = 0.15;   // bound of q_d (normalised units; core/local_flow.h)
   double camera_distance = 3.0;

@@ -68,6 +68,7 @@ struct TrainConfig {
     std::string init;             // optional lepard checkpoint to start from (fine-tuning)
     int64_t hidden = 256;         // decoder MLP width
     bool local_deformation = true;
+    bool rigid = false;
     int64_t flow_grid = 4;        // control grid of q_d per axis
     int64_t flow_integration = 8; // integration grid of the velocity
     double max_velocity = 0.15;   // bound of q_d (normalised units)
