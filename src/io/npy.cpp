@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -97,18 +98,27 @@ at::Tensor read_npy(const std::filesystem::path& path) {
   std::vector<int64_t> shape;
   const std::string dims = m[1];
   const std::regex number("\\d+");
+  // The size the shape declares is checked against the file before anything is allocated
+  // (fuzz finding: a header declaring terabytes made the allocation fail out of memory).
+  const size_t data_start = offset + header_len;
+  const size_t available = bytes.size() - data_start;
+  size_t need = c10::elementSize(type);
+  bool overflow = false;
   for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it) {
-    shape.push_back(std::stoll(it->str()));
+    const std::string digits = it->str();
+    if (digits.size() > 15) throw error(path, "a dimension of " + std::to_string(digits.size()) + " digits in the shape (" + dims + ")");
+    const size_t dim = std::stoull(digits);
+    overflow = overflow || (dim != 0 && need > std::numeric_limits<size_t>::max() / dim);
+    need *= dim;
+    shape.push_back(static_cast<int64_t>(dim));
   }
   // Fortran order: the data is the C-order array of the reversed shape, transposed.
   std::vector<int64_t> stored(shape.rbegin(), shape.rend());
-  auto out = at::empty(fortran ? stored : shape, at::TensorOptions().dtype(type));
-  const size_t need = static_cast<size_t>(out.numel()) * out.element_size();
-  const size_t data_start = offset + header_len;
-  if (bytes.size() - data_start < need) {
-    throw error(path, "data is " + std::to_string(bytes.size() - data_start) + " bytes, the shape needs " +
-                          std::to_string(need) + " (truncated file?)");
+  if (overflow || available < need) {
+    throw error(path, "data is " + std::to_string(available) + " bytes, the shape (" + dims + ") needs " +
+                          (overflow ? std::string("more than 2^64") : std::to_string(need)) + " (truncated file?)");
   }
+  auto out = at::empty(fortran ? stored : shape, at::TensorOptions().dtype(type));
   if (need > 0) std::memcpy(out.data_ptr(), bytes.data() + data_start, need);  // an empty array has no data pointer
   if (fortran) {
     std::vector<int64_t> perm;

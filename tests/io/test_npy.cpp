@@ -73,7 +73,24 @@ TEST(Npy, WeReadWhatNumpyWrites) {
   std::ifstream in(dir / "t.npy", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   write_file_atomic(dir / "t.npy", bytes.substr(0, bytes.size() - 40));
-  EXPECT_NE(message("t.npy").find("the shape needs 400"), std::string::npos) << message("t.npy");
+  EXPECT_NE(message("t.npy").find("the shape (100,) needs 400"), std::string::npos) << message("t.npy");
+  // Fuzz finding (fuzz_npy, out of memory): a header whose shape declares terabytes over a few
+  // bytes of data is refused before anything is allocated; so is a dimension too long to be one.
+  auto npy = [&](const std::string& name, const std::string& shape) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+    header.resize(117, ' ');
+    header += "\n";
+    write_file_atomic(dir / name, std::string("\x93NUMPY\x01\x00", 8) + std::string(1, static_cast<char>(118)) +
+                                      std::string(1, '\0') + header + std::string(16, '\x01'));
+  };
+  npy("huge.npy", "100000000000, 100000");
+  EXPECT_NE(message("huge.npy").find("data is 16 bytes, the shape (100000000000, 100000) needs 40000000000000000"), std::string::npos)
+      << message("huge.npy");
+  npy("zero_then_huge.npy", "0, 99999999999999999999");
+  EXPECT_NE(message("zero_then_huge.npy").find("a dimension of 20 digits"), std::string::npos)
+      << message("zero_then_huge.npy");
+  npy("four.npy", "2, 2");
+  EXPECT_EQ(read_npy(dir / "four.npy").sizes(), (at::IntArrayRef{2, 2}));
 }
 
 }  // namespace
