@@ -11,6 +11,7 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 #include <lepard/model/model.h>
+#include <lepard/model/reconstruct.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
 #include <lepard/train/refine.h>
@@ -101,14 +102,15 @@ at::Tensor reconstruct_all(Model& m, const std::vector<data::Sample>& samples, s
   std::vector<at::Tensor> verts;
   if (!m.refined.empty()) {
     at::NoGradGuard no_grad;
-    return train::project_prediction(slice(m.refined, batch, static_cast<int64_t>(begin), static_cast<int64_t>(end)),
-                                     m.config, grid);
+    return model::reconstruct(slice(m.refined, batch, static_cast<int64_t>(begin), static_cast<int64_t>(end)), grid,
+                              model::flow_options(m.net->options()))
+        .image;
   }
   for (size_t b = begin; b < end; b += static_cast<size_t>(batch)) {
     const size_t e = std::min(end, b + static_cast<size_t>(batch));
     std::vector<at::Tensor> crops;
     for (size_t i = b; i < e; ++i) crops.push_back(samples[i].image);
-    verts.push_back(train::reconstruct(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size), grid));
+    verts.push_back(model::project_images(m.net, model::normalize_images(at::stack(crops), m.config.model.image_size), grid));
   }
   return at::cat(verts);
 }

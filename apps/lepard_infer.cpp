@@ -12,6 +12,7 @@
 #include <lepard/io/image_io.h>
 #include <lepard/io/mesh_io.h>
 #include <lepard/model/model.h>
+#include <lepard/model/reconstruct.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
 #include <lepard/io/indexed_png.h>
@@ -236,7 +237,7 @@ int main(int argc, char** argv) {
       return stem + "_" + ext;
     };
     fs::create_directories(out);
-    const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
+    const auto grid = model::surface_grid(net->options());
     const auto ownership = refine > 0 ? train::checkpoint_ownership(ckpt) : at::Tensor();
     double refine_s = 0;
     const auto colors = render::part_palette(config.model.parts);
@@ -271,9 +272,9 @@ int main(int argc, char** argv) {
         pred = net->forward(normalized);
       }
       at::NoGradGuard no_grad;
-      const auto local = train::prediction_local(pred, config, grid);
-      const auto projected = core::project_parts_reference(pred.parts, local, pred.camera, grid);
-      const auto world = core::assemble_parts(pred.parts, local, grid);
+      const auto rec = model::reconstruct(pred, grid, model::flow_options(net->options()));
+      const auto& projected = rec.image;
+      const auto& world = rec.world;
       forward_s += now_s() - t0 - (refine_s - refined_before);  // the forward pass alone
       if (skip_writing) {
         progress.update("infer (forward only)", static_cast<int64_t>(end), static_cast<int64_t>(samples.size()));

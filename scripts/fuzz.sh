@@ -41,6 +41,8 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$findings"
   cp -n "$seeds/$t"/* "$corpus"/ 2>/dev/null || true
   log=build-fuzz/fuzz_$t.log
+  stamp=build-fuzz/.start_$t
+  touch "$stamp"
   set +e
   ./build-fuzz/fuzz/fuzz_$t "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len=65536 \
     -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1
@@ -54,7 +56,7 @@ for t in "${targets[@]}"; do
   cov=${cov:-0}
   ft=${ft:-0}
   n=$(find "$corpus" -type f | wc -l)
-  found=$(find "$findings" -type f | wc -l)
+  found=$(find "$findings" -type f -newer "$stamp" | wc -l)  # this run's (older ones stay for reference)
   echo "| $t | $seconds | $runs | $eps | $cov | $ft | $n | $found |" >>"$summary"
   echo "fuzz_$t: exit $rc, $runs runs, $eps exec/s, cov $cov, $found findings"
   if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then failed=1; tail -40 "$log"; fi

@@ -1,6 +1,7 @@
 #include <lepard/train/losses.h>
 
 #include <lepard/core/rotation.h>
+#include <lepard/model/reconstruct.h>
 #include <lepard/core/superquadric.h>
 #include <lepard/render/soft_rasterize.h>
 
@@ -71,10 +72,7 @@ at::Tensor conjugate(const at::Tensor& q) {
 }  // namespace
 
 at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow) {
-  if (!in.velocity.defined()) return {};
-  const auto& shape = in.parts.shape;
-  const auto surface = core::superquadric_points(shape.unsqueeze(-2), grid.trig_like(shape));
-  return core::local_displacement(shape, surface, in.velocity, flow);
+  return model::local_displacement(in.parts.shape, in.velocity, grid, flow);
 }
 
 at::Tensor project(const LossInputs& in, const at::Tensor& local, const core::SurfaceGrid& grid,

@@ -1,5 +1,8 @@
 #include <lepard/train/refine.h>
 
+#include <lepard/model/reconstruct.h>
+#include <lepard/train/trainer.h>
+
 #include <torch/optim/adam.h>
 
 #include <ATen/ATen.h>
@@ -26,20 +29,8 @@ LossSettings loss_settings(const TrainConfig& c) {
                c.loss.weight_camera};
   l.render_size = c.loss.render_size;
   l.sigma = c.train.sigma_end;
-  l.flow.grid_size = c.model.flow_grid;
-  l.flow.integration_size = c.model.flow_integration;
+  l.flow = model::flow_options(model_options(c, 1));
   return l;
-}
-
-at::Tensor prediction_local(const model::Prediction& p, const TrainConfig& config, const core::SurfaceGrid& grid) {
-  LossInputs in;
-  in.parts = p.parts;
-  in.velocity = p.velocity;
-  return local_displacements(in, grid, loss_settings(config).flow);
-}
-
-at::Tensor project_prediction(const model::Prediction& p, const TrainConfig& config, const core::SurfaceGrid& grid) {
-  return core::project_parts_reference(p.parts, prediction_local(p, config, grid), p.camera, grid);
 }
 
 RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images, const at::Tensor& labels,
@@ -67,7 +58,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   }
   torch::optim::Adam adam(vars, torch::optim::AdamOptions(o.lr));
   auto settings = loss_settings(config);
-  const auto grid = core::make_surface_grid(config.model.rings, config.model.segments);
+  const auto grid = model::surface_grid(net->options());
   LossInputs in;
   in.distribution = net->part_distribution().detach();
   if (ownership.defined()) in.ownership = ownership.to(images.device());

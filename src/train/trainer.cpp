@@ -1,6 +1,7 @@
 #include <lepard/train/ownership.h>
 #include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
+#include <lepard/model/reconstruct.h>
 
 #include <lepard/core/hash.h>
 #include <lepard/core/surface_grid.h>
@@ -135,6 +136,9 @@ model::ModelOptions model_options(const TrainConfig& c, int64_t clusters) {
   o.local_deformation = c.model.local_deformation;
   o.rigid = c.model.rigid;
   o.flow_grid = c.model.flow_grid;
+  o.flow_integration = c.model.flow_integration;
+  o.rings = c.model.rings;
+  o.segments = c.model.segments;
   o.max_velocity = c.model.max_velocity;
   o.seed = c.train.seed;
   return o;
@@ -266,7 +270,7 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   }
   m.net->to(m.device);
   m.optimizer = std::make_unique<torch::optim::Adam>(m.net->parameters(), torch::optim::AdamOptions(c.train.lr));
-  m.grid = core::make_surface_grid(c.model.rings, c.model.segments);
+  m.grid = model::surface_grid(m.net->options());
   m.loss = loss_settings(c);
   if (m.train.labels.size(1) != c.loss.render_size)
     throw ConfigError("loss.render_size " + std::to_string(c.loss.render_size) + " differs from the pseudo-labels' " +
@@ -276,7 +280,7 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     // template) on up to 64 training images (the same on every rank: the data are).
     at::NoGradGuard no_grad;
     const int64_t n = std::min<int64_t>(64, m.train.size());
-    const auto points = reconstruct(m.net, c, m.train.images.narrow(0, 0, n).to(m.device));
+    const auto points = model::project_images(m.net, m.train.images.narrow(0, 0, n).to(m.device), m.grid);
     const auto maps = render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
     m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters).to(m.device);
     spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
@@ -409,7 +413,7 @@ ValidationReport Trainer::validate() {
   std::vector<at::Tensor> part_maps;
   for (int64_t begin = 0; begin < r.images; begin += 32) {
     const int64_t n = std::min<int64_t>(32, r.images - begin);
-    const auto points = reconstruct(m.net, c, m.val.images.narrow(0, begin, n).to(m.device));
+    const auto points = model::project_images(m.net, m.val.images.narrow(0, begin, n).to(m.device), m.grid);
     part_maps.push_back(render::rasterize_hard(points.cpu(), m.grid.faces, t, t).part_id);
   }
   const auto parts = at::cat(part_maps);
@@ -475,16 +479,6 @@ void Trainer::resume(const fs::path& path) {
                              "); resume with the configuration the checkpoint was trained with");
   }
   m.net->to(m.device);
-}
-
-at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images) {
-  return reconstruct(net, config, images, core::make_surface_grid(config.model.rings, config.model.segments));
-}
-
-at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
-                       const core::SurfaceGrid& grid) {
-  at::NoGradGuard no_grad;
-  return project_prediction(net->forward(images), config, grid);
 }
 
 std::pair<std::string, int64_t> checkpoint_config(const fs::path& path) {

@@ -2,6 +2,7 @@
 // torch.save) loading into the encoder so that it computes what PyTorch computes.
 #include <lepard/io/npy.h>
 #include <lepard/model/model.h>
+#include <lepard/model/reconstruct.h>
 
 #include "test_support.h"
 
@@ -50,6 +51,45 @@ TEST(Model, OutputsHaveTheirShapesAndBounds) {
   // Without local deformation there is no velocity head.
   o.local_deformation = false;
   EXPECT_FALSE(LepardNet(o)->forward(images).velocity.defined());
+}
+
+TEST(Model, ReconstructionOnAnyGridAndZeroVelocityIsRigid) {
+  ModelOptions o;
+  o.parts = 3;
+  o.clusters = 4;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.flow_grid = 3;
+  o.flow_integration = 6;
+  o.rings = 5;
+  o.segments = 7;
+  LepardNet net(o);
+  EXPECT_EQ(flow_options(net->options()).grid_size, 3);
+  EXPECT_EQ(flow_options(net->options()).integration_size, 6);
+  EXPECT_EQ(surface_grid(net->options()).num_vertices(), core::make_surface_grid(5, 7).num_vertices());
+  at::NoGradGuard no_grad;
+  auto p = net->forward(normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32));
+  for (const auto& grid : {surface_grid(net->options()), core::make_surface_grid(9, 16)}) {
+    const auto r = reconstruct(p, grid, flow_options(net->options()));
+    const auto v = grid.num_vertices();
+    EXPECT_EQ(r.image.sizes(), (at::IntArrayRef{2, 3, v, 3}));
+    EXPECT_EQ(r.world.sizes(), (at::IntArrayRef{2, 3, v, 3}));
+    EXPECT_EQ(r.local.sizes(), (at::IntArrayRef{2, 3, v, 3}));
+    EXPECT_GT(r.local.abs().max().item<double>(), 1e-4);  // the random velocity moves points
+    // Zero velocity: no displacement, the rigid parts' projection.
+    auto still = p;
+    still.velocity = at::zeros_like(p.velocity);
+    auto rigid = p;
+    rigid.velocity = at::Tensor();
+    const auto a = reconstruct(still, grid, flow_options(net->options()));
+    const auto b = reconstruct(rigid, grid, flow_options(net->options()));
+    EXPECT_FALSE(b.local.defined());
+    EXPECT_LT(a.local.abs().max().item<double>(), 1e-6);
+    EXPECT_LT((a.image - b.image).abs().max().item<double>(), 1e-5);
+    EXPECT_LT((a.world - b.world).abs().max().item<double>(), 1e-5);
+  }
 }
 
 TEST(Model, RigidSuperquadricsHaveNoTaperOrBend) {

@@ -59,6 +59,9 @@ struct ModelOptions {
   bool local_deformation = true;
   bool rigid = false;           // true: no tapering or bending (q_s's t1, t2, b1 held at 0; ablation)
   int64_t flow_grid = 4;        // G: control grid of q_d per axis
+  int64_t flow_integration = 8; // grid on which q_d's velocity is integrated (model/reconstruct.h)
+  int64_t rings = 8;            // each part's surface grid: latitude rings
+  int64_t segments = 12;        //   and longitude segments
   double max_velocity = 0.15;   // bound of q_d (normalised units; core/local_flow.h)
   double camera_distance = 3.0;
   double focal = 2.0;

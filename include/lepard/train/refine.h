@@ -43,13 +43,4 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
 // The loss settings a configuration asks for (the trainer's and refinement's).
 LossSettings loss_settings(const TrainConfig& config);
 
-// The local displacements (B, K, V, 3) of a prediction's surface points on `grid`, or
-// undefined when the model has no local deformation.
-at::Tensor prediction_local(const model::Prediction& prediction, const TrainConfig& config,
-                            const core::SurfaceGrid& grid);
-
-// The projected parts (B, K, V, 3) of a prediction on `grid`, with its local deformation.
-at::Tensor project_prediction(const model::Prediction& prediction, const TrainConfig& config,
-                              const core::SurfaceGrid& grid);
-
 }  // namespace lepard::train

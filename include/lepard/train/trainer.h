@@ -95,14 +95,6 @@ std::pair<std::string, int64_t> checkpoint_config(const std::filesystem::path& c
 // none (loss.ownership false).
 at::Tensor checkpoint_ownership(const std::filesystem::path& checkpoint);
 
-// The network's reconstruction of normalised images (B, 3, S, S): the projected parts
-// (B, K, V, 3) on the surface grid of config.model (rings x segments), with local
-// deformation when the model has it. No gradients.
-at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images);
-// The same on another surface grid (the parts are analytic: evaluation meshes them finely).
-at::Tensor reconstruct(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
-                       const core::SurfaceGrid& grid);
-
 // Reads a checkpoint's model into a new network (for inference and evaluation).
 model::LepardNet load_model(const std::filesystem::path& checkpoint, TrainConfig* config = nullptr);
 
