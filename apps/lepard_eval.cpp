@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
       if (fs::is_directory(m.checkpoint)) m.checkpoint /= "checkpoint.pt";
       m.net = train::load_model(m.checkpoint, &m.config);
       m.net->eval();
-      if (refine > 0) m.ownership = train::checkpoint_ownership(m.checkpoint);
+      m.ownership = train::checkpoint_ownership(m.checkpoint);  // refinement's forces, the overlays' colours
       m.name = names.empty() ? m.checkpoint.parent_path().filename().string() : names[i];
       if (m.name.empty()) m.name = m.checkpoint.string();
       models.push_back(std::move(m));
@@ -407,8 +407,10 @@ int main(int argc, char** argv) {
           const int64_t n = std::min<int64_t>(overlays, static_cast<int64_t>(samples.size()));
           std::vector<at::Tensor> crops;
           for (int64_t i = 0; i < n; ++i) crops.push_back(samples[static_cast<size_t>(i)].image);
+          // With explicit ownership, each part in its owned cluster's pseudo-label colour.
           const auto blended = render::overlay_part_ids(
-              at::stack(crops), render::rasterize_hard(verts.narrow(0, 0, n), grid.faces, crop_size, crop_size).part_id);
+              at::stack(crops), render::rasterize_hard(verts.narrow(0, 0, n), grid.faces, crop_size, crop_size).part_id,
+              0.55, m.ownership.defined() ? render::owned_cluster_palette(m.ownership) : at::Tensor());
           std::vector<data::Sample> shown;
           for (int64_t i = 0; i < n; ++i) {
             data::Sample o;

@@ -66,7 +66,8 @@ nlohmann::json parameters_json(const model::Prediction& p, int64_t b, const at::
 // Views of one reconstruction turning about the image's vertical axis: a (size, n size, 3)
 // strip, parts in their palette colours shaded by depth. verts: (K, V, 3) in the camera's
 // orientation (y down), centred on the object.
-at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t views, int64_t size) {
+at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t views, int64_t size,
+                     const at::Tensor& palette) {
   auto v = verts.to(at::kDouble);
   v = v - v.reshape({-1, 3}).mean(0);
   const double radius = v.norm(2, 2).max().item<double>() + 1e-6;
@@ -78,7 +79,7 @@ at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t v
     const double f = 2.4;  // the object's bounding sphere fills most of the view
     const auto projected = at::stack({f * x / z, f * v.select(2, 1) / z, z}, 2).unsqueeze(0);
     const auto frags = render::rasterize_hard(projected, faces, size, size);
-    auto rgb = render::colorize_part_ids(frags.part_id)[0].to(at::kFloat);
+    auto rgb = render::colorize_part_ids(frags.part_id, palette)[0].to(at::kFloat);
     const auto depth = frags.depth[0];
     const auto covered = frags.part_id[0] >= 0;
     const double lo = 2.0 * radius, hi = 4.0 * radius;
@@ -238,9 +239,11 @@ int main(int argc, char** argv) {
     };
     fs::create_directories(out);
     const auto grid = model::surface_grid(net->options());
-    const auto ownership = refine > 0 ? train::checkpoint_ownership(ckpt) : at::Tensor();
+    // With explicit ownership, parts take their owned cluster's pseudo-label colour (meshes,
+    // overlays, turntables); without, a colour per part.
+    const auto ownership = train::checkpoint_ownership(ckpt);
     double refine_s = 0;
-    const auto colors = render::part_palette(config.model.parts);
+    const auto colors = ownership.defined() ? render::owned_cluster_palette(ownership) : render::part_palette(config.model.parts);
     std::vector<data::Sample> overlays;
     cli::Progress progress;
     double forward_s = 0;
@@ -284,7 +287,7 @@ int main(int argc, char** argv) {
       const auto cam = core::rotate_points(pred.camera.rotation.unsqueeze(1).unsqueeze(1), world) *
                        at::tensor({1.0, -1.0, -1.0}, world.options());
       const auto frags = render::rasterize_hard(projected, grid.faces, crop_size, crop_size);
-      const auto blended = render::overlay_part_ids(at::stack(crops), frags.part_id);
+      const auto blended = render::overlay_part_ids(at::stack(crops), frags.part_id, 0.55, colors);
       const auto vel_rms = pred.velocity.defined() ? pred.velocity.pow(2).flatten(2).mean(2).sqrt() : at::Tensor();
       for (size_t i = begin; i < end; ++i) {
         const int64_t b = static_cast<int64_t>(i - begin);
@@ -305,7 +308,7 @@ int main(int argc, char** argv) {
         if (has("overlay")) io::write_png(base.string() + "_overlay.png", overlay);
         if (static_cast<int64_t>(i) < turntables) {
           const auto centred = core::rotate_points(pred.camera.rotation[b].view({1, 1, 4}), world[b]);
-          io::write_png(base.string() + "_turntable.png", turntable(centred, grid.faces, 8, 160));
+          io::write_png(base.string() + "_turntable.png", turntable(centred, grid.faces, 8, 160, colors));
         }
         if (static_cast<int64_t>(overlays.size()) < sheet) {
           data::Sample o;

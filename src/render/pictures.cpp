@@ -37,15 +37,37 @@ at::Tensor part_palette(int64_t n) {
   return at::tensor(std::vector<int64_t>(rgb.begin(), rgb.end()), at::kLong).view({n, 3}).to(at::kByte);
 }
 
-at::Tensor colorize_part_ids(const at::Tensor& part_id) {
+at::Tensor owned_cluster_palette(const at::Tensor& ownership) {
+  TORCH_CHECK(ownership.dim() == 2, "owned_cluster_palette: expected (K, C) ownership, got ", ownership.sizes());
+  const auto own = ownership.detach().cpu().to(at::kFloat);
+  const int64_t k = own.size(0), c = own.size(1);
+  const auto clusters = part_palette(c + 1);
+  auto out = at::full({k, 3}, 128, at::kByte);
+  const auto owns = std::get<0>(own.max(1)) > 0;
+  const auto which = own.argmax(1);
+  for (int64_t i = 0; i < k; ++i)
+    if (owns[i].item<bool>()) out[i].copy_(clusters[which[i].item<int64_t>() + 1]);
+  return out;
+}
+
+at::Tensor colorize_part_ids(const at::Tensor& part_id, const at::Tensor& palette) {
   TORCH_CHECK(part_id.dim() == 3 && part_id.scalar_type() == at::kLong, "colorize_part_ids: expected (B, H, W) int64");
   const auto ids = part_id.cpu();
   const int64_t n = std::max<int64_t>(1, ids.max().item<int64_t>() + 1);
-  const auto palette = at::cat({at::zeros({1, 3}, at::kByte), part_palette(n)}, 0);  // row 0: background
-  return palette.index_select(0, (ids + 1).reshape({-1})).view({ids.size(0), ids.size(1), ids.size(2), 3});
+  at::Tensor colours;
+  if (palette.defined()) {
+    TORCH_CHECK(palette.dim() == 2 && palette.size(1) == 3 && palette.scalar_type() == at::kByte && palette.size(0) >= n,
+                "colorize_part_ids: the palette must be (K, 3) uint8 with a row for each of the ", n, " part ids, got ",
+                palette.sizes());
+    colours = palette.cpu();
+  } else {
+    colours = part_palette(n);
+  }
+  const auto table = at::cat({at::zeros({1, 3}, at::kByte), colours}, 0);  // row 0: background
+  return table.index_select(0, (ids + 1).reshape({-1})).view({ids.size(0), ids.size(1), ids.size(2), 3});
 }
 
-at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha) {
+at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha, const at::Tensor& palette) {
   TORCH_CHECK(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,
               "overlay_part_ids: images must be (B, H, W, 3) uint8, got ", images.sizes(), " ", images.scalar_type());
   TORCH_CHECK(part_id.dim() == 3 && part_id.size(0) == images.size(0) && part_id.size(1) == images.size(1) &&
@@ -53,7 +75,7 @@ at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id,
               "overlay_part_ids: part_id must be (B, H, W) matching images ", images.sizes(), ", got ", part_id.sizes());
   TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "overlay_part_ids: alpha must be in [0, 1], got ", alpha);
   const auto img = images.cpu();
-  const auto blended = (img.to(at::kFloat) * (1.0 - alpha) + colorize_part_ids(part_id).to(at::kFloat) * alpha).to(at::kByte);
+  const auto blended = (img.to(at::kFloat) * (1.0 - alpha) + colorize_part_ids(part_id, palette).to(at::kFloat) * alpha).to(at::kByte);
   return at::where((part_id.cpu() >= 0).unsqueeze(3), blended, img);
 }
 

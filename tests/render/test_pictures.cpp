@@ -3,6 +3,7 @@
 #include <lepard/render/pictures.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
@@ -49,6 +50,35 @@ TEST(Pictures, OverlayRejectsMismatchedShapes) {
   EXPECT_THROW(overlay_part_ids(images.to(at::kFloat), at::zeros({1, 4, 4}, at::TensorOptions().dtype(at::kLong))),
                c10::Error);
   EXPECT_THROW(overlay_part_ids(images, at::zeros({1, 4, 4}, at::TensorOptions().dtype(at::kLong)), 1.5), c10::Error);
+}
+
+TEST(Pictures, PartsTakeTheirOwnedClustersPseudoLabelColour) {
+  // Four parts, three clusters: parts 0 and 2 own cluster 1 (two leg segments), part 1 owns
+  // cluster 0, part 3 owns none.
+  auto own = at::zeros({4, 3}, at::kFloat);
+  own[0][1] = 1;
+  own[2][1] = 1;
+  own[1][0] = 1;
+  const auto palette = owned_cluster_palette(own);
+  const auto labels = part_palette(4);  // lepard-prepare's colours: row c + 1 for cluster c
+  ASSERT_EQ(palette.sizes(), (at::IntArrayRef{4, 3}));
+  EXPECT_TRUE(palette[0].equal(labels[2]));
+  EXPECT_TRUE(palette[2].equal(labels[2]));
+  EXPECT_TRUE(palette[1].equal(labels[1]));
+  EXPECT_EQ(palette[3][0].item<uint8_t>(), 128);
+  // Overlays and part-id pictures use it when given.
+  auto ids = at::full({1, 1, 4}, -1, at::kLong);
+  ids[0][0][1] = 0;
+  ids[0][0][2] = 2;
+  ids[0][0][3] = 1;
+  const auto rgb = colorize_part_ids(ids, palette);
+  EXPECT_TRUE(rgb[0][0][1].equal(labels[2]));
+  EXPECT_TRUE(rgb[0][0][2].equal(labels[2]));
+  EXPECT_TRUE(rgb[0][0][3].equal(labels[1]));
+  EXPECT_EQ(rgb[0][0][0].sum().item<int64_t>(), 0);
+  const auto over = overlay_part_ids(at::zeros({1, 1, 4, 3}, at::kByte), ids, 1.0, palette);
+  EXPECT_TRUE(over[0][0][2].equal(labels[2]));
+  EXPECT_THROW(colorize_part_ids(ids, palette.narrow(0, 0, 2)), c10::Error);  // no row for part 2
 }
 
 }  // namespace

@@ -13,13 +13,22 @@ namespace lepard::render {
 // A fixed palette of distinct colours, (n, 3) uint8; colour k is the same in every picture.
 at::Tensor part_palette(int64_t n);
 
-// (B, H, W) int64 part ids (-1 background) -> (B, H, W, 3) uint8; background black.
-at::Tensor colorize_part_ids(const at::Tensor& part_id);
+// The colour of each part's owned cluster, (K, 3) uint8, from a part-to-cluster ownership
+// (K, C) (train/ownership.h): part k gets the colour lepard-prepare gives its cluster in the
+// pseudo-label pictures (part_palette(C + 1) row c + 1), so parts standing for one cluster (the
+// leg segments) share a colour, the same in every image and beside the pseudo-labels. A part
+// that owns no cluster is grey.
+at::Tensor owned_cluster_palette(const at::Tensor& ownership);
 
-// The part ids blended over the images: where a part covers a pixel, alpha x its palette
-// colour + (1 - alpha) x the image; elsewhere the image unchanged.
+// (B, H, W) int64 part ids (-1 background) -> (B, H, W, 3) uint8; background black. Part k
+// takes row k of `palette` (K, 3) uint8 when given, else of part_palette.
+at::Tensor colorize_part_ids(const at::Tensor& part_id, const at::Tensor& palette = {});
+
+// The part ids blended over the images: where a part covers a pixel, alpha x its colour
+// (as colorize_part_ids) + (1 - alpha) x the image; elsewhere the image unchanged.
 //   images: (B, H, W, 3) uint8;  part_id: (B, H, W) int64, -1 background. Returns (B, H, W, 3) uint8.
-at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha = 0.55);
+at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha = 0.55,
+                            const at::Tensor& palette = {});
 
 // (B, H, W) depth (0 background) -> (B, H, W, 3) uint8; near is bright, far dark, per image.
 at::Tensor colorize_depth(const at::Tensor& depth);
