@@ -1,7 +1,7 @@
 #include <lepard/eval/evaluate.h>
 
 #include <lepard/render/hard_rasterize.h>
-#include <lepard/train/metrics.h>
+#include <lepard/eval/metrics.h>
 
 #include <ATen/ATen.h>
 
@@ -206,9 +206,9 @@ EvalResult evaluate_label_maps(const at::Tensor& maps, int64_t parts, const at::
   EvalResult r;
   r.images = maps.size(0);
   const auto ids = maps.cpu().to(at::kLong) - 1;  // -1 background, 0..parts-1
-  r.iou = train::silhouette_iou(ids >= 0, masks.cpu());
+  r.iou = silhouette_iou(ids >= 0, masks.cpu());
   if (part_labels.defined()) {
-    const auto p = train::part_iou(ids, part_labels.cpu(), parts, o.labels);
+    const auto p = part_iou(ids, part_labels.cpu(), parts, o.labels);
     r.part_iou = p.mean;
     r.assignment = p.assignment;
     r.per_label_iou = p.per_label;

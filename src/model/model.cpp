@@ -1,6 +1,6 @@
 #include <lepard/model/model.h>
 
-#include <lepard/features/checkpoint.h>
+#include <lepard/io/checkpoint.h>
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/normalization.h>
@@ -234,7 +234,7 @@ at::Tensor normalize_images(const at::Tensor& crops, int64_t size) {
 int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path) {
   if (net->options().norm != "frozen_batch")
     throw std::invalid_argument(path.string() + ": torchvision ResNet weights need model.norm frozen_batch");
-  const auto dict = features::load_state_dict(path);
+  const auto dict = io::load_state_dict(path);
   auto find = [&](const std::string& key) -> const at::Tensor* {
     for (const auto& [k, v] : dict)
       if (k == key) return &v;

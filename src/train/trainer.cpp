@@ -6,13 +6,13 @@
 #include <lepard/core/hash.h>
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/readers.h>
-#include <lepard/features/checkpoint.h>
+#include <lepard/io/checkpoint.h>
 #include <lepard/features/prepare.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/indexed_png.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/train/losses.h>
-#include <lepard/train/metrics.h>
+#include <lepard/eval/metrics.h>
 
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
@@ -149,8 +149,8 @@ namespace {
 torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
   if (!fs::exists(path)) throw std::runtime_error(path.string() + ": no such checkpoint");
   try {
-    features::verify_zip(path);  // LibTorch does not check the CRCs: a damaged file would load
-  } catch (const features::CheckpointError& e) {
+    io::verify_zip(path);  // LibTorch does not check the CRCs: a damaged file would load
+  } catch (const io::CheckpointError& e) {
     throw std::runtime_error(std::string(e.what()) + "; not a readable lepard checkpoint");
   }
   torch::serialize::InputArchive archive;
@@ -419,13 +419,13 @@ ValidationReport Trainer::validate() {
   const auto parts = at::cat(part_maps);
   if (m.val.masks.defined()) {
     r.reference = "ground truth";
-    r.silhouette_iou = silhouette_iou(parts >= 0, m.val.masks);
-    if (m.val.part_labels.defined()) r.part_iou = part_iou(parts, m.val.part_labels, c.model.parts, 16).mean;
+    r.silhouette_iou = eval::silhouette_iou(parts >= 0, m.val.masks);
+    if (m.val.part_labels.defined()) r.part_iou = eval::part_iou(parts, m.val.part_labels, c.model.parts, 16).mean;
   } else if (m.val.labels.defined()) {
     r.reference = "pseudo-labels";
     const auto labels = resize_nearest(m.val.labels, t);
-    r.silhouette_iou = silhouette_iou(parts >= 0, labels);
-    r.part_iou = part_iou(parts, labels, c.model.parts, m.train.clusters).mean;
+    r.silhouette_iou = eval::silhouette_iou(parts >= 0, labels);
+    r.part_iou = eval::part_iou(parts, labels, c.model.parts, m.train.clusters).mean;
   }
   return r;
 }

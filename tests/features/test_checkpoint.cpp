@@ -1,6 +1,6 @@
 // Checkpoint reading on files written by the real torch.save (Debian's python3-torch):
 // every tensor equals what numpy wrote for it, and each bad file gets its error.
-#include <lepard/features/checkpoint.h>
+#include <lepard/io/checkpoint.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/npy.h>
 
@@ -14,7 +14,7 @@
 #include <map>
 #include <string>
 
-namespace lepard::features {
+namespace lepard::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -132,4 +132,4 @@ TEST_F(Checkpoint, SafetensorsLoadToTheSameNumbers) {
 }
 
 }  // namespace
-}  // namespace lepard::features
+}  // namespace lepard::io

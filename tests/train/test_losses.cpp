@@ -4,7 +4,7 @@
 #include <lepard/core/surface_grid.h>
 #include <lepard/model/model.h>
 #include <lepard/train/losses.h>
-#include <lepard/train/metrics.h>
+#include <lepard/eval/metrics.h>
 
 #include "test_support.h"
 #include "training_fixture.h"
@@ -249,7 +249,7 @@ TEST(Metrics, SilhouetteIouOnConstructedMasks) {
   pred[0].narrow(0, 0, 2).fill_(1);  // 8 pixels
   ref[0].narrow(0, 1, 2).fill_(1);   // 8 pixels, 4 shared: IoU 4 / 12
   // Image 1: both empty counts as 1.
-  EXPECT_NEAR(silhouette_iou(pred, ref), (4.0 / 12.0 + 1.0) / 2.0, 1e-12);
+  EXPECT_NEAR(eval::silhouette_iou(pred, ref), (4.0 / 12.0 + 1.0) / 2.0, 1e-12);
 }
 
 TEST(Metrics, PartIouAssignsPartsToLabelsByOverlap) {
@@ -262,14 +262,14 @@ TEST(Metrics, PartIouAssignsPartsToLabelsByOverlap) {
   pred[0].narrow(1, 0, 2).fill_(2);
   pred[0].narrow(1, 2, 1).fill_(0);
   pred[0].narrow(1, 3, 1).fill_(1);
-  auto r = part_iou(pred, ref, 3, 2);
+  auto r = eval::part_iou(pred, ref, 3, 2);
   EXPECT_EQ(r.assignment, (std::vector<int64_t>{2, 2, 1}));
   EXPECT_NEAR(r.mean, 1.0, 1e-12);
   // Shift the prediction by one column: label 1 keeps 4 of 8 (union 12), label 2 ...
   auto shifted = at::full({1, 4, 4}, -1, at::kLong);
   shifted[0].narrow(1, 1, 2).fill_(2);
   shifted[0].narrow(1, 3, 1).fill_(0);
-  r = part_iou(shifted, ref, 3, 2);
+  r = eval::part_iou(shifted, ref, 3, 2);
   // Part 2 covers columns 1-2: 4 pixels of label 1, 4 of label 2 -> tie goes to label 1.
   // Label 1: pred {col 1, 2} vs ref {col 0, 1}: 4 / 12. Label 2: part 0, col 3 vs cols 2-3: 4 / 8.
   EXPECT_NEAR(r.per_label[0], 4.0 / 12.0, 1e-12);

@@ -2,7 +2,7 @@
 // nothing, and N iterations of the training forces bring each image's own reconstruction
 // closer to its pseudo-labels (silhouette IoU up, loss down), independently per image.
 #include <lepard/render/hard_rasterize.h>
-#include <lepard/train/metrics.h>
+#include <lepard/eval/metrics.h>
 #include <lepard/model/reconstruct.h>
 #include <lepard/train/refine.h>
 
@@ -17,7 +17,7 @@ namespace {
 double label_iou(const at::Tensor& verts, const core::SurfaceGrid& grid, const at::Tensor& labels) {
   const int64_t r = labels.size(1);
   const auto parts = render::rasterize_hard(verts, grid.faces, r, r).part_id;
-  return silhouette_iou(parts >= 0, labels > 0);
+  return eval::silhouette_iou(parts >= 0, labels > 0);
 }
 
 TEST(Refine, DecodeOfRawOutputsIsTheForwardPass) {

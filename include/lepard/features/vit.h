@@ -13,7 +13,7 @@
 // 1 + (H - p) / s by 1 + (W - p) / s, and the position embedding is resized bicubically
 // with scale factors (grid + 0.1) / sqrt(N) unless the grid is the native one.
 
-#include <lepard/features/checkpoint.h>
+#include <lepard/io/checkpoint.h>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -26,6 +26,11 @@
 #include <vector>
 
 namespace lepard::features {
+
+// The weight-file readers live in io (lepard/io/checkpoint.h); the ViT's API names them.
+using io::CheckpointError;
+using io::StateDict;
+using io::load_state_dict;
 
 // What a block can give: its attention's key, query or value (heads concatenated,
 // head-major), or its output token.

@@ -1,4 +1,4 @@
-#include <lepard/features/checkpoint.h>
+#include <lepard/io/checkpoint.h>
 
 #include <ATen/ops/empty.h>
 #include <nlohmann/json.hpp>
@@ -8,7 +8,7 @@
 #include <iterator>
 #include <map>
 
-namespace lepard::features {
+namespace lepard::io {
 
 namespace fs = std::filesystem;
 
@@ -89,4 +89,4 @@ StateDict load_state_dict(const fs::path& path) {
   return load_safetensors(path);
 }
 
-}  // namespace lepard::features
+}  // namespace lepard::io

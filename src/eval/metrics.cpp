@@ -1,4 +1,4 @@
-#include <lepard/train/metrics.h>
+#include <lepard/eval/metrics.h>
 
 #include <ATen/ATen.h>
 
@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
-namespace lepard::train {
+namespace lepard::eval {
 
 double silhouette_iou(const at::Tensor& pred, const at::Tensor& ref) {
   if (pred.sizes() != ref.sizes() || pred.dim() != 3)
@@ -58,4 +58,4 @@ PartIou part_iou(const at::Tensor& pred, const at::Tensor& ref, int64_t parts, i
   return out;
 }
 
-}  // namespace lepard::train
+}  // namespace lepard::eval

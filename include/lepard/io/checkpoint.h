@@ -1,4 +1,6 @@
 #pragma once
+// File formats of trained weights (io, below every layer that loads weights: features' DINO
+// ViT, model's torchvision encoder, train's checkpoint check).
 // Reading the released DINO checkpoints without Python: torch.save zip files, including
 // those whose top level is an OrderedDict (what torch.save(model.state_dict()) writes and
 // LibTorch 1.13's torch::pickle_load rejects) and whose values are nn.Parameter, and full
@@ -12,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-namespace lepard::features {
+namespace lepard::io {
 
 // A flat, ordered list of (key, tensor); nested dicts are flattened with '.' joining
 // their keys ("teacher" / "backbone.pos_embed" -> "teacher.backbone.pos_embed"). Entries
@@ -47,4 +49,4 @@ void verify_zip(const std::filesystem::path& path);
 // conversion hint).
 StateDict load_state_dict(const std::filesystem::path& path);
 
-}  // namespace lepard::features
+}  // namespace lepard::io

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace lepard::train {
+namespace lepard::eval {
 
 // pred, ref: (N, H, W) bool or integer (non-zero = object). Returns the mean over images.
 double silhouette_iou(const at::Tensor& pred, const at::Tensor& ref);
@@ -33,4 +33,4 @@ struct PartIou {
 // ref:  (N, H, W) integer labels in [0, labels], 0 for background.
 PartIou part_iou(const at::Tensor& pred, const at::Tensor& ref, int64_t parts, int64_t labels);
 
-}  // namespace lepard::train
+}  // namespace lepard::eval

@@ -3,7 +3,7 @@
 // torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...) calls whose storage is
 // a persistent id ('storage', torch.<Type>Storage, key, location, numel) naming the entry
 // <name>/data/<key>.
-#include <lepard/features/checkpoint.h>
+#include <lepard/io/checkpoint.h>
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
@@ -17,7 +17,7 @@
 #include <memory>
 #include <sstream>
 
-namespace lepard::features {
+namespace lepard::io {
 
 namespace fs = std::filesystem;
 
@@ -383,4 +383,4 @@ StateDict load_torch_checkpoint(const fs::path& path) {
   return out;
 }
 
-}  // namespace lepard::features
+}  // namespace lepard::io
