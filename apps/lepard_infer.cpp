@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
     ro.crop_size = crop_size;
     ro.skip_bad = true;
     auto read = data::read_image_folder(images, ro);
-    for (const auto& msg : read.skipped) spdlog::warn("skipped: {}", msg);
+    // The reader has warned about each skipped image once; the summary counts them.
     failed = static_cast<int>(read.skipped.size());
     auto& samples = read.samples;
     // How each crop was chosen (written to <name>.json): centre, boxes or saliency.
