@@ -1,6 +1,8 @@
 #include "cli.h"
 
 #include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <lepard/core/text.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -21,60 +23,38 @@
 
 namespace lepard::cli {
 
-namespace {
-std::string format_double(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-}  // namespace
-
 Parser::Parser(std::string program, std::string summary) : program_(std::move(program)), summary_(std::move(summary)) {}
 
 Parser& Parser::flag(const std::string& name, std::string* out, const std::string& help) {
-  flags_.push_back({name, help, out->empty() ? "" : *out, "TEXT", false, [out](const std::string& v) { *out = v; }});
+  flags_.push_back({name, help, out->empty() ? "" : *out, "TEXT", Kind::Value, [out](const std::string& v) { *out = v; }});
   return *this;
 }
 
-namespace {
-// Parses all of `v` as a T (std::stoll or std::stod), or throws naming the flag.
-template <typename T, typename Parse>
-T parse_number(const std::string& name, const std::string& v, const char* what, Parse parse) {
-  size_t used = 0;
-  T parsed{};
-  try {
-    parsed = parse(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (v.empty() || used != v.size()) throw std::invalid_argument("--" + name + " expects " + what + ", got '" + v + "'");
-  return parsed;
-}
-}  // namespace
-
 Parser& Parser::flag(const std::string& name, std::vector<std::string>* out, const std::string& help) {
-  flags_.push_back({name, help, "", "TEXT...", false, [out](const std::string& v) { out->push_back(v); }});
+  flags_.push_back({name, help, "", "TEXT...", Kind::Repeated, [out](const std::string& v) { out->push_back(v); }});
   return *this;
 }
 
 Parser& Parser::flag(const std::string& name, int64_t* out, const std::string& help) {
-  flags_.push_back({name, help, std::to_string(*out), "INT", false, [out, name](const std::string& v) {
-                      *out = parse_number<int64_t>(name, v, "an integer",
-                                                   [](const std::string& s, size_t* n) { return std::stoll(s, n); });
+  flags_.push_back({name, help, std::to_string(*out), "INT", Kind::Value, [out, name](const std::string& v) {
+                      const auto parsed = core::parse_integer(v);
+                      if (!parsed) throw std::invalid_argument("--" + name + " expects an integer, got '" + v + "'");
+                      *out = *parsed;
                     }});
   return *this;
 }
 
 Parser& Parser::flag(const std::string& name, double* out, const std::string& help) {
-  flags_.push_back({name, help, format_double(*out), "NUMBER", false, [out, name](const std::string& v) {
-                      *out = parse_number<double>(name, v, "a number",
-                                                  [](const std::string& s, size_t* n) { return std::stod(s, n); });
+  flags_.push_back({name, help, core::format_double(*out), "NUMBER", Kind::Value, [out, name](const std::string& v) {
+                      const auto parsed = core::parse_real(v);
+                      if (!parsed) throw std::invalid_argument("--" + name + " expects a number, got '" + v + "'");
+                      *out = *parsed;
                     }});
   return *this;
 }
 
 Parser& Parser::flag(const std::string& name, bool* out, const std::string& help) {
-  flags_.push_back({name, help, *out ? "on" : "off", "", true, [out](const std::string& v) { *out = v == "1"; }});
+  flags_.push_back({name, help, *out ? "on" : "off", "", Kind::Switch, [out](const std::string& v) { *out = v == "1"; }});
   return *this;
 }
 
@@ -83,21 +63,15 @@ Parser& Parser::epilog(std::string text) {
   return *this;
 }
 
-const Parser::Flag* Parser::find(const std::string& name) const {
-  for (const auto& f : flags_) {
-    if (f.name == name) return &f;
-  }
-  return nullptr;
-}
-
 std::string Parser::usage() const {
   std::ostringstream s;
   s << "usage: " << program_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";
   for (const auto& f : flags_) {
-    std::string left = "  --" + f.name + (f.is_switch ? "" : " " + f.type);
+    const bool is_switch = f.kind == Kind::Switch;
+    std::string left = "  --" + f.name + (is_switch ? "" : " " + f.type);
     if (left.size() < 28) left.resize(28, ' ');
     s << left << " " << f.help;
-    if (f.is_switch) {
+    if (is_switch) {
       s << " (default " << f.default_text << "; --no-" << f.name << " to turn off)";
     } else if (!f.default_text.empty()) {
       s << " (default " << f.default_text << ")";
@@ -111,45 +85,80 @@ std::string Parser::usage() const {
   return s.str();
 }
 
+namespace {
+// CLI11's messages in lepard's words, naming the flag: "--count: 1 required INT missing"
+// becomes "--count needs a value (INT)". A message of another shape (a later CLI11) is
+// passed on as it is; it names the flag too.
+std::string reworded(const CLI::ParseError& e, const CLI::App& app) {
+  const std::string what = e.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    for (const auto& extra : app.remaining()) {
+      if (extra.rfind("-", 0) == 0) return "unknown flag " + extra.substr(0, extra.find('='));
+    }
+    return what;
+  }
+  const auto colon = what.find(": ");
+  if (what.rfind("--", 0) == 0 && colon != std::string::npos && what.find(" missing", colon) != std::string::npos) {
+    const auto required = what.find(" required ", colon);
+    const std::string type = required == std::string::npos
+                                 ? ""
+                                 : what.substr(required + 10, what.find(" missing", colon) - required - 10);
+    return what.substr(0, colon) + " needs a value" + (type.empty() ? "" : " (" + type + ")");
+  }
+  const auto override_at = what.find(" was given a disallowed flag override");
+  if (override_at != std::string::npos) {
+    std::string name = what.substr(0, override_at);
+    if (name.rfind("--", 0) != 0) name = "--" + name;
+    return name + " is a switch and takes no value";
+  }
+  return what;
+}
+}  // namespace
+
 std::vector<std::string> Parser::parse_or_throw(const std::vector<std::string>& args, bool* help_requested) const {
-  std::vector<std::string> positional;
   *help_requested = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      *help_requested = true;
-      return positional;
+  CLI::App app{summary_, program_};
+  app.set_help_flag("-h,--help", "print this help and exit");
+  std::vector<std::string> positional;
+  for (const auto& f : flags_) {
+    const auto& set = f.set;
+    switch (f.kind) {
+      case Kind::Switch:
+        app.add_flag_function("--" + f.name + ",!--no-" + f.name,
+                              [set](int64_t count) { set(count > 0 ? "1" : "0"); }, f.help)
+            ->disable_flag_override()
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        break;
+      case Kind::Repeated:
+        // One value per occurrence, every occurrence kept in order: --set a=1 --set b=2.
+        app.add_option_function<std::vector<std::string>>(
+               "--" + f.name,
+               [set](const std::vector<std::string>& values) {
+                 for (const auto& v : values) set(v);
+               },
+               f.help)
+            ->type_name(f.type)
+            ->allow_extra_args(false);
+        break;
+      case Kind::Value:
+        // The last occurrence wins, as in most tools; the value is checked by `set`, whose
+        // message names the flag.
+        app.add_option_function<std::string>("--" + f.name, set, f.help)
+            ->type_name(f.type)
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        break;
     }
-    if (arg.rfind("--", 0) != 0) {
-      positional.push_back(arg);
-      continue;
-    }
-    std::string name = arg.substr(2), value;
-    const auto eq = name.find('=');
-    const bool has_value = eq != std::string::npos;
-    if (has_value) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    const Flag* f = find(name);
-    if (!f && !has_value && name.rfind("no-", 0) == 0) {
-      const Flag* sw = find(name.substr(3));
-      if (sw && sw->is_switch) {
-        sw->set("0");
-        continue;
-      }
-    }
-    if (!f) throw std::invalid_argument("unknown flag --" + name);
-    if (f->is_switch) {
-      if (has_value) throw std::invalid_argument("--" + name + " is a switch and takes no value");
-      f->set("1");
-      continue;
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) throw std::invalid_argument("--" + name + " needs a value (" + f->type + ")");
-      value = args[++i];
-    }
-    f->set(value);
+  }
+  app.add_option("arguments", positional, "positional arguments");
+  // CLI11 reads argv[1..] in reverse order from a vector.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    *help_requested = true;
+    return {};
+  } catch (const CLI::ParseError& e) {
+    throw std::invalid_argument(reworded(e, app));
   }
   return positional;
 }

@@ -1,7 +1,8 @@
 #pragma once
-// A small declarative command-line parser shared by lepard's tools. Every flag has a
-// type, a default (the variable's value when registered) and a help line; --help prints
-// them all. Unknown flags and malformed values are errors that name the flag.
+// The declarative flag list shared by lepard's tools, parsed by CLI11 (third_party/README.md).
+// Every flag has a type, a default (the variable's value when registered) and a help line;
+// --help prints them all with the defaults and the tool's examples. Unknown flags, missing
+// and malformed values are errors that name the flag (exit code 2 from parse()).
 
 #include <cstdint>
 #include <functional>
@@ -37,12 +38,12 @@ class Parser {
   std::string usage() const;
 
  private:
+  enum class Kind { Value, Repeated, Switch };
   struct Flag {
     std::string name, help, default_text, type;
-    bool is_switch = false;
+    Kind kind = Kind::Value;
     std::function<void(const std::string&)> set;
   };
-  const Flag* find(const std::string& name) const;
 
   std::string program_, summary_, epilog_;
   std::vector<Flag> flags_;

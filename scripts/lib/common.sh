@@ -13,6 +13,8 @@ LEPARD_PACKAGES=(
   zlib1g-dev            # indexed (palette) PNG label maps
   python3-scipy python3-numpy python3-torch python3-pil  # tests: fixtures written by the real scipy.io.savemat, numpy.save, torch.save, PIL
   libyaml-cpp-dev       # training configs (YAML)
+  libcli11-dev          # command lines of the tools
+  libeigen3-dev         # small fixed-size algebra in the CPU kernels
   libgloo-dev           # c10d Gloo headers: multi-process (data-parallel) training
   libgtest-dev          # tests
   libbenchmark-dev      # bench/

@@ -1,9 +1,11 @@
 #include <lepard/train/config.h>
 
+#include <lepard/core/text.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -21,19 +23,7 @@ std::string location(const std::string& source, const YAML::Node& node) {
   return mark.line >= 0 ? source + ":" + std::to_string(mark.line + 1) : source;
 }
 
-// The shortest of 15, 16 or 17 significant digits that reads back as the same double:
-// 0.1667 prints as 0.1667, not 0.16669999999999999, and the round trip stays exact.
-std::string format_double(double v) {
-  std::string text;
-  for (int digits : {15, 16, 17}) {
-    std::ostringstream s;
-    s.precision(digits);
-    s << v;
-    text = s.str();
-    if (std::stod(text) == v) break;
-  }
-  return text;
-}
+using core::format_double;
 
 }  // namespace
 
@@ -44,17 +34,14 @@ ConfigSchema& ConfigSchema::field(const std::string& key, std::string* out, cons
 }
 
 namespace {
-// Parses all of `v` with std::stoll / std::stod, or throws naming the key and where.
+// Parses all of `v` as a T, or throws naming the key and where.
 template <typename T>
 void parse_number(T* out, const std::string& key, const std::string& v, const std::string& where, const char* what) {
-  size_t used = 0;
-  try {
-    if constexpr (std::is_integral_v<T>) *out = std::stoll(v, &used);
-    else *out = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (v.empty() || used != v.size()) throw ConfigError(where + ": key '" + key + "' expects " + what + ", got '" + v + "'");
+  std::optional<T> parsed;
+  if constexpr (std::is_integral_v<T>) parsed = core::parse_integer(v);
+  else parsed = core::parse_real(v);
+  if (!parsed) throw ConfigError(where + ": key '" + key + "' expects " + what + ", got '" + v + "'");
+  *out = *parsed;
 }
 }  // namespace
 

@@ -15,10 +15,11 @@ struct Flags {
   int64_t count = 3;
   double sigma = 1e-4;
   bool verbose = false;
+  std::vector<std::string> sets;
   Parser parser{"tool", "does things"};
   Flags() {
     parser.flag("out", &out, "output folder").flag("count", &count, "how many").flag("sigma", &sigma, "width")
-        .flag("verbose", &verbose, "talk more");
+        .flag("verbose", &verbose, "talk more").flag("set", &sets, "key=value, repeatable");
   }
 };
 
@@ -34,6 +35,16 @@ TEST(Cli, ParsesEveryFormAndKeepsDefaults) {
   EXPECT_EQ(pos, std::vector<std::string>{"input.png"});
   f.parser.parse_or_throw({"--no-verbose"}, &help);
   EXPECT_FALSE(f.verbose);
+  // A repeatable flag takes one value per occurrence (the next word stays positional); a
+  // value flag given twice keeps the last; a negative number is a value, not a flag.
+  const auto rest = f.parser.parse_or_throw(
+      {"--set", "a=1", "--set=b=2", "c.png", "--count", "1", "--count", "-4", "--sigma", "-1e-3"}, &help);
+  EXPECT_EQ(f.sets, (std::vector<std::string>{"a=1", "b=2"}));
+  EXPECT_EQ(rest, std::vector<std::string>{"c.png"});
+  EXPECT_EQ(f.count, -4);
+  EXPECT_DOUBLE_EQ(f.sigma, -1e-3);
+  f.parser.parse_or_throw({"-h"}, &help);
+  EXPECT_TRUE(help);
 }
 
 TEST(Cli, ErrorsNameTheFlag) {
@@ -49,7 +60,9 @@ TEST(Cli, ErrorsNameTheFlag) {
   };
   EXPECT_EQ(message({"--bogus", "1"}), "unknown flag --bogus");
   EXPECT_EQ(message({"--count", "7x"}), "--count expects an integer, got '7x'");
-  EXPECT_EQ(message({"--sigma="}), "--sigma expects a number, got ''");
+  EXPECT_EQ(message({"--sigma="}), "--sigma needs a value (NUMBER)");
+  EXPECT_EQ(message({"--sigma=1e-3x"}), "--sigma expects a number, got '1e-3x'");
+  EXPECT_EQ(message({"--no-out"}), "unknown flag --no-out");
   EXPECT_EQ(message({"--count"}), "--count needs a value (INT)");
   EXPECT_EQ(message({"--verbose=1"}), "--verbose is a switch and takes no value");
   EXPECT_THROW(set_threads(0), std::invalid_argument);
