@@ -5,7 +5,7 @@
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/contact_sheet.h>
 #include <lepard/data/menagerie.h>
-#include <lepard/data/readers.h>
+#include <lepard/data/layout.h>
 #include <lepard/eval/evaluate.h>
 #include <lepard/features/prepare.h>
 #include <lepard/io/atomic_file.h>
@@ -34,16 +34,6 @@ namespace fs = std::filesystem;
 using namespace lepard;
 
 namespace {
-
-std::vector<std::string> categories_in(const fs::path& root, const std::string& format) {
-  std::vector<std::string> out;
-  const auto folder = format == "lassie" ? root / "annotations" : root / "image_sets";
-  const auto ext = format == "lassie" ? ".csv" : ".txt";
-  for (const auto& e : fs::directory_iterator(folder))
-    if (e.path().extension() == ext) out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 struct Model {
   std::string name;
@@ -262,17 +252,13 @@ int main(int argc, char** argv) {
       if (m.name.empty()) m.name = m.checkpoint.string();
       models.push_back(std::move(m));
     }
-    if (format == "auto")
-      format = fs::exists(fs::path(data) / "annotations") ? "lassie"
-               : fs::exists(fs::path(data) / "Annotations_Part") ? "pascal" : "";
-    if (format.empty())
-      throw std::invalid_argument("--data " + data + " has neither annotations/ (LASSIE) nor Annotations_Part/ (Pascal-Part)");
+    const auto layout = data::resolve_layout(data, format, "--format");
     if (category.empty()) {
       if (models.empty()) throw std::invalid_argument("--category is required without a --checkpoint");
       category = models[0].config.data.category;
     }
     std::vector<std::string> categories = {category};
-    if (category == "all") categories = categories_in(data, format);
+    if (category == "all") categories = data::list_categories(data, layout);
     if (test_fraction < 0) test_fraction = models.empty() ? 0.2 : models[0].config.data.test_fraction;
 
     eval::EvalOptions eo;
@@ -289,7 +275,7 @@ int main(int argc, char** argv) {
       ro.crop_size = crop_size;
       ro.split = split == "test" ? data::Split::Test : split == "train" ? data::Split::Train : data::Split::All;
       ro.test_fraction = test_fraction;
-      const auto read = format == "lassie" ? data::read_lassie_web_images(data, c, ro) : data::read_pascal_part(data, c, ro);
+      const auto read = data::read_category(data, layout, c, ro);
       const auto& samples = read.samples;
       if (samples.empty()) throw std::invalid_argument("--data " + data + ": no '" + c + "' images in the " + split + " split");
       std::vector<at::Tensor> masks, parts, kps;
@@ -303,7 +289,7 @@ int main(int argc, char** argv) {
         with_kps += s.keypoints.defined();
         if (s.part_labels.defined()) parts.push_back(s.part_labels);
         if (s.keypoints.defined()) kps.push_back(s.keypoints);
-        if (format == "lassie") {
+        if (layout == data::Layout::Lassie) {
           if (auto m = data::read_ground_truth_mesh(data, s)) meshes.push_back({m->verts, m->faces, m->labels});
         }
       }

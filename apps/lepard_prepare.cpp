@@ -1,6 +1,6 @@
 // lepard-prepare: DINO features, saliency, co-segmentation and pseudo-labels for a dataset
 // (the pseudo-label cache the trainer reads), or raw ViT features of a folder of images.
-#include <lepard/data/readers.h>
+#include <lepard/data/layout.h>
 #include <lepard/eval/evaluate.h>
 #include <lepard/features/prepare.h>
 #include <lepard/features/vit.h>
@@ -25,19 +25,6 @@ namespace fs = std::filesystem;
 using namespace lepard;
 
 namespace {
-
-std::vector<std::string> categories_in(const fs::path& data, const std::string& format) {
-  std::vector<std::string> out;
-  if (format == "lassie") {
-    for (const auto& e : fs::directory_iterator(data / "annotations"))
-      if (e.path().extension() == ".csv") out.push_back(e.path().stem().string());
-  } else {
-    for (const auto& e : fs::directory_iterator(data / "image_sets"))
-      if (e.path().extension() == ".txt") out.push_back(e.path().stem().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 int raw_mode(const fs::path& images, const fs::path& weights, const fs::path& out, const features::ExtractOptions& eo,
              const std::vector<int64_t>& heads, const std::string& device) {
@@ -191,12 +178,8 @@ int main(int argc, char** argv) {
     if (!fs::is_directory(data)) throw std::invalid_argument("--data " + data + " is not a folder");
     if (surrogate == !weights.empty()) throw std::invalid_argument("give one feature source: --weights FILE or --surrogate");
     if (!weights.empty() && !fs::exists(weights)) throw std::invalid_argument("--weights " + weights + " does not exist");
-    if (format == "auto") format = fs::exists(fs::path(data) / "annotations") ? "lassie"
-                                   : fs::exists(fs::path(data) / "Annotations_Part") ? "pascal" : "";
-    if (format != "lassie" && format != "pascal")
-      throw std::invalid_argument("--format: " + data + " has neither annotations/ (LASSIE) nor Annotations_Part/ "
-                                  "(Pascal-Part); give --format lassie or pascal");
-    const auto categories = category.empty() ? categories_in(data, format) : std::vector<std::string>{category};
+    const auto layout = data::resolve_layout(data, format, "--format");
+    const auto categories = category.empty() ? data::list_categories(data, layout) : std::vector<std::string>{category};
     if (categories.empty()) throw std::invalid_argument("--data " + data + " holds no categories");
 
     features::PrepareOptions po;
@@ -225,7 +208,7 @@ int main(int argc, char** argv) {
       data::ReaderOptions ro;
       ro.crop_size = crop_size;
       ro.skip_bad = skip_bad;
-      const auto read = format == "lassie" ? data::read_lassie_web_images(data, c, ro) : data::read_pascal_part(data, c, ro);
+      const auto read = data::read_category(data, layout, c, ro);
       skipped += static_cast<int>(read.skipped.size());
       if (read.mask_box_crops > 0)
         spdlog::info("{}: {} images have fewer than two distinct visible keypoints and were cropped by their "

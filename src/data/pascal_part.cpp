@@ -1,4 +1,6 @@
 // Pascal-Part annotations through libmatio, after a structural check (mat_check.h).
+#include "reader_helpers.h"
+
 #include <lepard/data/keypoints.h>
 #include <lepard/data/mat_check.h>
 #include <lepard/data/readers.h>
@@ -144,15 +146,11 @@ ReadResult read_pascal_part(const fs::path& root, const std::string& category, c
     if (!seen.second) {  // a repeated id would be trained on and scored twice
       const std::string message = list_path.string() + ":" + std::to_string(line_number) + ": " + id +
                                   " repeats line " + std::to_string(seen.first->second) + "; only the first is read";
-      if (!options.skip_bad) throw DataError(message);
-      spdlog::warn("skipping: {}", message);
-      result.skipped.push_back(message);
+      detail::guarded(options, result, [&] { throw DataError(message); });
       continue;
     }
-    if (options.split != Split::All && in_test_split(id, options.test_fraction) != (options.split == Split::Test)) {
-      continue;
-    }
-    try {
+    if (!detail::wanted(id, options)) continue;
+    detail::guarded(options, result, [&] {
       const fs::path mat_path = root / "Annotations_Part" / (id + ".mat");
       const std::string where = mat_path.string();
       if (!fs::exists(mat_path)) throw DataError(where + ": does not exist");
@@ -221,12 +219,7 @@ ReadResult read_pascal_part(const fs::path& root, const std::string& category, c
                             ? mat_mask(obj_mask, obj_where + ".mask")
                             : (part_map > 0).to(at::kByte);
       s.image_path = root / "JPEGImages" / (id + ".jpg");
-      at::Tensor image;
-      try {
-        image = io::read_image(s.image_path);
-      } catch (const std::runtime_error& e) {
-        throw DataError(e.what());
-      }
+      const at::Tensor image = detail::load_image(s.image_path);
       if (image.size(0) != part_map.size(0) || image.size(1) != part_map.size(1)) {
         throw DataError(s.image_path.string() + " is " + std::to_string(image.size(1)) + " x " +
                         std::to_string(image.size(0)) + " but its annotation " + where + " is " +
@@ -245,11 +238,7 @@ ReadResult read_pascal_part(const fs::path& root, const std::string& category, c
       s.mask = crop_image(mask, s.crop, options.crop_size, Interpolation::Nearest);
       s.keypoints = crop_keypoints(kps, s.crop, options.crop_size);
       result.samples.push_back(std::move(s));
-    } catch (const std::exception& e) {
-      if (!options.skip_bad) throw DataError(e.what());
-      spdlog::warn("skipping: {}", e.what());
-      result.skipped.emplace_back(e.what());
-    }
+    });
   }
   return result;
 }

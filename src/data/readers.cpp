@@ -1,4 +1,5 @@
 #include "csv.h"
+#include "reader_helpers.h"
 
 #include <lepard/data/keypoints.h>
 #include <lepard/data/readers.h>
@@ -30,30 +31,9 @@ std::string read_text(const fs::path& path) {
   return s.str();
 }
 
-// Runs `load` for one input; on a DataError either rethrows or records a skip.
-template <typename Load>
-void guarded(const ReaderOptions& options, ReadResult& result, Load&& load) {
-  try {
-    load();
-  } catch (const std::exception& e) {
-    if (!options.skip_bad) throw DataError(e.what());
-    spdlog::warn("skipping: {}", e.what());
-    result.skipped.emplace_back(e.what());
-  }
-}
-
-bool wanted(const std::string& id, const ReaderOptions& options) {
-  if (options.split == Split::All) return true;
-  return in_test_split(id, options.test_fraction) == (options.split == Split::Test);
-}
-
-at::Tensor load_image(const fs::path& path) {
-  try {
-    return io::read_image(path);
-  } catch (const std::runtime_error& e) {
-    throw DataError(e.what());
-  }
-}
+using detail::guarded;
+using detail::load_image;
+using detail::wanted;
 
 }  // namespace
 

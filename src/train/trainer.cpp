@@ -5,7 +5,7 @@
 
 #include <lepard/core/hash.h>
 #include <lepard/core/surface_grid.h>
-#include <lepard/data/readers.h>
+#include <lepard/data/layout.h>
 #include <lepard/io/checkpoint.h>
 #include <lepard/features/prepare.h>
 #include <lepard/io/atomic_file.h>
@@ -43,14 +43,6 @@ at::Tensor resize_nearest(const at::Tensor& maps, int64_t size) {
 
 using core::splitmix64;
 
-std::string resolve_format(const TrainConfig& c) {
-  if (c.data.format != "auto") return c.data.format;
-  if (fs::exists(fs::path(c.data.root) / "annotations")) return "lassie";
-  if (fs::exists(fs::path(c.data.root) / "Annotations_Part")) return "pascal";
-  throw ConfigError("data.root: " + c.data.root +
-                    " has neither annotations/ (LASSIE layout) nor Annotations_Part/ (Pascal-Part); set data.format");
-}
-
 fs::path cache_folder(const TrainConfig& c) {
   return c.data.cache.empty() ? fs::path(c.data.root) / "cache" : fs::path(c.data.cache);
 }
@@ -66,9 +58,13 @@ Dataset load_dataset(const TrainConfig& c, bool held_out) {
   ro.crop_size = c.data.crop_size;
   ro.split = held_out ? data::Split::Test : data::Split::Train;
   ro.test_fraction = c.data.test_fraction;
-  const auto format = resolve_format(c);
-  auto read = format == "lassie" ? data::read_lassie_web_images(c.data.root, c.data.category, ro)
-                                 : data::read_pascal_part(c.data.root, c.data.category, ro);
+  data::Layout layout{};
+  try {
+    layout = data::resolve_layout(c.data.root, c.data.format, "data.format");
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("data.root: ") + e.what());
+  }
+  auto read = data::read_category(c.data.root, layout, c.data.category, ro);
   const auto cache = cache_folder(c);
   Dataset d;
   std::vector<at::Tensor> images, labels, masks, parts;

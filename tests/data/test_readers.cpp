@@ -1,6 +1,7 @@
 // The LASSIE web-image reader on a Label-Studio style CSV (quoted JSON with doubled quotes,
 // CRLF line ends, as Python's csv module writes them), bad inputs with and without
 // skipping, and the image-folder reader.
+#include <lepard/data/layout.h>
 #include <lepard/data/readers.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
@@ -178,6 +179,38 @@ TEST(LassieReader, SplitsPartitionTheSamples) {
   const auto a = read_lassie_web_images(root, "zebra", train).samples.size();
   const auto b = read_lassie_web_images(root, "zebra", test).samples.size();
   EXPECT_EQ(a + b, 3u);
+}
+
+TEST(Layout, DetectsListsAndReadsEachLayout) {
+  // LASSIE: annotations/ with one CSV per category (a stray file is not a category).
+  const auto lassie = lassie_fixture("layout_lassie");
+  io::write_file_atomic(lassie / "annotations" / "notes.txt", "not a category\n");
+  io::write_file_atomic(lassie / "annotations" / "ant.csv", "id,img_url\r\n");
+  EXPECT_EQ(resolve_layout(lassie, "auto", "--format"), Layout::Lassie);
+  EXPECT_EQ(list_categories(lassie, Layout::Lassie), (std::vector<std::string>{"ant", "zebra"}));
+  const auto zebras = read_category(lassie, Layout::Lassie, "zebra");
+  EXPECT_EQ(zebras.samples.size(), 3u);
+  EXPECT_EQ(zebras.samples[0].id, "zebra/1");
+
+  // Pascal-Part: Annotations_Part/ and image_sets/; read_category reaches its reader (the
+  // listed id's .mat is missing, and the error names where Pascal-Part keeps it).
+  const auto pascal = testing::temp_dir("layout_pascal");
+  fs::create_directories(pascal / "Annotations_Part");
+  io::write_file_atomic(pascal / "image_sets" / "horse.txt", "2008_000001\n");
+  io::write_file_atomic(pascal / "image_sets" / "cow.txt", "");
+  EXPECT_EQ(resolve_layout(pascal, "auto", "data.format"), Layout::Pascal);
+  EXPECT_EQ(resolve_layout(pascal, "lassie", "data.format"), Layout::Lassie);  // an explicit choice wins
+  EXPECT_EQ(list_categories(pascal, Layout::Pascal), (std::vector<std::string>{"cow", "horse"}));
+  testing::expect_error<DataError>([&] { read_category(pascal, Layout::Pascal, "horse"); },
+                                   "Annotations_Part/2008_000001.mat");
+
+  // Neither layout, an unknown format, a missing category folder: errors naming the setting.
+  const auto neither = testing::temp_dir("layout_neither");
+  testing::expect_error<std::invalid_argument>([&] { resolve_layout(neither, "auto", "--format"); },
+                                               "set --format to lassie or pascal");
+  testing::expect_error<std::invalid_argument>([&] { resolve_layout(lassie, "coco", "data.format"); },
+                                               "data.format: unknown dataset format 'coco'");
+  testing::expect_error<DataError>([&] { list_categories(neither, Layout::Pascal); }, "image_sets");
 }
 
 TEST(ImageFolder, ReadsImagesSortedWithCentredSquareCrops) {

@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -41,5 +42,17 @@ std::filesystem::path temp_dir(const std::string& name);
 // of each input (N, C_i). Returns (N, R, sum_i C_i), columns in input order. Inputs
 // that `out` does not depend on give zero columns.
 at::Tensor pointwise_jacobian(const at::Tensor& out, const std::vector<at::Tensor>& inputs);
+
+// Runs `f` and expects it to throw an E whose message contains `needle`.
+template <typename E, typename F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    return;
+  }
+  ADD_FAILURE() << "no exception containing '" << needle << "'";
+}
 
 }  // namespace lepard::testing
