@@ -11,7 +11,9 @@ ensure_packages chromium python3-pil
 shot="${report%.html}.png"
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,5200 \
   --screenshot="$(realpath -m "$shot")" "file://$(realpath "$report")" >/dev/null 2>&1
-/usr/bin/python3 - "$report" "$shot" <<'PY'
+python=$(lepard_python PIL)
+[ -n "$python" ] || { echo "check_report.sh: no python3 with PIL (apt-get install python3-pil)" >&2; exit 1; }
+"$python" - "$report" "$shot" <<'PY'
 import re, sys
 from PIL import Image, ImageStat
 report, shot = sys.argv[1], sys.argv[2]

@@ -14,7 +14,9 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(torch_checkpoint safetensors npy indexed_png lassie_csv pascal_mat config boxes_csv)
-python=${LEPARD_PYTHON:-/usr/bin/python3}
+source "$(dirname "$0")/lib/common.sh"
+python=$(lepard_python torch)
+[ -n "$python" ] || { echo "$(basename "$0"): no python3 with torch (apt-get install python3-torch)" >&2; exit 1; }
 for tool in clang++ "$python"; do
   command -v "$tool" >/dev/null || { echo "fuzz.sh: $tool is missing (apt-get install clang python3-torch)" >&2; exit 1; }
 done

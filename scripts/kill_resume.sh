@@ -7,13 +7,16 @@
 #
 #   scripts/kill_resume.sh BUILD_DIR WORK_DIR [KILLS=20] [SEED=1]
 #
-# Needs /usr/bin/python3 with torch (Debian python3-torch) to read the checkpoints.
+# Needs a python3 with torch (Debian python3-torch; $LEPARD_PYTHON or the first such on
+# PATH) to read the checkpoints.
 set -euo pipefail
 build=$1
 work=$2
 kills=${3:-20}
 seed=${4:-1}
-python=${LEPARD_PYTHON:-/usr/bin/python3}
+source "$(dirname "$0")/lib/common.sh"
+python=$(lepard_python torch)
+[ -n "$python" ] || { echo "$(basename "$0"): no python3 with torch (apt-get install python3-torch)" >&2; exit 1; }
 train=$build/apps/lepard-train
 prepare=$build/apps/lepard-prepare
 synth=$build/apps/lepard-synth

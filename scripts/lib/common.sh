@@ -20,6 +20,18 @@ LEPARD_PACKAGES=(
   libbenchmark-dev      # bench/
 )
 
+# lepard_python MODULE...: prints the first python3 (on PATH, then Debian's) that imports
+# every MODULE, or nothing. $LEPARD_PYTHON, when set, is the answer. The fixtures need
+# Debian's python3-torch and friends; a pyenv or venv python3 earlier on PATH often lacks them.
+lepard_python() {
+  if [ -n "${LEPARD_PYTHON:-}" ]; then echo "$LEPARD_PYTHON"; return 0; fi
+  local imports candidate
+  imports=$(IFS=,; echo "$*")
+  for candidate in $(type -ap python3) /usr/bin/python3; do
+    if "$candidate" -c "import ${imports:-sys}" >/dev/null 2>&1; then echo "$candidate"; return 0; fi
+  done
+}
+
 lepard_log() { printf '\033[1m[lepard]\033[0m %s\n' "$*"; }
 
 # ensure_packages PKG...: installs the packages that are not installed yet.

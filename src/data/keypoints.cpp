@@ -1,6 +1,5 @@
 #include <lepard/data/keypoints.h>
 
-#include <utility>
 
 namespace lepard::data {
 
@@ -19,26 +18,20 @@ int64_t keypoint_slot_from_name(std::string_view name) {
   return -1;
 }
 
+const std::array<std::string_view, kNumKeypoints>& keypoint_labels() {
+  // The labels of LASSIE's Label-Studio project (google/lassie utils/data_utils.py), by slot.
+  static const std::array<std::string_view, kNumKeypoints> labels = {
+      "Left eye", "Right eye", "Left ear", "Right ear", "Muzzle (tip of nose)", "Tail top",
+      "Front right upper leg (knee)", "Back right upper leg (knee)", "Front left upper leg (knee)",
+      "Back left upper leg (knee)", "Front right lower leg (ankle)", "Back right lower leg (ankle)",
+      "Front left lower leg (ankle)", "Back left lower leg (ankle)"};
+  return labels;
+}
+
 int64_t keypoint_slot_from_label(std::string_view label) {
-  // The labels of LASSIE's Label-Studio project (google/lassie utils/data_utils.py).
-  static const std::pair<std::string_view, std::string_view> labels[] = {
-      {"Muzzle (tip of nose)", "muzzle"},
-      {"Right eye", "reye"},
-      {"Right ear", "rear"},
-      {"Left eye", "leye"},
-      {"Left ear", "lear"},
-      {"Front right upper leg (knee)", "rfuleg"},
-      {"Front right lower leg (ankle)", "rflleg"},
-      {"Front left upper leg (knee)", "lfuleg"},
-      {"Front left lower leg (ankle)", "lflleg"},
-      {"Back right upper leg (knee)", "rbuleg"},
-      {"Back right lower leg (ankle)", "rblleg"},
-      {"Back left upper leg (knee)", "lbuleg"},
-      {"Back left lower leg (ankle)", "lblleg"},
-      {"Tail top", "tail"},
-  };
-  for (const auto& [l, name] : labels) {
-    if (l == label) return keypoint_slot_from_name(name);
+  const auto& labels = keypoint_labels();
+  for (int64_t i = 0; i < kNumKeypoints; ++i) {
+    if (labels[static_cast<size_t>(i)] == label) return i;
   }
   return -1;
 }

@@ -628,16 +628,12 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
       io::write_npy(root / "saliency" / c / ("input_" + id + ".npy"), s.saliency);
       // Label-Studio style keypoints in percent of the image, visible ones only.
       nlohmann::json kps = nlohmann::json::array();
-      static const char* labels[kNumKeypoints] = {
-          "Left eye", "Right eye", "Left ear", "Right ear", "Muzzle (tip of nose)", "Tail top",
-          "Front right upper leg (knee)", "Back right upper leg (knee)", "Front left upper leg (knee)",
-          "Back left upper leg (knee)", "Front right lower leg (ankle)", "Back right lower leg (ankle)",
-          "Front left lower leg (ankle)", "Back left lower leg (ankle)"};
+      const auto& labels = keypoint_labels();
       const auto k = s.keypoints.accessor<float, 2>();
       for (int64_t j = 0; j < kNumKeypoints; ++j) {
         if (k[j][2] <= 0) continue;
         kps.push_back({{"x", 100.0 * k[j][0] / o.size}, {"y", 100.0 * k[j][1] / o.size},
-                       {"keypointlabels", {labels[j]}}, {"original_width", o.size}, {"original_height", o.size}});
+                       {"keypointlabels", {std::string(labels[static_cast<size_t>(j)])}}, {"original_width", o.size}, {"original_height", o.size}});
       }
       std::string field = kps.dump();
       std::string quoted = "\"";

@@ -78,6 +78,18 @@ TEST(Keypoints, LabelsMapToLassieSlots) {
   EXPECT_EQ(keypoint_slot_from_label("Tail top"), 5);
   EXPECT_EQ(keypoint_slot_from_label("Muzzle (tip of nose)"), 4);
   EXPECT_EQ(keypoint_slot_from_label("Left wing"), -1);
+  // Each slot's label names the same side, leg and joint as its short name (rfuleg = front
+  // right upper leg, knee), and reads back to the slot.
+  for (int64_t i = 0; i < kNumKeypoints; ++i) {
+    const std::string label(keypoint_labels()[static_cast<size_t>(i)]);
+    const std::string name(keypoint_names()[static_cast<size_t>(i)]);
+    EXPECT_EQ(keypoint_slot_from_label(label), i) << label;
+    if (name.size() == 6 && name.substr(3) == "leg") {
+      EXPECT_EQ(label.find(name[1] == 'f' ? "Front" : "Back"), 0u) << label;
+      EXPECT_NE(label.find(name[0] == 'r' ? "right" : "left"), std::string::npos) << label;
+      EXPECT_NE(label.find(name[2] == 'u' ? "(knee)" : "(ankle)"), std::string::npos) << label;
+    }
+  }
   EXPECT_EQ(part_label_name(9), "rfuleg");
   EXPECT_EQ(part_label_name(16), "lblleg");
 }

@@ -14,6 +14,10 @@ constexpr int64_t kNumPartLabels = 16;
 // lfuleg 8, lbuleg 9, rflleg 10, rblleg 11, lflleg 12, lblleg 13.
 const std::array<std::string_view, kNumKeypoints>& keypoint_names();
 
+// The LASSIE web-image annotation label of each slot ("Left eye", ..., "Back left lower leg
+// (ankle)"), as LASSIE's Label-Studio project names them.
+const std::array<std::string_view, kNumKeypoints>& keypoint_labels();
+
 // The slot of a LASSIE web-image annotation label ("Front right upper leg (knee)" -> 6),
 // or -1 for an unknown label.
 int64_t keypoint_slot_from_label(std::string_view label);
