@@ -11,6 +11,8 @@
 #include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 namespace lepard::features {
 namespace {
 
@@ -24,19 +26,25 @@ std::pair<at::Tensor, at::Tensor> clusters(uint64_t seed) {
   return {points.index_select(0, order).to(at::kFloat), truth.index_select(0, order)};
 }
 
-TEST(KMeans, RecoversSeparableClusters) {
-  const auto [points, truth] = clusters(3);
+// On every device: the same clusters, the same seed.
+class KMeans : public ::testing::TestWithParam<c10::Device> {};
+
+TEST_P(KMeans, RecoversSeparableClusters) {
+  const auto [cpu_points, truth] = clusters(3);
+  const auto points = cpu_points.to(GetParam());
   KMeansOptions o;
   o.k = 8;
   o.restarts = 5;
   o.seed = 1;
   const auto r = kmeans(points, o);
   EXPECT_EQ(r.centroids.sizes(), (at::IntArrayRef{8, 32}));
-  EXPECT_GT(adjusted_rand_index(r.labels, truth), 0.99);
+  EXPECT_EQ(r.labels.device(), GetParam());
+  EXPECT_GT(adjusted_rand_index(r.labels.cpu(), truth), 0.99);
 }
 
-TEST(KMeans, DeterministicForASeed) {
-  const auto [points, truth] = clusters(4);
+TEST_P(KMeans, DeterministicForASeed) {
+  const auto [cpu_points, truth] = clusters(4);
+  const auto points = cpu_points.to(GetParam());
   KMeansOptions o;
   o.k = 5;  // not the true k: runs differ by their initialisation
   o.restarts = 2;
@@ -47,7 +55,9 @@ TEST(KMeans, DeterministicForASeed) {
   EXPECT_EQ(a.inertia, b.inertia);
 }
 
-TEST(KMeans, AdjustedRandIndexOnKnownCases) {
+INSTANTIATE_TEST_SUITE_P(Devices, KMeans, ::testing::ValuesIn(testing::test_devices()), testing::device_name);
+
+TEST(AdjustedRandIndex, KnownCases) {
   const auto a = at::tensor({0L, 0L, 1L, 1L, 2L, 2L});
   EXPECT_DOUBLE_EQ(adjusted_rand_index(a, a), 1.0);
   EXPECT_DOUBLE_EQ(adjusted_rand_index(a, at::tensor({5L, 5L, 3L, 3L, 9L, 9L})), 1.0);  // renamed

@@ -43,9 +43,12 @@ class Vit : public ::testing::Test {
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   static void TearDownTestSuite() { models_.clear(); }
-  static const DinoVit& model(const std::string& name) {
-    auto& m = models_[name];
-    if (!m) m = std::make_unique<DinoVit>(DinoVit::load(dir_ / (name + ".pth")));
+  static const DinoVit& model(const std::string& name, c10::Device device = c10::kCPU) {
+    auto& m = models_[name + "@" + device.str()];
+    if (!m) {
+      m = std::make_unique<DinoVit>(DinoVit::load(dir_ / (name + ".pth")));
+      m->to(device);
+    }
     return *m;
   }
   static std::string error_of(const StateDict& sd) {
@@ -71,7 +74,11 @@ TEST_F(Vit, InfersTheArchitectureFromTheShapes) {
   EXPECT_EQ(model("vit_base16").state_dict().size(), 150u);
 }
 
-TEST_F(Vit, MatchesThePythonReference) {
+// The Python reference's numbers on every device.
+class VitDevices : public Vit, public ::testing::WithParamInterface<c10::Device> {};
+
+TEST_P(VitDevices, MatchesThePythonReference) {
+  const auto device = GetParam();
   std::ifstream cases(dir_ / "cases.txt");
   std::string line;
   int n = 0;
@@ -81,7 +88,8 @@ TEST_F(Vit, MatchesThePythonReference) {
     int64_t h = 0, w = 0, stride = 0;
     in >> name >> model_name >> h >> w >> stride;
     SCOPED_TRACE(name);
-    const auto& vit = model(model_name);
+    const auto& vit = model(model_name, device);
+    ASSERT_EQ(vit.device(), device);
     const auto image = io::read_npy(dir_ / (name + "_input.npy"));
     ASSERT_EQ(image.size(2), h);
     ExtractOptions options;
@@ -105,6 +113,8 @@ TEST_F(Vit, MatchesThePythonReference) {
   }
   EXPECT_EQ(n, 9);
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, VitDevices, ::testing::ValuesIn(testing::test_devices()), testing::device_name);
 
 TEST_F(Vit, FacetsAndLayers) {
   const auto& vit = model("vit_small8");

@@ -92,9 +92,13 @@ TEST(SoftAttributes, GradientsMatchReferenceAndFiniteDifferences) {
   EXPECT_LT(max_abs_diff(ours[0], numeric) / ref[0].abs().max().item<double>(), 1e-4);
 }
 
-TEST(SoftAttributes, FrontPartWins) {
+// On every device (the CPU kernel, or the tensor-op path elsewhere).
+class SoftAttributesDevices : public ::testing::TestWithParam<c10::Device> {};
+
+TEST_P(SoftAttributesDevices, FrontPartWins) {
   // Two spheres on the optical axis, one-hot attributes: where both cover the image the
   // rendered attribute is the nearer part's, whichever part index it has.
+  const auto device = GetParam();
   const auto grid = core::make_surface_grid(12, 16);
   for (double far_z : {2.0, -2.0}) {  // part 1 behind, then in front of part 0
     core::PartParams p;
@@ -103,9 +107,11 @@ TEST(SoftAttributes, FrontPartWins) {
     p.shape = at::tensor({1.0, 0.5, 0.5, 0.5, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0}, at::kDouble).repeat({1, 2, 1});
     core::Camera cam{at::tensor({1.0, 0.0, 0.0, 0.0}, at::kDouble).view({1, 4}),
                      at::tensor({0.0, 0.0, 6.0}, at::kDouble).view({1, 3}), 2.0};
-    const auto verts = core::project_parts_reference(p, at::Tensor(), cam, grid);
-    const auto attr = at::eye(2, at::kDouble).unsqueeze(0);  // part k -> e_k
-    const auto img = soft_attributes(verts, grid.faces, attr, {}, settings(32, 1e-4, 1e-4));
+    const auto verts = core::project_parts_reference(p, at::Tensor(), cam, grid).to(device);
+    const auto attr = at::eye(2, at::kDouble).unsqueeze(0).to(device);  // part k -> e_k
+    const auto rendered = soft_attributes(verts, grid.faces.to(device), attr, {}, settings(32, 1e-4, 1e-4));
+    ASSERT_EQ(rendered.device(), device);
+    const auto img = rendered.cpu();
     const int64_t front = far_z > 0 ? 0 : 1;
     // The image centre is covered by both.
     EXPECT_GT(img[0][front][16][16].item<double>(), 0.99) << "far_z " << far_z;
@@ -114,6 +120,9 @@ TEST(SoftAttributes, FrontPartWins) {
     EXPECT_LT(img[0].select(1, 0).select(1, 0).abs().max().item<double>(), 1e-6);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, SoftAttributesDevices, ::testing::ValuesIn(testing::test_devices()),
+                         testing::device_name);
 
 }  // namespace
 }  // namespace lepard::render

@@ -17,7 +17,12 @@
 #include <ATen/ops/zeros_like.h>
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
+#include <ATen/ops/linspace.h>
 #include <ATen/ops/ones.h>
+#include <ATen/ops/zeros.h>
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <torch/csrc/autograd/autograd.h>
@@ -168,6 +173,86 @@ TEST(SoftRasterize, NonFiniteVerticesAreNamedErrors) {
   const auto attr = message([&] { soft_attributes(verts, grid.faces, attributes, at::Tensor(), a); });
   EXPECT_NE(attr.find("attributes holds NaN or Inf (first at [0, 1, 1]"), std::string::npos) << attr;
 }
+
+// On every device (the CPU kernel, or the tensor-op path elsewhere): one triangle against
+// SoftRas's formula written out here pixel by pixel, D = sigmoid(+-d^2 / sigma) with d the
+// distance to the triangle's outline, + inside, - outside, 0 outside beyond the eps cutoff;
+// and the gradient against central differences of that formula.
+class SoftRasterizeDevices : public ::testing::TestWithParam<c10::Device> {};
+
+double segment_distance2(double px, double py, double ax, double ay, double bx, double by) {
+  const double ux = bx - ax, uy = by - ay;
+  const double t = std::clamp(((px - ax) * ux + (py - ay) * uy) / (ux * ux + uy * uy), 0.0, 1.0);
+  const double dx = px - (ax + t * ux), dy = py - (ay + t * uy);
+  return dx * dx + dy * dy;
+}
+
+// SoftRas's D of one triangle (x0 y0 x1 y1 x2 y2) at (px, py).
+double one_triangle(const std::array<double, 6>& t, double px, double py, const SoftRasterSettings& s) {
+  const double d2 = std::min({segment_distance2(px, py, t[0], t[1], t[2], t[3]),
+                              segment_distance2(px, py, t[2], t[3], t[4], t[5]),
+                              segment_distance2(px, py, t[4], t[5], t[0], t[1])});
+  auto side = [&](int a, int b) {
+    return (t[2 * b] - t[2 * a]) * (py - t[2 * a + 1]) - (t[2 * b + 1] - t[2 * a + 1]) * (px - t[2 * a]);
+  };
+  const double e0 = side(0, 1), e1 = side(1, 2), e2 = side(2, 0);
+  const bool inside = (e0 >= 0 && e1 >= 0 && e2 >= 0) || (e0 <= 0 && e1 <= 0 && e2 <= 0);
+  if (!inside && d2 >= s.sigma * std::log(1.0 / s.eps - 1.0)) return 0.0;
+  return 1.0 / (1.0 + std::exp(-(inside ? d2 : -d2) / s.sigma));
+}
+
+TEST_P(SoftRasterizeDevices, OneTriangleFollowsSoftRasFormula) {
+  const auto device = GetParam();
+  const std::array<double, 6> tri = {-0.5, -0.45, 0.6, -0.3, 0.05, 0.7};
+  SoftRasterSettings s;
+  s.height = 12;
+  s.width = 10;
+  s.sigma = 2e-2;  // wide: most pixels are in the soft band
+  s.eps = 1e-3;    // and some beyond the cutoff
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const auto verts = at::tensor({tri[0], tri[1], 1.0, tri[2], tri[3], 1.0, tri[4], tri[5], 1.0}, opts)
+                         .view({1, 1, 3, 3})
+                         .to(device)
+                         .requires_grad_();
+  const auto faces = at::tensor({0L, 1L, 2L}).view({1, 3}).to(device);
+  const auto out = soft_silhouettes(verts, faces, s);
+  ASSERT_EQ(out.device(), device);
+  ASSERT_EQ(out.sizes(), (at::IntArrayRef{1, 1, 12, 10}));
+  const auto centres = pixel_centers(s.height, s.width, at::zeros({1}, opts));  // (H W, 2) as (x, y)
+  const auto rendered = out.detach().cpu().view({-1});
+  int64_t soft = 0, cut = 0;
+  for (int64_t i = 0; i < centres.size(0); ++i) {
+    const double want = one_triangle(tri, centres[i][0].item<double>(), centres[i][1].item<double>(), s);
+    EXPECT_NEAR(rendered[i].item<double>(), want, 1e-12) << "pixel " << i;
+    soft += want > 0.01 && want < 0.99;
+    cut += want == 0.0;
+  }
+  EXPECT_GT(soft, 20);
+  EXPECT_GT(cut, 0);
+  // Gradient of sum(A * w) in every x and y, against central differences of the formula.
+  const auto w = at::linspace(-1.0, 2.0, centres.size(0), opts);
+  const auto grad = torch::autograd::grad({(out.view({-1}) * w.to(device)).sum()}, {verts})[0].cpu();
+  const double h = 1e-6;
+  for (int v = 0; v < 3; ++v) {
+    for (int c = 0; c < 2; ++c) {
+      auto loss = [&](double delta) {
+        auto moved = tri;
+        moved[static_cast<size_t>(2 * v + c)] += delta;
+        double sum = 0;
+        for (int64_t i = 0; i < centres.size(0); ++i)
+          sum += w[i].item<double>() * one_triangle(moved, centres[i][0].item<double>(), centres[i][1].item<double>(), s);
+        return sum;
+      };
+      const double numeric = (loss(h) - loss(-h)) / (2 * h);
+      EXPECT_NEAR(grad[0][0][v][c].item<double>(), numeric, 1e-5 * std::max(1.0, std::abs(numeric)))
+          << "vertex " << v << " coordinate " << c;
+    }
+  }
+  EXPECT_EQ(grad.select(-1, 2).abs().max().item<double>(), 0.0) << "depth does not enter silhouettes";
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, SoftRasterizeDevices, ::testing::ValuesIn(testing::test_devices()),
+                         testing::device_name);
 
 }  // namespace
 }  // namespace lepard::render

@@ -16,6 +16,12 @@ namespace lepard::testing {
 // configured with LEPARD_WITH_CUDA=ON fails here instead of silently skipping CUDA.
 std::vector<c10::Device> test_devices();
 
+// The name of a device-parameterised instance: "CPU" or "CUDA" (INSTANTIATE_TEST_SUITE_P's
+// last argument).
+inline std::string device_name(const ::testing::TestParamInfo<c10::Device>& info) {
+  return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA");
+}
+
 // max |a - b| as a double (0 for empty tensors).
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
 

@@ -135,9 +135,9 @@ TEST(Losses, GroupWeightsScaleTheirGroup) {
 }
 
 // Two unit spheres (superquadrics with e = 1), one at the origin and one at (d, 0, 0).
-LossInputs two_spheres(double d) {
+LossInputs two_spheres(double d, c10::Device device = c10::kCPU) {
   LossInputs in;
-  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
   in.parts.center = at::tensor({0.0, 0.0, 0.0, d, 0.0, 0.0}, opts).view({1, 2, 3}).requires_grad_();
   in.parts.rotation = at::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0}, opts).view({1, 2, 4}).requires_grad_();
   auto shape = at::zeros({1, 2, 11}, opts);
@@ -152,24 +152,28 @@ LossInputs two_spheres(double d) {
   return in;
 }
 
-TEST(Losses, CollisionsPushInterpenetratingPartsApart) {
+// The constructed scenes, on every device.
+class LossesDevices : public ::testing::TestWithParam<c10::Device> {};
+
+TEST_P(LossesDevices, CollisionsPushInterpenetratingPartsApart) {
+  const auto device = GetParam();
   auto s = small_settings();
   s.silhouette = s.parts = s.attraction = 0.0;
   s.collision = 1.0;
   const auto grid = core::make_surface_grid(8, 12);
-  const auto labels = at::zeros({1, 16, 16}, at::kLong);
+  const auto labels = at::zeros({1, 16, 16}, at::TensorOptions().dtype(at::kLong).device(device));
   // Apart (distance 1.2 > two radii): no energy.
-  const auto apart = compute_losses(two_spheres(1.2), LossTargets{labels}, grid, s);
+  const auto apart = compute_losses(two_spheres(1.2, device), LossTargets{labels}, grid, s);
   ASSERT_EQ(apart.terms.size(), 1u);
   EXPECT_EQ(apart.terms[0].second.item<double>(), 0.0);
   // Overlapping (distance 0.6): energy, larger the deeper, and forces that separate them.
-  auto in = two_spheres(0.6);
+  auto in = two_spheres(0.6, device);
   const auto overlap = compute_losses(in, LossTargets{labels}, grid, s);
   const double e06 = overlap.total.item<double>();
   EXPECT_GT(e06, 0.0);
-  EXPECT_GT(compute_losses(two_spheres(0.3), LossTargets{labels}, grid, s).total.item<double>(), e06);
+  EXPECT_GT(compute_losses(two_spheres(0.3, device), LossTargets{labels}, grid, s).total.item<double>(), e06);
   overlap.total.backward();
-  const auto g = in.parts.center.grad();
+  const auto g = in.parts.center.grad().cpu();
   // Gradient descent moves part 0 to -x and part 1 to +x, with equal and opposite forces.
   EXPECT_GT(g[0][0][0].item<double>(), 0.0);
   EXPECT_LT(g[0][1][0].item<double>(), 0.0);
@@ -177,27 +181,29 @@ TEST(Losses, CollisionsPushInterpenetratingPartsApart) {
   EXPECT_LT(std::abs(g[0][0][1].item<double>()), 0.2 * std::abs(g[0][0][0].item<double>()));  // mostly along x
   // Switched off: no term.
   s.collisions = false;
-  EXPECT_TRUE(compute_losses(two_spheres(0.6), LossTargets{labels}, grid, s).terms.empty());
+  EXPECT_TRUE(compute_losses(two_spheres(0.6, device), LossTargets{labels}, grid, s).terms.empty());
 }
 
 // Per-part forces follow ownership: two clusters (squares the size of the spheres, left and
 // right of the centre), two spheres each placed on the cluster the other owns. Each part's force moves it toward its own
 // cluster; swapping the ownership reverses both forces; the union silhouette alone (which
 // does not know which part is which) gives no such push.
-TEST(Losses, PerPartForcesMoveEachPartTowardItsOwnCluster) {
+TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
+  const auto device = GetParam();
   const int64_t r = 32;
   auto labels = at::zeros({1, r, r}, at::kLong);
   // The spheres project to discs of radius 0.25 at x = -0.3 and +0.3 (normalised coordinates).
   labels.narrow(1, 12, 8).narrow(2, 7, 9).fill_(1);   // cluster 1: x in [-0.56, 0], |y| < 0.25
   labels.narrow(1, 12, 8).narrow(2, 16, 9).fill_(2);  // cluster 2: x in [0, 0.56]
+  labels = labels.to(device);
   const auto grid = core::make_surface_grid(8, 12);
-  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
   const auto part0_owns_1 = at::tensor({1.0, 0.0, 0.0, 1.0}, opts).view({2, 2});
   const auto part0_owns_2 = at::tensor({0.0, 1.0, 1.0, 0.0}, opts).view({2, 2});
   // Part 0 at +x (on cluster 2), part 1 at -x (on cluster 1): d = -1.2 puts part 1 at x = -1.2
   // after shifting both so that part 0 sits at +0.6.
   auto scene = [&](const at::Tensor& ownership) {
-    auto in = two_spheres(-1.2);
+    auto in = two_spheres(-1.2, device);
     at::NoGradGuard no_grad;
     in.parts.center.select(2, 0).add_(0.6);
     in.distribution = at::full({2, 2}, 0.5, opts);
@@ -214,7 +220,7 @@ TEST(Losses, PerPartForcesMoveEachPartTowardItsOwnCluster) {
     ASSERT_EQ(wrong.terms.size(), 1u) << term;
     EXPECT_EQ(wrong.terms[0].first, term);
     wrong.total.backward();
-    const auto g = in.parts.center.grad();
+    const auto g = in.parts.center.grad().cpu();
     // Gradient descent moves part 0 to -x (toward cluster 1) and part 1 to +x.
     EXPECT_GT(g[0][0][0].item<double>(), 0.0) << term;
     EXPECT_LT(g[0][1][0].item<double>(), 0.0) << term;
@@ -227,7 +233,7 @@ TEST(Losses, PerPartForcesMoveEachPartTowardItsOwnCluster) {
     const auto right = compute_losses(in2, LossTargets{labels}, grid, s);
     EXPECT_LT(right.total.item<double>(), 0.5 * wrong.total.item<double>()) << term;
     right.total.backward();
-    const auto g2 = in2.parts.center.grad();
+    const auto g2 = in2.parts.center.grad().cpu();
     if (std::string(term) == "part_attraction") {
       EXPECT_LT(std::abs(g2[0][0][0].item<double>()), 0.5 * std::abs(g[0][0][0].item<double>())) << term;
       EXPECT_LT(std::abs(g2[0][1][0].item<double>()), 0.5 * std::abs(g[0][1][0].item<double>())) << term;
@@ -240,9 +246,11 @@ TEST(Losses, PerPartForcesMoveEachPartTowardItsOwnCluster) {
   s.parts = s.attraction = s.collision = 0.0;
   auto in = scene(part0_owns_1);
   compute_losses(in, LossTargets{labels}, grid, s).total.backward();
-  const auto g = in.parts.center.grad();
+  const auto g = in.parts.center.grad().cpu();
   EXPECT_NEAR(g[0][0][0].item<double>(), -g[0][1][0].item<double>(), 1e-9);
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, LossesDevices, ::testing::ValuesIn(testing::test_devices()), testing::device_name);
 
 TEST(Metrics, SilhouetteIouOnConstructedMasks) {
   auto pred = at::zeros({2, 4, 4}, at::kByte), ref = at::zeros({2, 4, 4}, at::kByte);
