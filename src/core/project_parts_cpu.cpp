@@ -6,6 +6,9 @@
 #include <lepard/core/superquadric.h>
 #include <lepard/core/surface_grid.h>
 
+#include <Eigen/Core>
+#include <Eigen/Geometry>
+
 #include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -22,13 +25,17 @@ namespace lepard::core::detail {
 
 namespace {
 
+// Small fixed-size algebra with Eigen (third_party/README.md): per part and per camera,
+// never inside the SIMD loops over points, which read the matrices' entries as scalars.
 template <typename T>
-void quaternion_matrix(const T* q, T R[3][3]) {
-  const T n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
-  const T w = q[0] / n, x = q[1] / n, y = q[2] / n, z = q[3] / n;
-  R[0][0] = 1 - 2 * (y * y + z * z); R[0][1] = 2 * (x * y - w * z);     R[0][2] = 2 * (x * z + w * y);
-  R[1][0] = 2 * (x * y + w * z);     R[1][1] = 1 - 2 * (x * x + z * z); R[1][2] = 2 * (y * z - w * x);
-  R[2][0] = 2 * (x * z - w * y);     R[2][1] = 2 * (y * z + w * x);     R[2][2] = 1 - 2 * (x * x + y * y);
+using Mat3 = Eigen::Matrix<T, 3, 3>;
+template <typename T>
+using Vec3 = Eigen::Matrix<T, 3, 1>;
+
+// R(q / |q|) for q = (w, x, y, z), the convention of rotation.h.
+template <typename T>
+Mat3<T> quaternion_matrix(const T* q) {
+  return Eigen::Quaternion<T>(q[0], q[1], q[2], q[3]).normalized().toRotationMatrix();
 }
 
 // The grid's cos/sin values factor into a latitude part (cos u, sin u) and a longitude
@@ -92,13 +99,13 @@ inline T signed_power(T x, T log_abs, T p) {
 template <typename T>
 struct Part {
   T c[3];
-  T R[3][3];
+  Mat3<T> R;
   T a0, a1, a2, a3, e1, e2, t1, t2, b1, b2, b3;
   T A, pib3, b2A;
 
   Part(const T* center, const T* quat, const T* q) {
     for (int i = 0; i < 3; ++i) c[i] = center[i];
-    quaternion_matrix(quat, R);
+    R = quaternion_matrix(quat);
     a0 = q[0]; a1 = q[1]; a2 = q[2]; a3 = q[3]; e1 = q[4]; e2 = q[5];
     t1 = q[6]; t2 = q[7]; b1 = q[8]; b2 = q[9]; b3 = q[10];
     A = a0 * a3;
@@ -155,22 +162,18 @@ inline void surface_point(const Part<T>& k, const Latitude<T>& la, const Longitu
   s[2] = k.A * la.S;
 }
 
-template <typename T>
-inline void mat_vec(const T M[3][3], const T* v, T* out) {
-  for (int i = 0; i < 3; ++i) out[i] = M[i][0] * v[0] + M[i][1] * v[1] + M[i][2] * v[2];
-}
 
 // The quaternion gradient from a body-frame angular "force" w: for R(q / |q|),
 // dE/dq = w^T G(q^) / |q| with G = 2 [-v | s I - [v]_x] (rotation.h), i.e.
 // (-2 v.w, 2 (s w + v x w)) / |q|.
 template <typename T, typename A>
-void quaternion_gradient(const T* q, const A* w, T* out) {
-  const A n = std::sqrt(A(q[0]) * q[0] + A(q[1]) * q[1] + A(q[2]) * q[2] + A(q[3]) * q[3]);
-  const A s = q[0] / n, x = q[1] / n, y = q[2] / n, z = q[3] / n;
-  out[0] = static_cast<T>(-2 * (x * w[0] + y * w[1] + z * w[2]) / n);
-  out[1] = static_cast<T>(2 * (s * w[0] + y * w[2] - z * w[1]) / n);
-  out[2] = static_cast<T>(2 * (s * w[1] + z * w[0] - x * w[2]) / n);
-  out[3] = static_cast<T>(2 * (s * w[2] + x * w[1] - y * w[0]) / n);
+void quaternion_gradient(const T* q, const A* w_in, T* out) {
+  const Eigen::Matrix<A, 4, 1> quat = Eigen::Map<const Eigen::Matrix<T, 4, 1>>(q).template cast<A>();
+  const A n = quat.norm();
+  const A s = quat[0] / n;
+  const Vec3<A> v = quat.template tail<3>() / n, w = Eigen::Map<const Vec3<A>>(w_in);
+  out[0] = static_cast<T>(-2 * v.dot(w) / n);
+  Eigen::Map<Vec3<T>>(out + 1) = (2 * (s * w + v.cross(w)) / n).template cast<T>();
 }
 
 // A part's longitude values as separate arrays (indexed by longitude), for SIMD loops.
@@ -202,7 +205,7 @@ struct PartSums {
 // time, so the loop over the run's points is one SIMD loop. Sums are kept in the
 // kernel's dtype: a part has a few hundred points.
 template <typename T, bool kWorld>
-void backward_run(const Part<T>& k, const T Rc[3][3], const T* cam_t, T f, const Latitude<T>& la,
+void backward_run(const Part<T>& k, const Mat3<T>& Rc, const T* cam_t, T f, const Latitude<T>& la,
                   const LongitudeArrays<T>& lon, int32_t v_start, int64_t n, const T* d, const T* g, T* a_out,
                   PartSums<T>& out) {
   const T a0 = k.a0, a1 = k.a1, a2 = k.a2, a3 = k.a3, t1 = k.t1, t2 = k.t2, b1 = k.b1, A = k.A, pib3 = k.pib3;
@@ -213,10 +216,10 @@ void backward_run(const Part<T>& k, const T Rc[3][3], const T* cam_t, T f, const
   const T Tx = t1 * S + 1, Ty = t2 * S + 1;
   const T bcos = b1 * la.cos_phi, bsin = b1 * la.sin_phi, phi_b3 = la.phi_b3, cos_phi = la.cos_phi;
   const T pz = A * S;
-  const T R00 = k.R[0][0], R01 = k.R[0][1], R02 = k.R[0][2], R10 = k.R[1][0], R11 = k.R[1][1], R12 = k.R[1][2],
-          R20 = k.R[2][0], R21 = k.R[2][1], R22 = k.R[2][2];
-  const T Q00 = Rc[0][0], Q01 = Rc[0][1], Q02 = Rc[0][2], Q10 = Rc[1][0], Q11 = Rc[1][1], Q12 = Rc[1][2],
-          Q20 = Rc[2][0], Q21 = Rc[2][1], Q22 = Rc[2][2];
+  const T R00 = k.R(0, 0), R01 = k.R(0, 1), R02 = k.R(0, 2), R10 = k.R(1, 0), R11 = k.R(1, 1), R12 = k.R(1, 2),
+          R20 = k.R(2, 0), R21 = k.R(2, 1), R22 = k.R(2, 2);
+  const T Q00 = Rc(0, 0), Q01 = Rc(0, 1), Q02 = Rc(0, 2), Q10 = Rc(1, 0), Q11 = Rc(1, 1), Q12 = Rc(1, 2),
+          Q20 = Rc(2, 0), Q21 = Rc(2, 1), Q22 = Rc(2, 2);
   const T c0 = k.c[0], c1 = k.c[1], c2 = k.c[2];
   const T t0c = kWorld ? T(0) : cam_t[0], t1c = kWorld ? T(0) : cam_t[1], t2c = kWorld ? T(0) : cam_t[2];
   const T* pX = lon.X.data() + v_start;
@@ -332,26 +335,21 @@ at::Tensor project_parts_forward_cpu(const ProjectPartsInputs& in) {
         const int64_t b = bk / K;
         const Part<T> k(center + 3 * bk, rotation + 4 * bk, shape + 11 * bk);
         part_tables(k, grid, lat, lon);
-        T Rc[3][3];
-        if (!in.world) quaternion_matrix(cam_q + 4 * b, Rc);
+        const Mat3<T> Rc = in.world ? Mat3<T>::Identity() : quaternion_matrix(cam_q + 4 * b);
+        const Vec3<T> c = Eigen::Map<const Vec3<T>>(k.c);
         for (int64_t v = 0; v < V; ++v) {
-          T ex, ey, p[3];
-          surface_point(k, lat[grid.u_of[v]], lon[grid.v_of[v]], ex, ey, p);
-          if (local) {
-            const T* d = local + (bk * V + v) * 3;
-            p[0] += d[0]; p[1] += d[1]; p[2] += d[2];
-          }
-          T x[3];
-          mat_vec(k.R, p, x);
-          for (int i = 0; i < 3; ++i) x[i] += k.c[i];
+          T ex, ey;
+          Vec3<T> p;
+          surface_point(k, lat[grid.u_of[v]], lon[grid.v_of[v]], ex, ey, p.data());
+          if (local) p += Eigen::Map<const Vec3<T>>(local + (bk * V + v) * 3);
+          const Vec3<T> x = k.R * p + c;
           T* dst = o + (bk * V + v) * 3;
           if (in.world) {
-            dst[0] = x[0]; dst[1] = x[1]; dst[2] = x[2];
+            Eigen::Map<Vec3<T>> world(dst);
+            world = x;
             continue;
           }
-          T xc[3];
-          mat_vec(Rc, x, xc);
-          for (int i = 0; i < 3; ++i) xc[i] += cam_t[3 * b + i];
+          const Vec3<T> xc = Rc * x + Eigen::Map<const Vec3<T>>(cam_t + 3 * b);
           dst[0] = f * xc[0] / xc[2];
           dst[1] = f * xc[1] / xc[2];
           dst[2] = xc[2];
@@ -404,8 +402,7 @@ ProjectPartsGrads project_parts_backward_cpu(const ProjectPartsInputs& in, const
         const Part<T> k(center + 3 * bk, rotation + 4 * bk, shape + 11 * bk);
         part_tables(k, grid, lat, lon);
         lon_arrays.fill(lon);
-        T Rc[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
-        if (!in.world) quaternion_matrix(cam_q + 4 * b, Rc);
+        const Mat3<T> Rc = in.world ? Mat3<T>::Identity() : quaternion_matrix(cam_q + 4 * b);
         const T* d = local ? local + bk * V * 3 : zeros.data();
         T* a_out = out_l ? out_l + bk * V * 3 : scratch.data();
         const T* g = gp + bk * V * 3;

@@ -3,6 +3,8 @@
 // faces. With binning off, every pixel visits every face (the dense kernel).
 #include "soft_rasterize_kernel.h"
 
+#include <Eigen/Core>
+
 #include <ATen/AccumulateType.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -39,19 +41,24 @@ struct Hit {
 };
 
 template <typename T>
+using Vec2 = Eigen::Matrix<T, 2, 1>;
+
+template <typename T>
 inline T segment_distance2(T px, T py, T ax, T ay, T bx, T by, T& t, T& rx, T& ry) {
-  const T abx = bx - ax, aby = by - ay, apx = px - ax, apy = py - ay;
-  const T len2 = abx * abx + aby * aby;
-  t = len2 > 0 ? (apx * abx + apy * aby) / len2 : T(0);
+  const Vec2<T> ab(bx - ax, by - ay), ap(px - ax, py - ay);
+  const T len2 = ab.squaredNorm();
+  t = len2 > 0 ? ap.dot(ab) / len2 : T(0);
   t = std::min(std::max(t, T(0)), T(1));
-  rx = apx - t * abx;
-  ry = apy - t * aby;
-  return rx * rx + ry * ry;
+  const Vec2<T> r = ap - t * ab;
+  rx = r.x();
+  ry = r.y();
+  return r.squaredNorm();
 }
 
 template <typename T>
 inline T edge_function(T px, T py, T ax, T ay, T bx, T by) {
-  return (bx - ax) * (py - ay) - (by - ay) * (px - ax);
+  const Vec2<T> ab(bx - ax, by - ay), ap(px - ax, py - ay);
+  return ab.x() * ap.y() - ab.y() * ap.x();
 }
 
 // Evaluates face f at pixel (px, py); false when it is truncated (outside, beyond the cutoff).
