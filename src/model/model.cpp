@@ -18,10 +18,8 @@ namespace lepard::model {
 
 namespace F = torch::nn::functional;
 
-NormImpl::NormImpl(int64_t channels, const std::string& kind) {
-  if (kind != "group" && kind != "frozen_batch")
-    throw std::invalid_argument("model norm '" + kind + "': expected group or frozen_batch");
-  frozen_batch_ = kind == "frozen_batch";
+NormImpl::NormImpl(int64_t channels, Normalization kind) {
+  frozen_batch_ = kind == Normalization::FrozenBatch;
   groups_ = 1;
   for (int64_t g : {8, 4, 2})
     if (channels % g == 0 && channels / g >= 4) {
@@ -52,7 +50,7 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) 
 
 }  // namespace
 
-BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm) {
+BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t out, int64_t stride, Normalization norm) {
   conv1_ = register_module("conv1", conv(in, out, 3, stride));
   bn1_ = register_module("bn1", Norm(out, norm));
   conv2_ = register_module("conv2", conv(out, out, 3, 1));
@@ -84,8 +82,7 @@ EncoderImpl::EncoderImpl(const ModelOptions& o) {
     layers_.push_back(register_module("layer" + std::to_string(i + 1), layer));
     in = out;
   }
-  if (o.pool != "flatten" && o.pool != "mean") throw std::invalid_argument("model pool '" + o.pool + "': expected flatten or mean");
-  flatten_ = o.pool == "flatten";
+  flatten_ = o.pool == Pooling::Flatten;
   // Spatial side of the last map: conv1 and the max-pool halve it, every later stage too.
   int64_t side = o.image_size;
   for (int64_t i = 0; i < 2 + o.encoder_depth - 1; ++i) side = (side + 1) / 2;
@@ -232,7 +229,7 @@ at::Tensor normalize_images(const at::Tensor& crops, int64_t size) {
 }
 
 int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path) {
-  if (net->options().norm != "frozen_batch")
+  if (net->options().norm != Normalization::FrozenBatch)
     throw std::invalid_argument(path.string() + ": torchvision ResNet weights need model.norm frozen_batch");
   const auto dict = io::load_state_dict(path);
   auto find = [&](const std::string& key) -> const at::Tensor* {

@@ -183,8 +183,10 @@ ConfigSchema TrainConfig::schema() {
       .field("model.encoder_depth", &model.encoder_depth, "residual stages of the encoder")
       .field("model.encoder_width", &model.encoder_width, "channels of the first stage")
       .field("model.encoder_blocks", &model.encoder_blocks, "residual blocks per stage")
-      .field("model.norm", &model.norm, "group, or frozen_batch (torchvision weights)")
-      .field("model.pool", &model.pool, "flatten (keeps where things are) or mean (global average pool)")
+      .choice<model::Normalization>("model.norm", &model.norm, {{"group", model::Normalization::Group}, {"frozen_batch", model::Normalization::FrozenBatch}},
+                           "GroupNorm, or BatchNorm frozen at its statistics (torchvision weights)")
+      .choice<model::Pooling>("model.pool", &model.pool, {{"flatten", model::Pooling::Flatten}, {"mean", model::Pooling::Mean}},
+                           "flatten (keeps where things are) or mean (global average pool)")
       .field("model.encoder_weights", &model.encoder_weights, "optional torchvision ResNet .pth (needs norm frozen_batch)")
       .field("model.init", &model.init, "lepard checkpoint whose weights start the run (fine-tuning; not the optimiser)")
       .field("model.hidden", &model.hidden, "decoder MLP width")
@@ -210,18 +212,21 @@ ConfigSchema TrainConfig::schema() {
              "true: the per-part silhouette of each cluster relative to its area (thin clusters, the legs, count as much as the torso)")
       .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
       .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
-      .field("loss.weight_center", &loss.weight_center, "generalized-force weight of q_c")
-      .field("loss.weight_rotation", &loss.weight_rotation, "generalized-force weight of q_theta")
-      .field("loss.weight_shape", &loss.weight_shape, "generalized-force weight of q_s")
-      .field("loss.weight_deformation", &loss.weight_deformation, "generalized-force weight of q_d")
-      .field("loss.weight_camera", &loss.weight_camera, "generalized-force weight of the camera")
+      .field("loss.weight_center", &loss.weights.center, "generalized-force weight of q_c")
+      .field("loss.weight_rotation", &loss.weights.rotation, "generalized-force weight of q_theta")
+      .field("loss.weight_shape", &loss.weights.shape, "generalized-force weight of q_s")
+      .field("loss.weight_deformation", &loss.weights.local, "generalized-force weight of q_d")
+      .field("loss.weight_camera", &loss.weights.camera, "generalized-force weight of the camera")
       .field("loss.deformation_from", &loss.deformation_from,
              "staged forces: share of train.steps before which q_d's weight is 0 (global deformation first)")
 .field("loss.render_size", &loss.render_size, "side of the rendered silhouettes and part images")
       .field("train.steps", &train.steps, "optimiser steps")
       .field("train.batch_size", &train.batch_size, "images per step (over all processes)")
       .field("train.lr", &train.lr, "Adam learning rate")
-      .field("train.schedule", &train.schedule, "constant, cosine or step")
+      .choice<Train::Schedule>("train.schedule", &train.schedule,
+                               {{"constant", Train::Schedule::Constant}, {"cosine", Train::Schedule::Cosine},
+                                {"step", Train::Schedule::Step}},
+                               "learning-rate schedule after the warm-up")
       .field("train.warmup", &train.warmup, "linear warm-up steps")
       .field("train.grad_clip", &train.grad_clip, "gradient norm clip (0: none)")
       .field("train.sigma_start", &train.sigma_start, "soft rasteriser sigma at the start")
@@ -264,11 +269,9 @@ void TrainConfig::validate(const std::string& source) const {
   positive("model.encoder_depth", model.encoder_depth);
   positive("model.encoder_width", model.encoder_width);
   positive("model.encoder_blocks", model.encoder_blocks);
-  choice("model.norm", model.norm, {"group", "frozen_batch"});
-  choice("model.pool", model.pool, {"flatten", "mean"});
   if (!model.encoder_weights.empty() && !fs::exists(model.encoder_weights))
     fail("model.encoder_weights", "names " + model.encoder_weights + ", which does not exist");
-  if (!model.encoder_weights.empty() && model.norm != "frozen_batch")
+  if (!model.encoder_weights.empty() && model.norm != model::Normalization::FrozenBatch)
     fail("model.norm", "must be frozen_batch with model.encoder_weights (torchvision ResNets use BatchNorm)");
   if (!model.init.empty() && !fs::is_regular_file(model.init))
     fail("model.init", "names " + model.init + ", which is not a file (a checkpoint.pt of lepard-train)");
@@ -284,9 +287,9 @@ void TrainConfig::validate(const std::string& source) const {
            {"loss.silhouette", loss.silhouette}, {"loss.parts", loss.parts}, {"loss.attraction", loss.attraction},
            {"loss.collision", loss.collision}, {"loss.deformation_size", loss.deformation_size},
            {"loss.part_silhouette", loss.part_silhouette}, {"loss.part_attraction", loss.part_attraction},
-           {"loss.deformation_smoothness", loss.deformation_smoothness}, {"loss.weight_center", loss.weight_center},
-           {"loss.weight_rotation", loss.weight_rotation}, {"loss.weight_shape", loss.weight_shape},
-           {"loss.weight_deformation", loss.weight_deformation}, {"loss.weight_camera", loss.weight_camera}})
+           {"loss.deformation_smoothness", loss.deformation_smoothness}, {"loss.weight_center", loss.weights.center},
+           {"loss.weight_rotation", loss.weights.rotation}, {"loss.weight_shape", loss.weights.shape},
+           {"loss.weight_deformation", loss.weights.local}, {"loss.weight_camera", loss.weights.camera}})
     if (!(v >= 0)) fail(key, "must be non-negative");
   if (!(loss.deformation_from >= 0 && loss.deformation_from < 1)) fail("loss.deformation_from", "must be in [0, 1)");
   if ((loss.part_silhouette > 0 || loss.part_attraction > 0) && !loss.ownership)
@@ -295,7 +298,6 @@ void TrainConfig::validate(const std::string& source) const {
   positive("train.steps", train.steps);
   positive("train.batch_size", train.batch_size);
   if (!(train.lr > 0)) fail("train.lr", "must be positive");
-  choice("train.schedule", train.schedule, {"constant", "cosine", "step"});
   if (train.warmup < 0) fail("train.warmup", "must be non-negative");
   if (train.grad_clip < 0) fail("train.grad_clip", "must be non-negative (0: no clipping)");
   if (!(train.sigma_start > 0 && train.sigma_end > 0)) fail("train.sigma_start", "and train.sigma_end must be positive");

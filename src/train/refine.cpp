@@ -13,21 +13,7 @@
 namespace lepard::train {
 
 LossSettings loss_settings(const TrainConfig& c) {
-  LossSettings l;
-  l.silhouette = c.loss.silhouette;
-  l.parts = c.loss.parts;
-  l.attraction = c.loss.attraction;
-  l.collision = c.loss.collision;
-  l.deformation_size = c.loss.deformation_size;
-  l.deformation_smoothness = c.loss.deformation_smoothness;
-  l.part_silhouette = c.loss.part_silhouette;
-  l.part_attraction = c.loss.part_attraction;
-  l.part_normalize = c.loss.part_normalize;
-  l.generalized_forces = c.loss.generalized_forces;
-  l.collisions = c.loss.collisions;
-  l.weights = {c.loss.weight_center, c.loss.weight_rotation, c.loss.weight_shape, c.loss.weight_deformation,
-               c.loss.weight_camera};
-  l.render_size = c.loss.render_size;
+  LossSettings l = c.loss;  // the loss.* keys are its fields
   l.sigma = c.train.sigma_end;
   l.flow = model::flow_options(model_options(c, 1));
   return l;

@@ -119,23 +119,8 @@ Dataset load_dataset(const TrainConfig& c, bool held_out) {
 }
 
 model::ModelOptions model_options(const TrainConfig& c, int64_t clusters) {
-  model::ModelOptions o;
-  o.parts = c.model.parts;
+  model::ModelOptions o = c.model;  // the model.* keys are its fields
   o.clusters = std::max<int64_t>(clusters, 1);
-  o.image_size = c.model.image_size;
-  o.encoder_depth = c.model.encoder_depth;
-  o.encoder_width = c.model.encoder_width;
-  o.encoder_blocks = c.model.encoder_blocks;
-  o.norm = c.model.norm;
-  o.pool = c.model.pool;
-  o.hidden = c.model.hidden;
-  o.local_deformation = c.model.local_deformation;
-  o.rigid = c.model.rigid;
-  o.flow_grid = c.model.flow_grid;
-  o.flow_integration = c.model.flow_integration;
-  o.rings = c.model.rings;
-  o.segments = c.model.segments;
-  o.max_velocity = c.model.max_velocity;
   o.seed = c.train.seed;
   return o;
 }
@@ -203,8 +188,8 @@ struct Trainer::Impl {
     double f = 1.0;
     if (t.warmup > 0 && s < t.warmup) f = static_cast<double>(s + 1) / static_cast<double>(t.warmup);
     const double progress = static_cast<double>(s) / static_cast<double>(std::max<int64_t>(t.steps, 1));
-    if (t.schedule == "cosine") f *= 0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * progress));
-    else if (t.schedule == "step") f *= progress < 2.0 / 3.0 ? 1.0 : 0.1;
+    if (t.schedule == TrainConfig::Train::Schedule::Cosine) f *= 0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * progress));
+    else if (t.schedule == TrainConfig::Train::Schedule::Step) f *= progress < 2.0 / 3.0 ? 1.0 : 0.1;
     return t.lr * f;
   }
   double sigma_at(int64_t s) const {
@@ -307,7 +292,7 @@ void Trainer::run(int64_t until) {
     // Staged generalized forces (eq. 11): no force on q_d before loss.deformation_from.
     m.loss.weights.local =
         static_cast<double>(s) < c.loss.deformation_from * static_cast<double>(c.train.steps) ? 0.0
-                                                                                               : c.loss.weight_deformation;
+                                                                                               : c.loss.weights.local;
 
     std::vector<int64_t> index(local);
     std::vector<uint8_t> flip(local);

@@ -42,7 +42,7 @@ TEST_F(Config, LoadsTypedValuesAndOverrides) {
   EXPECT_EQ(c.data.root, data());
   EXPECT_EQ(c.data.crop_size, 128);
   EXPECT_FALSE(c.model.local_deformation);
-  EXPECT_EQ(c.train.schedule, "step");
+  EXPECT_EQ(c.train.schedule, TrainConfig::Train::Schedule::Step);
   EXPECT_EQ(c.train.steps, 50);
   EXPECT_FALSE(c.loss.collisions);
   EXPECT_DOUBLE_EQ(c.train.lr, 1e-2);  // --set wins over the file
@@ -91,9 +91,13 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   const auto flag = write("flag.yaml", root + "loss:\n  collisions: maybe\n");
   EXPECT_NE(error_of(flag).find("key 'loss.collisions' expects true or false"), std::string::npos);
   const auto choice = write("choice.yaml", root + "train:\n  schedule: linear\n");
-  EXPECT_NE(error_of(choice).find("choice.yaml: key 'train.schedule' must be one of constant, cosine, step, got 'linear'"),
+  // A choice is parsed into its enum when read: the error names the file and line.
+  EXPECT_NE(error_of(choice).find("choice.yaml:4: key 'train.schedule' must be one of constant, cosine, step, got 'linear'"),
             std::string::npos)
       << error_of(choice);
+  const auto norm = write("norm.yaml", root + "model:\n  norm: batch\n");
+  EXPECT_NE(error_of(norm).find("key 'model.norm' must be one of group, frozen_batch, got 'batch'"), std::string::npos)
+      << error_of(norm);
   const auto missing = write("missing.yaml", "data:\n  root: " + (dir_ / "nowhere").string() + "\n");
   EXPECT_NE(error_of(missing).find("missing.yaml: key 'data.root' names " + (dir_ / "nowhere").string() +
                                    ", which is not a folder"),

@@ -126,8 +126,8 @@ class TorchvisionWeights : public ::testing::Test {
     o_.encoder_width = 8;
     o_.encoder_depth = 3;
     o_.encoder_blocks = 2;
-    o_.norm = "frozen_batch";
-    o_.pool = "mean";  // the reference's pooled features
+    o_.norm = Normalization::FrozenBatch;
+    o_.pool = Pooling::Mean;  // the reference's pooled features
   }
   fs::path dir_;
   ModelOptions o_;
@@ -147,7 +147,7 @@ TEST_F(TorchvisionWeights, EncoderComputesWhatPyTorchComputes) {
 }
 
 TEST_F(TorchvisionWeights, MismatchesNameTheKey) {
-  o_.norm = "group";
+  o_.norm = Normalization::Group;
   LepardNet group(o_);
   try {
     load_encoder_weights(group, dir_ / "resnet.pth");
@@ -155,7 +155,7 @@ TEST_F(TorchvisionWeights, MismatchesNameTheKey) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("frozen_batch"), std::string::npos) << e.what();
   }
-  o_.norm = "frozen_batch";
+  o_.norm = Normalization::FrozenBatch;
   o_.encoder_width = 16;
   LepardNet wide(o_);
   try {

@@ -43,6 +43,14 @@
 
 namespace lepard::model {
 
+// The encoder's normalisation: GroupNorm, or BatchNorm frozen at its statistics (what
+// torchvision's ResNet weights need).
+enum class Normalization { Group, FrozenBatch };
+// How the last feature map becomes the feature vector: Flatten keeps its layout (where
+// things are in the image, which the camera and part positions need), Mean is the
+// classifier's global average pool.
+enum class Pooling { Flatten, Mean };
+
 struct ModelOptions {
   int64_t parts = 16;           // K
   int64_t clusters = 8;         // C, the pseudo-label clusters (from the cache)
@@ -50,11 +58,8 @@ struct ModelOptions {
   int64_t encoder_depth = 4;    // residual stages
   int64_t encoder_width = 32;   // channels of the first stage (doubling per stage)
   int64_t encoder_blocks = 1;   // BasicBlocks per stage
-  std::string norm = "group";   // "group" or "frozen_batch"
-  // How the last feature map becomes the feature vector: "flatten" keeps its layout (where
-  // things are in the image, which the camera and part positions need), "mean" is the
-  // classifier's global average pool.
-  std::string pool = "flatten";
+  Normalization norm = Normalization::Group;
+  Pooling pool = Pooling::Flatten;
   int64_t hidden = 256;         // decoder MLP width
   bool local_deformation = true;
   bool rigid = false;           // true: no tapering or bending (q_s's t1, t2, b1 held at 0; ablation)
@@ -87,7 +92,7 @@ struct RawPrediction {
 // A normalisation layer over channels: GroupNorm or frozen BatchNorm (see above).
 class NormImpl : public torch::nn::Module {
  public:
-  NormImpl(int64_t channels, const std::string& kind);
+  NormImpl(int64_t channels, Normalization kind);
   at::Tensor forward(const at::Tensor& x);
 
  private:
@@ -99,7 +104,7 @@ TORCH_MODULE(Norm);
 
 class BasicBlockImpl : public torch::nn::Module {
  public:
-  BasicBlockImpl(int64_t in, int64_t out, int64_t stride, const std::string& norm);
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride, Normalization norm);
   at::Tensor forward(const at::Tensor& x);
 
  private:

@@ -4,11 +4,15 @@
 // override with an unknown key, a value of the wrong type or an invalid value is an error
 // naming the key and the file (and line) before any work starts.
 
+#include <lepard/model/model.h>
+#include <lepard/train/losses.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lepard::train {
@@ -25,6 +29,31 @@ class ConfigSchema {
   ConfigSchema& field(const std::string& key, int64_t* out, const std::string& help);
   ConfigSchema& field(const std::string& key, double* out, const std::string& help);
   ConfigSchema& field(const std::string& key, bool* out, const std::string& help);
+  // A value from a fixed set of names, parsed once into its enum: "model.norm" with
+  // {{"group", Norm::Group}, {"frozen_batch", Norm::FrozenBatch}}. Another name is an error
+  // listing the choices.
+  template <typename E>
+  ConfigSchema& choice(const std::string& key, E* out, const std::vector<std::pair<std::string, E>>& names,
+                       const std::string& help) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n.first;
+    fields_.push_back({key, list, help,
+                       [out, names, key, list](const std::string& v, const std::string& where) {
+                         for (const auto& n : names) {
+                           if (n.first == v) {
+                             *out = n.second;
+                             return;
+                           }
+                         }
+                         throw ConfigError(where + ": key '" + key + "' must be one of " + list + ", got '" + v + "'");
+                       },
+                       [out, names] {
+                         for (const auto& n : names)
+                           if (n.second == *out) return n.first;
+                         return std::string("?");
+                       }});
+    return *this;
+  }
 
   // Reads a YAML mapping of mappings. Keys absent from the file keep their values.
   void load_file(const std::filesystem::path& path);
@@ -56,45 +85,26 @@ struct TrainConfig {
     int64_t crop_size = 256;
     double test_fraction = 0.2;
   } data;
-  struct Model {
-    int64_t parts = 16;
-    int64_t image_size = 128;     // network input and render side
-    int64_t encoder_depth = 4;    // residual stages
-    int64_t encoder_width = 32;   // channels of the first stage
-    int64_t encoder_blocks = 1;   // BasicBlocks per stage (ResNet-18: width 64, depth 4, blocks 2)
-    std::string norm = "group";   // group, or frozen_batch (needed by torchvision weights)
-    std::string pool = "flatten"; // flatten (keeps the layout) or mean (global average)
+  // The model.* keys are the network's own options (model/model.h ModelOptions, bound to the
+  // schema field by field; model_options() adds the clusters and the seed), plus the files
+  // that start its weights.
+  struct Model : model::ModelOptions {
     std::string encoder_weights;  // optional torchvision ResNet .pth
     std::string init;             // optional lepard checkpoint to start from (fine-tuning)
-    int64_t hidden = 256;         // decoder MLP width
-    bool local_deformation = true;
-    bool rigid = false;
-    int64_t flow_grid = 4;        // control grid of q_d per axis
-    int64_t flow_integration = 8; // integration grid of the velocity
-    double max_velocity = 0.15;   // bound of q_d (normalised units)
-    int64_t rings = 8, segments = 12;  // surface grid of each part (98 vertices, 192 triangles)
   } model;
-  struct Loss {
-    double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
-    double deformation_size = 0.01, deformation_smoothness = 0.01;
-    bool ownership = false;          // explicit part-to-cluster ownership (train/ownership.h)
-    double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need ownership)
-    bool part_normalize = true;      // part_silhouette per cluster relative to the cluster's area
-    bool generalized_forces = true;  // false: plain autograd image loss (ablation)
-    bool collisions = true;
-    // Per-group weights of the generalized forces (eq. 11).
-    double weight_center = 1.0, weight_rotation = 1.0, weight_shape = 1.0, weight_deformation = 1.0,
-           weight_camera = 1.0;
+  // The loss.* keys are the losses' own settings (train/losses.h LossSettings; weight_* are
+  // its group weights), plus what the trainer schedules.
+  struct Loss : LossSettings {
+    bool ownership = false;  // explicit part-to-cluster ownership (train/ownership.h)
     // Staged generalized forces: q_d's group weight is 0 before this share of train.steps
-    // (global deformation first, local deformation after), then weight_deformation.
+    // (global deformation first, local deformation after), then weights.local.
     double deformation_from = 0.0;
-    int64_t render_size = 64;     // silhouettes and part images are compared at this side
   } loss;
   struct Train {
     int64_t steps = 2000;
     int64_t batch_size = 16;
     double lr = 1e-3;
-    std::string schedule = "cosine";  // constant, cosine, step
+    enum class Schedule { Constant, Cosine, Step } schedule = Schedule::Cosine;  // of the learning rate
     int64_t warmup = 100;
     double grad_clip = 1.0;
     double sigma_start = 3e-4, sigma_end = 3e-5;  // soft rasteriser sharpness, annealed
