@@ -40,8 +40,8 @@ struct Model {
   fs::path checkpoint;
   train::TrainConfig config;
   model::LepardNet net{nullptr};
-  at::Tensor ownership;                       // the checkpoint's, or undefined
-  std::vector<model::Prediction> refined;     // per batch of samples, when --refine is on
+  at::Tensor ownership;                    // the checkpoint's, or undefined
+  std::vector<model::Prediction> refined;  // per batch of samples, when --refine is on
 };
 
 // Predictions [begin, end) of a list of per-batch predictions of `batch` images each.
@@ -100,7 +100,8 @@ at::Tensor reconstruct_all(Model& m, const std::vector<data::Sample>& samples, s
     const size_t e = std::min(end, b + static_cast<size_t>(batch));
     std::vector<at::Tensor> crops;
     for (size_t i = b; i < e; ++i) crops.push_back(samples[i].image);
-    verts.push_back(model::project_images(m.net, model::normalize_images(at::stack(crops), m.config.model.image_size), grid));
+    verts.push_back(
+        model::project_images(m.net, model::normalize_images(at::stack(crops), m.config.model.image_size), grid));
   }
   return at::cat(verts);
 }
@@ -125,10 +126,10 @@ core::SurfaceGrid fine_grid(Model& m, const std::vector<data::Sample>& samples, 
   return grid;
 }
 
-nlohmann::json row_json(const std::string& name, const std::string& category, const eval::EvalResult& r,
-                        bool transfers, bool three_d) {
-  nlohmann::json j = {{"model", name}, {"category", category}, {"images", r.images}, {"iou", r.iou},
-                      {"part_iou", r.part_iou}, {"assignment", r.assignment}};
+nlohmann::json row_json(const std::string& name, const std::string& category, const eval::EvalResult& r, bool transfers,
+                        bool three_d) {
+  nlohmann::json j = {{"model", name}, {"category", category},   {"images", r.images},
+                      {"iou", r.iou},  {"part_iou", r.part_iou}, {"assignment", r.assignment}};
   if (transfers) {
     j["pck_0.05"] = r.pck_paper;
     j["pck_0.1"] = r.pck_lassie;
@@ -185,35 +186,45 @@ int main(int argc, char** argv) {
                      "accuracy against the generator's meshes: Chamfer distance and F-score at 5% and 10% of the\n"
                      "mesh's diagonal, 3D part agreement. --pseudo-labels adds the pseudo-labels' own row (the\n"
                      "paper's \"DINO clustering\"). One row per model and category. docs/evaluation.md.");
-  parser.flag("checkpoint", &checkpoints, "checkpoint.pt of lepard-train (or its run folder); repeat for a table of models")
+  parser
+      .flag("checkpoint", &checkpoints,
+            "checkpoint.pt of lepard-train (or its run folder); repeat for a table of models")
       .flag("name", &names, "row name of each --checkpoint, in order (default: the run folder's name)")
-      .flag("pseudo-labels", &pseudo_labels, "pseudo-label cache of lepard-prepare: adds its row (overall and part IoU)")
+      .flag("pseudo-labels", &pseudo_labels,
+            "pseudo-label cache of lepard-prepare: adds its row (overall and part IoU)")
       .flag("data", &data, "dataset root with ground truth: LASSIE layout, Pascal-Part or the synthetic menagerie")
       .flag("format", &format, "auto, lassie or pascal")
       .flag("category", &category, "category, or 'all' (default: the first checkpoint's data.category)")
       .flag("split", &split, "test (held out by id hash, as in training), train or all")
-      .flag("test-fraction", &test_fraction, "share of the split (default: the checkpoint's data.test_fraction, or 0.2)")
+      .flag("test-fraction", &test_fraction,
+            "share of the split (default: the checkpoint's data.test_fraction, or 0.2)")
       .flag("crop-size", &crop_size, "LASSIE crop side in pixels (metrics are computed at this size)")
-      .flag("transfer", &transfer, "keypoint transfer: surface (the surface point under the keypoint) or vertex "
-                                   "(LASSIE's nearest visible vertex)")
-      .flag("eval-grid", &eval_grid, "surface grid the parts are meshed on for evaluation: auto (95% of the "
-                                     "vertex spacings under 2 px at the crop size) or RINGSxSEGMENTS")
+      .flag("transfer", &transfer,
+            "keypoint transfer: surface (the surface point under the keypoint) or vertex "
+            "(LASSIE's nearest visible vertex)")
+      .flag("eval-grid", &eval_grid,
+            "surface grid the parts are meshed on for evaluation: auto (95% of the "
+            "vertex spacings under 2 px at the crop size) or RINGSxSEGMENTS")
       .flag("samples-3d", &samples_3d, "surface points per mesh for the 3D metrics")
-      .flag("refine", &refine, "also score each model after N iterations of test-time refinement (the training "
-                               "forces on each image's own parts, from its pseudo-labels; a second row per model)")
+      .flag("refine", &refine,
+            "also score each model after N iterations of test-time refinement (the training "
+            "forces on each image's own parts, from its pseudo-labels; a second row per model)")
       .flag("refine-lr", &refine_lr, "Adam step of the refinement on the heads' raw outputs")
       .flag("batch", &batch, "images per forward pass")
       .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
-      .flag("overlays", &overlays, "crops on overlays_<category>.png: predicted parts over the image, ground-truth outline (0: none)")
+      .flag("overlays", &overlays,
+            "crops on overlays_<category>.png: predicted parts over the image, ground-truth outline (0: none)")
       .flag("threads", &threads, "intra-op threads (0: every core)")
-      .epilog("Examples:\n"
-              "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --split test --out runs/h1200_eval\n"
-              "  lepard-eval --pseudo-labels runs/h1200/cache --checkpoint runs/h1200_train --name full \\\n"
-              "      --checkpoint runs/abl_nolocal --name 'no local deformation' --data runs/h1200\n"
-              "  lepard-eval --pseudo-labels runs/h1200/cache --data runs/h1200 --category horse   # pseudo-labels only\n"
-              "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --refine 50   # feed-forward and refined rows\n"
-              "--refine reads each image's pseudo-labels from --pseudo-labels, else from the checkpoint's data.cache.\n"
-              "Exit codes: 0 done, 1 an error (named), 2 a bad command line.");
+      .epilog(
+          "Examples:\n"
+          "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --split test --out runs/h1200_eval\n"
+          "  lepard-eval --pseudo-labels runs/h1200/cache --checkpoint runs/h1200_train --name full \\\n"
+          "      --checkpoint runs/abl_nolocal --name 'no local deformation' --data runs/h1200\n"
+          "  lepard-eval --pseudo-labels runs/h1200/cache --data runs/h1200 --category horse   # pseudo-labels only\n"
+          "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --refine 50   # feed-forward and refined "
+          "rows\n"
+          "--refine reads each image's pseudo-labels from --pseudo-labels, else from the checkpoint's data.cache.\n"
+          "Exit codes: 0 done, 1 an error (named), 2 a bad command line.");
   parser.parse(argc, argv);
   cli::set_threads(threads > 0 ? threads : cli::default_threads());
   try {
@@ -221,14 +232,19 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--data and at least one --checkpoint or --pseudo-labels are required");
     if (!names.empty() && names.size() != checkpoints.size())
       throw std::invalid_argument("--name: " + std::to_string(names.size()) + " names for " +
-                                  std::to_string(checkpoints.size()) + " checkpoints (give one per --checkpoint, or none)");
+                                  std::to_string(checkpoints.size()) +
+                                  " checkpoints (give one per --checkpoint, or none)");
     if (batch < 1) throw std::invalid_argument("--batch must be at least 1, got " + std::to_string(batch));
-    if (crop_size < 16) throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
+    if (crop_size < 16)
+      throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
     if (overlays < 0) throw std::invalid_argument("--overlays must be >= 0, got " + std::to_string(overlays));
-    if (refine < 0 || refine > 100000) throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
-    if (!(refine_lr > 0 && refine_lr <= 10)) throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
+    if (refine < 0 || refine > 100000)
+      throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
+    if (!(refine_lr > 0 && refine_lr <= 10))
+      throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
     if (refine > 0 && checkpoints.empty()) throw std::invalid_argument("--refine needs a --checkpoint");
-    if (samples_3d < 16) throw std::invalid_argument("--samples-3d must be at least 16, got " + std::to_string(samples_3d));
+    if (samples_3d < 16)
+      throw std::invalid_argument("--samples-3d must be at least 16, got " + std::to_string(samples_3d));
     if (test_fraction != -1 && !(test_fraction > 0 && test_fraction <= 1))
       throw std::invalid_argument("--test-fraction must be in (0, 1], got " + std::to_string(test_fraction));
     if (split != "test" && split != "train" && split != "all")
@@ -237,8 +253,8 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--transfer must be surface or vertex, got '" + transfer + "'");
     const auto [grid_rings, grid_segments] = parse_grid(eval_grid);
     if (!pseudo_labels.empty() && !fs::is_directory(fs::path(pseudo_labels) / "labels"))
-      throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": no labels/ folder (run lepard-prepare --out " +
-                                  pseudo_labels + ")");
+      throw std::invalid_argument("--pseudo-labels " + pseudo_labels +
+                                  ": no labels/ folder (run lepard-prepare --out " + pseudo_labels + ")");
 
     std::vector<Model> models;
     for (size_t i = 0; i < checkpoints.size(); ++i) {
@@ -277,7 +293,8 @@ int main(int argc, char** argv) {
       ro.test_fraction = test_fraction;
       const auto read = data::read_category(data, layout, c, ro);
       const auto& samples = read.samples;
-      if (samples.empty()) throw std::invalid_argument("--data " + data + ": no '" + c + "' images in the " + split + " split");
+      if (samples.empty())
+        throw std::invalid_argument("--data " + data + ": no '" + c + "' images in the " + split + " split");
       std::vector<at::Tensor> masks, parts, kps;
       size_t with_parts = 0, with_kps = 0;
       std::vector<eval::Mesh> meshes;
@@ -302,8 +319,8 @@ int main(int argc, char** argv) {
           throw std::runtime_error(s.image_path.string() + ": no keypoints, though other images have them");
       }
       if (!meshes.empty() && meshes.size() != samples.size())
-        throw std::runtime_error("--data " + data + ": ground-truth meshes for " + std::to_string(meshes.size()) + " of " +
-                                 std::to_string(samples.size()) + " '" + c + "' images (a missing gt/" + c +
+        throw std::runtime_error("--data " + data + ": ground-truth meshes for " + std::to_string(meshes.size()) +
+                                 " of " + std::to_string(samples.size()) + " '" + c + "' images (a missing gt/" + c +
                                  "/mesh_<id>.npy?)");
       const auto mask_t = at::stack(masks);
       const auto parts_t = with_parts ? at::stack(parts) : at::Tensor();
@@ -325,7 +342,7 @@ int main(int argc, char** argv) {
         m.refined.clear();
         if (refined) {
           // Each image's prediction refined against its pseudo-labels, once, at the labels' grid.
-          const auto cache = !pseudo_labels.empty()          ? fs::path(pseudo_labels)
+          const auto cache = !pseudo_labels.empty()         ? fs::path(pseudo_labels)
                              : !m.config.data.cache.empty() ? fs::path(m.config.data.cache)
                                                             : fs::path(m.config.data.root) / "cache";
           const auto labels = features::read_label_maps(samples, cache, m.config.loss.render_size);
@@ -339,9 +356,9 @@ int main(int argc, char** argv) {
             train::RefineOptions ro2;
             ro2.iterations = refine;
             ro2.lr = refine_lr;
-            const auto res = train::refine(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size),
-                                           labels.narrow(0, static_cast<int64_t>(b), static_cast<int64_t>(e - b)),
-                                           m.ownership, ro2);
+            const auto res =
+                train::refine(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size),
+                              labels.narrow(0, static_cast<int64_t>(b), static_cast<int64_t>(e - b)), m.ownership, ro2);
             first += res.first_loss * static_cast<double>(e - b);
             last += res.last_loss * static_cast<double>(e - b);
             m.refined.push_back(res.prediction);
@@ -385,8 +402,8 @@ int main(int argc, char** argv) {
         j["seconds"] = total_s;
         report["rows"].push_back(j);
         table += markdown_row(j);
-        spdlog::info("{} on {}: {} images, grid {}x{} (vertex spacing {:.2f} px), {:.1f} s", row_name, c, r.images, grid.rings,
-                     grid.segments, spacing, total_s);
+        spdlog::info("{} on {}: {} images, grid {}x{} (vertex spacing {:.2f} px), {:.1f} s", row_name, c, r.images,
+                     grid.rings, grid.segments, spacing, total_s);
 
         if (!out.empty() && overlays > 0) {
           // The first crops with their predicted parts blended in and the mask outline drawn.
@@ -407,7 +424,8 @@ int main(int argc, char** argv) {
             shown.push_back(std::move(o));
           }
           fs::create_directories(out);
-          const std::string file = pass == 0 ? "overlays_" + c + ".png" : "overlays_" + c + "_" + std::to_string(pass) + ".png";
+          const std::string file =
+              pass == 0 ? "overlays_" + c + ".png" : "overlays_" + c + "_" + std::to_string(pass) + ".png";
           io::write_png(fs::path(out) / file, data::contact_sheet(shown, 8));
         }
       }
@@ -426,8 +444,8 @@ int main(int argc, char** argv) {
           if (r["model"] != name) continue;
           ++rows;
           mean["images"] = mean["images"].get<int64_t>() + r["images"].get<int64_t>();
-          for (const char* key : {"pck_0.05", "pck_0.1", "iou", "part_iou", "pcp", "pcp_occluded", "chamfer", "fscore_5",
-                                  "fscore_10", "part_agreement_3d"})
+          for (const char* key : {"pck_0.05", "pck_0.1", "iou", "part_iou", "pcp", "pcp_occluded", "chamfer",
+                                  "fscore_5", "fscore_10", "part_agreement_3d"})
             if (r.contains(key)) {
               sums[key].first += r[key].get<double>();
               ++sums[key].second;

@@ -98,7 +98,8 @@ std::string parameter_line(const Primitive& p) {
 // are seen in three-quarter view.
 core::Camera three_quarter_camera(int64_t B, double distance) {
   const double angle = 50.0 * M_PI / 180.0, ax = 0.8, ay = 0.6;  // about the unit axis (0.8, 0.6, 0)
-  const auto q = at::tensor({std::cos(angle / 2), ax * std::sin(angle / 2), ay * std::sin(angle / 2), 0.0}, at::kDouble);
+  const auto q =
+      at::tensor({std::cos(angle / 2), ax * std::sin(angle / 2), ay * std::sin(angle / 2), 0.0}, at::kDouble);
   return {q.repeat({B, 1}), at::tensor({0.0, 0.0, distance}, at::kDouble).repeat({B, 1}), 2.0};
 }
 
@@ -166,8 +167,8 @@ int main(int argc, char** argv) {
       const auto lo = at::tensor({0.8, 0.1, 0.1, 0.1, 0.2, 0.2, -0.9, -0.9, -0.2, -0.3, 0.0}, at::kDouble);
       const auto hi = at::tensor({1.2, 0.6, 0.6, 0.6, 1.7, 1.7, 0.9, 0.9, 0.2, 0.3, 1.0}, at::kDouble);
       const auto q = (lo + u * (hi - lo)).contiguous();
-      prims.push_back({"random_" + std::to_string(i), std::vector<double>(q.data_ptr<double>(), q.data_ptr<double>() + 11),
-                       "random", max_velocity});
+      prims.push_back({"random_" + std::to_string(i),
+                       std::vector<double>(q.data_ptr<double>(), q.data_ptr<double>() + 11), "random", max_velocity});
     }
 
     if (image_size < 8) throw std::invalid_argument("--image-size must be at least 8");
@@ -205,8 +206,8 @@ int main(int argc, char** argv) {
       gallery.center = at::zeros({n, 1, 3}, at::kDouble);
       gallery.rotation = at::tensor({1.0, 0.0, 0.0, 0.0}, at::kDouble).repeat({n, 1, 1});
       write_render_sheet(fs::path(out) / "gallery.png", gallery, at::cat(locals, 0), grid, image_size, 2.2);
-      write_render_sheet(fs::path(out) / "assemblies.png", random_assemblies(4, 8, gen), at::Tensor(), grid,
-                         image_size, 2.0);
+      write_render_sheet(fs::path(out) / "assemblies.png", random_assemblies(4, 8, gen), at::Tensor(), grid, image_size,
+                         2.0);
       spdlog::info("rendered gallery.png ({} primitives) and assemblies.png (4 images of 8 parts)", n);
     }
   } catch (const std::exception& e) {

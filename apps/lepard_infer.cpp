@@ -47,10 +47,11 @@ nlohmann::json parameters_json(const model::Prediction& p, int64_t b, const at::
     return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
   };
   nlohmann::json j;
-  j["camera"] = {{"rotation_wxyz", vec(p.camera.rotation[b] / p.camera.rotation[b].norm())},
-                 {"translation", vec(p.camera.translation[b])},
-                 {"focal", p.camera.focal},
-                 {"convention", "x_cam = translation + R(rotation) x; x_proj = focal (x/z, y/z), image in [-1, 1], y down"}};
+  j["camera"] = {
+      {"rotation_wxyz", vec(p.camera.rotation[b] / p.camera.rotation[b].norm())},
+      {"translation", vec(p.camera.translation[b])},
+      {"focal", p.camera.focal},
+      {"convention", "x_cam = translation + R(rotation) x; x_proj = focal (x/z, y/z), image in [-1, 1], y down"}};
   static const char* names[] = {"a0", "a1", "a2", "a3", "e1", "e2", "t1", "t2", "b1", "b2", "b3"};
   for (int64_t k = 0; k < p.parts.center.size(1); ++k) {
     nlohmann::json part = {{"center", vec(p.parts.center[b][k])},
@@ -96,42 +97,51 @@ int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   cli::init_logging();
   std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels, crop = "centre",
-                                                                                             weights;
+                                                   weights;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
   double refine_lr = 0.02, saliency_threshold = 0.2;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
-                     "then N iterations of the training forces on each image's own parts) and writes, per image: <name>.obj (+ .mtl part colours), <name>.ply, <name>.glb,\n"
+                     "then N iterations of the training forces on each image's own parts) and writes, per image: "
+                     "<name>.obj (+ .mtl part colours), <name>.ply, <name>.glb,\n"
                      "<name>_overlay.png (projected parts over the crop) and <name>.json (camera and part\n"
                      "parameters); and contact_sheet.png. Meshes are in the camera's orientation, centred on the\n"
                      "object, y up (glTF's convention), so viewers show them as the image does.");
   parser.flag("checkpoint", &checkpoint, "checkpoint.pt of lepard-train (or its run folder)")
       .flag("images", &images, "folder of .png/.jpg/.jpeg/.bmp images")
       .flag("out", &out, "output folder")
-      .flag("boxes", &boxes_path, "CSV file,left,top,width,height: crop each image around its box as LASSIE does "
-                                  "(1.5 x the box's longer side); default: --crop")
-      .flag("crop", &crop, "without --boxes: centre (the centred square of the whole image) or saliency (LASSIE's "
-                           "square around the box of the DINO CLS saliency's largest salient region; needs --weights)")
+      .flag("boxes", &boxes_path,
+            "CSV file,left,top,width,height: crop each image around its box as LASSIE does "
+            "(1.5 x the box's longer side); default: --crop")
+      .flag("crop", &crop,
+            "without --boxes: centre (the centred square of the whole image) or saliency (LASSIE's "
+            "square around the box of the DINO CLS saliency's largest salient region; needs --weights)")
       .flag("weights", &weights, "--crop saliency: a DINO checkpoint (torch.save .pth or safetensors)")
-      .flag("saliency-threshold", &saliency_threshold, "--crop saliency: min-max normalised saliency a patch needs "
-                                                       "to count as object, in (0, 1]")
-      .flag("saliency-size", &saliency_size, "--crop saliency: side the image is resized to for the ViT (0: its own size)")
+      .flag("saliency-threshold", &saliency_threshold,
+            "--crop saliency: min-max normalised saliency a patch needs "
+            "to count as object, in (0, 1]")
+      .flag("saliency-size", &saliency_size,
+            "--crop saliency: side the image is resized to for the ViT (0: its own size)")
       .flag("formats", &formats, "comma-separated outputs: obj, ply, glb, json, overlay")
       .flag("crop-size", &crop_size, "crop side in pixels (overlays are drawn at this size)")
       .flag("batch", &batch, "images per forward pass")
       .flag("contact-sheet", &sheet, "overlays on contact_sheet.png (0: none)")
-      .flag("turntable", &turntables, "also write <name>_turntable.png (8 views around the vertical axis) for this many images")
-      .flag("refine", &refine, "test-time refinement: N iterations of the training forces on each image's parts, "
-                               "from its pseudo-labels (--pseudo-labels); 0: the feed-forward prediction")
+      .flag("turntable", &turntables,
+            "also write <name>_turntable.png (8 views around the vertical axis) for this many images")
+      .flag("refine", &refine,
+            "test-time refinement: N iterations of the training forces on each image's parts, "
+            "from its pseudo-labels (--pseudo-labels); 0: the feed-forward prediction")
       .flag("refine-lr", &refine_lr, "Adam step of the refinement on the heads' raw outputs")
-      .flag("pseudo-labels", &pseudo_labels, "folder of <name>.png label maps of the crops (lepard-prepare's "
-                                             "cache/labels/<category>/ for a dataset's crops), needed by --refine")
+      .flag("pseudo-labels", &pseudo_labels,
+            "folder of <name>.png label maps of the crops (lepard-prepare's "
+            "cache/labels/<category>/ for a dataset's crops), needed by --refine")
       .flag("forward-only", &skip_writing, "time the forward pass only: write nothing but the summary")
       .flag("threads", &threads, "intra-op threads (0: every core)")
-      .epilog("Example:\n  lepard-infer --checkpoint runs/h1200_train --images runs/h1200/images/horse --out runs/infer\n"
-              "Unreadable images are reported and skipped. Exit codes: 0 all done, 1 an error, 2 a bad command line,\n"
-              "4 some images could not be read (the others were written).");
+      .epilog(
+          "Example:\n  lepard-infer --checkpoint runs/h1200_train --images runs/h1200/images/horse --out runs/infer\n"
+          "Unreadable images are reported and skipped. Exit codes: 0 all done, 1 an error, 2 a bad command line,\n"
+          "4 some images could not be read (the others were written).");
   parser.parse(argc, argv);
   cli::set_threads(threads > 0 ? threads : cli::default_threads());
   int failed = 0;
@@ -139,12 +149,16 @@ int main(int argc, char** argv) {
     if (checkpoint.empty() || images.empty() || out.empty())
       throw std::invalid_argument("--checkpoint, --images and --out are required");
     if (batch < 1) throw std::invalid_argument("--batch must be at least 1, got " + std::to_string(batch));
-    if (crop_size < 16) throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
-    if (refine < 0 || refine > 100000) throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
-    if (!(refine_lr > 0 && refine_lr <= 10)) throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
+    if (crop_size < 16)
+      throw std::invalid_argument("--crop-size must be at least 16, got " + std::to_string(crop_size));
+    if (refine < 0 || refine > 100000)
+      throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
+    if (!(refine_lr > 0 && refine_lr <= 10))
+      throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
     if (refine > 0 && pseudo_labels.empty())
-      throw std::invalid_argument("--refine needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
-                                  "for a dataset under <cache>/labels/<category>/)");
+      throw std::invalid_argument(
+          "--refine needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
+          "for a dataset under <cache>/labels/<category>/)");
     if (refine > 0 && !fs::is_directory(pseudo_labels))
       throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
     if (sheet < 0 || turntables < 0) throw std::invalid_argument("--contact-sheet and --turntable must be >= 0");
@@ -185,7 +199,8 @@ int main(int argc, char** argv) {
       const auto boxes = data::read_boxes_csv(boxes_path);
       for (auto& s : samples) {
         const auto it = boxes.find(s.image_path.filename().string());
-        if (it == boxes.end()) throw std::invalid_argument("--boxes " + boxes_path + ": no box for " + s.image_path.filename().string());
+        if (it == boxes.end())
+          throw std::invalid_argument("--boxes " + boxes_path + ": no box for " + s.image_path.filename().string());
         const auto& [l, t, w, h] = it->second.ltwh;
         if (l >= static_cast<double>(s.original_width) || t >= static_cast<double>(s.original_height) || l + w <= 0 ||
             t + h <= 0)
@@ -211,8 +226,8 @@ int main(int argc, char** argv) {
         const auto f = features::extract_image(vit, rgb, {}, {0, 2, 4, 5}, saliency_size);
         const int64_t in_h = saliency_size > 0 ? saliency_size : rgb.size(0);
         const int64_t in_w = saliency_size > 0 ? saliency_size : rgb.size(1);
-        const auto box = features::saliency_box(f.saliency, saliency_threshold, patch, patch, in_h, in_w, rgb.size(0),
-                                                rgb.size(1));
+        const auto box =
+            features::saliency_box(f.saliency, saliency_threshold, patch, patch, in_h, in_w, rgb.size(0), rgb.size(1));
         if (!box) {
           spdlog::warn("{}: no patch reaches saliency {}; the centred square is used", s.image_path.string(),
                        saliency_threshold);
@@ -243,7 +258,8 @@ int main(int argc, char** argv) {
     // overlays, turntables); without, a colour per part.
     const auto ownership = train::checkpoint_ownership(ckpt);
     double refine_s = 0;
-    const auto colors = ownership.defined() ? render::owned_cluster_palette(ownership) : render::part_palette(config.model.parts);
+    const auto colors =
+        ownership.defined() ? render::owned_cluster_palette(ownership) : render::part_palette(config.model.parts);
     std::vector<data::Sample> overlays;
     cli::Progress progress;
     double forward_s = 0;
@@ -295,13 +311,17 @@ int main(int argc, char** argv) {
         const auto stem = output_name(s);
         const auto base = fs::path(out) / stem;
         const auto verts = cam[b];
-        if (has("obj")) io::write_obj(base.string() + ".obj", verts, grid.faces, {"lepard reconstruction of " + s.id}, colors);
+        if (has("obj"))
+          io::write_obj(base.string() + ".obj", verts, grid.faces, {"lepard reconstruction of " + s.id}, colors);
         if (has("ply")) io::write_ply(base.string() + ".ply", verts, grid.faces, colors);
         if (has("glb")) io::write_glb(base.string() + ".glb", verts, grid.faces, colors);
         if (has("json")) {
           auto j = parameters_json(pred, b, vel_rms);
           j["image"] = s.image_path.string();
-          j["crop"] = {{"left", s.crop.left}, {"top", s.crop.top}, {"size", s.crop.size}, {"source", crop_source.count(s.id) ? crop_source[s.id] : "centre"}};
+          j["crop"] = {{"left", s.crop.left},
+                       {"top", s.crop.top},
+                       {"size", s.crop.size},
+                       {"source", crop_source.count(s.id) ? crop_source[s.id] : "centre"}};
           io::write_file_atomic(base.string() + ".json", j.dump(2) + "\n");
         }
         const auto overlay = blended[b];
@@ -321,9 +341,12 @@ int main(int argc, char** argv) {
     const double total_s = now_s() - start;
     if (!overlays.empty()) io::write_png(fs::path(out) / "contact_sheet.png", data::contact_sheet(overlays, 8));
     const double n = static_cast<double>(samples.size());
-    nlohmann::json summary = {{"images", samples.size()},       {"failed", failed},
+    nlohmann::json summary = {{"images", samples.size()},
+                              {"failed", failed},
                               {"forward_images_per_s", n / forward_s},
-                              {"end_to_end_images_per_s", n / total_s}, {"seconds", total_s}, {"out", out}};
+                              {"end_to_end_images_per_s", n / total_s},
+                              {"seconds", total_s},
+                              {"out", out}};
     if (refine > 0) {
       summary["refine_iterations"] = refine;
       summary["refine_seconds_per_image"] = refine_s / n;

@@ -41,7 +41,8 @@ int raw_mode(const fs::path& images, const fs::path& weights, const fs::path& ou
     if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp") files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) throw std::invalid_argument("--images " + images.string() + " holds no .png/.jpg/.jpeg/.bmp images");
+  if (files.empty())
+    throw std::invalid_argument("--images " + images.string() + " holds no .png/.jpg/.jpeg/.bmp images");
   cli::Progress progress;
   int failed = 0;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -76,7 +77,8 @@ struct PseudoLabelScores {
   std::optional<double> part_iou;  // when every sample has ground-truth part labels
 };
 
-PseudoLabelScores score_pseudo_labels(const std::vector<data::Sample>& samples, const fs::path& cache, int64_t clusters) {
+PseudoLabelScores score_pseudo_labels(const std::vector<data::Sample>& samples, const fs::path& cache,
+                                      int64_t clusters) {
   std::vector<at::Tensor> masks, parts;
   bool all_parts = true;
   for (const auto& s : samples) {
@@ -146,11 +148,12 @@ int main(int argc, char** argv) {
       .flag("images", &images, "raw mode: folder of images")
       .flag("device", &device, "cpu or cuda (where LibTorch has it)")
       .flag("threads", &threads, "intra-op threads")
-      .epilog("examples:\n"
-              "  lepard-synth --count 200 --out runs/synth\n"
-              "  lepard-prepare --data runs/synth --surrogate --out runs/synth/cache\n"
-              "  lepard-prepare --data data/lassie --weights dino_deitsmall8_pretrain.pth --out cache/lassie\n"
-              "  lepard-prepare --raw --images photos/ --weights dino_vitbase16_pretrain.pth --stride 8 --out feats/");
+      .epilog(
+          "examples:\n"
+          "  lepard-synth --count 200 --out runs/synth\n"
+          "  lepard-prepare --data runs/synth --surrogate --out runs/synth/cache\n"
+          "  lepard-prepare --data data/lassie --weights dino_deitsmall8_pretrain.pth --out cache/lassie\n"
+          "  lepard-prepare --raw --images photos/ --weights dino_vitbase16_pretrain.pth --stride 8 --out feats/");
   parser.parse(argc, argv);
   cli::init_logging();
   try {
@@ -160,8 +163,7 @@ int main(int argc, char** argv) {
     {
       std::stringstream ss(heads);
       std::string item;
-      while (std::getline(ss, item, ','))
-        try {
+      while (std::getline(ss, item, ',')) try {
           head_list.push_back(std::stoll(item));
         } catch (const std::exception&) {
           throw std::invalid_argument("--saliency-heads expects comma-separated integers, got '" + heads + "'");
@@ -171,13 +173,16 @@ int main(int argc, char** argv) {
     eo.facet = features::parse_facet(facet);
     eo.layer = layer;
     eo.stride = stride;
-    if (device != "cpu" && device != "cuda") throw std::invalid_argument("--device must be cpu or cuda, got '" + device + "'");
+    if (device != "cpu" && device != "cuda")
+      throw std::invalid_argument("--device must be cpu or cuda, got '" + device + "'");
     if (raw) return raw_mode(images, weights, out, eo, head_list, device);
 
     if (data.empty()) throw std::invalid_argument("--data is required (or --raw --images)");
     if (!fs::is_directory(data)) throw std::invalid_argument("--data " + data + " is not a folder");
-    if (surrogate == !weights.empty()) throw std::invalid_argument("give one feature source: --weights FILE or --surrogate");
-    if (!weights.empty() && !fs::exists(weights)) throw std::invalid_argument("--weights " + weights + " does not exist");
+    if (surrogate == !weights.empty())
+      throw std::invalid_argument("give one feature source: --weights FILE or --surrogate");
+    if (!weights.empty() && !fs::exists(weights))
+      throw std::invalid_argument("--weights " + weights + " does not exist");
     const auto layout = data::resolve_layout(data, format, "--format");
     const auto categories = category.empty() ? data::list_categories(data, layout) : std::vector<std::string>{category};
     if (categories.empty()) throw std::invalid_argument("--data " + data + " holds no categories");
@@ -211,8 +216,10 @@ int main(int argc, char** argv) {
       const auto read = data::read_category(data, layout, c, ro);
       skipped += static_cast<int>(read.skipped.size());
       if (read.mask_box_crops > 0)
-        spdlog::info("{}: {} images have fewer than two distinct visible keypoints and were cropped by their "
-                     "ground-truth mask's box", c, read.mask_box_crops);
+        spdlog::info(
+            "{}: {} images have fewer than two distinct visible keypoints and were cropped by their "
+            "ground-truth mask's box",
+            c, read.mask_box_crops);
       po.name = c;
       po.progress = [&progress, c](const std::string& stage, int64_t done, int64_t total) {
         progress.update(c + " " + stage, done, total);
@@ -234,7 +241,8 @@ int main(int argc, char** argv) {
         record_scores(fs::path(out) / ("prepare_" + c + ".json"), q);
       }
     }
-    std::printf("cache: %s%s\n", out.c_str(), skipped ? (" (" + std::to_string(skipped) + " inputs skipped)").c_str() : "");
+    std::printf("cache: %s%s\n", out.c_str(),
+                skipped ? (" (" + std::to_string(skipped) + " inputs skipped)").c_str() : "");
     return 0;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

@@ -27,14 +27,16 @@ int main(int argc, char** argv) {
                      "(gt/<category>/: masks, 16-label part maps, depth, generating parameters) and the DINO\n"
                      "surrogate (features/<category>/input_<id>.npy and saliency/<category>/input_<id>.npy: a\n"
                      "SIMULATION of DINO features and CLS-attention saliency, for lepard-prepare --surrogate).\n"
-                     "Categories: " + known + ".");
+                     "Categories: " +
+                         known + ".");
   parser.flag("out", &out, "dataset root")
       .flag("category", &category, "animal category")
       .flag("count", &count, "number of images")
       .flag("size", &size, "image side, pixels (a multiple of 8)")
       .flag("seed", &seed, "seed: the same seed gives the same files")
       .flag("feature-dim", &dim, "dimension of the surrogate features")
-      .flag("feature-noise", &noise, "noise level of the surrogate features (the default is calibrated: see docs/features.md)")
+      .flag("feature-noise", &noise,
+            "noise level of the surrogate features (the default is calibrated: see docs/features.md)")
       .flag("saliency-noise", &saliency_noise, "noise level of the surrogate saliency")
       .flag("contact-sheet", &sheet, "images on the contact sheet (0: none)")
       .flag("threads", &threads, "worker threads")

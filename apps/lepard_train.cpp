@@ -55,18 +55,21 @@ int main(int argc, char** argv) {
                      "image forces on the rendered parts become generalized forces on each part's parameters.");
   parser.flag("config", &config_path, "YAML configuration (configs/*.yaml); keys below")
       .flag("set", &sets, "override a key: --set train.lr=3e-4 (repeatable)")
-      .flag("resume", &resume, "continue a run: its folder (train.out) or a checkpoint.pt; the checkpoint's "
-                               "configuration is used unless --config is given, --set still applies")
+      .flag("resume", &resume,
+            "continue a run: its folder (train.out) or a checkpoint.pt; the checkpoint's "
+            "configuration is used unless --config is given, --set still applies")
       .flag("threads", &threads, "intra-op threads (0: train.threads, whose 0 means every core)")
       .flag("device", &device, "cpu or cuda (default: train.device)")
       .flag("rank", &dist.rank, "this process's rank (default: $RANK or 0)")
       .flag("world-size", &dist.world_size, "number of processes (default: $WORLD_SIZE or 1)")
       .flag("master-addr", &dist.master_addr, "rendezvous address (default: $MASTER_ADDR or 127.0.0.1)")
       .flag("master-port", &dist.master_port, "rendezvous port (default: $MASTER_PORT or 29500)")
-      .flag("timeout", &dist.timeout_s, "seconds to wait for the other processes at the rendezvous and in each "
-                                         "collective; then an error naming the ranks waited for")
-      .flag("stop-after", &stop_after, "stop (with a checkpoint) after this many steps; the schedule still "
-                                       "spans train.steps, so --resume continues the same run")
+      .flag("timeout", &dist.timeout_s,
+            "seconds to wait for the other processes at the rendezvous and in each "
+            "collective; then an error naming the ranks waited for")
+      .flag("stop-after", &stop_after,
+            "stop (with a checkpoint) after this many steps; the schedule still "
+            "spans train.steps, so --resume continues the same run")
       .flag("print-config", &print_config, "print the resolved configuration as YAML and exit")
       .epilog("Configuration keys (file sections data, model, loss, train; --set section.key=value):\n" +
               defaults.schema().help() +
@@ -113,8 +116,10 @@ int main(int argc, char** argv) {
         std::istringstream in(yaml);
         bool inside = false;
         for (std::string line; std::getline(in, line);) {
-          if (!line.empty() && line[0] != ' ') inside = line == "model:";
-          else if (inside && line.find("init:") == std::string::npos && line.find("encoder_weights:") == std::string::npos)
+          if (!line.empty() && line[0] != ' ')
+            inside = line == "model:";
+          else if (inside && line.find("init:") == std::string::npos &&
+                   line.find("encoder_weights:") == std::string::npos)
             lines.push_back(line);
         }
         return lines;
@@ -123,8 +128,9 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < want.size() && i < have.size(); ++i)
         if (want[i] != have[i]) {
           const auto trim = [](std::string t) { return t.substr(t.find_first_not_of(' ')); };
-          throw train::ConfigError("--resume " + resume + ": model." + trim(want[i]) + " differs from the checkpoint's (" +
-                                   trim(have[i]) + "); a resumed run keeps its model (start a new run to change it)");
+          throw train::ConfigError("--resume " + resume + ": model." + trim(want[i]) +
+                                   " differs from the checkpoint's (" + trim(have[i]) +
+                                   "); a resumed run keeps its model (start a new run to change it)");
         }
     }
     if (!device.empty()) config.train.device = device;
@@ -185,13 +191,18 @@ int main(int argc, char** argv) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     if (distributed.rank() == 0) {
       const double ips = static_cast<double>((trainer.step() - start_step) * config.train.batch_size) / seconds;
-      nlohmann::json summary = {{"steps", trainer.step()},          {"seconds", seconds},
-                                {"images_per_s", ips},              {"final_loss", last_loss},
-                                {"peak_rss_mb", peak_rss_mb()},     {"world_size", distributed.world_size()},
+      nlohmann::json summary = {{"steps", trainer.step()},
+                                {"seconds", seconds},
+                                {"images_per_s", ips},
+                                {"final_loss", last_loss},
+                                {"peak_rss_mb", peak_rss_mb()},
+                                {"world_size", distributed.world_size()},
                                 {"threads", config.train.threads > 0 ? config.train.threads : cli::default_threads()}};
       if (last_val.images > 0)
-        summary["validation"] = {{"step", last_val.step}, {"silhouette_iou", last_val.silhouette_iou},
-                                 {"part_iou", last_val.part_iou}, {"reference", last_val.reference}};
+        summary["validation"] = {{"step", last_val.step},
+                                 {"silhouette_iou", last_val.silhouette_iou},
+                                 {"part_iou", last_val.part_iou},
+                                 {"reference", last_val.reference}};
       io::write_file_atomic(fs::path(config.train.out) / "summary.json", summary.dump(2) + "\n");
       std::cout << summary.dump(2) << std::endl;
     }

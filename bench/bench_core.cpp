@@ -89,10 +89,29 @@ void BM_LocalFlow_ForwardBackward(benchmark::State& state) {
 
 const int kCores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
-BENCHMARK(BM_ProjectParts_Analytic)->ArgName("threads")->Arg(1)->Arg(kCores)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_ProjectParts_Autograd)->ArgName("threads")->Arg(1)->Arg(kCores)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_ProjectParts_AnalyticTensorOps)->ArgName("threads")->Arg(kCores)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_LocalFlow_ForwardBackward)->ArgName("integration_size")->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ProjectParts_Analytic)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(kCores)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_ProjectParts_Autograd)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(kCores)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_ProjectParts_AnalyticTensorOps)
+    ->ArgName("threads")
+    ->Arg(kCores)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_LocalFlow_ForwardBackward)
+    ->ArgName("integration_size")
+    ->Arg(8)
+    ->Arg(16)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

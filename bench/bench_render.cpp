@@ -67,7 +67,12 @@ void BM_SoftSilhouettes_Binned(benchmark::State& state) { run(state, true); }
 void BM_SoftSilhouettes_Dense(benchmark::State& state) { run(state, false); }
 
 BENCHMARK(BM_SoftSilhouettes_Binned)->ArgName("size")->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_SoftSilhouettes_Dense)->ArgName("size")->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()
+BENCHMARK(BM_SoftSilhouettes_Dense)
+    ->ArgName("size")
+    ->Arg(64)
+    ->Arg(128)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
     ->Iterations(1);
 
 }  // namespace

@@ -26,7 +26,8 @@ namespace lepard::cli {
 Parser::Parser(std::string program, std::string summary) : program_(std::move(program)), summary_(std::move(summary)) {}
 
 Parser& Parser::flag(const std::string& name, std::string* out, const std::string& help) {
-  flags_.push_back({name, help, out->empty() ? "" : *out, "TEXT", Kind::Value, [out](const std::string& v) { *out = v; }});
+  flags_.push_back(
+      {name, help, out->empty() ? "" : *out, "TEXT", Kind::Value, [out](const std::string& v) { *out = v; }});
   return *this;
 }
 
@@ -54,7 +55,8 @@ Parser& Parser::flag(const std::string& name, double* out, const std::string& he
 }
 
 Parser& Parser::flag(const std::string& name, bool* out, const std::string& help) {
-  flags_.push_back({name, help, *out ? "on" : "off", "", Kind::Switch, [out](const std::string& v) { *out = v == "1"; }});
+  flags_.push_back(
+      {name, help, *out ? "on" : "off", "", Kind::Switch, [out](const std::string& v) { *out = v == "1"; }});
   return *this;
 }
 
@@ -100,9 +102,8 @@ std::string reworded(const CLI::ParseError& e, const CLI::App& app) {
   const auto colon = what.find(": ");
   if (what.rfind("--", 0) == 0 && colon != std::string::npos && what.find(" missing", colon) != std::string::npos) {
     const auto required = what.find(" required ", colon);
-    const std::string type = required == std::string::npos
-                                 ? ""
-                                 : what.substr(required + 10, what.find(" missing", colon) - required - 10);
+    const std::string type =
+        required == std::string::npos ? "" : what.substr(required + 10, what.find(" missing", colon) - required - 10);
     return what.substr(0, colon) + " needs a value" + (type.empty() ? "" : " (" + type + ")");
   }
   const auto override_at = what.find(" was given a disallowed flag override");
@@ -124,8 +125,8 @@ std::vector<std::string> Parser::parse_or_throw(const std::vector<std::string>& 
     const auto& set = f.set;
     switch (f.kind) {
       case Kind::Switch:
-        app.add_flag_function("--" + f.name + ",!--no-" + f.name,
-                              [set](int64_t count) { set(count > 0 ? "1" : "0"); }, f.help)
+        app.add_flag_function(
+               "--" + f.name + ",!--no-" + f.name, [set](int64_t count) { set(count > 0 ? "1" : "0"); }, f.help)
             ->disable_flag_override()
             ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
         break;
@@ -195,9 +196,13 @@ std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e7) return "?";
   const auto s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
-  if (s < 60) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
-  else if (s < 3600) std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  else std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
   return buf;
 }
 

@@ -4,6 +4,7 @@
 # Debian packages lepard builds and runs with (third_party/README.md says why each).
 LEPARD_PACKAGES=(
   cmake g++ make ccache
+  clang-format          # the style check (scripts/format.sh, test style.clang_format)
   libtorch-dev          # LibTorch 1.13 (CPU); a LibTorch 2.x can replace it through Torch_DIR
   libopenblas0-pthread  # replaces the reference BLAS behind libblas.so.3 (about 25x faster matrix products)
   libspdlog-dev         # logging

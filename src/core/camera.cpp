@@ -10,14 +10,12 @@ namespace lepard::core {
 at::Tensor camera_transform(const Camera& camera, const at::Tensor& points) {
   TORCH_CHECK(camera.rotation.defined() && camera.translation.defined(),
               "camera_transform: the camera has no rotation or translation");
-  TORCH_CHECK(points.dim() >= 2 && points.size(-1) == 3,
-              "camera_transform: points must be (B, ..., 3), got sizes ", points.sizes());
+  TORCH_CHECK(points.dim() >= 2 && points.size(-1) == 3, "camera_transform: points must be (B, ..., 3), got sizes ",
+              points.sizes());
   const int64_t B = points.size(0);
   TORCH_CHECK(camera.rotation.dim() == 2 && camera.rotation.size(0) == B && camera.rotation.size(1) == 4,
-              "camera_transform: camera rotation must be (B, 4) with B = ", B, ", got sizes ",
-              camera.rotation.sizes());
-  TORCH_CHECK(camera.translation.dim() == 2 && camera.translation.size(0) == B &&
-                  camera.translation.size(1) == 3,
+              "camera_transform: camera rotation must be (B, 4) with B = ", B, ", got sizes ", camera.rotation.sizes());
+  TORCH_CHECK(camera.translation.dim() == 2 && camera.translation.size(0) == B && camera.translation.size(1) == 3,
               "camera_transform: camera translation must be (B, 3) with B = ", B, ", got sizes ",
               camera.translation.sizes());
   const auto R = quaternion_to_matrix(camera.rotation);  // (B, 3, 3)

@@ -15,8 +15,8 @@ namespace lepard::core {
 
 at::Tensor model_jacobian(const at::Tensor& rotation, const at::Tensor& shape, const at::Tensor& trig,
                           const at::Tensor& points) {
-  const auto R = quaternion_to_matrix(rotation);            // (..., 3, 3)
-  const auto B = rotation_jacobian(rotation, points);       // (..., 3, 4)
+  const auto R = quaternion_to_matrix(rotation);                 // (..., 3, 3)
+  const auto B = rotation_jacobian(rotation, points);            // (..., 3, 4)
   const auto RJ = R.matmul(superquadric_jacobian(shape, trig));  // (..., 3, 11)
   auto batch = at::infer_size(B.sizes().slice(0, B.dim() - 2), RJ.sizes().slice(0, RJ.dim() - 2));
   auto with = [&](const at::Tensor& t, int64_t cols) {
@@ -33,8 +33,8 @@ at::Tensor projected_jacobian(const at::Tensor& model_jac, const at::Tensor& cam
                               const at::Tensor& camera_points, double focal) {
   TORCH_CHECK(model_jac.dim() >= 2 && model_jac.size(-2) == 3,
               "projected_jacobian: model_jac must be (..., 3, n), got sizes ", model_jac.sizes());
-  const auto P = projection_jacobian(camera_points, focal);      // (..., 2, 3)
-  const auto Rc = quaternion_to_matrix(camera_rotation);          // (..., 3, 3)
+  const auto P = projection_jacobian(camera_points, focal);  // (..., 2, 3)
+  const auto Rc = quaternion_to_matrix(camera_rotation);     // (..., 3, 3)
   return P.matmul(Rc).matmul(model_jac);
 }
 

@@ -15,7 +15,7 @@
 namespace lepard::core {
 
 namespace {
-constexpr int64_t kBilinear = 0;      // trilinear for 5-D inputs
+constexpr int64_t kBilinear = 0;       // trilinear for 5-D inputs
 constexpr int64_t kBorderPadding = 1;  // outside the grid the field keeps its border values
 
 // Identity positions (S, S, S, 3) as (x, y, z) for a field with spatial axes (z, y, x).
@@ -31,8 +31,7 @@ at::Tensor identity_grid(int64_t size, const at::TensorOptions& options) {
 at::Tensor sample_field(const at::Tensor& field, const at::Tensor& points) {
   TORCH_CHECK(field.dim() == 5, "sample_field: field must be (N, C, D, H, W), got sizes ", field.sizes());
   TORCH_CHECK(points.dim() == 3 && points.size(0) == field.size(0) && points.size(2) == 3,
-              "sample_field: points must be (N, P, 3) with N = ", field.size(0), ", got sizes ",
-              points.sizes());
+              "sample_field: points must be (N, P, 3) with N = ", field.size(0), ", got sizes ", points.sizes());
   const int64_t N = points.size(0), P = points.size(1);
   const auto grid = points.reshape({N, 1, 1, P, 3});
   const auto out = at::grid_sampler(field, grid, kBilinear, kBorderPadding, /*align_corners=*/true);

@@ -58,7 +58,7 @@ ProjectPartsGrads project_parts_backward_tensor_ops(const ProjectPartsInputs& in
     out.camera_rotation = h_cam.unsqueeze(-2).matmul(Bc).squeeze(-2).sum({1, 2});
   }
   const auto L = model_jacobian(in.rotation.unsqueeze(-2), in.shape.unsqueeze(-2), in.trig, p);  // (B, K, V, 3, 21)
-  const auto gq = h.unsqueeze(-2).matmul(L).squeeze(-2);  // (B, K, V, 21)
+  const auto gq = h.unsqueeze(-2).matmul(L).squeeze(-2);                                         // (B, K, V, 21)
   out.center = gq.narrow(-1, kCenterCol, kCenterDim).sum(2);
   out.rotation = gq.narrow(-1, kRotationCol, kRotationDim).sum(2);
   out.shape = gq.narrow(-1, kShapeCol, 11).sum(2);
@@ -81,16 +81,14 @@ at::Tensor empty_if_absent(const at::Tensor& t, const at::Tensor& like) {
 at::Tensor absent_if_empty(const at::Tensor& t) { return t.numel() == 0 ? at::Tensor() : t; }
 
 detail::ProjectPartsInputs unpack(const variable_list& t, double focal, bool world) {
-  return {t[0], t[1], t[2], absent_if_empty(t[3]), absent_if_empty(t[4]), absent_if_empty(t[5]),
-          t[6], focal, world};
+  return {t[0], t[1], t[2], absent_if_empty(t[3]), absent_if_empty(t[4]), absent_if_empty(t[5]), t[6], focal, world};
 }
 
 class ProjectPartsFunction : public torch::autograd::Function<ProjectPartsFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, at::Tensor center, at::Tensor rotation, at::Tensor shape,
                             at::Tensor local, at::Tensor camera_rotation, at::Tensor camera_translation,
-                            at::Tensor trig, double focal, std::vector<double> weights, bool world,
-                            bool use_kernel) {
+                            at::Tensor trig, double focal, std::vector<double> weights, bool world, bool use_kernel) {
     ctx->save_for_backward({center, rotation, shape, local, camera_rotation, camera_translation, trig});
     ctx->saved_data["focal"] = focal;
     ctx->saved_data["weights"] = weights;
@@ -110,9 +108,7 @@ class ProjectPartsFunction : public torch::autograd::Function<ProjectPartsFuncti
     const auto g = ctx->saved_data["use_kernel"].toBool() ? detail::project_parts_backward_cpu(in, grad)
                                                           : detail::project_parts_backward_tensor_ops(in, grad);
     // Per-group weights of the generalized forces (paper eq. 11).
-    auto weighted = [](const at::Tensor& t, double weight) {
-      return (!t.defined() || weight == 1.0) ? t : t * weight;
-    };
+    auto weighted = [](const at::Tensor& t, double weight) { return (!t.defined() || weight == 1.0) ? t : t * weight; };
     result[0] = weighted(g.center, w[0]);
     result[1] = weighted(g.rotation, w[1]);
     result[2] = weighted(g.shape, w[2]);
@@ -135,8 +131,7 @@ void check_params(const PartParams& params, const at::Tensor& local, const Camer
                 at::IntArrayRef(sizes), ", got ", t.defined() ? t.sizes() : at::IntArrayRef{});
     TORCH_CHECK(t.scalar_type() == params.shape.scalar_type() && t.device() == params.shape.device(),
                 "project_parts: ", name, " must have the dtype and device of params.shape (",
-                params.shape.scalar_type(), ", ", params.shape.device(), "), got ", t.scalar_type(), ", ",
-                t.device());
+                params.shape.scalar_type(), ", ", params.shape.device(), "), got ", t.scalar_type(), ", ", t.device());
   };
   check(params.center, {B, K, 3}, "params.center (q_c)");
   check(params.rotation, {B, K, 4}, "params.rotation (q_theta)");
@@ -159,10 +154,9 @@ at::Tensor project_parts(const PartParams& params, const at::Tensor& local, cons
   const bool world = space == PointSpace::World;
   const auto& like = params.shape;
   return ProjectPartsFunction::apply(
-      params.center.contiguous(), params.rotation.contiguous(), params.shape.contiguous(),
-      empty_if_absent(local, like), empty_if_absent(world ? at::Tensor() : camera.rotation, like),
-      empty_if_absent(world ? at::Tensor() : camera.translation, like),
-      grid.trig_like(params.shape), camera.focal,
+      params.center.contiguous(), params.rotation.contiguous(), params.shape.contiguous(), empty_if_absent(local, like),
+      empty_if_absent(world ? at::Tensor() : camera.rotation, like),
+      empty_if_absent(world ? at::Tensor() : camera.translation, like), grid.trig_like(params.shape), camera.focal,
       std::vector<double>{weights.center, weights.rotation, weights.shape, weights.local, weights.camera}, world,
       use_kernel);
 }
@@ -176,9 +170,8 @@ at::Tensor assemble_parts(const PartParams& params, const at::Tensor& local, con
 at::Tensor project_parts_reference(const PartParams& params, const at::Tensor& local, const Camera& camera,
                                    const SurfaceGrid& grid, PointSpace space) {
   check_params(params, local, camera, grid, space);
-  return detail::project_parts_forward_tensor_ops({params.center, params.rotation, params.shape, local,
-                                                   camera.rotation, camera.translation,
-                                                   grid.trig_like(params.shape), camera.focal,
+  return detail::project_parts_forward_tensor_ops({params.center, params.rotation, params.shape, local, camera.rotation,
+                                                   camera.translation, grid.trig_like(params.shape), camera.focal,
                                                    space == PointSpace::World});
 }
 

@@ -106,8 +106,17 @@ struct Part {
   Part(const T* center, const T* quat, const T* q) {
     for (int i = 0; i < 3; ++i) c[i] = center[i];
     R = quaternion_matrix(quat);
-    a0 = q[0]; a1 = q[1]; a2 = q[2]; a3 = q[3]; e1 = q[4]; e2 = q[5];
-    t1 = q[6]; t2 = q[7]; b1 = q[8]; b2 = q[9]; b3 = q[10];
+    a0 = q[0];
+    a1 = q[1];
+    a2 = q[2];
+    a3 = q[3];
+    e1 = q[4];
+    e2 = q[5];
+    t1 = q[6];
+    t2 = q[7];
+    b1 = q[8];
+    b2 = q[9];
+    b3 = q[10];
     A = a0 * a3;
     pib3 = T(M_PI) * b3;
     b2A = b2 / A;
@@ -162,7 +171,6 @@ inline void surface_point(const Part<T>& k, const Latitude<T>& la, const Longitu
   s[2] = k.A * la.S;
 }
 
-
 // The quaternion gradient from a body-frame angular "force" w: for R(q / |q|),
 // dE/dq = w^T G(q^) / |q| with G = 2 [-v | s I - [v]_x] (rotation.h), i.e.
 // (-2 v.w, 2 (s w + v x w)) / |q|.
@@ -182,9 +190,15 @@ struct LongitudeArrays {
   std::vector<T> X, Y, dX, dY;
 
   void fill(const std::vector<Longitude<T>>& lon) {
-    X.resize(lon.size()); Y.resize(lon.size()); dX.resize(lon.size()); dY.resize(lon.size());
+    X.resize(lon.size());
+    Y.resize(lon.size());
+    dX.resize(lon.size());
+    dY.resize(lon.size());
     for (size_t i = 0; i < lon.size(); ++i) {
-      X[i] = lon[i].X; Y[i] = lon[i].Y; dX[i] = lon[i].dX; dY[i] = lon[i].dY;
+      X[i] = lon[i].X;
+      Y[i] = lon[i].Y;
+      dX[i] = lon[i].dX;
+      dY[i] = lon[i].dY;
     }
   }
 };
@@ -192,11 +206,11 @@ struct LongitudeArrays {
 // Gradient sums of one part, accumulated over its runs.
 template <typename T>
 struct PartSums {
-  T gc[3] = {0, 0, 0};    // sum h
-  T gw[3] = {0, 0, 0};    // sum p x a (for q_theta)
-  T gs[11] = {};          // sum a^T J
-  T gct[3] = {0, 0, 0};   // sum h_cam
-  T gcw[3] = {0, 0, 0};   // sum x x h (for the camera quaternion)
+  T gc[3] = {0, 0, 0};   // sum h
+  T gw[3] = {0, 0, 0};   // sum p x a (for q_theta)
+  T gs[11] = {};         // sum a^T J
+  T gct[3] = {0, 0, 0};  // sum h_cam
+  T gcw[3] = {0, 0, 0};  // sum x x h (for the camera quaternion)
 };
 
 // One run of a part's backward (see GridTables::Run): from the loss gradient g of its
@@ -240,7 +254,9 @@ void backward_run(const Part<T>& k, const Mat3<T>& Rc, const T* cam_t, T f, cons
     const T g0 = g[3 * i], g1 = g[3 * i + 1], g2 = g[3 * i + 2];
     T h0, h1, h2;
     if constexpr (kWorld) {
-      h0 = g0; h1 = g1; h2 = g2;
+      h0 = g0;
+      h1 = g1;
+      h2 = g2;
     } else {
       const T xc0 = t0c + Q00 * x0 + Q01 * x1 + Q02 * x2;
       const T xc1 = t1c + Q10 * x0 + Q11 * x1 + Q12 * x2;
@@ -251,29 +267,47 @@ void backward_run(const Part<T>& k, const Mat3<T>& Rc, const T* cam_t, T f, cons
       h0 = Q00 * q0 + Q10 * q1 + Q20 * q2;
       h1 = Q01 * q0 + Q11 * q1 + Q21 * q2;
       h2 = Q02 * q0 + Q12 * q1 + Q22 * q2;
-      ct0 += q0; ct1 += q1; ct2 += q2;
+      ct0 += q0;
+      ct1 += q1;
+      ct2 += q2;
       // The camera quaternion's share: (x x R_cam^T h_cam)^T G_cam / |q_cam| = (x x h)^T G_cam / |q_cam|.
-      cw0 += x1 * h2 - x2 * h1; cw1 += x2 * h0 - x0 * h2; cw2 += x0 * h1 - x1 * h0;
+      cw0 += x1 * h2 - x2 * h1;
+      cw1 += x2 * h0 - x0 * h2;
+      cw2 += x0 * h1 - x1 * h0;
     }
-    hc0s += h0; hc1s += h1; hc2s += h2;
+    hc0s += h0;
+    hc1s += h1;
+    hc2s += h2;
     const T ax = R00 * h0 + R10 * h1 + R20 * h2;  // a = R^T h = dE/dp
     const T ay = R01 * h0 + R11 * h1 + R21 * h2;
     const T az = R02 * h0 + R12 * h1 + R22 * h2;
-    a_out[3 * i] = ax; a_out[3 * i + 1] = ay; a_out[3 * i + 2] = az;
-    w0 += p1 * az - p2 * ay; w1 += p2 * ax - p0 * az; w2 += p0 * ay - p1 * ax;  // h^T B = (p x a)^T G / |q|
+    a_out[3 * i] = ax;
+    a_out[3 * i + 1] = ay;
+    a_out[3 * i + 2] = az;
+    w0 += p1 * az - p2 * ay;
+    w1 += p2 * ax - p0 * az;
+    w2 += p0 * ay - p1 * ax;  // h^T B = (p x a)^T G / |q|
     // Point-dependent factors of a^T J; the run's constants multiply them after the loop.
-    sX += ax * X;                      // columns a0, a1, e1 (via ex)
-    sY += ay * Y;                      // columns a0, a2, e1 (via ey)
-    sZ += az;                          // columns a0, a3, e1
-    sBend += ax;                       // bending columns a0, a3, e1, b1, b2, b3
+    sX += ax * X;  // columns a0, a1, e1 (via ex)
+    sY += ay * Y;  // columns a0, a2, e1 (via ey)
+    sZ += az;      // columns a0, a3, e1
+    sBend += ax;   // bending columns a0, a3, e1, b1, b2, b3
     sE2 += ax * pdX[i] * Tx * a0a1 + ay * pdY[i] * Ty * a0a2;
     sT1 += ax * ex;
     sT2 += ay * ey;
   }
-  out.gc[0] += hc0s; out.gc[1] += hc1s; out.gc[2] += hc2s;
-  out.gw[0] += w0; out.gw[1] += w1; out.gw[2] += w2;
-  out.gct[0] += ct0; out.gct[1] += ct1; out.gct[2] += ct2;
-  out.gcw[0] += cw0; out.gcw[1] += cw1; out.gcw[2] += cw2;
+  out.gc[0] += hc0s;
+  out.gc[1] += hc1s;
+  out.gc[2] += hc2s;
+  out.gw[0] += w0;
+  out.gw[1] += w1;
+  out.gw[2] += w2;
+  out.gct[0] += ct0;
+  out.gct[1] += ct1;
+  out.gct[2] += ct2;
+  out.gcw[0] += cw0;
+  out.gcw[1] += cw1;
+  out.gcw[2] += cw2;
   // a^T J (see superquadric_jacobian()), with ex = a0 a1 C X and ey = a0 a2 C Y:
   T* gs = out.gs;
   gs[kA0] += Tx * a1 * C * sX - bsin * dphi_a0 * sBend + Ty * a2 * C * sY + a3 * S * sZ;
@@ -310,15 +344,14 @@ struct Sizes {
   int64_t B, K, V;
 };
 
-Sizes sizes_of(const ProjectPartsInputs& in) {
-  return {in.shape.size(0), in.shape.size(1), in.trig.size(0)};
-}
+Sizes sizes_of(const ProjectPartsInputs& in) { return {in.shape.size(0), in.shape.size(1), in.trig.size(0)}; }
 
 }  // namespace
 
 at::Tensor project_parts_forward_cpu(const ProjectPartsInputs& in) {
   const Sizes sizes = sizes_of(in);
-  const int64_t B = sizes.B, K = sizes.K, V = sizes.V;  // named copies: lambdas cannot capture structured bindings before C++20
+  const int64_t B = sizes.B, K = sizes.K,
+                V = sizes.V;  // named copies: lambdas cannot capture structured bindings before C++20
   auto out = at::empty({B, K, V, 3}, in.shape.options());
   AT_DISPATCH_FLOATING_TYPES(in.shape.scalar_type(), "project_parts_forward_cpu", [&] {
     using T = scalar_t;
@@ -362,7 +395,8 @@ at::Tensor project_parts_forward_cpu(const ProjectPartsInputs& in) {
 
 ProjectPartsGrads project_parts_backward_cpu(const ProjectPartsInputs& in, const at::Tensor& grad_in) {
   const Sizes sizes = sizes_of(in);
-  const int64_t B = sizes.B, K = sizes.K, V = sizes.V;  // named copies: lambdas cannot capture structured bindings before C++20
+  const int64_t B = sizes.B, K = sizes.K,
+                V = sizes.V;  // named copies: lambdas cannot capture structured bindings before C++20
   const auto grad = grad_in.contiguous();
   const auto opts = in.shape.options();
   auto g_center = at::empty({B, K, 3}, opts);

@@ -15,7 +15,7 @@ struct ProjectPartsInputs {
   at::Tensor camera_translation;  // (B, 3), undefined when world
   at::Tensor trig;                // (V, 4)
   double focal = 1.0;
-  bool world = false;             // return object-frame points and apply L^T (no camera)
+  bool world = false;  // return object-frame points and apply L^T (no camera)
 };
 
 // Unweighted gradients of sum(grad * output) with respect to each input.

@@ -9,8 +9,8 @@ namespace lepard::core {
 
 namespace {
 void check_quaternion(const at::Tensor& q, const char* fn) {
-  TORCH_CHECK(q.dim() >= 1 && q.size(-1) == 4, fn,
-              ": quaternion must have last dimension 4 (w, x, y, z), got sizes ", q.sizes());
+  TORCH_CHECK(q.dim() >= 1 && q.size(-1) == 4, fn, ": quaternion must have last dimension 4 (w, x, y, z), got sizes ",
+              q.sizes());
 }
 }  // namespace
 
@@ -25,8 +25,8 @@ at::Tensor quaternion_to_matrix(const at::Tensor& quaternion) {
 }
 
 at::Tensor rotate_points(const at::Tensor& quaternion, const at::Tensor& points) {
-  TORCH_CHECK(points.dim() >= 1 && points.size(-1) == 3,
-              "rotate_points: points must have last dimension 3, got sizes ", points.sizes());
+  TORCH_CHECK(points.dim() >= 1 && points.size(-1) == 3, "rotate_points: points must have last dimension 3, got sizes ",
+              points.sizes());
   return quaternion_to_matrix(quaternion).matmul(points.unsqueeze(-1)).squeeze(-1);
 }
 
@@ -45,8 +45,8 @@ at::Tensor quaternion_rate_matrix(const at::Tensor& quaternion) {
   const auto v = q.narrow(-1, 1, 3);
   // s I - [v]_x, built column by column to stay broadcast-friendly.
   const auto x = v.select(-1, 0), y = v.select(-1, 1), z = v.select(-1, 2);
-  const auto sI_minus_vx = at::stack({at::stack({s, z, -y}, -1), at::stack({-z, s, x}, -1),
-                                      at::stack({y, -x, s}, -1)}, -2);
+  const auto sI_minus_vx =
+      at::stack({at::stack({s, z, -y}, -1), at::stack({-z, s, x}, -1), at::stack({y, -x, s}, -1)}, -2);
   const auto G = 2 * at::cat({-v.unsqueeze(-1), sI_minus_vx}, -1);  // (..., 3, 4)
   return G / norm.unsqueeze(-1);
 }

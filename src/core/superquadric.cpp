@@ -29,8 +29,8 @@ void check_trig(const at::Tensor& trig, const char* fn) {
 }
 
 void check_points(const at::Tensor& points, const char* fn) {
-  TORCH_CHECK(points.dim() >= 1 && points.size(-1) == 3, fn,
-              ": points must have last dimension 3, got sizes ", points.sizes());
+  TORCH_CHECK(points.dim() >= 1 && points.size(-1) == 3, fn, ": points must have last dimension 3, got sizes ",
+              points.sizes());
 }
 
 }  // namespace
@@ -83,35 +83,37 @@ at::Tensor superquadric_jacobian(const at::Tensor& shape, const at::Tensor& trig
   const auto dphi_b3 = M_PI * (S + q.b2 / A);
 
   std::vector<at::Tensor> row_x = {
-      full(Tx * q.a1 * C * X - bsin * dphi_a0),                // a0
-      full(Tx * q.a0 * C * X),                                 // a1
-      zero,                                                    // a2
-      full(-bsin * dphi_a3),                                   // a3
+      full(Tx * q.a1 * C * X - bsin * dphi_a0),                             // a0
+      full(Tx * q.a0 * C * X),                                              // a1
+      zero,                                                                 // a2
+      full(-bsin * dphi_a3),                                                // a3
       full(q.t1 * dS * ex + Tx * q.a0 * q.a1 * dC * X - bsin * pib3 * dS),  // e1
-      full(Tx * q.a0 * q.a1 * C * dX),                         // e2
-      full(S * ex),                                            // t1
-      zero,                                                    // t2
-      full(cphi),                                              // b1
-      full(-bsin * dphi_b2),                                   // b2
-      full(-bsin * dphi_b3),                                   // b3
+      full(Tx * q.a0 * q.a1 * C * dX),                                      // e2
+      full(S * ex),                                                         // t1
+      zero,                                                                 // t2
+      full(cphi),                                                           // b1
+      full(-bsin * dphi_b2),                                                // b2
+      full(-bsin * dphi_b3),                                                // b3
   };
   std::vector<at::Tensor> row_y = {
-      full(Ty * q.a2 * C * Y),                                 // a0
-      zero,                                                    // a1
-      full(Ty * q.a0 * C * Y),                                 // a2
-      zero,                                                    // a3
-      full(q.t2 * dS * ey + Ty * q.a0 * q.a2 * dC * Y),        // e1
-      full(Ty * q.a0 * q.a2 * C * dY),                         // e2
-      zero,                                                    // t1
-      full(S * ey),                                            // t2
-      zero, zero, zero,                                        // b1, b2, b3
+      full(Ty * q.a2 * C * Y),                           // a0
+      zero,                                              // a1
+      full(Ty * q.a0 * C * Y),                           // a2
+      zero,                                              // a3
+      full(q.t2 * dS * ey + Ty * q.a0 * q.a2 * dC * Y),  // e1
+      full(Ty * q.a0 * q.a2 * C * dY),                   // e2
+      zero,                                              // t1
+      full(S * ey),                                      // t2
+      zero,
+      zero,
+      zero,  // b1, b2, b3
   };
   std::vector<at::Tensor> row_z = {
-      full(q.a3 * S),                                          // a0
-      zero, zero,                                              // a1, a2
-      full(q.a0 * S),                                          // a3
-      full(A * dS),                                            // e1
-      zero, zero, zero, zero, zero, zero,                      // e2, t1, t2, b1, b2, b3
+      full(q.a3 * S),                                // a0
+      zero,           zero,                          // a1, a2
+      full(q.a0 * S),                                // a3
+      full(A * dS),                                  // e1
+      zero,           zero, zero, zero, zero, zero,  // e2, t1, t2, b1, b2, b3
   };
   return at::stack({at::stack(row_x, -1), at::stack(row_y, -1), at::stack(row_z, -1)}, -2);
 }

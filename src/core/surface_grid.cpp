@@ -16,9 +16,7 @@ namespace {
 double snap(double v) { return std::abs(v) < 1e-12 ? 0.0 : v; }
 }  // namespace
 
-at::Tensor SurfaceGrid::trig_like(const at::Tensor& like) const {
-  return trig.to(like.options());
-}
+at::Tensor SurfaceGrid::trig_like(const at::Tensor& like) const { return trig.to(like.options()); }
 
 SurfaceGrid make_surface_grid(int64_t rings, int64_t segments) {
   TORCH_CHECK(rings >= 1, "make_surface_grid: rings must be >= 1, got ", rings);
@@ -55,18 +53,30 @@ SurfaceGrid make_surface_grid(int64_t rings, int64_t segments) {
   auto ring_vertex = [&](int64_t i, int64_t j) { return 1 + i * segments + (j % segments); };
   const int64_t south = 0, north = num_v - 1;
   for (int64_t j = 0; j < segments; ++j) {  // southern fan
-    f[n][0] = south; f[n][1] = ring_vertex(0, j + 1); f[n][2] = ring_vertex(0, j); ++n;
+    f[n][0] = south;
+    f[n][1] = ring_vertex(0, j + 1);
+    f[n][2] = ring_vertex(0, j);
+    ++n;
   }
   for (int64_t i = 0; i + 1 < rings; ++i) {
     for (int64_t j = 0; j < segments; ++j) {
       const int64_t a = ring_vertex(i, j), b = ring_vertex(i, j + 1);
       const int64_t c = ring_vertex(i + 1, j + 1), d = ring_vertex(i + 1, j);
-      f[n][0] = a; f[n][1] = b; f[n][2] = c; ++n;
-      f[n][0] = a; f[n][1] = c; f[n][2] = d; ++n;
+      f[n][0] = a;
+      f[n][1] = b;
+      f[n][2] = c;
+      ++n;
+      f[n][0] = a;
+      f[n][1] = c;
+      f[n][2] = d;
+      ++n;
     }
   }
   for (int64_t j = 0; j < segments; ++j) {  // northern fan
-    f[n][0] = north; f[n][1] = ring_vertex(rings - 1, j); f[n][2] = ring_vertex(rings - 1, j + 1); ++n;
+    f[n][0] = north;
+    f[n][1] = ring_vertex(rings - 1, j);
+    f[n][2] = ring_vertex(rings - 1, j + 1);
+    ++n;
   }
   TORCH_CHECK(n == grid.num_faces(), "make_surface_grid: internal face count mismatch");
   return grid;

@@ -27,8 +27,7 @@ std::map<std::string, BoxRow> read_boxes_csv(const std::filesystem::path& path) 
     b.where = where;
     static const char* columns[] = {"left", "top", "width", "height"};
     for (size_t i = 0; i < 4; ++i) {
-      if (!std::getline(ss, field, ','))
-        throw std::invalid_argument(where + ": expected file,left,top,width,height");
+      if (!std::getline(ss, field, ',')) throw std::invalid_argument(where + ": expected file,left,top,width,height");
       double v = 0;
       size_t used = 0;
       try {
@@ -38,12 +37,15 @@ std::map<std::string, BoxRow> read_boxes_csv(const std::filesystem::path& path) 
       }
       if (used == 0 || field.find_first_not_of(" \t", used) != std::string::npos || !std::isfinite(v))
         throw std::invalid_argument(where + ": " + columns[i] + " '" + field + "' is not a finite number");
-      if (std::abs(v) > 1e6) throw std::invalid_argument(where + ": " + columns[i] + " " + field + " is beyond 1e6 pixels");
-      if (i >= 2 && !(v > 0)) throw std::invalid_argument(where + ": " + columns[i] + " must be positive, got " + field);
+      if (std::abs(v) > 1e6)
+        throw std::invalid_argument(where + ": " + columns[i] + " " + field + " is beyond 1e6 pixels");
+      if (i >= 2 && !(v > 0))
+        throw std::invalid_argument(where + ": " + columns[i] + " must be positive, got " + field);
       b.ltwh[i] = v;
     }
     if (std::getline(ss, field, ',')) throw std::invalid_argument(where + ": more than 5 fields");
-    if (boxes.count(name)) throw std::invalid_argument(where + ": a second box for " + name + " (" + boxes[name].where + ")");
+    if (boxes.count(name))
+      throw std::invalid_argument(where + ": a second box for " + name + " (" + boxes[name].where + ")");
     boxes[name] = b;
   }
   return boxes;

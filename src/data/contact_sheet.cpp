@@ -36,7 +36,8 @@ at::Tensor contact_sheet(const std::vector<Sample>& samples, int64_t columns) {
       m = cv::Mat(static_cast<int>(S), static_cast<int>(S), CV_8UC3, tile.data_ptr<uint8_t>());
     }
     if (s.mask.defined()) {
-      cv::Mat mask(static_cast<int>(S), static_cast<int>(S), CV_8UC1, const_cast<uint8_t*>(s.mask.contiguous().data_ptr<uint8_t>()));
+      cv::Mat mask(static_cast<int>(S), static_cast<int>(S), CV_8UC1,
+                   const_cast<uint8_t*>(s.mask.contiguous().data_ptr<uint8_t>()));
       std::vector<std::vector<cv::Point>> contours;
       cv::Mat copy = mask.clone();
       cv::findContours(copy, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);

@@ -1,12 +1,11 @@
 #include <lepard/data/keypoints.h>
 
-
 namespace lepard::data {
 
 const std::array<std::string_view, kNumKeypoints>& keypoint_names() {
-  static const std::array<std::string_view, kNumKeypoints> names = {
-      "leye", "reye", "lear", "rear", "muzzle", "tail", "rfuleg",
-      "rbuleg", "lfuleg", "lbuleg", "rflleg", "rblleg", "lflleg", "lblleg"};
+  static const std::array<std::string_view, kNumKeypoints> names = {"leye",   "reye",   "lear",   "rear",   "muzzle",
+                                                                    "tail",   "rfuleg", "rbuleg", "lfuleg", "lbuleg",
+                                                                    "rflleg", "rblleg", "lflleg", "lblleg"};
   return names;
 }
 
@@ -20,11 +19,20 @@ int64_t keypoint_slot_from_name(std::string_view name) {
 
 const std::array<std::string_view, kNumKeypoints>& keypoint_labels() {
   // The labels of LASSIE's Label-Studio project (google/lassie utils/data_utils.py), by slot.
-  static const std::array<std::string_view, kNumKeypoints> labels = {
-      "Left eye", "Right eye", "Left ear", "Right ear", "Muzzle (tip of nose)", "Tail top",
-      "Front right upper leg (knee)", "Back right upper leg (knee)", "Front left upper leg (knee)",
-      "Back left upper leg (knee)", "Front right lower leg (ankle)", "Back right lower leg (ankle)",
-      "Front left lower leg (ankle)", "Back left lower leg (ankle)"};
+  static const std::array<std::string_view, kNumKeypoints> labels = {"Left eye",
+                                                                     "Right eye",
+                                                                     "Left ear",
+                                                                     "Right ear",
+                                                                     "Muzzle (tip of nose)",
+                                                                     "Tail top",
+                                                                     "Front right upper leg (knee)",
+                                                                     "Back right upper leg (knee)",
+                                                                     "Front left upper leg (knee)",
+                                                                     "Back left upper leg (knee)",
+                                                                     "Front right lower leg (ankle)",
+                                                                     "Back right lower leg (ankle)",
+                                                                     "Front left lower leg (ankle)",
+                                                                     "Back left lower leg (ankle)"};
   return labels;
 }
 
@@ -38,8 +46,8 @@ int64_t keypoint_slot_from_label(std::string_view label) {
 
 std::string_view part_label_name(int64_t label) {
   static const std::array<std::string_view, kNumPartLabels + 1> names = {
-      "background", "neck", "head", "torso", "tail", "unused5", "unused6", "unused7", "unused8",
-      "rfuleg", "lfuleg", "rbuleg", "lbuleg", "rflleg", "lflleg", "rblleg", "lblleg"};
+      "background", "neck",   "head",   "torso",  "tail",   "unused5", "unused6", "unused7", "unused8",
+      "rfuleg",     "lfuleg", "rbuleg", "lbuleg", "rflleg", "lflleg",  "rblleg",  "lblleg"};
   return label >= 0 && label <= kNumPartLabels ? names[static_cast<size_t>(label)] : std::string_view("invalid");
 }
 

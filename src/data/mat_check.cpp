@@ -37,11 +37,25 @@ enum : uint32_t {
 // Bytes per value of a numeric data type; 0 for types that hold no plain values.
 int64_t type_size(uint32_t type) {
   switch (type) {
-    case 1: case 2: case 16: return 1;       // miINT8, miUINT8, miUTF8
-    case 3: case 4: case 17: return 2;       // miINT16, miUINT16, miUTF16
-    case 5: case 6: case 7: case 18: return 4;  // miINT32, miUINT32, miSINGLE, miUTF32
-    case 9: case 12: case 13: return 8;      // miDOUBLE, miINT64, miUINT64
-    default: return 0;
+    case 1:
+    case 2:
+    case 16:
+      return 1;  // miINT8, miUINT8, miUTF8
+    case 3:
+    case 4:
+    case 17:
+      return 2;  // miINT16, miUINT16, miUTF16
+    case 5:
+    case 6:
+    case 7:
+    case 18:
+      return 4;  // miINT32, miUINT32, miSINGLE, miUTF32
+    case 9:
+    case 12:
+    case 13:
+      return 8;  // miDOUBLE, miINT64, miUINT64
+    default:
+      return 0;
   }
 }
 
@@ -66,10 +80,10 @@ class Checker {
 
   struct Element {
     uint32_t type = 0;
-    int64_t bytes = 0;       // data bytes
+    int64_t bytes = 0;  // data bytes
     const uint8_t* data = nullptr;
-    int64_t offset = 0;      // of the tag
-    int64_t next = 0;        // offset of the element after it (padded)
+    int64_t offset = 0;  // of the tag
+    int64_t next = 0;    // offset of the element after it (padded)
   };
 
   // The element whose tag starts at `at` in [base, base + size).
@@ -217,8 +231,8 @@ class Checker {
     while (rc == Z_OK) {
       if (static_cast<int64_t>(out.size()) >= limits_.max_inflated_bytes) {
         inflateEnd(&z);
-        fail(e.offset, "a compressed element inflates to more than " + std::to_string(limits_.max_inflated_bytes) +
-                           " bytes");
+        fail(e.offset,
+             "a compressed element inflates to more than " + std::to_string(limits_.max_inflated_bytes) + " bytes");
       }
       const size_t old = out.size();
       out.resize(std::min<size_t>(std::max<size_t>(2 * old, 1 << 16), static_cast<size_t>(limits_.max_inflated_bytes)));
@@ -230,8 +244,8 @@ class Checker {
     }
     inflateEnd(&z);
     if (rc != Z_STREAM_END) {
-      fail(e.offset, std::string("a corrupt or truncated compressed element (zlib: ") + (z.msg ? z.msg : "incomplete stream") +
-                         ")");
+      fail(e.offset, std::string("a corrupt or truncated compressed element (zlib: ") +
+                         (z.msg ? z.msg : "incomplete stream") + ")");
     }
     return out;
   }
@@ -259,10 +273,12 @@ void check_mat_v5(const std::filesystem::path& path, const MatCheckLimits& limit
   const bool swap = big;  // this reader runs on little-endian machines (x86-64, aarch64)
   const unsigned version = little ? bytes[124] | (bytes[125] << 8) : (bytes[124] << 8) | bytes[125];
   if (version == 0x0200) {
-    throw DataError(path.string() + ": a MATLAB v7.3 (HDF5) file; save it as v7 or older "
+    throw DataError(path.string() +
+                    ": a MATLAB v7.3 (HDF5) file; save it as v7 or older "
                     "(save -v7, scipy.io.savemat), as Pascal-Part's annotations are");
   }
-  if (version != 0x0100) throw DataError(path.string() + ": MATLAB file version " + std::to_string(version) + " is unknown");
+  if (version != 0x0100)
+    throw DataError(path.string() + ": MATLAB file version " + std::to_string(version) + " is unknown");
   Checker(path.string(), swap, limits).top_level(bytes);
 }
 

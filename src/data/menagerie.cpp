@@ -88,8 +88,8 @@ enum class Texture { Plain, Stripes, Patches, Wool, Tiger, Tuxedo };
 struct Preset {
   std::string name;
   bool biped = false;
-  double body_len, body_rad, leg_len, leg_rad, neck_len, neck_rad, neck_angle, head_len, head_rad, tail_len,
-      tail_rad, ear_len, ear_rad, trunk_len = 0;
+  double body_len, body_rad, leg_len, leg_rad, neck_len, neck_rad, neck_angle, head_len, head_rad, tail_len, tail_rad,
+      ear_len, ear_rad, trunk_len = 0;
   Texture texture;
   V3 colour, second;  // RGB in [0, 1]
 };
@@ -98,24 +98,177 @@ const std::vector<Preset>& presets() {
   // Lengths in body lengths of a horse. Characteristic proportions: a giraffe's neck and
   // legs, an elephant's trunk and thick legs, a tiger's long tail, the upright bipeds.
   static const std::vector<Preset> p = {
-      {"horse", false, 1.0, 0.22, 0.75, 0.055, 0.45, 0.11, 55, 0.36, 0.085, 0.45, 0.045, 0.09, 0.025, 0,
-       Texture::Plain, {0.45, 0.30, 0.18}, {0.25, 0.16, 0.10}},
-      {"cow", false, 1.1, 0.30, 0.60, 0.075, 0.30, 0.15, 25, 0.32, 0.11, 0.50, 0.03, 0.08, 0.03, 0,
-       Texture::Patches, {0.92, 0.90, 0.86}, {0.12, 0.10, 0.10}},
-      {"sheep", false, 0.9, 0.30, 0.45, 0.045, 0.20, 0.13, 30, 0.25, 0.09, 0.12, 0.05, 0.07, 0.025, 0,
-       Texture::Wool, {0.88, 0.85, 0.76}, {0.30, 0.27, 0.24}},
-      {"zebra", false, 1.0, 0.23, 0.70, 0.055, 0.42, 0.11, 50, 0.34, 0.085, 0.42, 0.04, 0.10, 0.025, 0,
-       Texture::Stripes, {0.95, 0.95, 0.93}, {0.07, 0.07, 0.08}},
-      {"tiger", false, 1.1, 0.20, 0.50, 0.065, 0.20, 0.14, 15, 0.28, 0.12, 0.90, 0.04, 0.05, 0.03, 0,
-       Texture::Tiger, {0.90, 0.52, 0.15}, {0.08, 0.06, 0.05}},
-      {"giraffe", false, 0.9, 0.22, 1.10, 0.05, 1.10, 0.07, 68, 0.30, 0.07, 0.40, 0.025, 0.07, 0.02, 0,
-       Texture::Patches, {0.88, 0.72, 0.42}, {0.45, 0.25, 0.10}},
-      {"elephant", false, 1.2, 0.42, 0.70, 0.13, 0.15, 0.30, 10, 0.40, 0.25, 0.45, 0.025, 0.10, 0.22, 0.85,
-       Texture::Plain, {0.50, 0.48, 0.46}, {0.38, 0.36, 0.35}},
-      {"kangaroo", true, 0.70, 0.18, 0.80, 0.07, 0.15, 0.08, 70, 0.22, 0.07, 0.80, 0.07, 0.09, 0.025, 0,
-       Texture::Plain, {0.62, 0.44, 0.30}, {0.82, 0.70, 0.56}},
-      {"penguin", true, 0.80, 0.28, 0.16, 0.04, 0.08, 0.16, 80, 0.20, 0.15, 0.12, 0.05, 0.0, 0.0, 0,
-       Texture::Tuxedo, {0.06, 0.06, 0.08}, {0.95, 0.95, 0.92}},
+      {"horse",
+       false,
+       1.0,
+       0.22,
+       0.75,
+       0.055,
+       0.45,
+       0.11,
+       55,
+       0.36,
+       0.085,
+       0.45,
+       0.045,
+       0.09,
+       0.025,
+       0,
+       Texture::Plain,
+       {0.45, 0.30, 0.18},
+       {0.25, 0.16, 0.10}},
+      {"cow",
+       false,
+       1.1,
+       0.30,
+       0.60,
+       0.075,
+       0.30,
+       0.15,
+       25,
+       0.32,
+       0.11,
+       0.50,
+       0.03,
+       0.08,
+       0.03,
+       0,
+       Texture::Patches,
+       {0.92, 0.90, 0.86},
+       {0.12, 0.10, 0.10}},
+      {"sheep",
+       false,
+       0.9,
+       0.30,
+       0.45,
+       0.045,
+       0.20,
+       0.13,
+       30,
+       0.25,
+       0.09,
+       0.12,
+       0.05,
+       0.07,
+       0.025,
+       0,
+       Texture::Wool,
+       {0.88, 0.85, 0.76},
+       {0.30, 0.27, 0.24}},
+      {"zebra",
+       false,
+       1.0,
+       0.23,
+       0.70,
+       0.055,
+       0.42,
+       0.11,
+       50,
+       0.34,
+       0.085,
+       0.42,
+       0.04,
+       0.10,
+       0.025,
+       0,
+       Texture::Stripes,
+       {0.95, 0.95, 0.93},
+       {0.07, 0.07, 0.08}},
+      {"tiger",
+       false,
+       1.1,
+       0.20,
+       0.50,
+       0.065,
+       0.20,
+       0.14,
+       15,
+       0.28,
+       0.12,
+       0.90,
+       0.04,
+       0.05,
+       0.03,
+       0,
+       Texture::Tiger,
+       {0.90, 0.52, 0.15},
+       {0.08, 0.06, 0.05}},
+      {"giraffe",
+       false,
+       0.9,
+       0.22,
+       1.10,
+       0.05,
+       1.10,
+       0.07,
+       68,
+       0.30,
+       0.07,
+       0.40,
+       0.025,
+       0.07,
+       0.02,
+       0,
+       Texture::Patches,
+       {0.88, 0.72, 0.42},
+       {0.45, 0.25, 0.10}},
+      {"elephant",
+       false,
+       1.2,
+       0.42,
+       0.70,
+       0.13,
+       0.15,
+       0.30,
+       10,
+       0.40,
+       0.25,
+       0.45,
+       0.025,
+       0.10,
+       0.22,
+       0.85,
+       Texture::Plain,
+       {0.50, 0.48, 0.46},
+       {0.38, 0.36, 0.35}},
+      {"kangaroo",
+       true,
+       0.70,
+       0.18,
+       0.80,
+       0.07,
+       0.15,
+       0.08,
+       70,
+       0.22,
+       0.07,
+       0.80,
+       0.07,
+       0.09,
+       0.025,
+       0,
+       Texture::Plain,
+       {0.62, 0.44, 0.30},
+       {0.82, 0.70, 0.56}},
+      {"penguin",
+       true,
+       0.80,
+       0.28,
+       0.16,
+       0.04,
+       0.08,
+       0.16,
+       80,
+       0.20,
+       0.15,
+       0.12,
+       0.05,
+       0.0,
+       0.0,
+       0,
+       Texture::Tuxedo,
+       {0.06, 0.06, 0.08},
+       {0.95, 0.95, 0.92}},
   };
   return p;
 }
@@ -174,8 +327,10 @@ void add_head(Animal& a, const Preset& p, V3 base, V3 dir, Rng& rng) {
       d = unit(d + V3{0, -0.9, 0} + (curl / 120.0) * V3{-0.3, 0, 0});
       path.push_back(path.back() + (p.trunk_len / 4) * d);
     }
-    a.tubes.push_back({2, path, {0.45 * p.head_rad, 0.3 * p.head_rad, 0.22 * p.head_rad, 0.18 * p.head_rad,
-                                 0.15 * p.head_rad}, 0.03});
+    a.tubes.push_back({2,
+                       path,
+                       {0.45 * p.head_rad, 0.3 * p.head_rad, 0.22 * p.head_rad, 0.18 * p.head_rad, 0.15 * p.head_rad},
+                       0.03});
   }
 }
 
@@ -200,9 +355,13 @@ Animal build_animal(const Preset& p, Rng& rng) {
   if (!p.biped) {
     const double H = p.leg_len, L = p.body_len, rb = p.body_rad;
     const double sag = rng.uniform(-0.03, 0.03);
-    a.tubes.push_back({3, {{-L / 2, H + 0.15 * rb, 0}, {-L / 6, H + 0.2 * rb + sag, 0}, {L / 6, H + 0.2 * rb + sag, 0},
-                           {L / 2, H + 0.3 * rb, 0}},
-                       {0.85 * rb, rb, 1.02 * rb, 0.9 * rb}, 0.06});
+    a.tubes.push_back({3,
+                       {{-L / 2, H + 0.15 * rb, 0},
+                        {-L / 6, H + 0.2 * rb + sag, 0},
+                        {L / 6, H + 0.2 * rb + sag, 0},
+                        {L / 2, H + 0.3 * rb, 0}},
+                       {0.85 * rb, rb, 1.02 * rb, 0.9 * rb},
+                       0.06});
     // Legs: front at +x, back at -x; right at -z. Front knees bend back, hind hocks forward.
     struct LegSpec {
       double x, z, bend_sign;
@@ -223,13 +382,13 @@ Animal build_animal(const Preset& p, Rng& rng) {
     const double neck_angle = (p.neck_angle * M_PI / 180) + rng.degrees(-15, 15);
     const double yaw = rng.degrees(-25, 25);
     const V3 neck_base{0.45 * L, H + 0.45 * rb, 0};
-    const V3 neck_dir = unit(V3{std::cos(neck_angle) * std::cos(yaw), std::sin(neck_angle),
-                                std::cos(neck_angle) * std::sin(yaw)});
+    const V3 neck_dir =
+        unit(V3{std::cos(neck_angle) * std::cos(yaw), std::sin(neck_angle), std::cos(neck_angle) * std::sin(yaw)});
     const V3 neck_end = neck_base + p.neck_len * neck_dir;
     a.tubes.push_back({1, {neck_base, neck_end}, {1.25 * p.neck_rad, p.neck_rad}, 0.04});
     const double head_pitch = -rng.degrees(20, 60);
-    const V3 head_dir = unit(V3{std::cos(head_pitch) * std::cos(yaw), std::sin(head_pitch),
-                                std::cos(head_pitch) * std::sin(yaw)});
+    const V3 head_dir =
+        unit(V3{std::cos(head_pitch) * std::cos(yaw), std::sin(head_pitch), std::cos(head_pitch) * std::sin(yaw)});
     add_head(a, p, neck_end, head_dir, rng);
     add_tail(a, p, {-L / 2 - 0.1 * rb, H + 0.5 * rb, 0}, M_PI + rng.degrees(25, 70), rng);
     a.articulation["neck_deg"] = neck_angle * 180 / M_PI;
@@ -247,7 +406,8 @@ Animal build_animal(const Preset& p, Rng& rng) {
       const double swing = rng.degrees(10, 45), bend = -rng.degrees(40, 100);
       add_leg(a, hip + V3{0, -0.2 * p.body_rad, 0.5 * s * p.body_rad}, 0.5 * p.leg_len, 0.55 * p.leg_len,
               p.leg_rad * 1.3, swing, bend, right ? 11 : 12, right ? 15 : 16,
-              keypoint_slot_from_name(right ? "rbuleg" : "lbuleg"), keypoint_slot_from_name(right ? "rblleg" : "lblleg"));
+              keypoint_slot_from_name(right ? "rbuleg" : "lbuleg"),
+              keypoint_slot_from_name(right ? "rblleg" : "lblleg"));
       const V3 shoulder = hip + 0.8 * (top - hip) + V3{0, 0, 0.75 * s * p.body_rad};
       const double arm_swing = rng.degrees(-10, 50), arm_bend = rng.degrees(0, 60);
       const double arm = p.name == "penguin" ? 0.45 * p.body_len : 0.3 * p.body_len;
@@ -258,8 +418,8 @@ Animal build_animal(const Preset& p, Rng& rng) {
     const V3 neck_end = top + p.neck_len * planar(M_PI / 2 - 0.5 * lean);
     a.tubes.push_back({1, {top, neck_end}, {0.8 * p.neck_rad, p.neck_rad}, 0.03});
     const double pitch = rng.degrees(-20, 10), yaw = rng.degrees(-25, 25);
-    add_head(a, p, neck_end, unit(V3{std::cos(pitch) * std::cos(yaw), std::sin(pitch), std::cos(pitch) * std::sin(yaw)}),
-             rng);
+    add_head(a, p, neck_end,
+             unit(V3{std::cos(pitch) * std::cos(yaw), std::sin(pitch), std::cos(pitch) * std::sin(yaw)}), rng);
     add_tail(a, p, hip + V3{-0.6 * p.body_rad, 0, 0}, M_PI + rng.degrees(35, 70), rng);
     a.articulation["lean_deg"] = lean * 180 / M_PI;
   }
@@ -295,8 +455,12 @@ void sweep(const Tube& t, Rng& rng, double* verts, double* normals) {
   at(0, pos, r, tangent);
   normal = unit(std::abs(tangent.y) < 0.9 ? cross(tangent, V3{0, 1, 0}) : cross(tangent, V3{1, 0, 0}));
   auto put = [&](int64_t v, V3 p, V3 n) {
-    verts[3 * v] = p.x; verts[3 * v + 1] = p.y; verts[3 * v + 2] = p.z;
-    normals[3 * v] = n.x; normals[3 * v + 1] = n.y; normals[3 * v + 2] = n.z;
+    verts[3 * v] = p.x;
+    verts[3 * v + 1] = p.y;
+    verts[3 * v + 2] = p.z;
+    normals[3 * v] = n.x;
+    normals[3 * v + 1] = n.y;
+    normals[3 * v + 2] = n.z;
   };
   put(0, pos - (0.6 * r) * tangent, -1.0 * tangent);
   for (int64_t i = 0; i < kRings; ++i) {
@@ -404,7 +568,8 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   }
   const V3 centre = 0.5 * (lo + hi);
   double radius = 0;
-  for (int64_t i = 0; i < K * V; ++i) radius = std::max(radius, norm(V3{verts[3 * i], verts[3 * i + 1], verts[3 * i + 2]} - centre));
+  for (int64_t i = 0; i < K * V; ++i)
+    radius = std::max(radius, norm(V3{verts[3 * i], verts[3 * i + 1], verts[3 * i + 2]} - centre));
 
   // Camera: azimuth all round, slightly from above; the animal fills most of the frame.
   const double azimuth = rng.uniform(0, 2 * M_PI), elevation = rng.degrees(-5, 25), focal = 2.0;
@@ -412,7 +577,10 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   const V3 eye = centre + distance * V3{std::cos(elevation) * std::cos(azimuth), std::sin(elevation),
                                         std::cos(elevation) * std::sin(azimuth)};
   const V3 zc = unit(centre - eye), xc = unit(cross(zc, V3{0, 1, 0})), yc = cross(zc, xc);
-  auto to_camera = [&](V3 x) { const V3 d = x - eye; return V3{dot(xc, d), dot(yc, d), dot(zc, d)}; };
+  auto to_camera = [&](V3 x) {
+    const V3 d = x - eye;
+    return V3{dot(xc, d), dot(yc, d), dot(zc, d)};
+  };
   auto to_pixel = [&](V3 c, double& px, double& py) {  // pixel-centre coordinates, as the rasteriser's
     px = (focal * c.x / c.z * S + S - 1) / 2;
     py = (focal * c.y / c.z * S + S - 1) / 2;
@@ -448,12 +616,21 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   const double horizon = rng.uniform(0.25, 0.75) * S;
   const V3 sky{rng.uniform(0.4, 0.9), rng.uniform(0.5, 0.9), rng.uniform(0.6, 1.0)};
   const V3 ground{rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.6), rng.uniform(0.1, 0.4)};
-  struct Blob { double cx, cy, rx, ry; V3 colour; int64_t kind; bool box; };
+  struct Blob {
+    double cx, cy, rx, ry;
+    V3 colour;
+    int64_t kind;
+    bool box;
+  };
   std::vector<Blob> blobs;
   const int64_t n_blobs = 3 + static_cast<int64_t>(rng.uniform(0, 6));
   for (int64_t b = 0; b < n_blobs; ++b) {
-    blobs.push_back({rng.uniform(0, S), rng.uniform(0, S), rng.uniform(0.03, 0.2) * S, rng.uniform(0.03, 0.2) * S,
-                     {rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0, 1)}, 2 + static_cast<int64_t>(rng.uniform(0, 6)),
+    blobs.push_back({rng.uniform(0, S),
+                     rng.uniform(0, S),
+                     rng.uniform(0.03, 0.2) * S,
+                     rng.uniform(0.03, 0.2) * S,
+                     {rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0, 1)},
+                     2 + static_cast<int64_t>(rng.uniform(0, 6)),
                      rng.uniform() < 0.5});
   }
   const Waves texture(rng, p.texture == Texture::Wool ? 60.0 : 9.0);
@@ -462,7 +639,9 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   std::vector<double> normals_cam(K * V * 3);
   for (int64_t i = 0; i < K * V; ++i) {
     const V3 n{normals[3 * i], normals[3 * i + 1], normals[3 * i + 2]};
-    normals_cam[3 * i] = dot(xc, n); normals_cam[3 * i + 1] = dot(yc, n); normals_cam[3 * i + 2] = dot(zc, n);
+    normals_cam[3 * i] = dot(xc, n);
+    normals_cam[3 * i + 1] = dot(yc, n);
+    normals_cam[3 * i + 2] = dot(zc, n);
   }
   for (int64_t y = 0; y < S; ++y) {
     for (int64_t x = 0; x < S; ++x) {
@@ -490,14 +669,26 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
         n = unit(n);
         double t = 0;  // 0: colour, 1: second colour
         switch (p.texture) {
-          case Texture::Plain: t = 0.25 + 0.25 * texture(pos); break;
-          case Texture::Stripes: t = std::sin(2 * M_PI * (pos.x + stripe_tilt * pos.y) / stripe_period) > 0 ? 1 : 0; break;
-          case Texture::Tiger:
-            t = std::sin(2 * M_PI * (pos.x + stripe_tilt * pos.y) / (1.4 * stripe_period) + 3 * texture(pos)) > 0.55 ? 1 : 0;
+          case Texture::Plain:
+            t = 0.25 + 0.25 * texture(pos);
             break;
-          case Texture::Patches: t = texture(pos) > 0.15 ? 1 : 0; break;
-          case Texture::Wool: t = 0.3 + 0.3 * texture(pos); break;
-          case Texture::Tuxedo: t = (n.z < -0.3 && pos.y > 0.2) ? 1 : 0; break;  // the belly facing the camera
+          case Texture::Stripes:
+            t = std::sin(2 * M_PI * (pos.x + stripe_tilt * pos.y) / stripe_period) > 0 ? 1 : 0;
+            break;
+          case Texture::Tiger:
+            t = std::sin(2 * M_PI * (pos.x + stripe_tilt * pos.y) / (1.4 * stripe_period) + 3 * texture(pos)) > 0.55
+                    ? 1
+                    : 0;
+            break;
+          case Texture::Patches:
+            t = texture(pos) > 0.15 ? 1 : 0;
+            break;
+          case Texture::Wool:
+            t = 0.3 + 0.3 * texture(pos);
+            break;
+          case Texture::Tuxedo:
+            t = (n.z < -0.3 && pos.y > 0.2) ? 1 : 0;
+            break;  // the belly facing the camera
         }
         const V3 base = (1 - t) * p.colour + t * p.second;
         const double shade = 0.35 + 0.65 * std::max(0.0, -dot(n, light));
@@ -555,9 +746,11 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
       double n2 = 0;
       for (int64_t d = 0; d < D; ++d) {
         for (int64_t c = 0; c < kPrototypes; ++c) {
-          if (weight[c] > 0) f[d] += weight[c] * (proto[c * D + d] + species[c * D + d] + (c <= kNumPartLabels ? instance[d] : 0));
+          if (weight[c] > 0)
+            f[d] += weight[c] * (proto[c * D + d] + species[c * D + d] + (c <= kNumPartLabels ? instance[d] : 0));
         }
-        f[d] = f[d] / (surrogate.stride * surrogate.stride) + surrogate.noise * rng.normal() / std::sqrt(static_cast<double>(D));
+        f[d] = f[d] / (surrogate.stride * surrogate.stride) +
+               surrogate.noise * rng.normal() / std::sqrt(static_cast<double>(D));
         n2 += f[d] * f[d];
       }
       const double inv = 1 / std::max(std::sqrt(n2), 1e-12);
@@ -569,8 +762,8 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   {
     // Attention per part label (DINO's CLS attention peaks on heads and bodies) and per
     // background clutter kind (a few clutter kinds draw some attention, as real clutter does).
-    static const double part_gain[kNumPartLabels + 1] = {0, 0.8, 1.0, 0.75, 0.45, 0, 0, 0, 0,
-                                                         0.55, 0.55, 0.55, 0.55, 0.4, 0.4, 0.4, 0.4};
+    static const double part_gain[kNumPartLabels + 1] = {0,    0.8,  1.0,  0.75, 0.45, 0,   0,   0,  0,
+                                                         0.55, 0.55, 0.55, 0.55, 0.4,  0.4, 0.4, 0.4};
     static const double clutter_gain[kBackgroundKinds] = {0, 0, 0, 0.15, 0, 0, 0, 0.2};
     out.saliency = at::zeros({G, G}, at::kFloat);
     float* sal = out.saliency.data_ptr<float>();
@@ -584,7 +777,8 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
             const int64_t i = y * S + x;
             a += parts[i] > 0 ? part_gain[parts[i]] : clutter_gain[background_kind[i]];
           }
-        a = std::max(0.0, a / static_cast<double>(surrogate.stride * surrogate.stride) + surrogate.saliency_noise * rng.normal());
+        a = std::max(0.0, a / static_cast<double>(surrogate.stride * surrogate.stride) +
+                              surrogate.saliency_noise * rng.normal());
         raw[static_cast<size_t>(gy * G + gx)] = a;
         lo = std::min(lo, a);
         hi = std::max(hi, a);
@@ -597,12 +791,16 @@ SyntheticImage render_synthetic(const std::string& category, int64_t S, uint64_t
   params["category"] = category;
   params["seed"] = seed;
   params["size"] = S;
-  params["camera"] = {{"azimuth_deg", azimuth * 180 / M_PI}, {"elevation_deg", elevation * 180 / M_PI},
-                      {"distance", distance}, {"focal", focal}};
+  params["camera"] = {{"azimuth_deg", azimuth * 180 / M_PI},
+                      {"elevation_deg", elevation * 180 / M_PI},
+                      {"distance", distance},
+                      {"focal", focal}};
   params["articulation"] = animal.articulation;
   params["parts"] = K;
   params["mesh"] = {{"rings", kRings}, {"segments", kSegments}, {"labels", out.mesh_labels}};
-  params["surrogate"] = {{"dim", D}, {"noise", surrogate.noise}, {"stride", surrogate.stride},
+  params["surrogate"] = {{"dim", D},
+                         {"noise", surrogate.noise},
+                         {"stride", surrogate.stride},
                          {"saliency_noise", surrogate.saliency_noise}};
   out.params_json = params.dump(2);
   return out;
@@ -632,8 +830,11 @@ void write_menagerie(const fs::path& root, const MenagerieOptions& o) {
       const auto k = s.keypoints.accessor<float, 2>();
       for (int64_t j = 0; j < kNumKeypoints; ++j) {
         if (k[j][2] <= 0) continue;
-        kps.push_back({{"x", 100.0 * k[j][0] / o.size}, {"y", 100.0 * k[j][1] / o.size},
-                       {"keypointlabels", {std::string(labels[static_cast<size_t>(j)])}}, {"original_width", o.size}, {"original_height", o.size}});
+        kps.push_back({{"x", 100.0 * k[j][0] / o.size},
+                       {"y", 100.0 * k[j][1] / o.size},
+                       {"keypointlabels", {std::string(labels[static_cast<size_t>(j)])}},
+                       {"original_width", o.size},
+                       {"original_height", o.size}});
       }
       std::string field = kps.dump();
       std::string quoted = "\"";
@@ -652,7 +853,8 @@ std::optional<GroundTruthMesh> read_ground_truth_mesh(const fs::path& root, cons
   const auto slash = sample.id.find('/');
   if (slash == std::string::npos) return std::nullopt;
   const std::string c = sample.id.substr(0, slash), id = sample.id.substr(slash + 1);
-  const auto mesh_path = root / "gt" / c / ("mesh_" + id + ".npy"), params_path = root / "gt" / c / ("params_" + id + ".json");
+  const auto mesh_path = root / "gt" / c / ("mesh_" + id + ".npy"),
+             params_path = root / "gt" / c / ("params_" + id + ".json");
   if (!fs::exists(mesh_path)) return std::nullopt;
   GroundTruthMesh m;
   int64_t vertices = 0;

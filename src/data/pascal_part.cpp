@@ -26,12 +26,11 @@ namespace fs = std::filesystem;
 int64_t part_label_from_pascal_name(const std::string& name) {
   // LASSIE's grouping (google/lassie utils/data_utils.py part_indices).
   static const std::map<std::string, int64_t> labels = {
-      {"neck", 1},    {"head", 2},    {"lear", 2},    {"rear", 2},    {"leye", 2},    {"reye", 2},
-      {"lhorn", 2},   {"rhorn", 2},   {"muzzle", 2},  {"nose", 2},    {"torso", 3},   {"tail", 4},
-      {"rfuleg", 9},  {"lfuleg", 10}, {"rbuleg", 11}, {"lbuleg", 12}, {"rflleg", 13}, {"lflleg", 14},
-      {"rblleg", 15}, {"lblleg", 16}, {"rfho", 13},   {"lfho", 14},   {"rbho", 15},   {"lbho", 16},
-      {"rfpa", 13},   {"lfpa", 14},   {"rbpa", 15},   {"lbpa", 16},   {"rfleg", 9},   {"lfleg", 10},
-      {"rbleg", 11},  {"lbleg", 12}};
+      {"neck", 1},    {"head", 2},    {"lear", 2},    {"rear", 2},    {"leye", 2},    {"reye", 2},    {"lhorn", 2},
+      {"rhorn", 2},   {"muzzle", 2},  {"nose", 2},    {"torso", 3},   {"tail", 4},    {"rfuleg", 9},  {"lfuleg", 10},
+      {"rbuleg", 11}, {"lbuleg", 12}, {"rflleg", 13}, {"lflleg", 14}, {"rblleg", 15}, {"lblleg", 16}, {"rfho", 13},
+      {"lfho", 14},   {"rbho", 15},   {"lbho", 16},   {"rfpa", 13},   {"lfpa", 14},   {"rbpa", 15},   {"lbpa", 16},
+      {"rfleg", 9},   {"lfleg", 10},  {"rbleg", 11},  {"lbleg", 12}};
   const auto it = labels.find(name);
   return it == labels.end() ? 0 : it->second;
 }
@@ -57,8 +56,8 @@ std::string mat_string(const matvar_t* v, const std::string& where) {
   const size_t n = numel(v);
   std::string out;
   for (size_t i = 0; i < n; ++i) {
-    const unsigned code = v->data_size == 2 ? static_cast<const uint16_t*>(v->data)[i]
-                                            : static_cast<const uint8_t*>(v->data)[i];
+    const unsigned code =
+        v->data_size == 2 ? static_cast<const uint16_t*>(v->data)[i] : static_cast<const uint8_t*>(v->data)[i];
     out += static_cast<char>(code < 128 ? code : '?');
   }
   return out;
@@ -75,13 +74,26 @@ at::Tensor mat_mask(const matvar_t* v, const std::string& where) {
       for (int64_t r = 0; r < H; ++r) o[r * W + c] = data[c * H + r] != 0;
   };
   switch (v->class_type) {
-    case MAT_C_UINT8: fill(static_cast<const uint8_t*>(v->data)); break;
-    case MAT_C_INT8: fill(static_cast<const int8_t*>(v->data)); break;
-    case MAT_C_UINT16: fill(static_cast<const uint16_t*>(v->data)); break;
-    case MAT_C_INT32: fill(static_cast<const int32_t*>(v->data)); break;
-    case MAT_C_SINGLE: fill(static_cast<const float*>(v->data)); break;
-    case MAT_C_DOUBLE: fill(static_cast<const double*>(v->data)); break;
-    default: throw DataError(where + " has an unsupported element type");
+    case MAT_C_UINT8:
+      fill(static_cast<const uint8_t*>(v->data));
+      break;
+    case MAT_C_INT8:
+      fill(static_cast<const int8_t*>(v->data));
+      break;
+    case MAT_C_UINT16:
+      fill(static_cast<const uint16_t*>(v->data));
+      break;
+    case MAT_C_INT32:
+      fill(static_cast<const int32_t*>(v->data));
+      break;
+    case MAT_C_SINGLE:
+      fill(static_cast<const float*>(v->data));
+      break;
+    case MAT_C_DOUBLE:
+      fill(static_cast<const double*>(v->data));
+      break;
+    default:
+      throw DataError(where + " has an unsupported element type");
   }
   return out;
 }
@@ -107,12 +119,24 @@ Corners find_corners(const at::Tensor& mask) {
   for (int64_t r = 0; r < H; ++r) {
     for (int64_t x = 0; x < W; ++x) {
       if (!m[r * W + x]) continue;
-      if (!c.any) { c.top_x = x; c.top_y = r; c.any = true; }
-      if (r > c.bottom_y) { c.bottom_x = x; c.bottom_y = r; }
-      c.cx += x; c.cy += r; ++n;
+      if (!c.any) {
+        c.top_x = x;
+        c.top_y = r;
+        c.any = true;
+      }
+      if (r > c.bottom_y) {
+        c.bottom_x = x;
+        c.bottom_y = r;
+      }
+      c.cx += x;
+      c.cy += r;
+      ++n;
     }
   }
-  if (n > 0) { c.cx /= n; c.cy /= n; }
+  if (n > 0) {
+    c.cx /= n;
+    c.cy /= n;
+  }
   return c;
 }
 

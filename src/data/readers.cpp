@@ -94,8 +94,8 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
           if (!kp.is_object() || !kp.contains("x") || !kp.contains("y") || !kp.contains("keypointlabels") ||
               !kp["keypointlabels"].is_array() || kp["keypointlabels"].empty() ||
               !kp["keypointlabels"][0].is_string() || !kp["x"].is_number() || !kp["y"].is_number()) {
-            throw DataError(where + " (id " + image_id + "): a keypoint lacks numeric x, y or keypointlabels: " +
-                            kp.dump());
+            throw DataError(where + " (id " + image_id +
+                            "): a keypoint lacks numeric x, y or keypointlabels: " + kp.dump());
           }
           const std::string label = kp["keypointlabels"][0].get<std::string>();
           const int64_t slot = keypoint_slot_from_label(label);
@@ -120,10 +120,15 @@ ReadResult read_lassie_web_images(const fs::path& root, const std::string& categ
         double x0 = 1e300, y0 = 1e300, x1 = -1e300, y1 = -1e300;
         for (int64_t i = 0; i < kNumKeypoints; ++i) {
           if (k[i][2] <= 0) continue;
-          x0 = std::min(x0, k[i][0]); x1 = std::max(x1, k[i][0]);
-          y0 = std::min(y0, k[i][1]); y1 = std::max(y1, k[i][1]);
+          x0 = std::min(x0, k[i][0]);
+          x1 = std::max(x1, k[i][0]);
+          y0 = std::min(y0, k[i][1]);
+          y1 = std::max(y1, k[i][1]);
         }
-        left = x0; top = y0; width = x1 - x0; height = y1 - y0;
+        left = x0;
+        top = y0;
+        width = x1 - x0;
+        height = y1 - y0;
       }
       s.crop = square_crop_box(left, top, width, height);
       const fs::path mask_path = root / "gt" / category / ("mask_" + image_id + ".png");
@@ -184,8 +189,8 @@ ReadResult read_image_folder(const fs::path& folder, const ReaderOptions& option
       s.original_height = image.size(0);
       s.original_width = image.size(1);
       // The centred square of side max(w, h): scale 1 of LASSIE's rule on the whole image.
-      s.crop = square_crop_box(0, 0, static_cast<double>(s.original_width), static_cast<double>(s.original_height),
-                               1.0);
+      s.crop =
+          square_crop_box(0, 0, static_cast<double>(s.original_width), static_cast<double>(s.original_height), 1.0);
       s.image = crop_image(image, s.crop, options.crop_size);
       result.samples.push_back(std::move(s));
     });

@@ -144,9 +144,10 @@ Accuracy3D accuracy_3d(const at::Tensor& verts, const at::Tensor& faces, const M
   const auto true_cam = lift_to_camera(truth.verts.detach().cpu().to(at::kDouble), o.focal);
   auto [p, p_part] = sample_surface(pred_cam, faces, o.surface_samples);
   auto [g, g_part] = sample_surface(true_cam, truth.faces, o.surface_samples);
-  const double diagonal = (std::get<0>(true_cam.reshape({-1, 3}).max(0)) - std::get<0>(true_cam.reshape({-1, 3}).min(0)))
-                              .norm()
-                              .item<double>();
+  const double diagonal =
+      (std::get<0>(true_cam.reshape({-1, 3}).max(0)) - std::get<0>(true_cam.reshape({-1, 3}).min(0)))
+          .norm()
+          .item<double>();
   if (!(diagonal > 0)) throw std::invalid_argument("accuracy_3d: the ground-truth mesh has no extent");
   // Best scale about the camera centre and depth shift: s p + t e_z ~ g. Start from the
   // ratio of mean depths, then alternate closest points and the 2 x 2 least squares, on every
@@ -260,7 +261,8 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
       for (int64_t i = 0; i < n; ++i) {
         if (!visible[i].any().item<bool>()) continue;
         const auto d2 = (pix[i].unsqueeze(0) - kp[i].narrow(1, 0, 2).unsqueeze(1)).pow(2).sum(2);  // (P, K V)
-        const auto masked = at::where(visible[i].unsqueeze(0), d2, at::full({}, std::numeric_limits<float>::infinity()));
+        const auto masked =
+            at::where(visible[i].unsqueeze(0), d2, at::full({}, std::numeric_limits<float>::infinity()));
         const auto best = std::get<1>(masked.min(1));
         const auto bb = best.accessor<int64_t, 1>();
         for (int64_t q = 0; q < p; ++q) {
@@ -283,9 +285,8 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
       for (int64_t i = 0; i < n; ++i)
         for (int64_t q = 0; q < p; ++q)
           if (ka[i][q][2] > 0)
-            source[static_cast<size_t>(i * p + q)] =
-                surface_point_under(ka[i][q][0], ka[i][q][1], i, s, frags, covered, pix.data_ptr<float>() + i * k * v * 2,
-                                    v, face_ptr);
+            source[static_cast<size_t>(i * p + q)] = surface_point_under(
+                ka[i][q][0], ka[i][q][1], i, s, frags, covered, pix.data_ptr<float>() + i * k * v * 2, v, face_ptr);
     }
     const double t_paper = o.pck_paper * static_cast<double>(s), t_lassie = o.pck_lassie * static_cast<double>(s);
     int64_t ok_paper = 0, ok_lassie = 0;

@@ -45,9 +45,9 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
     const auto& f = features[i];
     if (f.dim() != 3 || f.size(2) != D || saliency[i].dim() != 2 || saliency[i].size(0) != f.size(0) ||
         saliency[i].size(1) != f.size(1))
-      throw std::invalid_argument("cosegment: image " + std::to_string(i) + " has features " +
-                                  c10::str(f.sizes()) + " and saliency " + c10::str(saliency[i].sizes()) +
-                                  " (expected (gh, gw, " + std::to_string(D) + ") and (gh, gw))");
+      throw std::invalid_argument("cosegment: image " + std::to_string(i) + " has features " + c10::str(f.sizes()) +
+                                  " and saliency " + c10::str(saliency[i].sizes()) + " (expected (gh, gw, " +
+                                  std::to_string(D) + ") and (gh, gw))");
     auto x = f.reshape({-1, D}).to(at::kFloat);
     x = x / at::linalg_vector_norm(x, 2, {1}, true).clamp_min(1e-12);
     flat.push_back(x);
@@ -116,8 +116,10 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
 
 at::Tensor upsample_labels(const at::Tensor& labels, int64_t H, int64_t W) {
   const int64_t gh = labels.size(0), gw = labels.size(1);
-  const auto rows = ((at::arange(H, at::kDouble) + 0.5) * (static_cast<double>(gh) / H)).floor().to(at::kLong).clamp_max(gh - 1);
-  const auto cols = ((at::arange(W, at::kDouble) + 0.5) * (static_cast<double>(gw) / W)).floor().to(at::kLong).clamp_max(gw - 1);
+  const auto rows =
+      ((at::arange(H, at::kDouble) + 0.5) * (static_cast<double>(gh) / H)).floor().to(at::kLong).clamp_max(gh - 1);
+  const auto cols =
+      ((at::arange(W, at::kDouble) + 0.5) * (static_cast<double>(gw) / W)).floor().to(at::kLong).clamp_max(gw - 1);
   return labels.cpu().index_select(0, rows).index_select(1, cols);
 }
 

@@ -68,8 +68,7 @@ KMeansResult kmeans(const at::Tensor& points, const KMeansOptions& o) {
       if (moved <= o.tolerance) break;
     }
     labels = squared_distances(x, x2, centroids).argmin(1);
-    const double inertia =
-        squared_distances(x, x2, centroids).gather(1, labels.unsqueeze(1)).sum().item<double>();
+    const double inertia = squared_distances(x, x2, centroids).gather(1, labels.unsqueeze(1)).sum().item<double>();
     if (inertia < best.inertia) best = {centroids, labels, inertia};
   }
   return best;

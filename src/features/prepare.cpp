@@ -58,10 +58,17 @@ nlohmann::json feature_settings(const std::vector<data::Sample>& samples, const 
 }
 
 nlohmann::json coseg_settings(const CosegOptions& c) {
-  return {{"saliency_threshold", c.saliency_threshold}, {"distance_threshold", c.distance_threshold},
-          {"fg_clusters", c.fg_clusters}, {"bg_clusters", c.bg_clusters}, {"elbow", c.elbow},
-          {"max_k", c.max_k}, {"elbow_ratio", c.elbow_ratio}, {"max_fit_points", c.max_fit_points},
-          {"pca_dims", c.pca_dims}, {"iterations", c.kmeans.iterations}, {"restarts", c.kmeans.restarts},
+  return {{"saliency_threshold", c.saliency_threshold},
+          {"distance_threshold", c.distance_threshold},
+          {"fg_clusters", c.fg_clusters},
+          {"bg_clusters", c.bg_clusters},
+          {"elbow", c.elbow},
+          {"max_k", c.max_k},
+          {"elbow_ratio", c.elbow_ratio},
+          {"max_fit_points", c.max_fit_points},
+          {"pca_dims", c.pca_dims},
+          {"iterations", c.kmeans.iterations},
+          {"restarts", c.kmeans.restarts},
           {"seed", c.kmeans.seed}};
 }
 
@@ -269,7 +276,8 @@ at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const fs::p
   for (const auto& s : samples) {
     const auto path = cache_path(cache, "labels", s.id, ".png");
     if (!fs::exists(path))
-      throw data::DataError(path.string() + ": no pseudo-labels for sample " + s.id + " (run lepard-prepare on this data)");
+      throw data::DataError(path.string() + ": no pseudo-labels for sample " + s.id +
+                            " (run lepard-prepare on this data)");
     try {
       maps.push_back(upsample_labels(io::read_indexed_png(path), size, size).to(at::kLong));
     } catch (const std::runtime_error& e) {

@@ -51,10 +51,11 @@ std::string hugging_face_name(const std::string& dino) {
   // blocks.<i>.<rest>
   const auto dot = dino.find('.', 7);
   const std::string index = dino.substr(7, dot - 7), rest = dino.substr(dot + 1);
-  static const std::vector<std::pair<std::string, std::string>> block = {
-      {"norm1.", "layernorm_before."}, {"norm2.", "layernorm_after."},
-      {"attn.proj.", "attention.output.dense."}, {"mlp.fc1.", "intermediate.dense."},
-      {"mlp.fc2.", "output.dense."}};
+  static const std::vector<std::pair<std::string, std::string>> block = {{"norm1.", "layernorm_before."},
+                                                                         {"norm2.", "layernorm_after."},
+                                                                         {"attn.proj.", "attention.output.dense."},
+                                                                         {"mlp.fc1.", "intermediate.dense."},
+                                                                         {"mlp.fc2.", "output.dense."}};
   for (const auto& [from, to] : block)
     if (rest.rfind(from, 0) == 0) return "encoder.layer." + index + "." + to + rest.substr(from.size());
   return dino;
@@ -138,8 +139,11 @@ class Weights {
                             " needs it; is this a complete backbone state dict?)");
     return it->second;
   }
-  std::string name_of(const std::string& dino) const { return prefix_ + (hugging_face_ ? hugging_face_name(dino) : dino); }
-  [[noreturn]] void misshapen(const std::string& name, const at::Tensor& t, at::IntArrayRef shape, const std::string& arch) const {
+  std::string name_of(const std::string& dino) const {
+    return prefix_ + (hugging_face_ ? hugging_face_name(dino) : dino);
+  }
+  [[noreturn]] void misshapen(const std::string& name, const at::Tensor& t, at::IntArrayRef shape,
+                              const std::string& arch) const {
     throw CheckpointError(source_ + ": key '" + name + "' has shape " + shape_string(t.sizes()) + ", expected " +
                           shape_string(shape) + " for " + arch);
   }
@@ -163,16 +167,22 @@ Facet parse_facet(const std::string& name) {
 
 std::string to_string(Facet facet) {
   switch (facet) {
-    case Facet::Key: return "key";
-    case Facet::Query: return "query";
-    case Facet::Value: return "value";
-    case Facet::Token: return "token";
+    case Facet::Key:
+      return "key";
+    case Facet::Query:
+      return "query";
+    case Facet::Value:
+      return "value";
+    case Facet::Token:
+      return "token";
   }
   return "?";
 }
 
 std::string VitArch::name() const {
-  const std::string size = dim == 384 && heads == 6 ? "S" : dim == 768 && heads == 12 ? "B" : "(dim " + std::to_string(dim) + ")";
+  const std::string size = dim == 384 && heads == 6    ? "S"
+                           : dim == 768 && heads == 12 ? "B"
+                                                       : "(dim " + std::to_string(dim) + ")";
   return "ViT-" + size + "/" + std::to_string(patch);
 }
 
@@ -233,8 +243,8 @@ DinoVit DinoVit::load(const std::filesystem::path& path) { return DinoVit(load_s
 void DinoVit::to(c10::Device device, c10::ScalarType dtype) {
   for (auto* t : {&cls_token_, &pos_embed_, &patch_w_, &patch_b_, &norm_w_, &norm_b_}) *t = t->to(device, dtype);
   for (auto& b : blocks_)
-    for (auto* t : {&b.norm1_w, &b.norm1_b, &b.qkv_w, &b.qkv_b, &b.proj_w, &b.proj_b, &b.norm2_w, &b.norm2_b,
-                    &b.fc1_w, &b.fc1_b, &b.fc2_w, &b.fc2_b})
+    for (auto* t : {&b.norm1_w, &b.norm1_b, &b.qkv_w, &b.qkv_b, &b.proj_w, &b.proj_b, &b.norm2_w, &b.norm2_b, &b.fc1_w,
+                    &b.fc1_b, &b.fc2_w, &b.fc2_b})
       *t = t->to(device, dtype);
 }
 
@@ -242,16 +252,25 @@ c10::Device DinoVit::device() const { return cls_token_.device(); }
 c10::ScalarType DinoVit::dtype() const { return cls_token_.scalar_type(); }
 
 StateDict DinoVit::state_dict() const {
-  StateDict sd = {{"cls_token", cls_token_}, {"pos_embed", pos_embed_}, {"patch_embed.proj.weight", patch_w_},
+  StateDict sd = {{"cls_token", cls_token_},
+                  {"pos_embed", pos_embed_},
+                  {"patch_embed.proj.weight", patch_w_},
                   {"patch_embed.proj.bias", patch_b_}};
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const auto b = "blocks." + std::to_string(i) + ".";
     const auto& k = blocks_[i];
-    for (const auto& [name, t] : std::vector<std::pair<std::string, at::Tensor>>{
-             {"norm1.weight", k.norm1_w}, {"norm1.bias", k.norm1_b}, {"attn.qkv.weight", k.qkv_w},
-             {"attn.qkv.bias", k.qkv_b}, {"attn.proj.weight", k.proj_w}, {"attn.proj.bias", k.proj_b},
-             {"norm2.weight", k.norm2_w}, {"norm2.bias", k.norm2_b}, {"mlp.fc1.weight", k.fc1_w},
-             {"mlp.fc1.bias", k.fc1_b}, {"mlp.fc2.weight", k.fc2_w}, {"mlp.fc2.bias", k.fc2_b}})
+    for (const auto& [name, t] : std::vector<std::pair<std::string, at::Tensor>>{{"norm1.weight", k.norm1_w},
+                                                                                 {"norm1.bias", k.norm1_b},
+                                                                                 {"attn.qkv.weight", k.qkv_w},
+                                                                                 {"attn.qkv.bias", k.qkv_b},
+                                                                                 {"attn.proj.weight", k.proj_w},
+                                                                                 {"attn.proj.bias", k.proj_b},
+                                                                                 {"norm2.weight", k.norm2_w},
+                                                                                 {"norm2.bias", k.norm2_b},
+                                                                                 {"mlp.fc1.weight", k.fc1_w},
+                                                                                 {"mlp.fc1.bias", k.fc1_b},
+                                                                                 {"mlp.fc2.weight", k.fc2_w},
+                                                                                 {"mlp.fc2.bias", k.fc2_b}})
       sd.emplace_back(b + name, t);
   }
   sd.emplace_back("norm.weight", norm_w_);
@@ -281,11 +300,12 @@ VitFeatures DinoVit::extract(const at::Tensor& images, const ExtractOptions& opt
     throw std::invalid_argument("DinoVit::extract: images must be (B, 3, H, W), got " + shape_string(images.sizes()));
   if (images.size(2) < p || images.size(3) < p)
     throw std::invalid_argument("DinoVit::extract: images of " + std::to_string(images.size(2)) + "x" +
-                                std::to_string(images.size(3)) + " are smaller than the patch (" + std::to_string(p) + ")");
+                                std::to_string(images.size(3)) + " are smaller than the patch (" + std::to_string(p) +
+                                ")");
   const int64_t stride = options.stride > 0 ? options.stride : p;
   if (p % stride != 0)
-    throw std::invalid_argument("DinoVit::extract: stride " + std::to_string(stride) + " does not divide the patch size " +
-                                std::to_string(p));
+    throw std::invalid_argument("DinoVit::extract: stride " + std::to_string(stride) +
+                                " does not divide the patch size " + std::to_string(p));
   const int64_t layer = options.layer < 0 ? depth + options.layer : options.layer;
   if (layer < 0 || layer >= depth)
     throw std::invalid_argument("DinoVit::extract: layer " + std::to_string(options.layer) + " outside a network of " +
@@ -368,7 +388,8 @@ at::Tensor imagenet_normalize(const at::Tensor& rgb) {
 ImageFeatures extract_image(const DinoVit& vit, const at::Tensor& rgb, const ExtractOptions& options,
                             const std::vector<int64_t>& heads, int64_t resize) {
   if (rgb.dim() != 3 || rgb.size(2) != 3 || rgb.scalar_type() != at::kByte)
-    throw std::invalid_argument("extract_image: expected an (H, W, 3) uint8 RGB image, got " + shape_string(rgb.sizes()));
+    throw std::invalid_argument("extract_image: expected an (H, W, 3) uint8 RGB image, got " +
+                                shape_string(rgb.sizes()));
   c10::InferenceMode guard;
   auto image = rgb.permute({2, 0, 1}).unsqueeze(0).to(vit.device()).to(vit.dtype()) / 255.0;
   if (resize > 0 && (resize != rgb.size(0) || resize != rgb.size(1)))
@@ -381,7 +402,8 @@ ImageFeatures extract_image(const DinoVit& vit, const at::Tensor& rgb, const Ext
 
 at::Tensor cls_saliency(const at::Tensor& cls_attention, const std::vector<int64_t>& heads) {
   if (cls_attention.dim() != 4)
-    throw std::invalid_argument("cls_saliency: expected (B, heads, gh, gw), got " + shape_string(cls_attention.sizes()));
+    throw std::invalid_argument("cls_saliency: expected (B, heads, gh, gw), got " +
+                                shape_string(cls_attention.sizes()));
   std::vector<at::Tensor> picked;
   for (const auto h : heads) {
     if (h < 0 || h >= cls_attention.size(1))
@@ -398,7 +420,8 @@ at::Tensor cls_saliency(const at::Tensor& cls_attention, const std::vector<int64
 
 std::optional<SaliencyBox> saliency_box(const at::Tensor& saliency, double threshold, int64_t patch, int64_t stride,
                                         int64_t input_h, int64_t input_w, int64_t image_h, int64_t image_w) {
-  if (saliency.dim() != 2) throw std::invalid_argument("saliency_box: expected (gh, gw), got " + shape_string(saliency.sizes()));
+  if (saliency.dim() != 2)
+    throw std::invalid_argument("saliency_box: expected (gh, gw), got " + shape_string(saliency.sizes()));
   if (patch < 1 || stride < 1 || input_h < 1 || input_w < 1 || image_h < 1 || image_w < 1)
     throw std::invalid_argument("saliency_box: patch, stride and sizes must be positive");
   const auto sal = saliency.to(at::kDouble).cpu().contiguous();

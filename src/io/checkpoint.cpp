@@ -77,8 +77,10 @@ std::map<std::string, ZipEntry> read_zip(const fs::path& path, const std::string
     const size_t local = u32(b, at + 42);  // size_t: local + 30 must not wrap (fuzz finding)
     const std::string name = b.substr(at + 46, name_len);
     if (method != 0 && !allow_compressed)
-      fail(path, "entry " + name + " is compressed (method " + std::to_string(method) + "); torch.save stores entries uncompressed");
-    if (local + 30 > b.size() || u32(b, local) != 0x04034b50) fail(path, "truncated: entry " + name + " has no local header");
+      fail(path, "entry " + name + " is compressed (method " + std::to_string(method) +
+                     "); torch.save stores entries uncompressed");
+    if (local + 30 > b.size() || u32(b, local) != 0x04034b50)
+      fail(path, "truncated: entry " + name + " has no local header");
     const size_t data = local + 30 + u16(b, local + 26) + u16(b, local + 28);
     if (data + size > b.size()) {
       fail(path, "truncated: entry " + name + " needs bytes " + std::to_string(data) + ".." +
@@ -104,9 +106,9 @@ struct Obj {
   enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Tensor, Opaque, Mark } kind = None;
   int64_t i = 0;
   double f = 0;
-  std::string s;                              // Str; Global "module.name"
-  std::vector<ObjP> items;                    // Tuple, List
-  std::vector<std::pair<ObjP, ObjP>> dict;    // Dict
+  std::string s;                            // Str; Global "module.name"
+  std::vector<ObjP> items;                  // Tuple, List
+  std::vector<std::pair<ObjP, ObjP>> dict;  // Dict
   at::Tensor tensor;
 };
 ObjP make(Obj::Kind k) {
@@ -117,9 +119,9 @@ ObjP make(Obj::Kind k) {
 
 at::ScalarType storage_dtype(const std::string& global, const fs::path& path) {
   static const std::map<std::string, at::ScalarType> types = {
-      {"torch.FloatStorage", at::kFloat},   {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
-      {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},  {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},   {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
+      {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
+      {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
+      {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
       {"torch.BoolStorage", at::kBool}};
   const auto it = types.find(global);
   if (it == types.end()) fail(path, "unsupported storage type " + global);
@@ -138,25 +140,47 @@ class Unpickler {
       const size_t op_at = pos_;
       const uint8_t op = static_cast<uint8_t>(p_[pos_++]);
       switch (op) {
-        case 0x80: ++pos_; break;                                   // PROTO
-        case 0x95: pos_ += 8; break;                                // FRAME
-        case '(': push(make(Obj::Mark)); break;                     // MARK
-        case '.': return pop();                                     // STOP
-        case 'N': push(make(Obj::None)); break;
-        case 0x88: case 0x89: { auto o = make(Obj::Bool); o->i = op == 0x88; push(o); break; }
-        case 'K': push(integer(read_uint(1))); break;              // BININT1
-        case 'M': push(integer(read_uint(2))); break;              // BININT2
-        case 'J': push(integer(static_cast<int32_t>(read_uint(4)))); break;  // BININT
-        case 0x8a: {                                                // LONG1
+        case 0x80:
+          ++pos_;
+          break;  // PROTO
+        case 0x95:
+          pos_ += 8;
+          break;  // FRAME
+        case '(':
+          push(make(Obj::Mark));
+          break;  // MARK
+        case '.':
+          return pop();  // STOP
+        case 'N':
+          push(make(Obj::None));
+          break;
+        case 0x88:
+        case 0x89: {
+          auto o = make(Obj::Bool);
+          o->i = op == 0x88;
+          push(o);
+          break;
+        }
+        case 'K':
+          push(integer(read_uint(1)));
+          break;  // BININT1
+        case 'M':
+          push(integer(read_uint(2)));
+          break;  // BININT2
+        case 'J':
+          push(integer(static_cast<int32_t>(read_uint(4))));
+          break;      // BININT
+        case 0x8a: {  // LONG1
           const size_t n = read_uint(1);
           int64_t v = 0;
-          for (size_t k = 0; k < n && k < 8; ++k) v |= static_cast<int64_t>(static_cast<uint8_t>(p_[pos_ + k])) << (8 * k);
+          for (size_t k = 0; k < n && k < 8; ++k)
+            v |= static_cast<int64_t>(static_cast<uint8_t>(p_[pos_ + k])) << (8 * k);
           if (n > 0 && n < 8 && (static_cast<uint8_t>(p_[pos_ + n - 1]) & 0x80)) v -= int64_t(1) << (8 * n);
           pos_ += n;
           push(integer(v));
           break;
         }
-        case 'G': {                                                 // BINFLOAT (big-endian double)
+        case 'G': {  // BINFLOAT (big-endian double)
           uint64_t bits = 0;
           for (int k = 0; k < 8; ++k) bits = (bits << 8) | static_cast<uint8_t>(p_[pos_ + k]);
           pos_ += 8;
@@ -165,60 +189,117 @@ class Unpickler {
           push(o);
           break;
         }
-        case 'X': push(string(read_uint(4))); break;                // BINUNICODE
-        case 0x8c: push(string(read_uint(1))); break;               // SHORT_BINUNICODE
-        case 'T': push(string(read_uint(4))); break;                // BINSTRING
-        case 'U': push(string(read_uint(1))); break;                // SHORT_BINSTRING
-        case 'B': push(string(read_uint(4))); break;                // BINBYTES
-        case 'C': push(string(read_uint(1))); break;                // SHORT_BINBYTES
-        case 'c': {                                                 // GLOBAL "module\nname\n"
+        case 'X':
+          push(string(read_uint(4)));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(string(read_uint(1)));
+          break;  // SHORT_BINUNICODE
+        case 'T':
+          push(string(read_uint(4)));
+          break;  // BINSTRING
+        case 'U':
+          push(string(read_uint(1)));
+          break;  // SHORT_BINSTRING
+        case 'B':
+          push(string(read_uint(4)));
+          break;  // BINBYTES
+        case 'C':
+          push(string(read_uint(1)));
+          break;     // SHORT_BINBYTES
+        case 'c': {  // GLOBAL "module\nname\n"
           const std::string module = line(), name = line();
           auto o = make(Obj::Global);
           o->s = module + "." + name;
           push(o);
           break;
         }
-        case 0x93: {                                                // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           const auto name = pop(), module = pop();
           auto o = make(Obj::Global);
           o->s = module->s + "." + name->s;
           push(o);
           break;
         }
-        case 'q': memo_[read_uint(1)] = top(); break;               // BINPUT
-        case 'r': memo_[read_uint(4)] = top(); break;               // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = top(); break;              // MEMOIZE
-        case 'h': push(memo(read_uint(1), op_at)); break;           // BINGET
-        case 'j': push(memo(read_uint(4), op_at)); break;           // LONG_BINGET
-        case '0': pop(); break;                                     // POP
-        case '2': push(top()); break;                               // DUP
-        case '}': push(make(Obj::Dict)); break;
-        case ']': push(make(Obj::List)); break;
-        case ')': push(make(Obj::Tuple)); break;
-        case 't': { auto o = make(Obj::Tuple); o->items = pop_to_mark(); push(o); break; }
-        case 0x85: case 0x86: case 0x87: {                          // TUPLE1..3
+        case 'q':
+          memo_[read_uint(1)] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[read_uint(4)] = top();
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+          push(memo(read_uint(1), op_at));
+          break;  // BINGET
+        case 'j':
+          push(memo(read_uint(4), op_at));
+          break;  // LONG_BINGET
+        case '0':
+          pop();
+          break;  // POP
+        case '2':
+          push(top());
+          break;  // DUP
+        case '}':
+          push(make(Obj::Dict));
+          break;
+        case ']':
+          push(make(Obj::List));
+          break;
+        case ')':
+          push(make(Obj::Tuple));
+          break;
+        case 't': {
+          auto o = make(Obj::Tuple);
+          o->items = pop_to_mark();
+          push(o);
+          break;
+        }
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           auto o = make(Obj::Tuple);
           o->items.resize(op - 0x84);
           for (size_t k = o->items.size(); k-- > 0;) o->items[k] = pop();
           push(o);
           break;
         }
-        case 'a': { auto v = pop(); top()->items.push_back(v); break; }  // APPEND
-        case 'e': { auto v = pop_to_mark(); auto l = top(); l->items.insert(l->items.end(), v.begin(), v.end()); break; }
-        case 's': { auto v = pop(), k = pop(); top()->dict.emplace_back(k, v); break; }  // SETITEM
-        case 'u': {                                                 // SETITEMS
+        case 'a': {
+          auto v = pop();
+          top()->items.push_back(v);
+          break;
+        }  // APPEND
+        case 'e': {
+          auto v = pop_to_mark();
+          auto l = top();
+          l->items.insert(l->items.end(), v.begin(), v.end());
+          break;
+        }
+        case 's': {
+          auto v = pop(), k = pop();
+          top()->dict.emplace_back(k, v);
+          break;
+        }            // SETITEM
+        case 'u': {  // SETITEMS
           auto v = pop_to_mark();
           auto d = top();
           for (size_t k = 0; k + 1 < v.size(); k += 2) d->dict.emplace_back(v[k], v[k + 1]);
           break;
         }
-        case 'b': pop(); break;                                     // BUILD: object state is not needed
-        case 'R': case 0x81: {                                      // REDUCE, NEWOBJ
+        case 'b':
+          pop();
+          break;  // BUILD: object state is not needed
+        case 'R':
+        case 0x81: {  // REDUCE, NEWOBJ
           auto args = pop(), callable = pop();
           push(call(callable, args, op_at));
           break;
         }
-        case 'Q': push(persistent(pop(), op_at)); break;            // BINPERSID
+        case 'Q':
+          push(persistent(pop(), op_at));
+          break;  // BINPERSID
         default: {
           std::ostringstream s;
           s << "data.pkl: unsupported pickle opcode 0x" << std::hex << int(op) << std::dec << " at offset " << op_at
@@ -244,7 +325,11 @@ class Unpickler {
     pos_ = end + 1;
     return s;
   }
-  ObjP integer(int64_t v) { auto o = make(Obj::Int); o->i = v; return o; }
+  ObjP integer(int64_t v) {
+    auto o = make(Obj::Int);
+    o->i = v;
+    return o;
+  }
   ObjP string(size_t n) {
     if (pos_ + n > p_.size()) fail(path_, "data.pkl is truncated");
     auto o = make(Obj::Str);
@@ -274,7 +359,8 @@ class Unpickler {
   }
   ObjP memo(size_t k, size_t at) {
     const auto it = memo_.find(k);
-    if (it == memo_.end()) fail(path_, "data.pkl: memo " + std::to_string(k) + " read before written at offset " + std::to_string(at));
+    if (it == memo_.end())
+      fail(path_, "data.pkl: memo " + std::to_string(k) + " read before written at offset " + std::to_string(at));
     return it->second;
   }
   std::vector<int64_t> ints(const ObjP& t) {
@@ -295,7 +381,8 @@ class Unpickler {
     auto storage = at::empty({numel}, at::TensorOptions().dtype(dtype));
     const size_t bytes = static_cast<size_t>(numel) * storage.element_size();
     if (it->second.size < bytes) {
-      fail(path_, "storage " + key + " holds " + std::to_string(it->second.size) + " bytes, " + std::to_string(bytes) + " expected");
+      fail(path_, "storage " + key + " holds " + std::to_string(it->second.size) + " bytes, " + std::to_string(bytes) +
+                      " expected");
     }
     std::memcpy(storage.data_ptr(), file_.data() + it->second.data_offset, bytes);
     auto o = make(Obj::Tensor);
@@ -308,7 +395,8 @@ class Unpickler {
     if (fn == "collections.OrderedDict" || fn == "builtins.dict") return make(Obj::Dict);
     if (fn == "torch._utils._rebuild_tensor_v2" || fn == "torch._utils._rebuild_tensor") {
       const auto& a = args->items;
-      if (a.size() < 4 || a[0]->kind != Obj::Tensor) fail(path_, "data.pkl: malformed tensor at offset " + std::to_string(at));
+      if (a.size() < 4 || a[0]->kind != Obj::Tensor)
+        fail(path_, "data.pkl: malformed tensor at offset " + std::to_string(at));
       auto o = make(Obj::Tensor);
       o->tensor = a[0]->tensor.as_strided(ints(a[2]), ints(a[3]), a[1]->i).clone();
       return o;
@@ -360,9 +448,10 @@ void verify_zip(const fs::path& path) {
 StateDict load_torch_checkpoint(const fs::path& path) {
   const std::string bytes = read_all(path);
   if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 && static_cast<uint8_t>(bytes[1]) == 0x02) {
-    fail(path, "a legacy (non-zip) torch.save file, from PyTorch < 1.6 or _use_new_zipfile_serialization=False; "
-               "convert it with: python3 -c \"import torch; torch.save(torch.load('" + path.string() +
-               "', map_location='cpu'), 'converted.pth')\"");
+    fail(path,
+         "a legacy (non-zip) torch.save file, from PyTorch < 1.6 or _use_new_zipfile_serialization=False; "
+         "convert it with: python3 -c \"import torch; torch.save(torch.load('" +
+             path.string() + "', map_location='cpu'), 'converted.pth')\"");
   }
   if (bytes.size() < 4 || bytes.compare(0, 4, "PK\x03\x04") != 0) {
     fail(path, "not a torch.save zip archive (the file does not start with PK\\x03\\x04)");

@@ -50,7 +50,8 @@ std::pair<uint64_t, uint64_t> header_size(const std::filesystem::path& path) {
   head.resize(static_cast<size_t>(in.gcount()));
   auto byte = [&](size_t i) { return static_cast<uint64_t>(static_cast<uint8_t>(head[i])); };
   if (head.size() >= 24 && head.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 && head.compare(12, 4, "IHDR") == 0)
-    return {byte(16) << 24 | byte(17) << 16 | byte(18) << 8 | byte(19), byte(20) << 24 | byte(21) << 16 | byte(22) << 8 | byte(23)};
+    return {byte(16) << 24 | byte(17) << 16 | byte(18) << 8 | byte(19),
+            byte(20) << 24 | byte(21) << 16 | byte(22) << 8 | byte(23)};
   if (head.size() >= 4 && byte(0) == 0xFF && byte(1) == 0xD8) {
     size_t i = 2;
     while (i + 9 < head.size() && byte(i) == 0xFF) {
@@ -85,8 +86,8 @@ at::Tensor read_image(const std::filesystem::path& path) {
   // A PNG's chunks are checked here, so that a truncated or corrupted file is an error naming
   // it rather than a raw "libpng error" line on stderr and an empty image.
   if (detail::is_png(bytes)) detail::for_each_png_chunk(bytes, "read_image: " + path.string() + ": ", [](auto&&...) {});
-  const cv::Mat bgr =
-      cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())), cv::IMREAD_COLOR);
+  const cv::Mat bgr = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                                   cv::IMREAD_COLOR);
   if (bgr.empty()) throw std::runtime_error("read_image: " + path.string() + " is not a readable image");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);

@@ -25,7 +25,8 @@ void chunk(std::string& out, const char type[5], const std::string& data) {
   put_u32(out, static_cast<uint32_t>(data.size()));
   const std::string body = std::string(type, 4) + data;
   out += body;
-  put_u32(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+  put_u32(out,
+          static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
 }
 
 int paeth(int a, int b, int c) {
@@ -118,12 +119,23 @@ at::Tensor read_indexed_png(const std::filesystem::path& path, Palette* palette)
       const int a = x > 0 ? cur[x - 1] : 0, u = up ? up[x] : 0, c = (x > 0 && up) ? up[x - 1] : 0;
       int pred = 0;
       switch (filter) {
-        case 0: pred = 0; break;
-        case 1: pred = a; break;
-        case 2: pred = u; break;
-        case 3: pred = (a + u) / 2; break;
-        case 4: pred = paeth(a, u, c); break;
-        default: throw std::runtime_error(where + "unknown filter " + std::to_string(filter) + " in row " + std::to_string(y));
+        case 0:
+          pred = 0;
+          break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = u;
+          break;
+        case 3:
+          pred = (a + u) / 2;
+          break;
+        case 4:
+          pred = paeth(a, u, c);
+          break;
+        default:
+          throw std::runtime_error(where + "unknown filter " + std::to_string(filter) + " in row " + std::to_string(y));
       }
       cur[x] = static_cast<uint8_t>((row[1 + x] + pred) & 0xff);
     }

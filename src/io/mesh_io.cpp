@@ -26,8 +26,8 @@ Parts check_parts(const char* writer, const std::filesystem::path& path, const a
               "): vertices must be (V, 3) or (K, V, 3), got sizes ", vertices.sizes());
   TORCH_CHECK(vertices.size(-1) == 3, writer, "(", path.string(), "): vertices must end in 3, got sizes ",
               vertices.sizes());
-  TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3, writer, "(", path.string(),
-              "): faces must be (F, 3), got sizes ", faces.sizes());
+  TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3, writer, "(", path.string(), "): faces must be (F, 3), got sizes ",
+              faces.sizes());
   Parts p;
   p.verts = (vertices.dim() == 2 ? vertices.unsqueeze(0) : vertices).to(at::kDouble).cpu().contiguous();
   p.faces = faces.to(at::kLong).cpu().contiguous();
@@ -36,8 +36,8 @@ Parts check_parts(const char* writer, const std::filesystem::path& path, const a
   p.F = p.faces.size(0);
   const int64_t* f = p.faces.data_ptr<int64_t>();
   for (int64_t i = 0; i < 3 * p.F; ++i) {
-    TORCH_CHECK(f[i] >= 0 && f[i] < p.V, writer, "(", path.string(), "): face index ", f[i], " out of range [0, ",
-                p.V, ")");
+    TORCH_CHECK(f[i] >= 0 && f[i] < p.V, writer, "(", path.string(), "): face index ", f[i], " out of range [0, ", p.V,
+                ")");
   }
   if (colors.defined()) {
     TORCH_CHECK(colors.dim() == 2 && colors.size(0) == p.K && colors.size(1) == 3, writer, "(", path.string(),
@@ -132,8 +132,7 @@ void write_glb(const std::filesystem::path& path, const at::Tensor& vertices, co
   const double* v = parts.verts.data_ptr<double>();
   std::string accessors, views, primitives, materials;
   char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                "{\"buffer\":0,\"byteOffset\":0,\"byteLength\":%zu,\"target\":34963}", index_bytes);
+  std::snprintf(buf, sizeof(buf), "{\"buffer\":0,\"byteOffset\":0,\"byteLength\":%zu,\"target\":34963}", index_bytes);
   views += buf;
   std::snprintf(buf, sizeof(buf), "{\"bufferView\":0,\"componentType\":5125,\"count\":%lld,\"type\":\"SCALAR\"}",
                 static_cast<long long>(3 * F));
@@ -172,10 +171,11 @@ void write_glb(const std::filesystem::path& path, const at::Tensor& vertices, co
                   k ? "," : "", static_cast<long long>(k), rgb[0], rgb[1], rgb[2]);
     materials += buf;
   }
-  std::string json = "{\"asset\":{\"version\":\"2.0\",\"generator\":\"lepard\"},\"scene\":0,\"scenes\":[{\"nodes\":[0]}],"
-                     "\"nodes\":[{\"mesh\":0,\"name\":\"parts\"}],\"meshes\":[{\"primitives\":[" + primitives +
-                     "]}],\"materials\":[" + materials + "],\"accessors\":[" + accessors + "],\"bufferViews\":[" + views +
-                     "],\"buffers\":[{\"byteLength\":" + std::to_string(bin.size()) + "}]}";
+  std::string json =
+      "{\"asset\":{\"version\":\"2.0\",\"generator\":\"lepard\"},\"scene\":0,\"scenes\":[{\"nodes\":[0]}],"
+      "\"nodes\":[{\"mesh\":0,\"name\":\"parts\"}],\"meshes\":[{\"primitives\":[" +
+      primitives + "]}],\"materials\":[" + materials + "],\"accessors\":[" + accessors + "],\"bufferViews\":[" + views +
+      "],\"buffers\":[{\"byteLength\":" + std::to_string(bin.size()) + "}]}";
   while (json.size() % 4) json += ' ';
   while (bin.size() % 4) bin += '\0';
   std::string out;

@@ -35,14 +35,16 @@ void write_npy(const std::filesystem::path& path, const at::Tensor& tensor) {
   for (const auto& d : kTypes) {
     if (d.type == t.scalar_type()) descr = d.descr;
   }
-  if (!descr) throw std::runtime_error("write_npy(" + path.string() + "): unsupported dtype " +
-                                       std::string(c10::toString(t.scalar_type())));
+  if (!descr)
+    throw std::runtime_error("write_npy(" + path.string() + "): unsupported dtype " +
+                             std::string(c10::toString(t.scalar_type())));
   const char order = (t.element_size() == 1) ? '|' : '<';
   std::string shape = "(";
-  for (int64_t i = 0; i < t.dim(); ++i) shape += std::to_string(t.size(i)) + (t.dim() == 1 || i + 1 < t.dim() ? "," : "");
+  for (int64_t i = 0; i < t.dim(); ++i)
+    shape += std::to_string(t.size(i)) + (t.dim() == 1 || i + 1 < t.dim() ? "," : "");
   shape += ")";
-  std::string header = "{'descr': '" + std::string(1, order) + descr + "', 'fortran_order': False, 'shape': " +
-                       shape + ", }";
+  std::string header =
+      "{'descr': '" + std::string(1, order) + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Pad with spaces so that the data starts at a multiple of 64 bytes, ending in a newline.
   const size_t prefix = 10;
   header.append(64 - (prefix + header.size() + 1) % 64, ' ');
@@ -65,7 +67,8 @@ at::Tensor read_npy(const std::filesystem::path& path) {
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_len = 0, offset = 0;
   if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    header_len =
+        static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
     offset = 10;
   } else if (major == 2 || major == 3) {
     if (bytes.size() < 12) throw error(path, "truncated header");
@@ -81,7 +84,8 @@ at::Tensor read_npy(const std::filesystem::path& path) {
     throw error(path, "header has no readable 'descr': " + header);
   }
   const std::string endian = m[1], code = m[2];
-  if (endian == ">") throw error(path, "big-endian data ('" + endian + code + "'); convert with arr.astype('<" + code + "')");
+  if (endian == ">")
+    throw error(path, "big-endian data ('" + endian + code + "'); convert with arr.astype('<" + code + "')");
   at::ScalarType type = at::kFloat;
   bool known = false;
   for (const auto& d : kTypes) {
@@ -106,7 +110,8 @@ at::Tensor read_npy(const std::filesystem::path& path) {
   bool overflow = false;
   for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it) {
     const std::string digits = it->str();
-    if (digits.size() > 15) throw error(path, "a dimension of " + std::to_string(digits.size()) + " digits in the shape (" + dims + ")");
+    if (digits.size() > 15)
+      throw error(path, "a dimension of " + std::to_string(digits.size()) + " digits in the shape (" + dims + ")");
     const size_t dim = std::stoull(digits);
     overflow = overflow || (dim != 0 && need > std::numeric_limits<size_t>::max() / dim);
     need *= dim;

@@ -44,8 +44,7 @@ at::Tensor NormImpl::forward(const at::Tensor& x) {
 namespace {
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
 }
 
 }  // namespace
@@ -101,7 +100,7 @@ namespace {
 int64_t flow_values(const ModelOptions& o) { return 3 * o.flow_grid * o.flow_grid * o.flow_grid; }
 
 constexpr int64_t kPartOutputs = 3 + 4 + core::kShapeDim;  // q_c, q_theta, q_s
-constexpr double kCenterBound = 1.5;  // |q_c| per axis, object units
+constexpr double kCenterBound = 1.5;                       // |q_c| per axis, object units
 // Smallest aspect ratio a1..a3: thin enough for a leg (a half-width of 0.05 object units,
 // about a pixel at the 64 x 64 pseudo-label grid). With 0.25 the thinnest part was twice
 // as wide as a horse's leg, and no part ever moved onto the legs.
@@ -152,8 +151,7 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     }
     pb[k][7 + core::kA0] = logit((0.3 - 0.05) / 0.45);
     const double aspect[3] = {limb ? 0.25 : 0.6, limb ? 0.25 : 0.6, limb ? 1.0 - 1e-3 : 0.6};
-    for (int64_t a = 0; a < 3; ++a)
-      pb[k][7 + core::kA1 + a] = logit((aspect[a] - kMinAspect) / (1.0 - kMinAspect));
+    for (int64_t a = 0; a < 3; ++a) pb[k][7 + core::kA1 + a] = logit((aspect[a] - kMinAspect) / (1.0 - kMinAspect));
     for (int64_t e : {core::kE1, core::kE2}) pb[k][7 + e] = logit((1.0 - 0.2) / 1.5);
     pb[k][7 + core::kB3] = logit((0.5 - 0.2) / 0.8);
   }
@@ -186,8 +184,8 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   const auto& cam = r.camera;
   p.camera.rotation = cam.narrow(1, 0, 4);
   const auto t = at::tanh(cam.narrow(1, 4, 3));
-  p.camera.translation = at::stack({0.3 * t.select(1, 0), 0.3 * t.select(1, 1),
-                                    o.camera_distance * at::exp(0.3 * t.select(1, 2))}, 1);
+  p.camera.translation =
+      at::stack({0.3 * t.select(1, 0), 0.3 * t.select(1, 1), o.camera_distance * at::exp(0.3 * t.select(1, 2))}, 1);
   p.camera.focal = o.focal;
 
   const auto& raw = r.parts;
@@ -196,13 +194,12 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   const auto s = raw.narrow(2, 7, core::kShapeDim);
   const auto sig = at::sigmoid(s), th = at::tanh(s);
   const double deformable = o.rigid ? 0.0 : 1.0;  // rigid superquadrics: no taper, no bend
-  p.parts.shape = at::cat({0.05 + 0.45 * sig.narrow(2, core::kA0, 1),
-                           kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
-                           0.2 + 1.5 * sig.narrow(2, core::kE1, 2),
-                           0.5 * deformable * th.narrow(2, core::kT1, 2),
-                           0.1 * deformable * th.narrow(2, core::kB1, 1),
-                           th.narrow(2, core::kB2, 1),
-                           0.2 + 0.8 * sig.narrow(2, core::kB3, 1)}, 2);
+  p.parts.shape =
+      at::cat({0.05 + 0.45 * sig.narrow(2, core::kA0, 1), kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
+               0.2 + 1.5 * sig.narrow(2, core::kE1, 2), 0.5 * deformable * th.narrow(2, core::kT1, 2),
+               0.1 * deformable * th.narrow(2, core::kB1, 1), th.narrow(2, core::kB2, 1),
+               0.2 + 0.8 * sig.narrow(2, core::kB3, 1)},
+              2);
   if (r.flow.defined()) {
     const int64_t g = o.flow_grid;
     p.velocity = o.max_velocity * at::tanh(r.flow).view({b, o.parts, 3, g, g, g});
@@ -241,7 +238,8 @@ int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path) 
   int64_t loaded = 0;
   auto copy_into = [&](const std::string& key, at::Tensor& dst) {
     const auto* src = find(key);
-    if (!src) throw std::runtime_error(path.string() + ": missing key '" + key + "' (a torchvision ResNet state dict?)");
+    if (!src)
+      throw std::runtime_error(path.string() + ": missing key '" + key + "' (a torchvision ResNet state dict?)");
     if (src->sizes() != dst.sizes()) {
       std::ostringstream msg;
       msg << path.string() << ": key '" << key << "' has shape " << src->sizes() << ", expected " << dst.sizes()

@@ -25,12 +25,30 @@ at::Tensor part_palette(int64_t n) {
     const double c = v * s, x = c * (1 - std::abs(std::fmod(h, 2.0) - 1)), m = v - c;
     double r = 0, g = 0, b = 0;
     switch (static_cast<int>(h)) {
-      case 0: r = c; g = x; break;
-      case 1: r = x; g = c; break;
-      case 2: g = c; b = x; break;
-      case 3: g = x; b = c; break;
-      case 4: r = x; b = c; break;
-      default: r = c; b = x; break;
+      case 0:
+        r = c;
+        g = x;
+        break;
+      case 1:
+        r = x;
+        g = c;
+        break;
+      case 2:
+        g = c;
+        b = x;
+        break;
+      case 3:
+        g = x;
+        b = c;
+        break;
+      case 4:
+        r = x;
+        b = c;
+        break;
+      default:
+        r = c;
+        b = x;
+        break;
     }
     for (double ch : {r, g, b}) rgb.push_back(static_cast<uint8_t>(std::lround(255 * (ch + m))));
   }
@@ -56,9 +74,10 @@ at::Tensor colorize_part_ids(const at::Tensor& part_id, const at::Tensor& palett
   const int64_t n = std::max<int64_t>(1, ids.max().item<int64_t>() + 1);
   at::Tensor colours;
   if (palette.defined()) {
-    TORCH_CHECK(palette.dim() == 2 && palette.size(1) == 3 && palette.scalar_type() == at::kByte && palette.size(0) >= n,
-                "colorize_part_ids: the palette must be (K, 3) uint8 with a row for each of the ", n, " part ids, got ",
-                palette.sizes());
+    TORCH_CHECK(
+        palette.dim() == 2 && palette.size(1) == 3 && palette.scalar_type() == at::kByte && palette.size(0) >= n,
+        "colorize_part_ids: the palette must be (K, 3) uint8 with a row for each of the ", n, " part ids, got ",
+        palette.sizes());
     colours = palette.cpu();
   } else {
     colours = part_palette(n);
@@ -67,15 +86,18 @@ at::Tensor colorize_part_ids(const at::Tensor& part_id, const at::Tensor& palett
   return table.index_select(0, (ids + 1).reshape({-1})).view({ids.size(0), ids.size(1), ids.size(2), 3});
 }
 
-at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha, const at::Tensor& palette) {
+at::Tensor overlay_part_ids(const at::Tensor& images, const at::Tensor& part_id, double alpha,
+                            const at::Tensor& palette) {
   TORCH_CHECK(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,
               "overlay_part_ids: images must be (B, H, W, 3) uint8, got ", images.sizes(), " ", images.scalar_type());
   TORCH_CHECK(part_id.dim() == 3 && part_id.size(0) == images.size(0) && part_id.size(1) == images.size(1) &&
                   part_id.size(2) == images.size(2),
-              "overlay_part_ids: part_id must be (B, H, W) matching images ", images.sizes(), ", got ", part_id.sizes());
+              "overlay_part_ids: part_id must be (B, H, W) matching images ", images.sizes(), ", got ",
+              part_id.sizes());
   TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "overlay_part_ids: alpha must be in [0, 1], got ", alpha);
   const auto img = images.cpu();
-  const auto blended = (img.to(at::kFloat) * (1.0 - alpha) + colorize_part_ids(part_id, palette).to(at::kFloat) * alpha).to(at::kByte);
+  const auto blended =
+      (img.to(at::kFloat) * (1.0 - alpha) + colorize_part_ids(part_id, palette).to(at::kFloat) * alpha).to(at::kByte);
   return at::where((part_id.cpu() >= 0).unsqueeze(3), blended, img);
 }
 

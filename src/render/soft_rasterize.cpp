@@ -25,7 +25,8 @@ namespace {
 
 void check_inputs(const at::Tensor& verts, const at::Tensor& faces, const SoftRasterSettings& s) {
   TORCH_CHECK(verts.defined() && verts.dim() == 4 && verts.size(3) == 3,
-              "soft_silhouettes: verts must be (B, K, V, 3), got sizes ", verts.defined() ? verts.sizes() : at::IntArrayRef{});
+              "soft_silhouettes: verts must be (B, K, V, 3), got sizes ",
+              verts.defined() ? verts.sizes() : at::IntArrayRef{});
   TORCH_CHECK(verts.is_floating_point(), "soft_silhouettes: verts must be floating point");
   TORCH_CHECK(faces.defined() && faces.dim() == 2 && faces.size(1) == 3 && faces.scalar_type() == at::kLong,
               "soft_silhouettes: faces must be (F, 3) int64");
@@ -46,8 +47,8 @@ class SoftSilhouetteFunction : public torch::autograd::Function<SoftSilhouetteFu
                             double sigma, double eps, int64_t tile_size, bool binning) {
     const SoftRasterSettings s{height, width, sigma, eps, tile_size, binning};
     ctx->save_for_backward({verts, faces});
-    ctx->saved_data["settings"] = std::vector<double>{double(height), double(width), sigma, eps, double(tile_size),
-                                                      binning ? 1.0 : 0.0};
+    ctx->saved_data["settings"] =
+        std::vector<double>{double(height), double(width), sigma, eps, double(tile_size), binning ? 1.0 : 0.0};
     return detail::soft_silhouettes_forward_cpu(verts, faces, s);
   }
 
@@ -133,8 +134,8 @@ void check_attribute_inputs(const at::Tensor& verts, const at::Tensor& faces, co
 
 std::vector<double> pack(const SoftAttributeSettings& s) {
   const auto& r = s.raster;
-  return {double(r.height), double(r.width), r.sigma, r.eps, double(r.tile_size), r.binning ? 1.0 : 0.0,
-          s.gamma, s.znear, s.zfar, s.background_depth};
+  return {double(r.height),      double(r.width), r.sigma, r.eps,  double(r.tile_size),
+          r.binning ? 1.0 : 0.0, s.gamma,         s.znear, s.zfar, s.background_depth};
 }
 
 SoftAttributeSettings unpack(const std::vector<double>& v) {
@@ -173,8 +174,7 @@ class SoftAttributeFunction : public torch::autograd::Function<SoftAttributeFunc
 }  // namespace
 
 at::Tensor soft_attributes(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
-                           const at::Tensor& background, const SoftAttributeSettings& settings,
-                           core::Backend backend) {
+                           const at::Tensor& background, const SoftAttributeSettings& settings, core::Backend backend) {
   check_attribute_inputs(verts, faces, attributes, background, settings);
   const bool on_cpu = verts.device().is_cpu();
   TORCH_CHECK(backend != core::Backend::Kernel || on_cpu, "soft_attributes: Backend::Kernel needs CPU tensors");
@@ -182,8 +182,8 @@ at::Tensor soft_attributes(const at::Tensor& verts, const at::Tensor& faces, con
     return soft_attributes_reference(verts, faces, attributes, background, settings);
   }
   // The background is not differentiated; an absent one travels as an empty (0-element) tensor.
-  const auto bg = background.defined() ? background.detach().to(verts.options()).contiguous()
-                                       : at::zeros({0}, verts.options());
+  const auto bg =
+      background.defined() ? background.detach().to(verts.options()).contiguous() : at::zeros({0}, verts.options());
   return SoftAttributeFunction::apply(verts.contiguous(), faces.contiguous(), attributes.contiguous(), bg,
                                       pack(settings));
 }
@@ -220,13 +220,13 @@ at::Tensor soft_attributes_reference(const at::Tensor& verts, const at::Tensor& 
     const auto m = l.clamp_min(0);
     const auto m_sum = m.sum(0, true);
     const auto n = m / at::where(m_sum > 0, m_sum, at::ones_like(m_sum));  // m_sum >= 1/3 unless degenerate
-    const auto inv = (n / z.t().unsqueeze(-1)).sum(0);  // (KF, P)
+    const auto inv = (n / z.t().unsqueeze(-1)).sum(0);                     // (KF, P)
     const auto zn = (settings.zfar - 1 / inv) / (settings.zfar - settings.znear);
     const auto zn_valid = at::where(valid, zn, at::full_like(zn, settings.background_depth));
     const auto zmax = std::get<0>(zn_valid.max(0)).clamp_min(settings.background_depth).detach();  // (P)
     const auto num = at::where(valid, D * ((zn - zmax) / settings.gamma).exp(), at::zeros_like(D));
     const auto delta = ((settings.background_depth - zmax) / settings.gamma).exp();  // (P)
-    const auto face_attr = attributes[b].repeat_interleave(F, 0);                 // (KF, C)
+    const auto face_attr = attributes[b].repeat_interleave(F, 0);                    // (KF, C)
     const auto image = (num.t().matmul(face_attr) + delta.unsqueeze(1) * bg) / (num.sum(0) + delta).unsqueeze(1);
     images.push_back(image.t().reshape({C, H, W}));
   }

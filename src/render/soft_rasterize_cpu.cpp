@@ -22,8 +22,8 @@ namespace {
 template <typename T>
 struct Face {
   T ax, ay, bx, by, cx, cy;
-  T az, bz, cz;  // depths
-  T area;        // twice the signed screen area
+  T az, bz, cz;              // depths
+  T area;                    // twice the signed screen area
   T xmin, xmax, ymin, ymax;  // bounding box grown by the cutoff radius
   int64_t v[3];
   bool has_area;
@@ -73,8 +73,20 @@ inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T in
   int edge = 0;
   const T d2b = segment_distance2(px, py, f.bx, f.by, f.cx, f.cy, t1, rx1, ry1);
   const T d2c = segment_distance2(px, py, f.cx, f.cy, f.ax, f.ay, t2, rx2, ry2);
-  if (d2b < d2) { d2 = d2b; t = t1; rx = rx1; ry = ry1; edge = 1; }
-  if (d2c < d2) { d2 = d2c; t = t2; rx = rx2; ry = ry2; edge = 2; }
+  if (d2b < d2) {
+    d2 = d2b;
+    t = t1;
+    rx = rx1;
+    ry = ry1;
+    edge = 1;
+  }
+  if (d2c < d2) {
+    d2 = d2c;
+    t = t2;
+    rx = rx2;
+    ry = ry2;
+    edge = 2;
+  }
   if (!inside && d2 >= cutoff) return false;
   hit = {index, T(1) / (T(1) + std::exp(-(inside ? d2 : -d2) * inv_sigma)), rx, ry, t, edge, inside};
   return true;
@@ -84,7 +96,7 @@ inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T in
 template <typename T>
 struct Bins {
   std::vector<Face<T>> faces;
-  std::vector<int64_t> start;   // CSR: faces of tile i are list[start[i] .. start[i + 1])
+  std::vector<int64_t> start;  // CSR: faces of tile i are list[start[i] .. start[i + 1])
   std::vector<int64_t> list;
   int64_t tiles_x = 1, tiles_y = 1, tile = 1;
 };
@@ -97,16 +109,23 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
   for (int64_t j = 0; j < F; ++j) {
     Face<T>& f = bins.faces[j];
     for (int c = 0; c < 3; ++c) f.v[c] = faces[3 * j + c];
-    f.ax = xy[stride * f.v[0]]; f.ay = xy[stride * f.v[0] + 1];
-    f.bx = xy[stride * f.v[1]]; f.by = xy[stride * f.v[1] + 1];
-    f.cx = xy[stride * f.v[2]]; f.cy = xy[stride * f.v[2] + 1];
+    f.ax = xy[stride * f.v[0]];
+    f.ay = xy[stride * f.v[0] + 1];
+    f.bx = xy[stride * f.v[1]];
+    f.by = xy[stride * f.v[1] + 1];
+    f.cx = xy[stride * f.v[2]];
+    f.cy = xy[stride * f.v[2] + 1];
     if (stride >= 3) {
-      f.az = xy[stride * f.v[0] + 2]; f.bz = xy[stride * f.v[1] + 2]; f.cz = xy[stride * f.v[2] + 2];
+      f.az = xy[stride * f.v[0] + 2];
+      f.bz = xy[stride * f.v[1] + 2];
+      f.cz = xy[stride * f.v[2] + 2];
     }
     f.area = edge_function(f.cx, f.cy, f.ax, f.ay, f.bx, f.by);
     f.has_area = f.area != 0;
-    f.xmin = std::min({f.ax, f.bx, f.cx}) - radius; f.xmax = std::max({f.ax, f.bx, f.cx}) + radius;
-    f.ymin = std::min({f.ay, f.by, f.cy}) - radius; f.ymax = std::max({f.ay, f.by, f.cy}) + radius;
+    f.xmin = std::min({f.ax, f.bx, f.cx}) - radius;
+    f.xmax = std::max({f.ax, f.bx, f.cx}) + radius;
+    f.ymin = std::min({f.ay, f.by, f.cy}) - radius;
+    f.ymax = std::max({f.ay, f.by, f.cy}) + radius;
   }
   if (!s.binning) {  // one tile, every face
     bins.tile = std::max(H, W);
@@ -129,14 +148,22 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
     const Face<T>& f = bins.faces[j];
     int64_t c0 = static_cast<int64_t>(std::ceil(col(f.xmin))), c1 = static_cast<int64_t>(std::floor(col(f.xmax)));
     int64_t r0 = static_cast<int64_t>(std::ceil(row(f.ymin))), r1 = static_cast<int64_t>(std::floor(row(f.ymax)));
-    c0 = std::max<int64_t>(c0, 0); c1 = std::min<int64_t>(c1, W - 1);
-    r0 = std::max<int64_t>(r0, 0); r1 = std::min<int64_t>(r1, H - 1);
+    c0 = std::max<int64_t>(c0, 0);
+    c1 = std::min<int64_t>(c1, W - 1);
+    r0 = std::max<int64_t>(r0, 0);
+    r1 = std::min<int64_t>(r1, H - 1);
     int64_t* r = &range[4 * j];
     if (c0 > c1 || r0 > r1 || !std::isfinite(f.xmin + f.xmax + f.ymin + f.ymax)) {
-      r[0] = 1; r[1] = 0; r[2] = 1; r[3] = 0;  // empty
+      r[0] = 1;
+      r[1] = 0;
+      r[2] = 1;
+      r[3] = 0;  // empty
       continue;
     }
-    r[0] = c0 / s.tile_size; r[1] = c1 / s.tile_size; r[2] = r0 / s.tile_size; r[3] = r1 / s.tile_size;
+    r[0] = c0 / s.tile_size;
+    r[1] = c1 / s.tile_size;
+    r[2] = r0 / s.tile_size;
+    r[3] = r1 / s.tile_size;
     for (int64_t ty = r[2]; ty <= r[3]; ++ty)
       for (int64_t tx = r[0]; tx <= r[1]; ++tx) ++bins.start[ty * bins.tiles_x + tx + 1];
   }
@@ -264,8 +291,10 @@ at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts_in, const at::T
             const Face<T>& f = bins.faces[h.face];
             const int64_t v0 = f.v[h.edge], v1 = f.v[(h.edge + 1) % 3];
             const T w0 = -2 * dd2 * (1 - h.t), w1 = -2 * dd2 * h.t;
-            acc[2 * v0] += w0 * h.rx; acc[2 * v0 + 1] += w0 * h.ry;
-            acc[2 * v1] += w1 * h.rx; acc[2 * v1 + 1] += w1 * h.ry;
+            acc[2 * v0] += w0 * h.rx;
+            acc[2 * v0 + 1] += w0 * h.ry;
+            acc[2 * v1] += w1 * h.rx;
+            acc[2 * v1 + 1] += w1 * h.ry;
           }
         });
         T* dst = op + part * V * 3;
@@ -319,7 +348,9 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
       h.l[2] = edge_function(px, py, f.ax, f.ay, f.bx, f.by) / f.area;
       const T m0 = std::max(h.l[0], T(0)), m1 = std::max(h.l[1], T(0)), m2 = std::max(h.l[2], T(0));
       h.sum_m = m0 + m1 + m2;
-      h.n[0] = m0 / h.sum_m; h.n[1] = m1 / h.sum_m; h.n[2] = m2 / h.sum_m;
+      h.n[0] = m0 / h.sum_m;
+      h.n[1] = m1 / h.sum_m;
+      h.n[2] = m2 / h.sum_m;
       h.zp = 1 / (h.n[0] / f.az + h.n[1] / f.bz + h.n[2] / f.cz);
       h.zn = (zfar - h.zp) / zrange;
       zmax = std::max(zmax, h.zn);
@@ -359,8 +390,10 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
       // Through D_j: as for silhouettes.
       const Acc dd2 = gj * x.weight * (x.hit.inside ? 1 : -1) * x.hit.D * (1 - x.hit.D) * inv_sigma;
       const int e0 = x.hit.edge, e1 = (x.hit.edge + 1) % 3;
-      gv[e0][0] += -2 * dd2 * (1 - x.hit.t) * x.hit.rx; gv[e0][1] += -2 * dd2 * (1 - x.hit.t) * x.hit.ry;
-      gv[e1][0] += -2 * dd2 * x.hit.t * x.hit.rx;       gv[e1][1] += -2 * dd2 * x.hit.t * x.hit.ry;
+      gv[e0][0] += -2 * dd2 * (1 - x.hit.t) * x.hit.rx;
+      gv[e0][1] += -2 * dd2 * (1 - x.hit.t) * x.hit.ry;
+      gv[e1][0] += -2 * dd2 * x.hit.t * x.hit.rx;
+      gv[e1][1] += -2 * dd2 * x.hit.t * x.hit.ry;
       // Through zn_j: zn = (zfar - zp) / zrange, zp = 1 / sum_i n_i / z_i.
       const Acc gzn = gj * num * inv_gamma;
       const Acc ginv = gzn * x.zp * x.zp / zrange;  // dE/d(1/zp)
@@ -383,13 +416,18 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
       for (int i = 0; i < 3; ++i) {
         const Acc ge = gl[i] / f.area;
         const int u = (i + 1) % 3, w = (i + 2) % 3;  // the edge opposite vertex i: U -> W
-        gv[u][0] += ge * (vx[w][1] - py); gv[u][1] += ge * (px - vx[w][0]);
-        gv[w][0] += ge * (py - vx[u][1]); gv[w][1] += ge * (vx[u][0] - px);
+        gv[u][0] += ge * (vx[w][1] - py);
+        gv[u][1] += ge * (px - vx[w][0]);
+        gv[w][0] += ge * (py - vx[u][1]);
+        gv[w][1] += ge * (vx[u][0] - px);
       }
       // area = e(C; A, B).
-      gv[0][0] += garea * (P1[1] - P2[1]); gv[0][1] += garea * (P2[0] - P1[0]);
-      gv[1][0] += garea * (P2[1] - P0[1]); gv[1][1] += garea * (P0[0] - P2[0]);
-      gv[2][0] += garea * (P0[1] - P1[1]); gv[2][1] += garea * (P1[0] - P0[0]);
+      gv[0][0] += garea * (P1[1] - P2[1]);
+      gv[0][1] += garea * (P2[0] - P1[0]);
+      gv[1][0] += garea * (P2[1] - P0[1]);
+      gv[1][1] += garea * (P0[0] - P2[0]);
+      gv[2][0] += garea * (P0[1] - P1[1]);
+      gv[2][1] += garea * (P1[0] - P0[0]);
     }
   });
 }

@@ -38,37 +38,40 @@ namespace {
 template <typename T>
 void parse_number(T* out, const std::string& key, const std::string& v, const std::string& where, const char* what) {
   std::optional<T> parsed;
-  if constexpr (std::is_integral_v<T>) parsed = core::parse_integer(v);
-  else parsed = core::parse_real(v);
+  if constexpr (std::is_integral_v<T>)
+    parsed = core::parse_integer(v);
+  else
+    parsed = core::parse_real(v);
   if (!parsed) throw ConfigError(where + ": key '" + key + "' expects " + what + ", got '" + v + "'");
   *out = *parsed;
 }
 }  // namespace
 
 ConfigSchema& ConfigSchema::field(const std::string& key, int64_t* out, const std::string& help) {
-  fields_.push_back({key, "integer", help,
-                     [out, key](const std::string& v, const std::string& where) {
-                       parse_number(out, key, v, where, "an integer");
-                     },
-                     [out] { return std::to_string(*out); }});
+  fields_.push_back(
+      {key, "integer", help,
+       [out, key](const std::string& v, const std::string& where) { parse_number(out, key, v, where, "an integer"); },
+       [out] { return std::to_string(*out); }});
   return *this;
 }
 
 ConfigSchema& ConfigSchema::field(const std::string& key, double* out, const std::string& help) {
-  fields_.push_back({key, "number", help,
-                     [out, key](const std::string& v, const std::string& where) {
-                       parse_number(out, key, v, where, "a number");
-                     },
-                     [out] { return format_double(*out); }});
+  fields_.push_back(
+      {key, "number", help,
+       [out, key](const std::string& v, const std::string& where) { parse_number(out, key, v, where, "a number"); },
+       [out] { return format_double(*out); }});
   return *this;
 }
 
 ConfigSchema& ConfigSchema::field(const std::string& key, bool* out, const std::string& help) {
   fields_.push_back({key, "true/false", help,
                      [out, key](const std::string& v, const std::string& where) {
-                       if (v == "true") *out = true;
-                       else if (v == "false") *out = false;
-                       else throw ConfigError(where + ": key '" + key + "' expects true or false, got '" + v + "'");
+                       if (v == "true")
+                         *out = true;
+                       else if (v == "false")
+                         *out = false;
+                       else
+                         throw ConfigError(where + ": key '" + key + "' expects true or false, got '" + v + "'");
                      },
                      [out] { return std::string(*out ? "true" : "false"); }});
   return *this;
@@ -96,7 +99,8 @@ void ConfigSchema::load_string(const std::string& text, const std::string& sourc
     throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
   }
   if (root.IsNull()) return;
-  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node, const std::string& prefix) {
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node,
+                                                                        const std::string& prefix) {
     if (!node.IsMap())
       throw ConfigError(location(source, node) + ": '" + (prefix.empty() ? "the file" : prefix) +
                         "' should be a mapping of keys");
@@ -121,10 +125,14 @@ void ConfigSchema::load_string(const std::string& text, const std::string& sourc
       for (const auto& f : fields_)
         if (prefix.empty() ? f.key.find('.') != std::string::npos : f.key.rfind(prefix + ".", 0) == 0) {
           const auto rest = prefix.empty() ? f.key.substr(0, f.key.find('.')) : f.key.substr(prefix.size() + 1);
-          if (known.find("'" + rest + "'") == std::string::npos) known += (known.empty() ? "" : ", ") + ("'" + rest + "'");
+          if (known.find("'" + rest + "'") == std::string::npos)
+            known += (known.empty() ? "" : ", ") + ("'" + rest + "'");
         }
       throw ConfigError(where + ": unknown key '" + key + "'" +
-                        (known.empty() ? "" : " (known " + (prefix.empty() ? std::string("sections") : "keys in '" + prefix + "'") + ": " + known + ")"));
+                        (known.empty()
+                             ? ""
+                             : " (known " + (prefix.empty() ? std::string("sections") : "keys in '" + prefix + "'") +
+                                   ": " + known + ")"));
     }
   };
   walk(root, "");
@@ -164,7 +172,9 @@ std::string ConfigSchema::help() const {
   std::ostringstream o;
   for (const auto& f : fields_) {
     o << "  " << f.key << " (" << f.type << ", " << f.print() << ")";
-    o << std::string(f.key.size() + f.type.size() + f.print().size() < 44 ? 44 - f.key.size() - f.type.size() - f.print().size() : 1, ' ');
+    o << std::string(
+        f.key.size() + f.type.size() + f.print().size() < 44 ? 44 - f.key.size() - f.type.size() - f.print().size() : 1,
+        ' ');
     o << f.help << "\n";
   }
   return o.str();
@@ -183,12 +193,17 @@ ConfigSchema TrainConfig::schema() {
       .field("model.encoder_depth", &model.encoder_depth, "residual stages of the encoder")
       .field("model.encoder_width", &model.encoder_width, "channels of the first stage")
       .field("model.encoder_blocks", &model.encoder_blocks, "residual blocks per stage")
-      .choice<model::Normalization>("model.norm", &model.norm, {{"group", model::Normalization::Group}, {"frozen_batch", model::Normalization::FrozenBatch}},
-                           "GroupNorm, or BatchNorm frozen at its statistics (torchvision weights)")
-      .choice<model::Pooling>("model.pool", &model.pool, {{"flatten", model::Pooling::Flatten}, {"mean", model::Pooling::Mean}},
-                           "flatten (keeps where things are) or mean (global average pool)")
-      .field("model.encoder_weights", &model.encoder_weights, "optional torchvision ResNet .pth (needs norm frozen_batch)")
-      .field("model.init", &model.init, "lepard checkpoint whose weights start the run (fine-tuning; not the optimiser)")
+      .choice<model::Normalization>(
+          "model.norm", &model.norm,
+          {{"group", model::Normalization::Group}, {"frozen_batch", model::Normalization::FrozenBatch}},
+          "GroupNorm, or BatchNorm frozen at its statistics (torchvision weights)")
+      .choice<model::Pooling>("model.pool", &model.pool,
+                              {{"flatten", model::Pooling::Flatten}, {"mean", model::Pooling::Mean}},
+                              "flatten (keeps where things are) or mean (global average pool)")
+      .field("model.encoder_weights", &model.encoder_weights,
+             "optional torchvision ResNet .pth (needs norm frozen_batch)")
+      .field("model.init", &model.init,
+             "lepard checkpoint whose weights start the run (fine-tuning; not the optimiser)")
       .field("model.hidden", &model.hidden, "decoder MLP width")
       .field("model.local_deformation", &model.local_deformation, "false: no local deformation (ablation)")
       .field("model.rigid", &model.rigid, "true: rigid superquadrics, no tapering or bending (ablation)")
@@ -205,11 +220,13 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.deformation_smoothness", &loss.deformation_smoothness, "local deformation smoothness regulariser")
       .field("loss.ownership", &loss.ownership,
              "true: explicit part-to-cluster ownership from the pseudo-labels' statistics (train/ownership.h)")
-      .field("loss.part_silhouette", &loss.part_silhouette, "per-part silhouette force weight (eq. 12; needs loss.ownership)")
+      .field("loss.part_silhouette", &loss.part_silhouette,
+             "per-part silhouette force weight (eq. 12; needs loss.ownership)")
       .field("loss.part_attraction", &loss.part_attraction,
              "per-part attraction weight: each part to its own clusters' pixels (needs loss.ownership)")
       .field("loss.part_normalize", &loss.part_normalize,
-             "true: the per-part silhouette of each cluster relative to its area (thin clusters, the legs, count as much as the torso)")
+             "true: the per-part silhouette of each cluster relative to its area (thin clusters, the legs, count as "
+             "much as the torso)")
       .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
       .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
       .field("loss.weight_center", &loss.weights.center, "generalized-force weight of q_c")
@@ -219,12 +236,13 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.weight_camera", &loss.weights.camera, "generalized-force weight of the camera")
       .field("loss.deformation_from", &loss.deformation_from,
              "staged forces: share of train.steps before which q_d's weight is 0 (global deformation first)")
-.field("loss.render_size", &loss.render_size, "side of the rendered silhouettes and part images")
+      .field("loss.render_size", &loss.render_size, "side of the rendered silhouettes and part images")
       .field("train.steps", &train.steps, "optimiser steps")
       .field("train.batch_size", &train.batch_size, "images per step (over all processes)")
       .field("train.lr", &train.lr, "Adam learning rate")
       .choice<Train::Schedule>("train.schedule", &train.schedule,
-                               {{"constant", Train::Schedule::Constant}, {"cosine", Train::Schedule::Cosine},
+                               {{"constant", Train::Schedule::Constant},
+                                {"cosine", Train::Schedule::Cosine},
                                 {"step", Train::Schedule::Step}},
                                "learning-rate schedule after the warm-up")
       .field("train.warmup", &train.warmup, "linear warm-up steps")
@@ -283,13 +301,20 @@ void TrainConfig::validate(const std::string& source) const {
   if (model.rings < 2) fail("model.rings", "must be at least 2");
   if (model.segments < 3) fail("model.segments", "must be at least 3");
   if (loss.render_size < 8) fail("loss.render_size", "must be at least 8");
-  for (const auto& [key, v] : std::vector<std::pair<std::string, double>>{
-           {"loss.silhouette", loss.silhouette}, {"loss.parts", loss.parts}, {"loss.attraction", loss.attraction},
-           {"loss.collision", loss.collision}, {"loss.deformation_size", loss.deformation_size},
-           {"loss.part_silhouette", loss.part_silhouette}, {"loss.part_attraction", loss.part_attraction},
-           {"loss.deformation_smoothness", loss.deformation_smoothness}, {"loss.weight_center", loss.weights.center},
-           {"loss.weight_rotation", loss.weights.rotation}, {"loss.weight_shape", loss.weights.shape},
-           {"loss.weight_deformation", loss.weights.local}, {"loss.weight_camera", loss.weights.camera}})
+  for (const auto& [key, v] :
+       std::vector<std::pair<std::string, double>>{{"loss.silhouette", loss.silhouette},
+                                                   {"loss.parts", loss.parts},
+                                                   {"loss.attraction", loss.attraction},
+                                                   {"loss.collision", loss.collision},
+                                                   {"loss.deformation_size", loss.deformation_size},
+                                                   {"loss.part_silhouette", loss.part_silhouette},
+                                                   {"loss.part_attraction", loss.part_attraction},
+                                                   {"loss.deformation_smoothness", loss.deformation_smoothness},
+                                                   {"loss.weight_center", loss.weights.center},
+                                                   {"loss.weight_rotation", loss.weights.rotation},
+                                                   {"loss.weight_shape", loss.weights.shape},
+                                                   {"loss.weight_deformation", loss.weights.local},
+                                                   {"loss.weight_camera", loss.weights.camera}})
     if (!(v >= 0)) fail(key, "must be non-negative");
   if (!(loss.deformation_from >= 0 && loss.deformation_from < 1)) fail("loss.deformation_from", "must be in [0, 1)");
   if ((loss.part_silhouette > 0 || loss.part_attraction > 0) && !loss.ownership)
@@ -300,7 +325,8 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(train.lr > 0)) fail("train.lr", "must be positive");
   if (train.warmup < 0) fail("train.warmup", "must be non-negative");
   if (train.grad_clip < 0) fail("train.grad_clip", "must be non-negative (0: no clipping)");
-  if (!(train.sigma_start > 0 && train.sigma_end > 0)) fail("train.sigma_start", "and train.sigma_end must be positive");
+  if (!(train.sigma_start > 0 && train.sigma_end > 0))
+    fail("train.sigma_start", "and train.sigma_end must be positive");
   positive("train.checkpoint_every", train.checkpoint_every);
   positive("train.validate_every", train.validate_every);
   positive("train.log_every", train.log_every);

@@ -25,7 +25,8 @@ int64_t env_int(const char* name, int64_t fallback) {
   if (!v || !*v) return fallback;
   char* end = nullptr;
   const long long x = std::strtoll(v, &end, 10);
-  if (*end != '\0') throw std::invalid_argument(std::string("environment variable ") + name + "='" + v + "' is not an integer");
+  if (*end != '\0')
+    throw std::invalid_argument(std::string("environment variable ") + name + "='" + v + "' is not an integer");
   return x;
 }
 
@@ -43,7 +44,8 @@ DistributedOptions distributed_from_environment(DistributedOptions o) {
   if (o.rank < 0 || o.rank >= o.world_size)
     throw std::invalid_argument("--rank (RANK) " + std::to_string(o.rank) + " is outside [0, world size " +
                                 std::to_string(o.world_size) + ")");
-  if (o.timeout_s < 1 || o.timeout_s > 86400) throw std::invalid_argument("--timeout must be in [1, 86400] seconds, got " + std::to_string(o.timeout_s));
+  if (o.timeout_s < 1 || o.timeout_s > 86400)
+    throw std::invalid_argument("--timeout must be in [1, 86400] seconds, got " + std::to_string(o.timeout_s));
   if (o.master_port > 65535) throw std::invalid_argument("--master-port (MASTER_PORT) must be below 65536");
   return o;
 }
@@ -92,7 +94,8 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
       auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(o.timeout_s));
       go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.master_addr));
       go->threads = 2;
-      group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(o.rank), static_cast<int>(o.world_size), go);
+      group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(o.rank),
+                                                          static_cast<int>(o.world_size), go);
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -104,17 +107,18 @@ Distributed::Distributed(const DistributedOptions& options) : options_(options),
   }).detach();
   std::unique_lock<std::mutex> lock(r->mutex);
   const std::string where = options_.master_addr + ":" + std::to_string(options_.master_port);
-  const std::string peers = options_.rank == 0
-                                ? "ranks 1.." + std::to_string(options_.world_size - 1) + " (none or not all of them came)"
-                                : "rank 0 (the rendezvous server)";
+  const std::string peers =
+      options_.rank == 0 ? "ranks 1.." + std::to_string(options_.world_size - 1) + " (none or not all of them came)"
+                         : "rank 0 (the rendezvous server)";
   if (!r->done.wait_for(lock, std::chrono::seconds(options_.timeout_s), [&] { return r->finished; }))
     throw std::runtime_error("rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world_size) +
                              ": no rendezvous at " + where + " within " + std::to_string(options_.timeout_s) +
-                             " s: waited for " + peers + " (start every rank with the same --world-size, "
+                             " s: waited for " + peers +
+                             " (start every rank with the same --world-size, "
                              "--master-addr and --master-port; --timeout to wait longer)");
   if (!r->error.empty())
-    throw std::runtime_error("rank " + std::to_string(options_.rank) + ": rendezvous at " + where + " failed: " +
-                             r->error.substr(0, r->error.find('\n')));
+    throw std::runtime_error("rank " + std::to_string(options_.rank) + ": rendezvous at " + where +
+                             " failed: " + r->error.substr(0, r->error.find('\n')));
   impl_->group = r->group;
 #else
   throw std::runtime_error("this lepard was built without Gloo (libgloo-dev): world size " +
@@ -137,12 +141,11 @@ void collective(const DistributedOptions& o, const char* what, Op&& op) {
     std::string cause = e.what();
     cause = cause.substr(0, cause.find('\n'));
     const bool timed_out = cause.find("Timed out") != std::string::npos;
-    throw std::runtime_error("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": the " +
-                             what + (timed_out ? " waited more than " + std::to_string(o.timeout_s) +
-                                                     " s (--timeout) for a peer that stalled"
-                                               : " lost a peer (it exited or its connection closed)") +
-                             "; the last checkpoint is intact, resume with --resume once every rank runs (" + cause +
-                             ")");
+    throw std::runtime_error(
+        "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": the " + what +
+        (timed_out ? " waited more than " + std::to_string(o.timeout_s) + " s (--timeout) for a peer that stalled"
+                   : " lost a peer (it exited or its connection closed)") +
+        "; the last checkpoint is intact, resume with --resume once every rank runs (" + cause + ")");
   }
 }
 

@@ -65,21 +65,19 @@ std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64
   return {out.to(like.device()), valid.to(like.device())};
 }
 
-at::Tensor conjugate(const at::Tensor& q) {
-  return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options());
-}
+at::Tensor conjugate(const at::Tensor& q) { return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options()); }
 
 }  // namespace
 
-at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow) {
+at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid,
+                               const core::LocalFlowOptions& flow) {
   return model::local_displacement(in.parts.shape, in.velocity, grid, flow);
 }
 
 at::Tensor project(const LossInputs& in, const at::Tensor& local, const core::SurfaceGrid& grid,
                    const LossSettings& settings, core::PointSpace space) {
-  return settings.generalized_forces
-             ? core::project_parts(in.parts, local, in.camera, grid, settings.weights, space)
-             : core::project_parts_reference(in.parts, local, in.camera, grid, space);
+  return settings.generalized_forces ? core::project_parts(in.parts, local, in.camera, grid, settings.weights, space)
+                                     : core::project_parts_reference(in.parts, local, in.camera, grid, space);
 }
 
 LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const core::SurfaceGrid& grid,
@@ -121,9 +119,8 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     render::SoftAttributeSettings attr;
     attr.raster = raster;
     attr.gamma = s.gamma;
-    const auto attributes = at::cat({at::zeros({k, 1}, distribution.options()), distribution}, 1)
-                                .unsqueeze(0)
-                                .expand({b, k, c + 1});
+    const auto attributes =
+        at::cat({at::zeros({k, 1}, distribution.options()), distribution}, 1).unsqueeze(0).expand({b, k, c + 1});
     auto background = at::zeros({c + 1}, distribution.options());
     background[0] = 1.0;
     const auto image = render::soft_attributes(points, faces, attributes, background, attr);  // (B, C+1, H, W)
@@ -147,19 +144,22 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       // against the cluster's mask: the owners together must cover their cluster and nothing
       // else (eq. 12 with parts sharing a cluster). The force on part k pushes it out where its
       // cluster is and no owner is, and in where it covers pixels that are not its cluster's.
-      const auto sil = out.silhouette_parts.defined() ? out.silhouette_parts
-                                                      : render::soft_silhouettes(points, faces, raster);  // (B, K, H, W)
-      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));                   // (B, K, H, W)
+      const auto sil = out.silhouette_parts.defined()
+                           ? out.silhouette_parts
+                           : render::soft_silhouettes(points, faces, raster);                 // (B, K, H, W)
+      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));                         // (B, K, H, W)
       const auto owners_union = 1.0 - at::exp(at::einsum("bkhw,kc->bchw", {log_miss, own}));  // (B, C, H, W)
-      const auto onehot = at::one_hot(labels.clamp(0, c), c + 1).narrow(3, 1, c).permute({0, 3, 1, 2})
+      const auto onehot = at::one_hot(labels.clamp(0, c), c + 1)
+                              .narrow(3, 1, c)
+                              .permute({0, 3, 1, 2})
                               .to(shape.scalar_type());  // (B, C, H, W)
       const auto owned = (own.sum(0) > 0.5).to(shape.scalar_type()).view({1, c, 1, 1});
       const auto err = (owners_union - onehot).pow(2) * owned;  // (B, C, H, W)
       if (s.part_normalize) {
         // Each cluster relative to its area; the mean over the owned clusters the image has.
-        const auto area = onehot.sum({2, 3});                                   // (B, C)
+        const auto area = onehot.sum({2, 3});  // (B, C)
         const auto present = (area > 0.5).to(area.scalar_type()) * owned.view({1, c});
-        const auto per_cluster = err.sum({2, 3}) / area.clamp_min(1.0);        // (B, C)
+        const auto per_cluster = err.sum({2, 3}) / area.clamp_min(1.0);  // (B, C)
         add("part_silhouette", s.part_silhouette,
             batch_mean((per_cluster * present).sum(1) / present.sum(1).clamp_min(1.0)));
       } else {
@@ -168,21 +168,24 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     }
     if (s.part_attraction != 0.0) {
       const auto idx = spread_indices(v, s.part_points).to(points.device());
-      const auto pts = points.index_select(2, idx).narrow(3, 0, 2);  // (B, K, P, 2)
+      const auto pts = points.index_select(2, idx).narrow(3, 0, 2);             // (B, K, P, 2)
       const auto [pix, valid] = cluster_pixels(labels, c, s.part_pixels, pts);  // (B, C, n, 2), (B, C)
       const int64_t p = pts.size(2), n = pix.size(2);
-      const auto d2 = (pts.reshape({b, k * p, 1, 2}) - pix.reshape({b, 1, c * n, 2})).pow(2).sum(3).view({b, k, p, c, n});
+      const auto d2 =
+          (pts.reshape({b, k * p, 1, 2}) - pix.reshape({b, 1, c * n, 2})).pow(2).sum(3).view({b, k, p, c, n});
       const double big = 1e6;
       // Points to the nearest pixel of their own clusters present in the image.
-      const auto to_cluster = std::get<0>(d2.min(4));  // (B, K, P, C)
+      const auto to_cluster = std::get<0>(d2.min(4));                                  // (B, K, P, C)
       const auto allowed = (own.view({1, k, 1, c}) * valid.view({b, 1, 1, c})) > 0.5;  // (B, K, 1, C)
-      const auto pt_cost = std::get<0>(at::where(allowed, to_cluster, at::full({}, big, d2.options())).min(3));  // (B, K, P)
-      const auto part_has = allowed.squeeze(2).any(2).to(shape.scalar_type());  // (B, K)
+      const auto pt_cost =
+          std::get<0>(at::where(allowed, to_cluster, at::full({}, big, d2.options())).min(3));  // (B, K, P)
+      const auto part_has = allowed.squeeze(2).any(2).to(shape.scalar_type());                  // (B, K)
       const auto pull = (pt_cost.mean(2) * part_has).sum(1) / part_has.sum(1).clamp_min(1.0);
       // Each cluster's pixels to the nearest point of the parts that own it.
       const auto to_part = std::get<0>(d2.min(2));  // (B, K, C, n)
       const auto owners = (own.view({1, k, c, 1}) > 0.5);
-      const auto px_cost = std::get<0>(at::where(owners, to_part, at::full({}, big, d2.options())).min(1));  // (B, C, n)
+      const auto px_cost =
+          std::get<0>(at::where(owners, to_part, at::full({}, big, d2.options())).min(1));  // (B, C, n)
       const auto cover_valid = valid * (own.sum(0) > 0.5).to(valid.scalar_type()).view({1, c});
       const auto cover = (px_cost.mean(2) * cover_valid).sum(1) / cover_valid.sum(1).clamp_min(1.0);
       add("part_attraction", s.part_attraction, batch_mean(pull + cover));
@@ -213,7 +216,8 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
   }
   if (in.velocity.defined()) {
     const auto& vel = in.velocity;
-    if (s.deformation_size != 0.0) add("deformation_size", s.deformation_size, batch_mean(vel.pow(2).flatten(1).mean(1)));
+    if (s.deformation_size != 0.0)
+      add("deformation_size", s.deformation_size, batch_mean(vel.pow(2).flatten(1).mean(1)));
     if (s.deformation_smoothness != 0.0) {
       const int64_t g = vel.size(3);
       at::Tensor smooth = at::zeros({b}, vel.options());

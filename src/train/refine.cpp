@@ -19,8 +19,8 @@ LossSettings loss_settings(const TrainConfig& c) {
   return l;
 }
 
-RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images, const at::Tensor& labels,
-                    const at::Tensor& ownership, const RefineOptions& o) {
+RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
+                    const at::Tensor& labels, const at::Tensor& ownership, const RefineOptions& o) {
   if (o.iterations < 0) throw std::invalid_argument("refine: iterations must be >= 0");
   if (labels.dim() != 3 || labels.size(0) != images.size(0))
     throw std::invalid_argument("refine: labels must be (B, R, R) for the B images");

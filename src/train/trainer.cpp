@@ -47,9 +47,7 @@ fs::path cache_folder(const TrainConfig& c) {
   return c.data.cache.empty() ? fs::path(c.data.root) / "cache" : fs::path(c.data.cache);
 }
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -78,16 +76,20 @@ Dataset load_dataset(const TrainConfig& c, bool held_out) {
   };
   const auto stamps = features::read_input_stamps(cache);
   if (stamps.empty() && fs::is_directory(cache / "labels"))
-    spdlog::warn("{}: no input stamps (a cache from an older lepard-prepare): cannot check that its pseudo-labels are "
-                 "of these images; rerun lepard-prepare to add them", cache.string());
+    spdlog::warn(
+        "{}: no input stamps (a cache from an older lepard-prepare): cannot check that its pseudo-labels are "
+        "of these images; rerun lepard-prepare to add them",
+        cache.string());
   for (auto& s : read.samples) {
     d.ids.push_back(s.id);
     if (!stamps.empty()) {
       const auto it = stamps.find(s.id);
       if (it != stamps.end() && it->second != features::input_stamp(s))
-        throw data::DataError(cache.string() + ": the pseudo-labels of " + s.id + " were made from another image than " +
-                              s.image_path.string() + " (the dataset changed, or the cache is another dataset's); run "
-                              "lepard-prepare --data " + c.data.root + " --out " + cache.string() + " again");
+        throw data::DataError(cache.string() + ": the pseudo-labels of " + s.id +
+                              " were made from another image than " + s.image_path.string() +
+                              " (the dataset changed, or the cache is another dataset's); run "
+                              "lepard-prepare --data " +
+                              c.data.root + " --out " + cache.string() + " again");
     }
     crops.push_back(s.image);
     if (static_cast<int64_t>(crops.size()) == chunk) flush();
@@ -100,10 +102,14 @@ Dataset load_dataset(const TrainConfig& c, bool held_out) {
     } else {
       all_labels = false;
     }
-    if (s.mask.defined()) masks.push_back(resize_nearest(s.mask.unsqueeze(0), c.train.validate_size));
-    else all_masks = false;
-    if (s.part_labels.defined()) parts.push_back(resize_nearest(s.part_labels.unsqueeze(0), c.train.validate_size));
-    else all_parts = false;
+    if (s.mask.defined())
+      masks.push_back(resize_nearest(s.mask.unsqueeze(0), c.train.validate_size));
+    else
+      all_masks = false;
+    if (s.part_labels.defined())
+      parts.push_back(resize_nearest(s.part_labels.unsqueeze(0), c.train.validate_size));
+    else
+      all_parts = false;
     s = data::Sample{};  // release the crop and its ground truth
   }
   flush();
@@ -188,8 +194,10 @@ struct Trainer::Impl {
     double f = 1.0;
     if (t.warmup > 0 && s < t.warmup) f = static_cast<double>(s + 1) / static_cast<double>(t.warmup);
     const double progress = static_cast<double>(s) / static_cast<double>(std::max<int64_t>(t.steps, 1));
-    if (t.schedule == TrainConfig::Train::Schedule::Cosine) f *= 0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * progress));
-    else if (t.schedule == TrainConfig::Train::Schedule::Step) f *= progress < 2.0 / 3.0 ? 1.0 : 0.1;
+    if (t.schedule == TrainConfig::Train::Schedule::Cosine)
+      f *= 0.05 + 0.95 * 0.5 * (1.0 + std::cos(M_PI * progress));
+    else if (t.schedule == TrainConfig::Train::Schedule::Step)
+      f *= progress < 2.0 / 3.0 ? 1.0 : 0.1;
     return t.lr * f;
   }
   double sigma_at(int64_t s) const {
@@ -223,12 +231,12 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   m.val = std::move(val);
   m.distributed = distributed;
   const auto& c = m.config;
-  if (m.train.size() == 0) throw ConfigError("data.root: " + c.data.root + " has no training images for category '" +
-                                             c.data.category + "'");
+  if (m.train.size() == 0)
+    throw ConfigError("data.root: " + c.data.root + " has no training images for category '" + c.data.category + "'");
   if (!m.train.labels.defined()) throw ConfigError("data.cache: the training images have no pseudo-labels");
   if (c.train.batch_size % m.world() != 0)
-    throw ConfigError("train.batch_size " + std::to_string(c.train.batch_size) + " must be a multiple of the world size " +
-                      std::to_string(m.world()));
+    throw ConfigError("train.batch_size " + std::to_string(c.train.batch_size) +
+                      " must be a multiple of the world size " + std::to_string(m.world()));
   m.device = c10::Device(c.train.device == "cuda" ? c10::kCUDA : c10::kCPU);
   // The initial weights come from LibTorch's default generator: seed it, so that every
   // process of a data-parallel run and every run of a configuration start alike.
@@ -262,7 +270,8 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     at::NoGradGuard no_grad;
     const int64_t n = std::min<int64_t>(64, m.train.size());
     const auto points = model::project_images(m.net, m.train.images.narrow(0, 0, n).to(m.device), m.grid);
-    const auto maps = render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
+    const auto maps =
+        render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
     m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters).to(m.device);
     spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
   }
@@ -286,13 +295,12 @@ void Trainer::run(int64_t until) {
   while (m.step < until) {
     const int64_t s = m.step;
     const double lr = m.lr_at(s);
-    for (auto& group : m.optimizer->param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    for (auto& group : m.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     m.loss.sigma = m.sigma_at(s);
     // Staged generalized forces (eq. 11): no force on q_d before loss.deformation_from.
-    m.loss.weights.local =
-        static_cast<double>(s) < c.loss.deformation_from * static_cast<double>(c.train.steps) ? 0.0
-                                                                                               : c.loss.weights.local;
+    m.loss.weights.local = static_cast<double>(s) < c.loss.deformation_from * static_cast<double>(c.train.steps)
+                               ? 0.0
+                               : c.loss.weights.local;
 
     std::vector<int64_t> index(local);
     std::vector<uint8_t> flip(local);
@@ -311,11 +319,14 @@ void Trainer::run(int64_t until) {
     const auto pred = m.net->forward(images.to(m.device));
     // A non-finite prediction stops the run here, naming the output (the rasterisers would
     // refuse it anyway, without the step).
-    for (const auto& [name, value] : std::vector<std::pair<const char*, at::Tensor>>{
-             {"camera rotation", pred.camera.rotation}, {"camera translation", pred.camera.translation},
-             {"part centres", pred.parts.center}, {"part rotations", pred.parts.rotation},
-             {"part shapes", pred.parts.shape}, {"local deformation", pred.velocity},
-             {"part-to-cluster distributions", m.net->part_distribution()}})
+    for (const auto& [name, value] :
+         std::vector<std::pair<const char*, at::Tensor>>{{"camera rotation", pred.camera.rotation},
+                                                         {"camera translation", pred.camera.translation},
+                                                         {"part centres", pred.parts.center},
+                                                         {"part rotations", pred.parts.rotation},
+                                                         {"part shapes", pred.parts.shape},
+                                                         {"local deformation", pred.velocity},
+                                                         {"part-to-cluster distributions", m.net->part_distribution()}})
       if (value.defined() && !value.isfinite().all().item<bool>())
         throw TrainingError("step " + std::to_string(s + 1) + ": the network's " + name +
                             " hold NaN or Inf (diverged weights); the run stops here, the last checkpoint (" +
@@ -358,8 +369,8 @@ void Trainer::run(int64_t until) {
     const double elapsed = now_s() - window_start;
     report.images_per_s = elapsed > 0 ? static_cast<double>(window_images) / elapsed : 0.0;
     if (m.step % c.train.log_every == 0 || m.step == until) {
-      nlohmann::json line = {{"step", m.step}, {"lr", lr}, {"sigma", report.sigma}, {"loss", report.loss},
-                             {"grad_norm", norm}, {"images_per_s", report.images_per_s}};
+      nlohmann::json line = {{"step", m.step},      {"lr", lr},          {"sigma", report.sigma},
+                             {"loss", report.loss}, {"grad_norm", norm}, {"images_per_s", report.images_per_s}};
       for (const auto& [name, v] : report.terms) line[name] = v;
       m.write_metrics(line);
       window_start = now_s();
@@ -370,8 +381,11 @@ void Trainer::run(int64_t until) {
       const auto v = validate();
       if (m.ownership.defined() && m.rank() == 0)
         spdlog::info("step {}: part-to-cluster ownership\n{}", m.step, ownership_table(m.ownership));
-      m.write_metrics({{"step", v.step}, {"val_silhouette_iou", v.silhouette_iou}, {"val_part_iou", v.part_iou},
-                       {"val_images", v.images}, {"val_reference", v.reference}});
+      m.write_metrics({{"step", v.step},
+                       {"val_silhouette_iou", v.silhouette_iou},
+                       {"val_part_iou", v.part_iou},
+                       {"val_images", v.images},
+                       {"val_reference", v.reference}});
       if (on_validate) on_validate(v);
     }
     if (m.rank() == 0 && (m.step % c.train.checkpoint_every == 0 || m.step == c.train.steps))
@@ -433,11 +447,10 @@ void Trainer::save_checkpoint(const fs::path& path) const {
   archive.save_to(bytes);
   io::write_file_atomic(path, bytes.str());
   if (m.ownership.defined())
-    io::write_file_atomic(path.parent_path() / "ownership.txt",
-                          "# part-to-cluster ownership (train/ownership.h): x = part owns cluster\n" +
-                              ownership_table(m.ownership));
+    io::write_file_atomic(
+        path.parent_path() / "ownership.txt",
+        "# part-to-cluster ownership (train/ownership.h): x = part owns cluster\n" + ownership_table(m.ownership));
 }
-
 
 void Trainer::resume(const fs::path& path) {
   auto& m = *impl_;

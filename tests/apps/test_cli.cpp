@@ -18,8 +18,11 @@ struct Flags {
   std::vector<std::string> sets;
   Parser parser{"tool", "does things"};
   Flags() {
-    parser.flag("out", &out, "output folder").flag("count", &count, "how many").flag("sigma", &sigma, "width")
-        .flag("verbose", &verbose, "talk more").flag("set", &sets, "key=value, repeatable");
+    parser.flag("out", &out, "output folder")
+        .flag("count", &count, "how many")
+        .flag("sigma", &sigma, "width")
+        .flag("verbose", &verbose, "talk more")
+        .flag("set", &sets, "key=value, repeatable");
   }
 };
 

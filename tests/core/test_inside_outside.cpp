@@ -23,7 +23,7 @@ at::Tensor all_shapes() {
 }
 
 // Taper and bend applied to plain superquadric points e (..., 3), written out here
-// independently of the library (FACTS.md section 3).
+// independently of the library (docs/references.md section 3).
 at::Tensor deform(const at::Tensor& shape, const at::Tensor& e) {
   const auto q = [&](int64_t i) { return shape.select(-1, i).unsqueeze(-1); };
   const auto A = q(kA0) * q(kA3);
@@ -92,8 +92,9 @@ TEST_P(InsideOutside, FarPointsStayFiniteInFloat32) {
   EXPECT_GT(F.min().item<float>(), 1.0f);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, InsideOutside, ::testing::ValuesIn(testing::test_devices()),
-                         [](const auto& info) { return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA"); });
+INSTANTIATE_TEST_SUITE_P(Devices, InsideOutside, ::testing::ValuesIn(testing::test_devices()), [](const auto& info) {
+  return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA");
+});
 
 }  // namespace
 }  // namespace lepard::core

@@ -129,7 +129,8 @@ TEST_P(Jacobians, ProjectedJacobianMatchesAutograd) {
     const auto q = per_point(quats[i], V, device);
     const auto qs = per_point(shapes[i], V, device);
     const auto d = (0.05 * random_points(V, 200 + i, device)).requires_grad_();
-    const Camera cam{cam_quats[i].view({1, 4}).to(device), at::tensor({0.1, -0.1, 6.0}, at::kDouble).view({1, 3}).to(device), f};
+    const Camera cam{cam_quats[i].view({1, 4}).to(device),
+                     at::tensor({0.1, -0.1, 6.0}, at::kDouble).view({1, 3}).to(device), f};
     const auto p = superquadric_points(qs, trig) + d;
     const auto x = c + rotate_points(q, p);
     const auto xc = camera_transform(cam, x.unsqueeze(0)).squeeze(0);
@@ -154,8 +155,9 @@ TEST_P(Jacobians, Float32AgreesWithFloat64) {
   EXPECT_LT(max_abs_diff(J32, J64), 1e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, Jacobians, ::testing::ValuesIn(testing::test_devices()),
-                         [](const auto& info) { return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA"); });
+INSTANTIATE_TEST_SUITE_P(Devices, Jacobians, ::testing::ValuesIn(testing::test_devices()), [](const auto& info) {
+  return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA");
+});
 
 }  // namespace
 }  // namespace lepard::core

@@ -84,7 +84,8 @@ TEST_P(LocalFlow, JacobianDeterminantStaysPositive) {
     cols.push_back((flow_map(phi, n + e) - flow_map(phi, n - e)) / (2 * h));  // column i: d map / d n_i
   }
   auto J = [&](int r, int c) { return cols[c].select(-1, r); };
-  const auto det = J(0, 0) * (J(1, 1) * J(2, 2) - J(1, 2) * J(2, 1)) - J(0, 1) * (J(1, 0) * J(2, 2) - J(1, 2) * J(2, 0)) +
+  const auto det = J(0, 0) * (J(1, 1) * J(2, 2) - J(1, 2) * J(2, 1)) -
+                   J(0, 1) * (J(1, 0) * J(2, 2) - J(1, 2) * J(2, 0)) +
                    J(0, 2) * (J(1, 0) * J(2, 1) - J(1, 1) * J(2, 0));
   EXPECT_GT(det.min().item<double>(), 0.0);
   // The flow is not trivially close to the identity: determinants vary.
@@ -108,8 +109,9 @@ TEST_P(LocalFlow, DisplacementIsRelativeToThePartSize) {
   EXPECT_GT(d.abs().max().item<double>(), 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, LocalFlow, ::testing::ValuesIn(testing::test_devices()),
-                         [](const auto& info) { return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA"); });
+INSTANTIATE_TEST_SUITE_P(Devices, LocalFlow, ::testing::ValuesIn(testing::test_devices()), [](const auto& info) {
+  return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA");
+});
 
 }  // namespace
 }  // namespace lepard::core

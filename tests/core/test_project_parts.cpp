@@ -38,8 +38,8 @@ struct Scene {
   }
 };
 
-Scene make_scene(const c10::Device& device, at::ScalarType dtype, bool with_local, uint64_t seed,
-                 int64_t rings = 9, int64_t segments = 12) {
+Scene make_scene(const c10::Device& device, at::ScalarType dtype, bool with_local, uint64_t seed, int64_t rings = 9,
+                 int64_t segments = 12) {
   const int64_t B = 2, K = 3;
   Scene s;
   s.grid = make_surface_grid(rings, segments);
@@ -48,7 +48,8 @@ Scene make_scene(const c10::Device& device, at::ScalarType dtype, bool with_loca
   auto leaf = [&](const at::Tensor& t) { return t.to(device, dtype).detach().requires_grad_(); };
   s.params.center = leaf(0.3 * at::randn({B, K, 3}, gen, opt));
   s.params.rotation = leaf(testing::random_quaternion({B, K}, at::kDouble, seed + 1));
-  s.params.shape = leaf(testing::random_shape({B, K}, at::kDouble, seed + 2) * at::tensor({0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0}, opt));
+  s.params.shape = leaf(testing::random_shape({B, K}, at::kDouble, seed + 2) *
+                        at::tensor({0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0}, opt));
   if (with_local) s.local = leaf(0.03 * at::randn({B, K, s.grid.num_vertices(), 3}, gen, opt));
   s.camera.rotation = leaf(testing::random_quaternion({B}, at::kDouble, seed + 3));
   s.camera.translation = leaf(at::tensor({0.1, -0.2, 4.0, -0.1, 0.05, 5.0}, opt).view({B, 3}));
@@ -81,8 +82,8 @@ at::Tensor project_by_definition(const PartParams& params, const at::Tensor& loc
   const auto shape = params.shape.cpu().to(at::kDouble);
   const auto surface = superquadric_points(shape.unsqueeze(-2), grid.trig_like(shape));  // (B, K, V, 3)
   const auto points = local.defined() ? surface + local.cpu().to(at::kDouble) : surface;
-  const auto R = quaternion_to_matrix(params.rotation.cpu().to(at::kDouble));            // (B, K, 3, 3)
-  const auto Rc = quaternion_to_matrix(camera.rotation.cpu().to(at::kDouble));           // (B, 3, 3)
+  const auto R = quaternion_to_matrix(params.rotation.cpu().to(at::kDouble));   // (B, K, 3, 3)
+  const auto Rc = quaternion_to_matrix(camera.rotation.cpu().to(at::kDouble));  // (B, 3, 3)
   const auto c = params.center.cpu().to(at::kDouble), t = camera.translation.cpu().to(at::kDouble);
   auto out = at::empty_like(points);
   const auto P = points.accessor<double, 4>();
@@ -104,9 +105,7 @@ at::Tensor project_by_definition(const PartParams& params, const at::Tensor& loc
           for (int j = 0; j < 3; ++j) xc[i] += Rca[b][i][j] * x[j];
         }
         for (int i = 0; i < 3; ++i)
-          o[b][k][v][i] = space == PointSpace::World ? x[i]
-                          : i < 2                     ? camera.focal * xc[i] / xc[2]
-                                                      : xc[2];
+          o[b][k][v][i] = space == PointSpace::World ? x[i] : i < 2 ? camera.focal * xc[i] / xc[2] : xc[2];
       }
   return out;
 }
@@ -170,7 +169,8 @@ TEST_P(ProjectParts, GroupWeightsScaleEachGroup) {
   weights.camera = 0.0;
   const double expected_scale[] = {2.0, 0.5, 3.0, 0.0, 0.0, 0.25};
   for (auto backend : {Backend::Auto, Backend::TensorOps}) {
-    const auto unit = gradients(project_parts(s.params, s.local, s.camera, s.grid, {}, PointSpace::Image, backend), w, s);
+    const auto unit =
+        gradients(project_parts(s.params, s.local, s.camera, s.grid, {}, PointSpace::Image, backend), w, s);
     const auto scaled =
         gradients(project_parts(s.params, s.local, s.camera, s.grid, weights, PointSpace::Image, backend), w, s);
     for (size_t i = 0; i < unit.size(); ++i) {
@@ -208,7 +208,8 @@ TEST_P(ProjectParts, Float32MatchesFloat64) {
   const auto s64 = make_scene(GetParam(), at::kDouble, true, 41, 20, 32);
   const auto s32 = make_scene(GetParam(), at::kFloat, true, 41, 20, 32);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
-  const auto w = at::randn({2, 3, s64.grid.num_vertices(), 3}, gen, at::TensorOptions().dtype(at::kDouble)).to(GetParam());
+  const auto w =
+      at::randn({2, 3, s64.grid.num_vertices(), 3}, gen, at::TensorOptions().dtype(at::kDouble)).to(GetParam());
   const auto out64 = project_parts(s64.params, s64.local, s64.camera, s64.grid);
   const auto out32 = project_parts(s32.params, s32.local, s32.camera, s32.grid);
   EXPECT_EQ(out32.scalar_type(), at::kFloat);
@@ -221,8 +222,9 @@ TEST_P(ProjectParts, Float32MatchesFloat64) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, ProjectParts, ::testing::ValuesIn(testing::test_devices()),
-                         [](const auto& info) { return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA"); });
+INSTANTIATE_TEST_SUITE_P(Devices, ProjectParts, ::testing::ValuesIn(testing::test_devices()), [](const auto& info) {
+  return info.param.is_cpu() ? std::string("CPU") : std::string("CUDA");
+});
 
 TEST(ProjectPartsErrors, BadShapesNameTheArgument) {
   auto s = make_scene(c10::Device(c10::kCPU), at::kDouble, true, 1);
@@ -231,7 +233,8 @@ TEST(ProjectPartsErrors, BadShapesNameTheArgument) {
     project_parts(s.params, s.local, s.camera, s.grid);
     FAIL() << "expected an error";
   } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("params.center (q_c) must have sizes [2, 3, 3]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("params.center (q_c) must have sizes [2, 3, 3]"), std::string::npos)
+        << e.what();
   }
   auto t = make_scene(c10::Device(c10::kCPU), at::kDouble, true, 1);
   t.camera.translation = at::Tensor();

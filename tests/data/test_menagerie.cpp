@@ -68,6 +68,70 @@ TEST(Menagerie, GroundTruthIsConsistentForEverySpecies) {
   EXPECT_GT(visible, 300);
 }
 
+// The mask, part map and depth all come from the renderer's fragments, so comparing them
+// with each other cannot catch a fragment that is wrong. Here they are compared with the
+// mesh drawn again in the test, pixel by pixel: a pixel centre ((2 i + 1 - S) / S in x and
+// y) is covered when it lies in a projected triangle; the nearest covering triangle (depth
+// interpolated as the perspective-correct 1 / sum(w_i / z_i)) gives the part label and depth.
+// Pixels whose centre lies within 1e-9 of a triangle edge may go either way; they are few.
+TEST(Menagerie, MaskPartsAndDepthMatchTheMeshDrawnAgain) {
+  const int64_t S = 64;
+  for (const std::string category : {"horse", "giraffe", "penguin"}) {
+    for (uint64_t seed : {1, 2}) {
+      const auto s = render_synthetic(category, S, seed);
+      const auto mesh = s.mesh.to(at::kDouble).contiguous();  // (K, V, 3): x, y, camera depth
+      const auto faces = s.mesh_faces.contiguous();
+      const int64_t K = mesh.size(0), V = mesh.size(1), F = faces.size(0);
+      const double* m = mesh.data_ptr<double>();
+      const int64_t* f = faces.data_ptr<int64_t>();
+      int64_t mask_wrong = 0, part_wrong = 0, covered = 0, depth_checked = 0;
+      double depth_error = 0;
+      for (int64_t row = 0; row < S; ++row) {
+        for (int64_t col = 0; col < S; ++col) {
+          const double px = (2.0 * col + 1 - S) / S, py = (2.0 * row + 1 - S) / S;
+          double best = 1e300;
+          int64_t label = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            for (int64_t j = 0; j < F; ++j) {
+              const double* a = m + 3 * (k * V + f[3 * j]);
+              const double* b = m + 3 * (k * V + f[3 * j + 1]);
+              const double* c = m + 3 * (k * V + f[3 * j + 2]);
+              const double area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
+              if (area == 0 || a[2] <= 0 || b[2] <= 0 || c[2] <= 0) continue;
+              const double wa = ((b[0] - px) * (c[1] - py) - (b[1] - py) * (c[0] - px)) / area;
+              const double wb = ((c[0] - px) * (a[1] - py) - (c[1] - py) * (a[0] - px)) / area;
+              const double wc = 1 - wa - wb;
+              if (wa < 0 || wb < 0 || wc < 0) continue;
+              const double z = 1 / (wa / a[2] + wb / b[2] + wc / c[2]);
+              if (z < best) {
+                best = z;
+                label = s.mesh_labels[static_cast<size_t>(k)];
+              }
+            }
+          }
+          const bool in = best < 1e300;
+          covered += in;
+          mask_wrong += in != (s.mask[row][col].item<uint8_t>() == 1);
+          if (in) {
+            part_wrong += label != s.parts[row][col].item<uint8_t>();
+            const double d = s.depth[row][col].item<float>();
+            if (d > 0) {
+              depth_error = std::max(depth_error, std::abs(d - best) / best);
+              ++depth_checked;
+            }
+          }
+        }
+      }
+      SCOPED_TRACE(category + " seed " + std::to_string(seed));
+      ASSERT_GT(covered, S * S / 50);
+      EXPECT_LE(mask_wrong, S * S / 500) << "of " << covered << " covered pixels";
+      EXPECT_LE(part_wrong, covered / 100) << "of " << covered << " covered pixels";
+      EXPECT_GT(depth_checked, covered * 9 / 10);
+      EXPECT_LT(depth_error, 1e-4);
+    }
+  }
+}
+
 TEST(Menagerie, SurrogateFeaturesAreConsistentPerPart) {
   // Patches wholly inside the torso (label 3) of two different species point the same way;
   // torso and background patches do not.

@@ -28,8 +28,8 @@ class PascalPart : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     root_ = testing::temp_dir("pascal_part");
-    const std::string cmd = std::string(LEPARD_PYTHON) + " " + LEPARD_FIXTURES_DIR + "/make_pascal_part.py " +
-                            root_.string();
+    const std::string cmd =
+        std::string(LEPARD_PYTHON) + " " + LEPARD_FIXTURES_DIR + "/make_pascal_part.py " + root_.string();
     ASSERT_EQ(std::system(cmd.c_str()), 0) << "fixture generation failed: " << cmd;
     // The images (80 x 60). OpenCV reads by content, so PNG data under .jpg names is fine.
     for (const char* id : {"2008_000001", "2008_000002", "2008_000003"}) {
@@ -78,10 +78,10 @@ TEST_F(PascalPart, PartsAndKeypointsMatchHandComputedValues) {
     EXPECT_FLOAT_EQ(k[slot][1].item<float>(), y) << "slot " << slot;
     EXPECT_EQ(k[slot][2].item<float>(), 1.0f) << "slot " << slot;
   };
-  expect_kp(0, 15.5f + 5, 12.5f + 13);        // leye: centroid
-  expect_kp(4, 8.75f + 5, 19.0f + 13);        // muzzle: halfway between centroid (9.5, 18) and lowest pixel (8, 20)
-  expect_kp(8, 22.0f + 5, 44.0f + 13);        // lfuleg: leftmost lowest pixel
-  expect_kp(7, 52.0f + 5, 47.0f + 13);        // rbuleg
+  expect_kp(0, 15.5f + 5, 12.5f + 13);  // leye: centroid
+  expect_kp(4, 8.75f + 5, 19.0f + 13);  // muzzle: halfway between centroid (9.5, 18) and lowest pixel (8, 20)
+  expect_kp(8, 22.0f + 5, 44.0f + 13);  // lfuleg: leftmost lowest pixel
+  expect_kp(7, 52.0f + 5, 47.0f + 13);  // rbuleg
   EXPECT_EQ(k[5].abs().sum().item<float>(), 0.0f);  // tail: marked invisible, as LASSIE does
   EXPECT_EQ(k.select(1, 2).sum().item<float>(), 4.0f);
   // Image 2: a tail-less horse, no keypoints.

@@ -42,7 +42,8 @@ fs::path lassie_fixture(const std::string& name, const std::string& extra_rows =
   }
   const std::string kps1 = "[" + kp("Left eye", 10, 20) + ", " + kp("Front right upper leg (knee)", 50, 80) + ", " +
                            kp("Tail top", 90, 50) + "]";
-  const std::string kps2 = "[" + kp("Muzzle (tip of nose)", 25, 25) + ", " + kp("Back left lower leg (ankle)", 75, 75) + "]";
+  const std::string kps2 =
+      "[" + kp("Muzzle (tip of nose)", 25, 25) + ", " + kp("Back left lower leg (ankle)", 75, 75) + "]";
   std::string csv = "id,img_url,kps\r\n";
   csv += "1,https://example.org/a.jpg," + quoted(kps1) + "\r\n";
   csv += "2,https://example.org/b.jpg," + quoted(kps2) + "\r\n";

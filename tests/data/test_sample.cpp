@@ -55,8 +55,12 @@ TEST(Crop, ImageIsShiftedScaledAndZeroPadded) {
 
 TEST(Crop, KeypointsFollowTheBox) {
   auto kps = at::zeros({kNumKeypoints, 3}, at::kDouble);
-  kps[0][0] = 20; kps[0][1] = 20; kps[0][2] = 1;
-  kps[3][0] = 55; kps[3][1] = 66; kps[3][2] = 0;  // not annotated: zeroed as LASSIE does
+  kps[0][0] = 20;
+  kps[0][1] = 20;
+  kps[0][2] = 1;
+  kps[3][0] = 55;
+  kps[3][1] = 66;
+  kps[3][2] = 0;  // not annotated: zeroed as LASSIE does
   const auto out = crop_keypoints(kps, CropBox{-20, -70, 240}, 120);
   EXPECT_FLOAT_EQ(out[0][0].item<float>(), 20.0f);
   EXPECT_FLOAT_EQ(out[0][1].item<float>(), 45.0f);

@@ -38,10 +38,11 @@ EvalInputs ground_truth_set(int64_t n, int64_t size) {
 }
 
 void print(const char* what, const EvalResult& r) {
-  std::printf("%s: PCK@0.05 %.4f PCK@0.1 %.4f PCP %.4f (occluded %.3f) IoU %.4f part IoU %.4f Chamfer %.5f "
-              "F@5%% %.4f F@10%% %.4f 3D parts %.4f (%lld pairs)\n",
-              what, r.pck_paper, r.pck_lassie, r.pcp, r.pcp_occluded, r.iou, r.part_iou, r.chamfer, r.fscore_tight,
-              r.fscore_loose, r.part_agreement_3d, static_cast<long long>(r.keypoint_pairs));
+  std::printf(
+      "%s: PCK@0.05 %.4f PCK@0.1 %.4f PCP %.4f (occluded %.3f) IoU %.4f part IoU %.4f Chamfer %.5f "
+      "F@5%% %.4f F@10%% %.4f 3D parts %.4f (%lld pairs)\n",
+      what, r.pck_paper, r.pck_lassie, r.pcp, r.pcp_occluded, r.iou, r.part_iou, r.chamfer, r.fscore_tight,
+      r.fscore_loose, r.part_agreement_3d, static_cast<long long>(r.keypoint_pairs));
 }
 
 TEST(Evaluate, GroundTruthMeshesScorePerfectly) {
@@ -56,7 +57,7 @@ TEST(Evaluate, GroundTruthMeshesScorePerfectly) {
   EXPECT_EQ(r.part_iou, 1.0);
   // Among the transfers visible in the target, the truth maps pixels to their own part.
   EXPECT_GE(r.pcp, 0.97);
-  EXPECT_GT(r.pcp_occluded, 0.0);  // some points are hidden in other views (legs behind legs)
+  EXPECT_GT(r.pcp_occluded, 0.0);   // some points are hidden in other views (legs behind legs)
   EXPECT_LT(r.pcp_occluded, 0.75);  // about half: views come from all round the animal
   EXPECT_EQ(r.mesh_images, 12);
   EXPECT_LT(r.chamfer, 1e-6);
@@ -128,7 +129,8 @@ TEST(Evaluate, ASphereScoresPoorlyIn3D) {
   // One sphere per image at the animal's centre and depth, as wide as its silhouette.
   const auto grid = core::make_surface_grid(16, 24);
   const auto trig = grid.trig;  // cos u, sin u, cos v, sin v
-  const auto unit = at::stack({trig.select(1, 0) * trig.select(1, 2), trig.select(1, 1), trig.select(1, 0) * trig.select(1, 3)}, 1);
+  const auto unit =
+      at::stack({trig.select(1, 0) * trig.select(1, 2), trig.select(1, 1), trig.select(1, 0) * trig.select(1, 3)}, 1);
   std::vector<at::Tensor> spheres;
   for (int64_t i = 0; i < 4; ++i) {
     const auto cam = lift_to_camera(s.verts[i].to(at::kDouble).reshape({-1, 3}), 2.0);

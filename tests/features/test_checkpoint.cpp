@@ -23,7 +23,8 @@ class Checkpoint : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = testing::temp_dir("checkpoints");
-    const std::string cmd = std::string(LEPARD_PYTHON) + " " + LEPARD_FIXTURES_DIR + "/make_checkpoints.py " + dir_.string();
+    const std::string cmd =
+        std::string(LEPARD_PYTHON) + " " + LEPARD_FIXTURES_DIR + "/make_checkpoints.py " + dir_.string();
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   static void expect_matches_numpy(const StateDict& sd, const std::string& prefix_filter = "") {
@@ -48,7 +49,7 @@ fs::path Checkpoint::dir_;
 
 TEST_F(Checkpoint, ReadsAStateDictOrderedDictOfParameters) {
   const auto sd = load_torch_checkpoint(dir_ / "state_dict.pth");
-  ASSERT_EQ(sd.size(), 9u);  // 2 + 2 + 5 (BatchNorm's buffers included)
+  ASSERT_EQ(sd.size(), 9u);            // 2 + 2 + 5 (BatchNorm's buffers included)
   EXPECT_EQ(sd[0].first, "0.weight");  // the OrderedDict's order is kept
   EXPECT_EQ(sd[8].first, "2.num_batches_tracked");
   EXPECT_EQ(sd[8].second.scalar_type(), at::kLong);
@@ -96,7 +97,8 @@ TEST_F(Checkpoint, BadFilesGetTheirErrors) {
   ASSERT_NE(storage, std::string::npos);
   flipped[storage + 64] = static_cast<char>(flipped[storage + 64] ^ 0x10);
   io::write_file_atomic(dir_ / "flipped.pth", flipped);
-  EXPECT_NE(error_of(dir_ / "flipped.pth").find("is corrupt (CRC-32"), std::string::npos) << error_of(dir_ / "flipped.pth");
+  EXPECT_NE(error_of(dir_ / "flipped.pth").find("is corrupt (CRC-32"), std::string::npos)
+      << error_of(dir_ / "flipped.pth");
   EXPECT_NO_THROW(verify_zip(dir_ / "state_dict.pth"));
   // Fuzz finding (fuzz_torch_checkpoint): a central-directory entry whose local-header offset
   // is near 2^32 wrapped the bounds check (32-bit sum) and read far outside the file.
@@ -105,7 +107,8 @@ TEST_F(Checkpoint, BadFilesGetTheirErrors) {
   ASSERT_NE(central, std::string::npos);
   for (int i = 0; i < 4; ++i) wrapped[central + 42 + i] = static_cast<char>(i == 0 ? 0xF0 : 0xFF);
   io::write_file_atomic(dir_ / "wrapped.pth", wrapped);
-  EXPECT_NE(error_of(dir_ / "wrapped.pth").find("has no local header"), std::string::npos) << error_of(dir_ / "wrapped.pth");
+  EXPECT_NE(error_of(dir_ / "wrapped.pth").find("has no local header"), std::string::npos)
+      << error_of(dir_ / "wrapped.pth");
 }
 
 TEST_F(Checkpoint, SafetensorsLoadToTheSameNumbers) {

@@ -100,7 +100,8 @@ TEST(Cosegment, ElbowFindsThreePartsAndPcaOrdersVariance) {
   ASSERT_EQ(r.pca.size(), 12u);
   EXPECT_EQ(r.pca[0].sizes(), (std::vector<int64_t>{20, 20, 4}));
   std::vector<at::Tensor> fg;
-  for (size_t i = 0; i < r.labels.size(); ++i) fg.push_back(r.pca[i].view({-1, 4}).index({(r.labels[i] > 0).flatten()}));
+  for (size_t i = 0; i < r.labels.size(); ++i)
+    fg.push_back(r.pca[i].view({-1, 4}).index({(r.labels[i] > 0).flatten()}));
   const auto var = at::cat(fg).var(0);
   for (int k = 0; k + 1 < 4; ++k) EXPECT_GE(var[k].item<double>(), var[k + 1].item<double>() - 1e-6);
   // Three parts span two directions beyond their mean: the third component is noise.

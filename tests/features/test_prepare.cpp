@@ -128,7 +128,8 @@ TEST(PrepareCalibration, DefaultSurrogateMatchesDinoClustering) {
   po.contact_sheet = 0;
   const auto r = prepare_pseudo_labels(data::read_lassie_web_images(root, "horse").samples, root / "cache", po);
   ASSERT_TRUE(r.foreground_iou.has_value());
-  std::printf("pseudo-label foreground IoU %.4f over %lld images\n", *r.foreground_iou, static_cast<long long>(r.images));
+  std::printf("pseudo-label foreground IoU %.4f over %lld images\n", *r.foreground_iou,
+              static_cast<long long>(r.images));
   EXPECT_GE(*r.foreground_iou, 0.78);
   EXPECT_LE(*r.foreground_iou, 0.86);
   fs::remove_all(root);

@@ -107,8 +107,9 @@ TEST_P(VitDevices, MatchesThePythonReference) {
     // normalised saliency, which magnifies any difference.
     EXPECT_LT(testing::max_abs_diff(f.cls_attention, cls) / cls.abs().max().item<double>(), 1e-4);
     EXPECT_LT(testing::max_abs_diff(cls_saliency(f.cls_attention), sal), 1e-4);
-    std::printf("%-24s key %.2e  cls attention %.2e  saliency %.2e\n", name.c_str(), testing::max_abs_diff(f.facet, key),
-                testing::max_abs_diff(f.cls_attention, cls), testing::max_abs_diff(cls_saliency(f.cls_attention), sal));
+    std::printf("%-24s key %.2e  cls attention %.2e  saliency %.2e\n", name.c_str(),
+                testing::max_abs_diff(f.facet, key), testing::max_abs_diff(f.cls_attention, cls),
+                testing::max_abs_diff(cls_saliency(f.cls_attention), sal));
     ++n;
   }
   EXPECT_EQ(n, 9);
@@ -150,10 +151,10 @@ TEST_F(Vit, FacetsAndLayers) {
 }
 
 TEST_F(Vit, SafetensorsLoadToTheSameNumbers) {
-  for (const auto& [file, model_name] : std::vector<std::pair<std::string, std::string>>{
-           {"vit_small8.safetensors", "vit_small8"},
-           {"vit_small8_hf.safetensors", "vit_small8"},
-           {"vit_base16.safetensors", "vit_base16"}}) {
+  for (const auto& [file, model_name] :
+       std::vector<std::pair<std::string, std::string>>{{"vit_small8.safetensors", "vit_small8"},
+                                                        {"vit_small8_hf.safetensors", "vit_small8"},
+                                                        {"vit_base16.safetensors", "vit_base16"}}) {
     SCOPED_TRACE(file);
     const auto st = DinoVit::load(dir_ / file);
     const auto a = st.state_dict(), b = model(model_name).state_dict();
@@ -180,10 +181,12 @@ TEST_F(Vit, BadCheckpointsNameTheKey) {
   const auto sd = model("vit_small8").state_dict();
   auto missing = sd;
   missing.erase(missing.begin() + 20);
-  EXPECT_NE(error_of(missing).find("ckpt.pth: missing key '" + sd[20].first + "'"), std::string::npos) << error_of(missing);
+  EXPECT_NE(error_of(missing).find("ckpt.pth: missing key '" + sd[20].first + "'"), std::string::npos)
+      << error_of(missing);
   auto misshapen = sd;
   misshapen[6].second = misshapen[6].second.narrow(1, 0, 100);  // blocks.0.attn.qkv.weight
-  EXPECT_NE(error_of(misshapen).find("key 'blocks.0.attn.qkv.weight' has shape [1152, 100], expected [1152, 384] for ViT-S/8"),
+  EXPECT_NE(error_of(misshapen).find(
+                "key 'blocks.0.attn.qkv.weight' has shape [1152, 100], expected [1152, 384] for ViT-S/8"),
             std::string::npos)
       << error_of(misshapen);
   auto bad_pos = sd;

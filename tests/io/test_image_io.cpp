@@ -55,12 +55,14 @@ TEST(ImageIo, OddFormatsReadAsRgbOrFailNamingTheFile) {
       "Image.fromarray(rgba, 'RGBA').save(d + '/rgba.png')\n"
       "Image.fromarray(rgba[..., :3], 'RGB').convert('P', palette=Image.ADAPTIVE, colors=16).save(d + '/palette.png')\n"
       "Image.fromarray(np.full((1, 1, 3), 200, np.uint8), 'RGB').save(d + '/one.png')\n"
-      "Image.fromarray(np.full((8, 8, 3), (200, 40, 90), np.uint8), 'RGB').convert('CMYK').save(d + '/cmyk.jpg', quality=100)\n"
+      "Image.fromarray(np.full((8, 8, 3), (200, 40, 90), np.uint8), 'RGB').convert('CMYK').save(d + '/cmyk.jpg', "
+      "quality=100)\n"
       "def chunk(t, b): return struct.pack('>I', len(b)) + t + b + struct.pack('>I', zlib.crc32(t + b))\n"
       "ihdr = struct.pack('>IIBBBBB', 30000, 30000, 8, 2, 0, 0, 0)\n"
       "open(d + '/huge.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b''))\n";
   write_file_atomic(dir / "make.py", script);
-  ASSERT_EQ(std::system((std::string(LEPARD_PYTHON) + " " + (dir / "make.py").string() + " " + dir.string()).c_str()), 0);
+  ASSERT_EQ(std::system((std::string(LEPARD_PYTHON) + " " + (dir / "make.py").string() + " " + dir.string()).c_str()),
+            0);
   const auto grey = read_image(dir / "grey.png");
   ASSERT_EQ(grey.sizes(), (at::IntArrayRef{10, 12, 3}));
   EXPECT_EQ(grey[3][5][0].item<int64_t>(), (3 * 12 + 5) * 2);
@@ -84,7 +86,8 @@ TEST(ImageIo, OddFormatsReadAsRgbOrFailNamingTheFile) {
     read_image(dir / "huge.png");
     FAIL() << "a 30000 x 30000 PNG was read";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("huge.png is 30000 x 30000 pixels, over the limit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("huge.png is 30000 x 30000 pixels, over the limit"), std::string::npos)
+        << e.what();
   }
   try {
     read_image(dir);
@@ -130,7 +133,9 @@ TEST(ImageIo, BadInputsNameTheFile) {
   EXPECT_NE(bad_crc.find("flipped.png: bad CRC in chunk IDAT"), std::string::npos) << bad_crc;
   write_file_atomic(dir / "empty.png", "");
   EXPECT_NE(message([&] { read_image(dir / "empty.png"); }).find("empty.png is empty"), std::string::npos);
-  EXPECT_NE(message([&] { write_png(dir / "f.png", at::zeros({4, 4, 3}, at::kFloat)); }).find("f.png"),
+  EXPECT_NE(message([&] {
+              write_png(dir / "f.png", at::zeros({4, 4, 3}, at::kFloat));
+            }).find("f.png"),
             std::string::npos);
 }
 

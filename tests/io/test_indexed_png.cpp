@@ -34,7 +34,7 @@ TEST(IndexedPng, OthersReadWhatWeWrite) {
   const auto labels = at::randint(0, 5, {21, 34}, at::kByte);
   write_indexed_png(dir / "ours.png", labels, kPalette);
   write_npy(dir / "ours.npy", labels);
-  EXPECT_EQ(fixtures(dir), 0);  // PIL: mode P, same indices, same palette
+  EXPECT_EQ(fixtures(dir), 0);                    // PIL: mode P, same indices, same palette
   const auto rgb = read_image(dir / "ours.png");  // OpenCV expands the palette
   const auto l = labels.accessor<uint8_t, 2>();
   const auto c = rgb.accessor<uint8_t, 3>();
@@ -67,8 +67,9 @@ TEST(IndexedPng, BadFilesAndLabels) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { write_indexed_png(dir / "x.png", at::full({2, 2}, 7, at::kByte), kPalette); })
-                .find("label 7 has no palette colour"),
+  EXPECT_NE(message([&] {
+              write_indexed_png(dir / "x.png", at::full({2, 2}, 7, at::kByte), kPalette);
+            }).find("label 7 has no palette colour"),
             std::string::npos);
   write_indexed_png(dir / "ok.png", at::zeros({40, 40}, at::kByte), kPalette);
   std::ifstream in(dir / "ok.png", std::ios::binary);

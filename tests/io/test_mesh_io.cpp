@@ -47,8 +47,16 @@ TEST(MeshIo, ObjRoundTripsVerticesAndFaces) {
     std::string tag;
     ss >> tag;
     if (tag == "o") ++objects;
-    if (tag == "v") { double x, y, z; ss >> x >> y >> z; vs.push_back({x, y, z}); }
-    if (tag == "f") { long a, b, c; ss >> a >> b >> c; fs_.push_back({a, b, c}); }
+    if (tag == "v") {
+      double x, y, z;
+      ss >> x >> y >> z;
+      vs.push_back({x, y, z});
+    }
+    if (tag == "f") {
+      long a, b, c;
+      ss >> a >> b >> c;
+      fs_.push_back({a, b, c});
+    }
   }
   EXPECT_EQ(objects, 2);
   ASSERT_EQ(static_cast<int64_t>(vs.size()), 2 * grid.num_vertices());
@@ -85,7 +93,6 @@ TEST(MeshIo, AtomicWriteReplacesWholeFile) {
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(s, "second");
 }
-
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

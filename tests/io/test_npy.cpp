@@ -29,11 +29,15 @@ TEST(Npy, NumpyReadsWhatWeWrite) {
   write_npy(dir / "u.npy", at::arange(10, at::kLong).to(at::kByte));
   write_npy(dir / "s.npy", at::tensor({7L}).view({1}));
   const std::string d = dir.string();
-  EXPECT_EQ(python("import numpy as np; a = np.load('" + d + "/f.npy'); "
+  EXPECT_EQ(python("import numpy as np; a = np.load('" + d +
+                   "/f.npy'); "
                    "assert a.dtype == np.float32 and a.shape == (2, 3, 4), a.shape; "
                    "assert (a == np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 4).all(); "
-                   "u = np.load('" + d + "/u.npy'); assert u.dtype == np.uint8 and list(u) == list(range(10)); "
-                   "s = np.load('" + d + "/s.npy'); assert s.dtype == np.int64 and s.shape == (1,) and s[0] == 7"),
+                   "u = np.load('" +
+                   d +
+                   "/u.npy'); assert u.dtype == np.uint8 and list(u) == list(range(10)); "
+                   "s = np.load('" +
+                   d + "/s.npy'); assert s.dtype == np.int64 and s.shape == (1,) and s[0] == 7"),
             0);
 }
 
@@ -41,12 +45,23 @@ TEST(Npy, WeReadWhatNumpyWrites) {
   const auto dir = testing::temp_dir("npy_read");
   const std::string d = dir.string();
   ASSERT_EQ(python("import numpy as np; a = np.arange(60, dtype=np.float64).reshape(3, 4, 5); "
-                   "np.save('" + d + "/c.npy', a); np.save('" + d + "/f.npy', np.asfortranarray(a)); "
-                   "np.save('" + d + "/i.npy', np.array([[1, -2], [3, 4]], dtype=np.int32)); "
-                   "np.save('" + d + "/b.npy', np.array([True, False, True])); "
-                   "np.save('" + d + "/big.npy', np.arange(3, dtype='>f4')); "
-                   "np.save('" + d + "/c64.npy', np.arange(3, dtype=np.complex64)); "
-                   "np.save('" + d + "/empty.npy', np.zeros((0, 4), dtype=np.uint8))"),
+                   "np.save('" +
+                   d + "/c.npy', a); np.save('" + d +
+                   "/f.npy', np.asfortranarray(a)); "
+                   "np.save('" +
+                   d +
+                   "/i.npy', np.array([[1, -2], [3, 4]], dtype=np.int32)); "
+                   "np.save('" +
+                   d +
+                   "/b.npy', np.array([True, False, True])); "
+                   "np.save('" +
+                   d +
+                   "/big.npy', np.arange(3, dtype='>f4')); "
+                   "np.save('" +
+                   d +
+                   "/c64.npy', np.arange(3, dtype=np.complex64)); "
+                   "np.save('" +
+                   d + "/empty.npy', np.zeros((0, 4), dtype=np.uint8))"),
             0);
   const auto expected = at::arange(60, at::kDouble).view({3, 4, 5});
   EXPECT_TRUE(read_npy(dir / "c.npy").equal(expected));
@@ -84,7 +99,8 @@ TEST(Npy, WeReadWhatNumpyWrites) {
                                       std::string(1, '\0') + header + std::string(16, '\x01'));
   };
   npy("huge.npy", "100000000000, 100000");
-  EXPECT_NE(message("huge.npy").find("data is 16 bytes, the shape (100000000000, 100000) needs 40000000000000000"), std::string::npos)
+  EXPECT_NE(message("huge.npy").find("data is 16 bytes, the shape (100000000000, 100000) needs 40000000000000000"),
+            std::string::npos)
       << message("huge.npy");
   npy("zero_then_huge.npy", "0, 99999999999999999999");
   EXPECT_NE(message("zero_then_huge.npy").find("a dimension of 20 digits"), std::string::npos)

@@ -45,8 +45,8 @@ TEST(HardRasterize, QuadCoversTheExpectedPixels) {
 
 TEST(HardRasterize, NearerPartWins) {
   for (double far : {3.0, 1.5}) {
-    const auto a = quad(-0.75, -0.75, 0.25, 0.25, far);   // part 0
-    const auto b = quad(-0.25, -0.25, 0.75, 0.75, 2.0);   // part 1, overlapping in [-0.25, 0.25]^2
+    const auto a = quad(-0.75, -0.75, 0.25, 0.25, far);  // part 0
+    const auto b = quad(-0.25, -0.25, 0.75, 0.75, 2.0);  // part 1, overlapping in [-0.25, 0.25]^2
     const auto frags = rasterize_hard(at::stack({a, b}, 0).unsqueeze(0), quad_faces(), 8, 8);
     const auto id = frags.part_id[0];
     // Pixel (3, 3) (centre -0.125, -0.125) is in both; (1, 1) only in part 0; (6, 6) only in part 1.
@@ -68,9 +68,9 @@ TEST(HardRasterize, BarycentricsReproduceVertexAttributes) {
   const auto frags = rasterize_hard(proj.view({1, 1, 3, 3}), at::tensor({0L, 1L, 2L}).view({1, 3}), H, W);
   const auto covered = frags.face_id[0] == 0;
   ASSERT_GT(covered.sum().item<int64_t>(), 50);
-  const auto bary = frags.barycentric[0];                   // (H, W, 3)
-  const auto point = bary.matmul(cam_pts);                  // (H, W, 3)
-  const auto seen = core::perspective_project(point, f);    // (H, W, 2)
+  const auto bary = frags.barycentric[0];                 // (H, W, 3)
+  const auto point = bary.matmul(cam_pts);                // (H, W, 3)
+  const auto seen = core::perspective_project(point, f);  // (H, W, 2)
   for (int64_t i = 0; i < H; ++i) {
     for (int64_t j = 0; j < W; ++j) {
       if (!covered[i][j].item<bool>()) continue;

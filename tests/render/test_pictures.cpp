@@ -31,9 +31,10 @@ TEST(Pictures, OverlayBlendsCoveredPixelsOnly) {
           covered += k >= 0;
           for (int64_t c = 0; c < 3; ++c) {
             const double img = images[b][y][x][c].item<uint8_t>();
-            const double expected = k < 0 ? img : std::trunc(img * (1.0 - alpha) + palette[k][c].item<uint8_t>() * alpha);
-            EXPECT_NEAR(out[b][y][x][c].item<uint8_t>(), expected, 1.0) << "alpha " << alpha << " pixel " << b << "," << y
-                                                                         << "," << x << " part " << k;
+            const double expected =
+                k < 0 ? img : std::trunc(img * (1.0 - alpha) + palette[k][c].item<uint8_t>() * alpha);
+            EXPECT_NEAR(out[b][y][x][c].item<uint8_t>(), expected, 1.0)
+                << "alpha " << alpha << " pixel " << b << "," << y << "," << x << " part " << k;
             if (k < 0) {
               EXPECT_EQ(out[b][y][x][c].item<uint8_t>(), images[b][y][x][c].item<uint8_t>());
             }

@@ -80,7 +80,9 @@ TEST(SoftAttributes, GradientsMatchReferenceAndFiniteDifferences) {
   EXPECT_GT(ref[0].select(-1, 2).abs().max().item<double>(), 1e-4) << "depth must matter";
   // Central differences over every vertex coordinate (x, y and depth).
   const double h = 1e-6;
-  auto loss = [&](const at::Tensor& v) { return (soft_attributes(v, grid.faces, attr0, {}, s) * w).sum().item<double>(); };
+  auto loss = [&](const at::Tensor& v) {
+    return (soft_attributes(v, grid.faces, attr0, {}, s) * w).sum().item<double>();
+  };
   auto numeric = at::zeros_like(verts0);
   auto flat = numeric.view({-1});
   for (int64_t i = 0; i < verts0.numel(); ++i) {

@@ -164,7 +164,8 @@ TEST(SoftRasterize, NonFiniteVerticesAreNamedErrors) {
   EXPECT_NE(hard.find("rasterize_hard: verts holds NaN or Inf (first at [1, 2, 5, 0]"), std::string::npos) << hard;
   verts[1][2][5][0] = 0.1;
   verts[0][0][3][1] = std::numeric_limits<float>::infinity();
-  EXPECT_NE(message([&] { soft_silhouettes(verts, grid.faces, s); }).find("first at [0, 0, 3, 1] = inf"), std::string::npos);
+  EXPECT_NE(message([&] { soft_silhouettes(verts, grid.faces, s); }).find("first at [0, 0, 3, 1] = inf"),
+            std::string::npos);
   verts[0][0][3][1] = 0.1;
   EXPECT_EQ(message([&] { soft_silhouettes(verts, grid.faces, s); }), "no error");
   auto attributes = at::ones({2, 3, 2}, verts.options());
@@ -189,9 +190,9 @@ double segment_distance2(double px, double py, double ax, double ay, double bx, 
 
 // SoftRas's D of one triangle (x0 y0 x1 y1 x2 y2) at (px, py).
 double one_triangle(const std::array<double, 6>& t, double px, double py, const SoftRasterSettings& s) {
-  const double d2 = std::min({segment_distance2(px, py, t[0], t[1], t[2], t[3]),
-                              segment_distance2(px, py, t[2], t[3], t[4], t[5]),
-                              segment_distance2(px, py, t[4], t[5], t[0], t[1])});
+  const double d2 =
+      std::min({segment_distance2(px, py, t[0], t[1], t[2], t[3]), segment_distance2(px, py, t[2], t[3], t[4], t[5]),
+                segment_distance2(px, py, t[4], t[5], t[0], t[1])});
   auto side = [&](int a, int b) {
     return (t[2 * b] - t[2 * a]) * (py - t[2 * a + 1]) - (t[2 * b + 1] - t[2 * a + 1]) * (px - t[2 * a]);
   };
@@ -240,7 +241,8 @@ TEST_P(SoftRasterizeDevices, OneTriangleFollowsSoftRasFormula) {
         moved[static_cast<size_t>(2 * v + c)] += delta;
         double sum = 0;
         for (int64_t i = 0; i < centres.size(0); ++i)
-          sum += w[i].item<double>() * one_triangle(moved, centres[i][0].item<double>(), centres[i][1].item<double>(), s);
+          sum +=
+              w[i].item<double>() * one_triangle(moved, centres[i][0].item<double>(), centres[i][1].item<double>(), s);
         return sum;
       };
       const double numeric = (loss(h) - loss(-h)) / (2 * h);

@@ -38,11 +38,11 @@ at::Tensor random_shape(at::IntArrayRef batch, at::ScalarType dtype, uint64_t se
 at::Tensor edge_case_shapes(at::ScalarType dtype) {
   return at::tensor(
              {
-                 1.0, 0.8, 0.6, 0.9, 0.2, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0,       // e at the lower bound, no deformation
-                 1.0, 0.8, 0.6, 0.9, 1.7, 1.7, 0.0, 0.0, 0.0, 0.0, 0.0,       // e at the upper bound
-                 1.2, 0.5, 0.7, 0.8, 0.2, 1.7, 0.9, -0.9, 0.0, 0.3, 0.5,      // |t| = 0.9, b1 = 0
+                 1.0, 0.8, 0.6, 0.9, 0.2, 0.2, 0.0,   0.0,  0.0,  0.0,  0.0,  // e at the lower bound, no deformation
+                 1.0, 0.8, 0.6, 0.9, 1.7, 1.7, 0.0,   0.0,  0.0,  0.0,  0.0,  // e at the upper bound
+                 1.2, 0.5, 0.7, 0.8, 0.2, 1.7, 0.9,   -0.9, 0.0,  0.3,  0.5,  // |t| = 0.9, b1 = 0
                  0.7, 0.9, 0.4, 0.6, 1.7, 0.2, -0.89, 0.89, 0.25, -0.4, 0.8,  // |t| near 0.9 with bending
-                 0.9, 0.6, 0.6, 1.0, 1.0, 1.0, 0.5, 0.3, -0.2, 0.1, 0.0,      // b3 = 0: bending is a shift
+                 0.9, 0.6, 0.6, 1.0, 1.0, 1.0, 0.5,   0.3,  -0.2, 0.1,  0.0,  // b3 = 0: bending is a shift
              },
              at::kDouble)
       .view({5, 11})
@@ -54,7 +54,8 @@ at::Tensor random_quaternion(at::IntArrayRef batch, at::ScalarType dtype, uint64
   std::vector<int64_t> sizes(batch.begin(), batch.end());
   sizes.push_back(4);
   auto q = at::randn(sizes, gen, at::TensorOptions().dtype(at::kDouble));
-  q = q / q.norm(2, {-1}, true) * (0.5 + 1.5 * at::rand(batch, gen, at::TensorOptions().dtype(at::kDouble))).unsqueeze(-1);
+  q = q / q.norm(2, {-1}, true) *
+      (0.5 + 1.5 * at::rand(batch, gen, at::TensorOptions().dtype(at::kDouble))).unsqueeze(-1);
   return q.to(dtype);
 }
 

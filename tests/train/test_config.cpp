@@ -36,8 +36,9 @@ class Config : public ::testing::Test {
 };
 
 TEST_F(Config, LoadsTypedValuesAndOverrides) {
-  const auto path = write("a.yaml", "data:\n  root: " + data() + "\n  crop_size: 128\nmodel:\n  local_deformation: false\n"
-                                    "train:\n  lr: 3.0e-4\n  schedule: step\n");
+  const auto path = write("a.yaml", "data:\n  root: " + data() +
+                                        "\n  crop_size: 128\nmodel:\n  local_deformation: false\n"
+                                        "train:\n  lr: 3.0e-4\n  schedule: step\n");
   const auto c = load_train_config(path, {"train.steps=50", "loss.collisions=false", "train.lr=1e-2"});
   EXPECT_EQ(c.data.root, data());
   EXPECT_EQ(c.data.crop_size, 128);
@@ -46,7 +47,7 @@ TEST_F(Config, LoadsTypedValuesAndOverrides) {
   EXPECT_EQ(c.train.steps, 50);
   EXPECT_FALSE(c.loss.collisions);
   EXPECT_DOUBLE_EQ(c.train.lr, 1e-2);  // --set wins over the file
-  EXPECT_EQ(c.model.parts, 16);         // untouched keys keep their defaults
+  EXPECT_EQ(c.model.parts, 16);        // untouched keys keep their defaults
   // What to_yaml writes reads back to the same values.
   TrainConfig copy;
   auto schema = copy.schema();
@@ -77,7 +78,8 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
             std::string::npos)
       << error_of(unknown);
   const auto section = write("section.yaml", root + "optimiser:\n  lr: 0.1\n");
-  EXPECT_NE(error_of(section).find("section.yaml:3: unknown key 'optimiser' (known sections: 'data', 'model', 'loss', 'train')"),
+  EXPECT_NE(error_of(section).find(
+                "section.yaml:3: unknown key 'optimiser' (known sections: 'data', 'model', 'loss', 'train')"),
             std::string::npos)
       << error_of(section);
   const auto type = write("type.yaml", root + "train:\n  steps: many\n");
@@ -92,8 +94,9 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(flag).find("key 'loss.collisions' expects true or false"), std::string::npos);
   const auto choice = write("choice.yaml", root + "train:\n  schedule: linear\n");
   // A choice is parsed into its enum when read: the error names the file and line.
-  EXPECT_NE(error_of(choice).find("choice.yaml:4: key 'train.schedule' must be one of constant, cosine, step, got 'linear'"),
-            std::string::npos)
+  EXPECT_NE(
+      error_of(choice).find("choice.yaml:4: key 'train.schedule' must be one of constant, cosine, step, got 'linear'"),
+      std::string::npos)
       << error_of(choice);
   const auto norm = write("norm.yaml", root + "model:\n  norm: batch\n");
   EXPECT_NE(error_of(norm).find("key 'model.norm' must be one of group, frozen_batch, got 'batch'"), std::string::npos)
@@ -108,7 +111,8 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(broken).find("not valid YAML"), std::string::npos);
   EXPECT_NE(error_of(dir_ / "none.yaml").find("none.yaml: cannot open"), std::string::npos);
   const auto good = write("good.yaml", root);
-  EXPECT_NE(error_of(good, {"train.stepz=3"}).find("--set train.stepz=3: unknown key 'train.stepz'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.stepz=3"}).find("--set train.stepz=3: unknown key 'train.stepz'"),
+            std::string::npos);
   EXPECT_NE(error_of(good, {"train.steps"}).find("expected key=value"), std::string::npos);
   EXPECT_NE(error_of(good, {"train.steps=0"}).find("key 'train.steps' must be at least 1, got 0"), std::string::npos);
 }

@@ -44,7 +44,8 @@ LossSettings small_settings() {
 
 // Parameter gradients of the total loss, in registration order.
 std::vector<at::Tensor> gradients(model::LepardNet& net, const at::Tensor& images, const at::Tensor& labels,
-                                  const core::SurfaceGrid& grid, const LossSettings& s, LossTerms* terms_out = nullptr) {
+                                  const core::SurfaceGrid& grid, const LossSettings& s,
+                                  LossTerms* terms_out = nullptr) {
   net->zero_grad();
   const auto p = net->forward(images);
   LossInputs in;
@@ -55,7 +56,8 @@ std::vector<at::Tensor> gradients(model::LepardNet& net, const at::Tensor& image
   auto terms = compute_losses(in, LossTargets{labels}, grid, s);
   terms.total.backward();
   std::vector<at::Tensor> g;
-  for (const auto& param : net->parameters()) g.push_back(param.grad().defined() ? param.grad().clone() : at::zeros_like(param));
+  for (const auto& param : net->parameters())
+    g.push_back(param.grad().defined() ? param.grad().clone() : at::zeros_like(param));
   if (terms_out) *terms_out = terms;
   return g;
 }
@@ -185,9 +187,9 @@ TEST_P(LossesDevices, CollisionsPushInterpenetratingPartsApart) {
 }
 
 // Per-part forces follow ownership: two clusters (squares the size of the spheres, left and
-// right of the centre), two spheres each placed on the cluster the other owns. Each part's force moves it toward its own
-// cluster; swapping the ownership reverses both forces; the union silhouette alone (which
-// does not know which part is which) gives no such push.
+// right of the centre), two spheres each placed on the cluster the other owns. Each part's force moves it toward its
+// own cluster; swapping the ownership reverses both forces; the union silhouette alone (which does not know which part
+// is which) gives no such push.
 TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
   const auto device = GetParam();
   const int64_t r = 32;

@@ -120,8 +120,8 @@ class TorchvisionWeights : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::temp_dir("resnet");
-    const std::string cmd = std::string(LEPARD_PYTHON) + " " + LEPARD_TRAIN_FIXTURES + "/make_resnet.py " +
-                            dir_.string() + " 8 3 2";
+    const std::string cmd =
+        std::string(LEPARD_PYTHON) + " " + LEPARD_TRAIN_FIXTURES + "/make_resnet.py " + dir_.string() + " 8 3 2";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     o_.encoder_width = 8;
     o_.encoder_depth = 3;
@@ -163,7 +163,8 @@ TEST_F(TorchvisionWeights, MismatchesNameTheKey) {
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("key 'conv1.weight' has shape [8, 3, 7, 7], expected [16, 3, 7, 7]"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
   o_.encoder_width = 8;
   o_.encoder_depth = 4;

@@ -48,8 +48,10 @@ TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
   const auto before = refine(net, c, d.images, labels, {}, RefineOptions{0, 0.05});
   const auto after = refine(net, c, d.images, labels, {}, RefineOptions{60, 0.05});
   EXPECT_LT(after.last_loss, 0.7 * after.first_loss);
-  const double iou0 = label_iou(model::reconstruct(before.prediction, grid, model::flow_options(net->options())).image, grid, labels);
-  const double iou1 = label_iou(model::reconstruct(after.prediction, grid, model::flow_options(net->options())).image, grid, labels);
+  const double iou0 =
+      label_iou(model::reconstruct(before.prediction, grid, model::flow_options(net->options())).image, grid, labels);
+  const double iou1 =
+      label_iou(model::reconstruct(after.prediction, grid, model::flow_options(net->options())).image, grid, labels);
   EXPECT_GT(iou1, iou0 + 0.1) << iou0 << " -> " << iou1;
   // Bounded: every refined part is still a valid part.
   const auto s = after.prediction.parts.shape;

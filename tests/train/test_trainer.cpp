@@ -58,7 +58,8 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
     first += losses[i];
     last += losses[190 + i];
   }
-  EXPECT_LT(last, 0.6 * first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10 << ", IoU " << before.silhouette_iou << " -> " << after.silhouette_iou;
+  EXPECT_LT(last, 0.6 * first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10 << ", IoU "
+                               << before.silhouette_iou << " -> " << after.silhouette_iou;
   std::printf("loss %.4f -> %.4f (means of the first and last 10 steps), held-out IoU %.4f -> %.4f\n", first / 10,
               last / 10, before.silhouette_iou, after.silhouette_iou);
   EXPECT_EQ(before.reference, "ground truth");
@@ -97,7 +98,7 @@ TEST(Trainer, StagedForcesHoldTheLocalDeformationUntilItsStage) {
   t.run(2);  // steps 0 and 1 of 4: before the stage
   EXPECT_TRUE(flow_head().equal(flow0)) << "the local deformation moved before its stage";
   EXPECT_FALSE(part_head().equal(part0));  // the other groups did move
-  t.run(4);  // steps 2 and 3: from the stage on
+  t.run(4);                                // steps 2 and 3: from the stage on
   EXPECT_GT((flow_head() - flow0).abs().max().item<double>(), 0.0);
 }
 
@@ -217,13 +218,15 @@ TEST(Trainer, NonFiniteCheckpointIsRefusedAtLoad) {
   // ... but a file from elsewhere may hold one: every tensor storage of a good checkpoint
   // larger than a scalar (the weights; not the step or the cluster count) starts with a NaN,
   // rewritten with Python's zipfile so that the CRCs are right.
-  const std::string cmd = std::string(LEPARD_PYTHON) + " -c \"import sys, zipfile\n"
+  const std::string cmd = std::string(LEPARD_PYTHON) +
+                          " -c \"import sys, zipfile\n"
                           "src, dst = zipfile.ZipFile(sys.argv[1]), zipfile.ZipFile(sys.argv[2], 'w')\n"
                           "for i in src.infolist():\n"
                           "    d = src.read(i.filename)\n"
                           "    if '/data/' in i.filename and len(d) > 8: d = bytes([0, 0, 192, 127]) + d[4:]\n"
                           "    dst.writestr(i.filename, d, compress_type=i.compress_type)\n"
-                          "dst.close()\" " + (dir / "good.pt").string() + " " + (dir / "bad.pt").string();
+                          "dst.close()\" " +
+                          (dir / "good.pt").string() + " " + (dir / "bad.pt").string();
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   try {
     load_model(dir / "bad.pt");
@@ -263,7 +266,8 @@ TrainConfig distributed_config(const fs::path& out) {
 // The gradients a step left in the parameters (after the all-reduce and clipping).
 std::vector<at::Tensor> gradients(model::LepardNet& net) {
   std::vector<at::Tensor> out;
-  for (const auto& p : net->parameters()) out.push_back(p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p));
+  for (const auto& p : net->parameters())
+    out.push_back(p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p));
   return out;
 }
 
@@ -307,8 +311,9 @@ TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
   const auto port = std::to_string(free_port());
   std::vector<pid_t> children;
   for (int r = 0; r < 2; ++r) {
-    children.push_back(spawn_test("Distributed.Worker", {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port,
-                                                        "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()}));
+    children.push_back(
+        spawn_test("Distributed.Worker", {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port,
+                                          "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()}));
     ASSERT_GT(children.back(), 0);
   }
   // Meanwhile, one process with the whole batch.
@@ -366,7 +371,8 @@ TEST(Distributed, ALostOrStalledPeerIsAnErrorWithinTheTimeout) {
   for (const std::string mode : {"exit", "stall"}) {
     SCOPED_TRACE(mode);
     const int port = free_port();
-    const pid_t peer = spawn_test("Distributed.Peer", {"LEPARD_TEST_PEER=" + mode, "LEPARD_TEST_PORT=" + std::to_string(port)});
+    const pid_t peer =
+        spawn_test("Distributed.Peer", {"LEPARD_TEST_PEER=" + mode, "LEPARD_TEST_PORT=" + std::to_string(port)});
     ASSERT_GT(peer, 0);
     DistributedOptions o;
     o.rank = 0;

@@ -24,8 +24,8 @@ constexpr int64_t kModelDofs = kLocalCol + kLocalDim;       // 21
 // L = [I, B, R J, R] at the points p = s + d.
 //   rotation: (..., 4) q_theta;  shape: (..., 11) q_s;  trig: (..., 4) the point's grid
 //   entry;  points: (..., 3) p in the part frame.  Returns (..., 3, 21), broadcasting.
-at::Tensor model_jacobian(const at::Tensor& rotation, const at::Tensor& shape,
-                          const at::Tensor& trig, const at::Tensor& points);
+at::Tensor model_jacobian(const at::Tensor& rotation, const at::Tensor& shape, const at::Tensor& trig,
+                          const at::Tensor& points);
 
 // L_proj = P R_cam L.
 //   model_jac: (..., 3, 21);  camera_rotation: (..., 4) quaternion of R_cam;

@@ -1,5 +1,5 @@
 #pragma once
-// Diffeomorphic local deformation d (paper section 3.1; FACTS.md section 3): a
+// Diffeomorphic local deformation d (paper section 3.1; docs/references.md section 3): a
 // stationary velocity field per part in the part's normalised frame, given by a coarse
 // 3D grid of control points (q_d) of a cubic B-spline, integrated by scaling and
 // squaring on a finer grid, and sampled trilinearly at the part's surface points.
@@ -57,7 +57,7 @@ at::Tensor sample_field(const at::Tensor& field, const at::Tensor& points);
 // The local displacement d of each surface point.
 //   shape: (B, K, 11) q_s;  surface: (B, K, V, 3) the points s;  velocity: (B, K, 3, G, G, G) q_d.
 //   returns (B, K, V, 3) in the part frame.
-at::Tensor local_displacement(const at::Tensor& shape, const at::Tensor& surface,
-                              const at::Tensor& velocity, const LocalFlowOptions& options = {});
+at::Tensor local_displacement(const at::Tensor& shape, const at::Tensor& surface, const at::Tensor& velocity,
+                              const LocalFlowOptions& options = {});
 
 }  // namespace lepard::core

@@ -58,9 +58,8 @@ at::Tensor project_parts(const PartParams& params, const at::Tensor& local, cons
 
 // The same map written with differentiable tensor ops, for plain autograd (the
 // reference of the tests and the benchmark, and the "plain autograd" ablation).
-at::Tensor project_parts_reference(const PartParams& params, const at::Tensor& local,
-                                   const Camera& camera, const SurfaceGrid& grid,
-                                   PointSpace space = PointSpace::Image);
+at::Tensor project_parts_reference(const PartParams& params, const at::Tensor& local, const Camera& camera,
+                                   const SurfaceGrid& grid, PointSpace space = PointSpace::Image);
 
 // x = c + R (s + d) in the object frame: (B, K, V, 3). Differentiable tensor ops.
 at::Tensor assemble_parts(const PartParams& params, const at::Tensor& local, const SurfaceGrid& grid);

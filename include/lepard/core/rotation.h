@@ -1,5 +1,5 @@
 #pragma once
-// Rotations from quaternions and their Jacobians (FACTS.md section 3).
+// Rotations from quaternions and their Jacobians (docs/references.md section 3).
 // Quaternions are (w, x, y, z), scalar first, and need not be unit: every function
 // normalises them first, and the Jacobians account for that normalisation.
 

@@ -1,6 +1,6 @@
 #pragma once
 // Deformable superquadric: the global deformation s(q_s) of a part (paper eq. 2,
-// FACTS.md section 3): superquadric e with Metaxas tapering (t1, t2) and bending
+// docs/references.md section 3): superquadric e with Metaxas tapering (t1, t2) and bending
 // (b1 magnitude, b2 location along z, b3 region of influence):
 //
 //   e   = a0 (a1 fexp(cos u, e1) fexp(cos v, e2), a2 fexp(cos u, e1) fexp(sin v, e2), a3 fexp(sin u, e1))
@@ -18,11 +18,18 @@ namespace lepard::core {
 
 // Layout of q_s, the 11 global deformation parameters of a part.
 enum ShapeParam : int64_t {
-  kA0 = 0, kA1, kA2, kA3,  // scale and aspect ratios (positive)
-  kE1, kE2,                // squareness, in (0, 2); lepard's bounded range is [0.2, 1.7]
-  kT1, kT2,                // tapering along x and y, |t| < 1
-  kB1, kB2, kB3,           // bending magnitude, location along z, region of influence
-  kShapeDim                // = 11
+  kA0 = 0,
+  kA1,
+  kA2,
+  kA3,  // scale and aspect ratios (positive)
+  kE1,
+  kE2,  // squareness, in (0, 2); lepard's bounded range is [0.2, 1.7]
+  kT1,
+  kT2,  // tapering along x and y, |t| < 1
+  kB1,
+  kB2,
+  kB3,       // bending magnitude, location along z, region of influence
+  kShapeDim  // = 11
 };
 
 // Surface points s of the deformed superquadric.

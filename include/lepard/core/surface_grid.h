@@ -1,6 +1,6 @@
 #pragma once
 // The fixed (u, v) sampling of a primitive's surface, shared by every part and
-// every instance: vertex index = correspondence (DESIGN.md, "Part representation").
+// every instance: vertex index = correspondence (docs/design.md, "Part representation").
 
 #include <ATen/core/Tensor.h>
 

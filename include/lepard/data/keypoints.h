@@ -1,5 +1,5 @@
 #pragma once
-// The 14 keypoint slots and 16 part labels of the LASSIE family (FACTS.md section 1).
+// The 14 keypoint slots and 16 part labels of the LASSIE family (docs/references.md section 1).
 
 #include <array>
 #include <cstdint>

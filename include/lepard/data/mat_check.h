@@ -22,7 +22,7 @@ namespace lepard::data {
 
 struct MatCheckLimits {
   int64_t max_inflated_bytes = int64_t{512} << 20;  // per miCOMPRESSED element
-  int max_depth = 32;                                // nesting of cells and structs
+  int max_depth = 32;                               // nesting of cells and structs
 };
 
 void check_mat_v5(const std::filesystem::path& path, const MatCheckLimits& limits = {});

@@ -1,7 +1,7 @@
 #pragma once
 // The synthetic menagerie: procedural articulated animals with full ground truth, so that
 // training and every metric can run where the real datasets and DINO weights cannot be
-// downloaded (DESIGN.md "Data").
+// downloaded (docs/design.md "Data").
 //
 // Each body part is a swept tube (a path with a radius profile and low-frequency radial
 // noise), not a superquadric, labelled with its LASSIE part label. Quadruped and biped
@@ -38,20 +38,20 @@ namespace lepard::data {
 const std::vector<std::string>& menagerie_categories();
 
 struct SurrogateOptions {
-  int64_t dim = 64;      // feature dimension D
-  double noise = 2.6;    // per-patch noise, relative to a prototype's norm; calibrated (docs/features.md)
-  int64_t stride = 4;    // patch stride in pixels: 4 on a 256 image is the 64x64 grid of LASSIE (512 at stride 8)
+  int64_t dim = 64;    // feature dimension D
+  double noise = 2.6;  // per-patch noise, relative to a prototype's norm; calibrated (docs/features.md)
+  int64_t stride = 4;  // patch stride in pixels: 4 on a 256 image is the 64x64 grid of LASSIE (512 at stride 8)
   double saliency_noise = 0.03;  // standard deviation of the saliency noise (before normalising)
 };
 
 struct SyntheticImage {
-  at::Tensor image;      // (S, S, 3) uint8
-  at::Tensor mask;       // (S, S) uint8, 1 = animal
-  at::Tensor parts;      // (S, S) uint8, LASSIE labels 0..16
-  at::Tensor depth;      // (S, S) float32, 0 = background
-  at::Tensor keypoints;  // (14, 3) float32: x, y in pixels, visible
-  at::Tensor features;   // (S/s, S/s, D) float32, the DINO surrogate (s = its stride)
-  at::Tensor saliency;   // (S/s, S/s) float32 in [0, 1], the surrogate's CLS-attention saliency
+  at::Tensor image;         // (S, S, 3) uint8
+  at::Tensor mask;          // (S, S) uint8, 1 = animal
+  at::Tensor parts;         // (S, S) uint8, LASSIE labels 0..16
+  at::Tensor depth;         // (S, S) float32, 0 = background
+  at::Tensor keypoints;     // (14, 3) float32: x, y in pixels, visible
+  at::Tensor features;      // (S/s, S/s, D) float32, the DINO surrogate (s = its stride)
+  at::Tensor saliency;      // (S/s, S/s) float32 in [0, 1], the surrogate's CLS-attention saliency
   std::string params_json;  // the generating parameters
   // The ground-truth mesh as the renderer drew it: one tube per body part, all with the
   // SurfaceGrid(10, 12) topology, projected like core::project_parts output (x, y in

@@ -45,7 +45,7 @@ ReadResult read_pascal_part(const std::filesystem::path& root, const std::string
                             const ReaderOptions& options = {});
 
 // The LASSIE part label (1..16) of a Pascal-Part part name, or 0 when the grouping has
-// none (FACTS.md section 1: hooves and paws go to the lower leg, whole legs to the upper).
+// none (docs/references.md section 1: hooves and paws go to the lower leg, whole legs to the upper).
 int64_t part_label_from_pascal_name(const std::string& name);
 
 }  // namespace lepard::data

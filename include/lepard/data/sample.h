@@ -35,12 +35,12 @@ struct Sample {
   std::string id;                    // unique within a dataset, e.g. "zebra/12"
   std::filesystem::path image_path;  // the original image
   int64_t original_height = 0, original_width = 0;
-  CropBox crop;                      // in the original image
-  at::Tensor image;                  // (S, S, 3) uint8 RGB crop
+  CropBox crop;      // in the original image
+  at::Tensor image;  // (S, S, 3) uint8 RGB crop
   // Ground truth, undefined where the dataset has none:
-  at::Tensor mask;                   // (S, S) uint8, 1 = object
-  at::Tensor part_labels;            // (S, S) uint8, 0 background, 1..16 LASSIE part labels
-  at::Tensor keypoints;              // (14, 3) float32: x, y in crop pixels, visible (0 or 1)
+  at::Tensor mask;         // (S, S) uint8, 1 = object
+  at::Tensor part_labels;  // (S, S) uint8, 0 background, 1..16 LASSIE part labels
+  at::Tensor keypoints;    // (14, 3) float32: x, y in crop pixels, visible (0 or 1)
   // The self-supervision (features, pseudo-labels) lives in lepard-prepare's cache, read by
   // id: features::read_label_maps, features::cache_path.
 };

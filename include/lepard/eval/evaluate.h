@@ -54,10 +54,10 @@ struct EvalOptions {
   int64_t pcp_pixels = 256;  // source pixels per image for PCP
   int64_t labels = 16;       // ground-truth part labels 1..labels
   KeypointTransfer transfer = KeypointTransfer::Surface;
-  double visibility_tolerance = 0.01;  // relative depth within which a point counts as the front surface
-  double focal = 2.0;                  // lifts projected points to the camera frame (3D metrics)
-  int64_t surface_samples = 2048;      // points per surface for the 3D metrics
-  int64_t align_iterations = 10;       // closest-point iterations of the scale / depth alignment
+  double visibility_tolerance = 0.01;              // relative depth within which a point counts as the front surface
+  double focal = 2.0;                              // lifts projected points to the camera frame (3D metrics)
+  int64_t surface_samples = 2048;                  // points per surface for the 3D metrics
+  int64_t align_iterations = 10;                   // closest-point iterations of the scale / depth alignment
   double fscore_tight = 0.05, fscore_loose = 0.1;  // F-score thresholds, fractions of the diagonal
 };
 
@@ -71,11 +71,11 @@ struct Mesh {
 };
 
 struct EvalInputs {
-  at::Tensor verts;        // (N, K, V, 3) the reconstructions, projected
-  at::Tensor faces;        // (F, 3)
-  at::Tensor masks;        // (N, S, S) ground-truth masks
-  at::Tensor part_labels;  // (N, S, S) ground-truth labels 0..labels; undefined: no PCP, part IoU
-  at::Tensor keypoints;    // (N, P, 3) x, y in crop pixels, visible; undefined: no PCK
+  at::Tensor verts;          // (N, K, V, 3) the reconstructions, projected
+  at::Tensor faces;          // (F, 3)
+  at::Tensor masks;          // (N, S, S) ground-truth masks
+  at::Tensor part_labels;    // (N, S, S) ground-truth labels 0..labels; undefined: no PCP, part IoU
+  at::Tensor keypoints;      // (N, P, 3) x, y in crop pixels, visible; undefined: no PCK
   std::vector<Mesh> meshes;  // one per image, or empty: no 3D metrics
 };
 
@@ -87,10 +87,10 @@ struct EvalResult {
   double pcp_occluded = 0;               // share of trials hidden in the target
   int64_t pcp_trials = 0;                // all trials, occluded included
   double iou = 0, part_iou = 0;
-  std::vector<int64_t> assignment;       // label matched to each part (-1: none)
-  std::vector<double> per_label_iou;     // part IoU of each label 1..labels (NaN: absent)
+  std::vector<int64_t> assignment;            // label matched to each part (-1: none)
+  std::vector<double> per_label_iou;          // part IoU of each label 1..labels (NaN: absent)
   std::vector<std::vector<int64_t>> overlap;  // pixels of part k on label g (g = 0: background), pooled
-  int64_t mesh_images = 0;               // images with 3D metrics
+  int64_t mesh_images = 0;                    // images with 3D metrics
   double chamfer = 0, fscore_tight = 0, fscore_loose = 0, part_agreement_3d = 0;
 };
 

@@ -23,9 +23,9 @@ namespace lepard::eval {
 double silhouette_iou(const at::Tensor& pred, const at::Tensor& ref);
 
 struct PartIou {
-  double mean = 0;                  // mean over the labels present in the reference
-  std::vector<int64_t> assignment;  // label assigned to each part, -1 for none
-  std::vector<double> per_label;    // IoU per label 1..L (NaN where the label is absent)
+  double mean = 0;                            // mean over the labels present in the reference
+  std::vector<int64_t> assignment;            // label assigned to each part, -1 for none
+  std::vector<double> per_label;              // IoU per label 1..L (NaN where the label is absent)
   std::vector<std::vector<int64_t>> overlap;  // overlap[k][g]: pixels of part k on label g (g = 0: background)
 };
 

@@ -1,6 +1,6 @@
 #pragma once
 // Co-segmentation of an image collection into pseudo-labels (paper section 3.3; LASSIE's
-// rule, FACTS.md section 2): it works the same on real DINO features and on the surrogate.
+// rule, docs/references.md section 2): it works the same on real DINO features and on the surrogate.
 //
 //  1. The collection's salient mean: the mean of every patch feature (L2-normalised) whose
 //     saliency is at least `saliency_threshold`.

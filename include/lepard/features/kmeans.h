@@ -13,7 +13,7 @@ struct KMeansOptions {
   int64_t iterations = 300;  // LASSIE's setting
   int64_t restarts = 10;     // LASSIE's setting; the run with the lowest inertia wins
   uint64_t seed = 0;
-  double tolerance = 1e-6;   // stop a run when no centroid moves more than this (squared)
+  double tolerance = 1e-6;  // stop a run when no centroid moves more than this (squared)
 };
 
 struct KMeansResult {

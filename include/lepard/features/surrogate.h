@@ -23,8 +23,8 @@ std::filesystem::path surrogate_features_path(const std::filesystem::path& image
 std::filesystem::path surrogate_saliency_path(const std::filesystem::path& image_path);
 
 // Reads the whole-image surrogate of `sample` (stored at `stored_stride` pixels per patch)
-// and resamples it bilinearly at the centres of a grid x grid tiling of the sample's crop. Outside the original image, as a ViT sees zero
-// padding, features take the surrogate's padding feature and saliency 0. Throws data::DataError
+// and resamples it bilinearly at the centres of a grid x grid tiling of the sample's crop. Outside the original image,
+// as a ViT sees zero padding, features take the surrogate's padding feature and saliency 0. Throws data::DataError
 // naming the file when it is missing or its grid does not match the image.
 SurrogateMaps load_surrogate(const data::Sample& sample, int64_t grid = 64, int64_t stored_stride = 4);
 

@@ -29,8 +29,8 @@ namespace lepard::features {
 
 // The weight-file readers live in io (lepard/io/checkpoint.h); the ViT's API names them.
 using io::CheckpointError;
-using io::StateDict;
 using io::load_state_dict;
+using io::StateDict;
 
 // What a block can give: its attention's key, query or value (heads concatenated,
 // head-major), or its output token.
@@ -52,9 +52,9 @@ struct VitArch {
 
 struct ExtractOptions {
   Facet facet = Facet::Key;
-  int64_t layer = -1;      // block index; negative counts from the end (-1 = last)
-  int64_t stride = 0;      // 0 = the patch size; must divide the patch size
-  bool attention = true;   // also return the last block's CLS attention
+  int64_t layer = -1;     // block index; negative counts from the end (-1 = last)
+  int64_t stride = 0;     // 0 = the patch size; must divide the patch size
+  bool attention = true;  // also return the last block's CLS attention
 };
 
 struct VitFeatures {

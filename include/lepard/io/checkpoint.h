@@ -42,7 +42,8 @@ StateDict load_safetensors(const std::filesystem::path& path);
 // archives, lepard checkpoints): every entry's CRC-32 against the central directory's, so
 // that a file damaged after it was written (a flipped block, a partial copy) is refused
 // rather than loaded with shifted weights. Deflated entries (LibTorch compresses the code it
-// stores beside the weights) are not inflated and so not checked; tensors are stored. Throws CheckpointError naming the file and entry.
+// stores beside the weights) are not inflated and so not checked; tensors are stored. Throws CheckpointError naming the
+// file and entry.
 void verify_zip(const std::filesystem::path& path);
 
 // Either format, chosen by the file's first bytes (a legacy torch file gets its

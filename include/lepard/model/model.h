@@ -18,7 +18,7 @@
 // arrangement instead of K identical parts at the origin.
 //
 // Each part also owns a learnable distribution over the C pseudo-label clusters
-// (part_distribution()), shared by every image (DESIGN.md, "Training signal").
+// (part_distribution()), shared by every image (docs/design.md, "Training signal").
 //
 // Encoder layout: torchvision's ResNet naming (conv1, bn1, layer<i>.<j>.conv1/bn1/conv2/bn2/
 // downsample.0/1, BasicBlocks), so that with width 64, 4 stages and 2 blocks per stage it
@@ -52,33 +52,33 @@ enum class Normalization { Group, FrozenBatch };
 enum class Pooling { Flatten, Mean };
 
 struct ModelOptions {
-  int64_t parts = 16;           // K
-  int64_t clusters = 8;         // C, the pseudo-label clusters (from the cache)
-  int64_t image_size = 128;     // network input side
-  int64_t encoder_depth = 4;    // residual stages
-  int64_t encoder_width = 32;   // channels of the first stage (doubling per stage)
-  int64_t encoder_blocks = 1;   // BasicBlocks per stage
+  int64_t parts = 16;          // K
+  int64_t clusters = 8;        // C, the pseudo-label clusters (from the cache)
+  int64_t image_size = 128;    // network input side
+  int64_t encoder_depth = 4;   // residual stages
+  int64_t encoder_width = 32;  // channels of the first stage (doubling per stage)
+  int64_t encoder_blocks = 1;  // BasicBlocks per stage
   Normalization norm = Normalization::Group;
   Pooling pool = Pooling::Flatten;
-  int64_t hidden = 256;         // decoder MLP width
+  int64_t hidden = 256;  // decoder MLP width
   bool local_deformation = true;
-  bool rigid = false;           // true: no tapering or bending (q_s's t1, t2, b1 held at 0; ablation)
-  int64_t flow_grid = 4;        // G: control grid of q_d per axis
-  int64_t flow_integration = 8; // grid on which q_d's velocity is integrated (model/reconstruct.h)
-  int64_t rings = 8;            // each part's surface grid: latitude rings
-  int64_t segments = 12;        //   and longitude segments
-  double max_velocity = 0.15;   // bound of q_d (normalised units; core/local_flow.h)
+  bool rigid = false;            // true: no tapering or bending (q_s's t1, t2, b1 held at 0; ablation)
+  int64_t flow_grid = 4;         // G: control grid of q_d per axis
+  int64_t flow_integration = 8;  // grid on which q_d's velocity is integrated (model/reconstruct.h)
+  int64_t rings = 8;             // each part's surface grid: latitude rings
+  int64_t segments = 12;         //   and longitude segments
+  double max_velocity = 0.15;    // bound of q_d (normalised units; core/local_flow.h)
   double camera_distance = 3.0;
   double focal = 2.0;
-  double cluster_prior = 3.0;   // initial logit of part k's own cluster (k mod C)
-  int64_t seed = 0;             // the template's initial arrangement
+  double cluster_prior = 3.0;  // initial logit of part k's own cluster (k mod C)
+  int64_t seed = 0;            // the template's initial arrangement
 };
 
 // What the network predicts for a batch.
 struct Prediction {
-  core::Camera camera;      // (B, 4), (B, 3)
-  core::PartParams parts;   // (B, K, 3), (B, K, 4), (B, K, 11)
-  at::Tensor velocity;      // (B, K, 3, G, G, G) B-spline control values of q_d; undefined without local deformation
+  core::Camera camera;     // (B, 4), (B, 3)
+  core::PartParams parts;  // (B, K, 3), (B, K, 4), (B, K, 11)
+  at::Tensor velocity;     // (B, K, 3, G, G, G) B-spline control values of q_d; undefined without local deformation
 };
 
 // The heads' outputs before their bounded activations: any values decode to valid parts,

@@ -1,5 +1,5 @@
 #pragma once
-// Soft rasterisation of part silhouettes (SoftRas, Liu et al. 2019; FACTS.md section 4).
+// Soft rasterisation of part silhouettes (SoftRas, Liu et al. 2019; docs/references.md section 4).
 //
 // For pixel p and face j of a part: D_j(p) = sigmoid(delta d^2 / sigma), with d the exact
 // 2D distance from p to the triangle and delta = +1 inside, -1 outside. Faces whose
@@ -25,10 +25,10 @@ namespace lepard::render {
 struct SoftRasterSettings {
   int64_t height = 64;
   int64_t width = 64;
-  double sigma = 1e-4;     // squared distance scale (normalised units^2); 1e-4 is about a pixel at 64 px
-  double eps = 1e-4;       // truncation: D below eps counts as 0
-  int64_t tile_size = 8;   // binning tile, pixels
-  bool binning = true;     // false: every pixel against every face (the dense kernel the benchmark compares)
+  double sigma = 1e-4;    // squared distance scale (normalised units^2); 1e-4 is about a pixel at 64 px
+  double eps = 1e-4;      // truncation: D below eps counts as 0
+  int64_t tile_size = 8;  // binning tile, pixels
+  bool binning = true;    // false: every pixel against every face (the dense kernel the benchmark compares)
 };
 
 // Per-part silhouettes.
@@ -55,8 +55,8 @@ at::Tensor soft_silhouettes_reference(const at::Tensor& verts, const at::Tensor&
 // lets the front part win: the rendered part-label image of the training signal when the
 // attributes are each part's distribution over pseudo-label clusters.
 struct SoftAttributeSettings {
-  SoftRasterSettings raster;      // size, sigma, eps (truncation), tiles
-  double gamma = 1e-4;            // depth softmax temperature
+  SoftRasterSettings raster;  // size, sigma, eps (truncation), tiles
+  double gamma = 1e-4;        // depth softmax temperature
   double znear = 1.0, zfar = 100.0;
   double background_depth = 1e-10;  // the background's normalised inverse depth
 };

@@ -78,10 +78,10 @@ class ConfigSchema {
 
 struct TrainConfig {
   struct Data {
-    std::string root;            // dataset root (required)
+    std::string root;             // dataset root (required)
     std::string format = "auto";  // auto, lassie, pascal
     std::string category = "horse";
-    std::string cache;           // pseudo-label cache (lepard-prepare --out); "" = <root>/cache
+    std::string cache;  // pseudo-label cache (lepard-prepare --out); "" = <root>/cache
     int64_t crop_size = 256;
     double test_fraction = 0.2;
   } data;
@@ -108,8 +108,8 @@ struct TrainConfig {
     int64_t warmup = 100;
     double grad_clip = 1.0;
     double sigma_start = 3e-4, sigma_end = 3e-5;  // soft rasteriser sharpness, annealed
-    bool flip = true;             // random horizontal flips (image and pseudo-labels)
-    int64_t log_every = 10;       // steps between metrics.jsonl lines
+    bool flip = true;                             // random horizontal flips (image and pseudo-labels)
+    int64_t log_every = 10;                       // steps between metrics.jsonl lines
     int64_t checkpoint_every = 500;
     int64_t validate_every = 250;
     int64_t validate_size = 128;  // side at which predicted silhouettes meet the ground truth

@@ -1,5 +1,5 @@
 #pragma once
-// The training signal (paper section 3.3; DESIGN.md "Training signal"): image forces from
+// The training signal (paper section 3.3; docs/design.md "Training signal"): image forces from
 // the pseudo-labels, turned into generalized forces on each part's parameters.
 //
 // The network's parts are assembled and projected by core::project_parts, whose backward
@@ -17,9 +17,8 @@
 //                centre to the surface): 0.5 d^2 with the penetration depth as a length,
 //                d = (1 - sqrt F) t, t the part's smallest half-extent: the energy of a force
 //                proportional to the depth that stays bounded for thin parts (a 1 - F depth
-//                grows like 1 / width^2 and pushed the legs hardest); its gradient pushes part i out of part j and part j
-//                away from the point (equal and opposite), reaching part i through L^T
-//                (core::PointSpace::World)
+//                grows like 1 / width^2 and pushed the legs hardest); its gradient pushes part i out of part j and part
+//                j away from the point (equal and opposite), reaching part i through L^T (core::PointSpace::World)
 //   part_silhouette  eq. 12 per part, with explicit ownership (train/ownership.h): for each
 //                cluster c the soft union U_c of the parts that own it against the cluster's
 //                mask, mean over pixels of sum_c (U_c - [label = c])^2; the force on part k
@@ -60,15 +59,15 @@ struct LossSettings {
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;
-  int64_t render_size = 64;   // the pseudo-labels' grid
-  double sigma = 1e-4;        // soft rasteriser sharpness (annealed by the trainer)
-  double gamma = 1e-4;        // depth softmax temperature of the part image
-  int64_t attraction_points = 64;    // projected points per part in the attraction term
-  int64_t attraction_pixels = 256;   // mask pixels per image in the attraction term
-  int64_t collision_points = 48;     // points per part tested against the other parts
-  int64_t part_points = 48;          // projected points per part in the per-part attraction
-  int64_t part_pixels = 48;          // pixels per cluster and image in the per-part attraction
-  core::LocalFlowOptions flow;       // integration of q_d
+  int64_t render_size = 64;         // the pseudo-labels' grid
+  double sigma = 1e-4;              // soft rasteriser sharpness (annealed by the trainer)
+  double gamma = 1e-4;              // depth softmax temperature of the part image
+  int64_t attraction_points = 64;   // projected points per part in the attraction term
+  int64_t attraction_pixels = 256;  // mask pixels per image in the attraction term
+  int64_t collision_points = 48;    // points per part tested against the other parts
+  int64_t part_points = 48;         // projected points per part in the per-part attraction
+  int64_t part_pixels = 48;         // pixels per cluster and image in the per-part attraction
+  core::LocalFlowOptions flow;      // integration of q_d
 };
 
 // One batch's targets.
@@ -90,8 +89,8 @@ struct LossInputs {
 struct LossTerms {
   std::vector<std::pair<std::string, at::Tensor>> terms;  // weighted terms, in a fixed order
   at::Tensor total;
-  at::Tensor points;      // (B, K, V, 3) the projected points (for logging and validation)
-  at::Tensor silhouette;  // (B, H, W) the soft union silhouette
+  at::Tensor points;            // (B, K, V, 3) the projected points (for logging and validation)
+  at::Tensor silhouette;        // (B, H, W) the soft union silhouette
   at::Tensor silhouette_parts;  // (B, K, H, W) each part's soft silhouette (when computed)
 };
 

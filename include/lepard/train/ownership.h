@@ -1,5 +1,5 @@
 #pragma once
-// Explicit part-to-cluster ownership (DESIGN.md "Training signal", item 2): which pseudo-label
+// Explicit part-to-cluster ownership (docs/design.md "Training signal", item 2): which pseudo-label
 // clusters each primitive stands for. Shared by every image; every foreground cluster is
 // owned by at least one part; several parts may own one cluster (the leg segments share the
 // leg clusters); each part owns exactly one.

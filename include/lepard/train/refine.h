@@ -37,8 +37,8 @@ struct RefineResult {
 // pseudo-labels at config.loss.render_size (0 background, 1..C); ownership: the checkpoint's
 // (K, C) or undefined (the network's cluster distribution is used). With 0 iterations the
 // result is the network's prediction.
-RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images, const at::Tensor& labels,
-                    const at::Tensor& ownership, const RefineOptions& options = {});
+RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
+                    const at::Tensor& labels, const at::Tensor& ownership, const RefineOptions& options = {});
 
 // The loss settings a configuration asks for (the trainer's and refinement's).
 LossSettings loss_settings(const TrainConfig& config);
