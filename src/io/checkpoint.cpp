@@ -7,7 +7,9 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -37,20 +39,15 @@ struct ZipEntry {
   size_t data_offset, size;
 };
 
-// CRC-32 of zip (IEEE 802.3, reflected polynomial 0xEDB88320), table-driven.
-uint32_t crc32(const char* data, size_t n) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFFu] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
+// CRC-32 of zip (IEEE 802.3), zlib's, in pieces that fit its 32-bit length.
+uint32_t zip_crc32(const char* data, size_t n) {
+  uLong c = ::crc32(0L, Z_NULL, 0);
+  for (size_t done = 0; done < n;) {
+    const auto piece = static_cast<uInt>(std::min<size_t>(n - done, 1u << 30));
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(data + done), piece);
+    done += piece;
+  }
+  return static_cast<uint32_t>(c);
 }
 
 // The entries of a zip of stored entries, each checked against its CRC-32. With
@@ -87,7 +84,7 @@ std::map<std::string, ZipEntry> read_zip(const fs::path& path, const std::string
                      std::to_string(data + size) + " of a " + std::to_string(b.size()) + "-byte file");
     }
     const uint32_t stored_crc = u32(b, at + 16);
-    const uint32_t actual_crc = method == 0 ? crc32(b.data() + data, size) : stored_crc;
+    const uint32_t actual_crc = method == 0 ? zip_crc32(b.data() + data, size) : stored_crc;
     if (stored_crc != actual_crc) {
       char hex[64];
       std::snprintf(hex, sizeof hex, "CRC-32 %08x, stored %08x", actual_crc, stored_crc);
