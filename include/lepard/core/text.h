@@ -8,31 +8,31 @@
 
 namespace lepard::core {
 
-// All of `text` as an integer (std::stoll's syntax), or nothing: "7x", "" and out-of-range
-// values are refused rather than cut short.
-inline std::optional<int64_t> parse_integer(const std::string& text) {
+namespace detail {
+// All of `text` through `parse` (std::stoll or std::stod with a used-count), or nothing.
+template <typename T, typename Parse>
+std::optional<T> parse_all(const std::string& text, Parse parse) {
   size_t used = 0;
-  int64_t value = 0;
+  T value{};
   try {
-    value = std::stoll(text, &used);
+    value = parse(text, &used);
   } catch (const std::exception&) {
     return std::nullopt;
   }
   if (text.empty() || used != text.size()) return std::nullopt;
   return value;
 }
+}  // namespace detail
+
+// All of `text` as an integer (std::stoll's syntax), or nothing: "7x", "" and out-of-range
+// values are refused rather than cut short.
+inline std::optional<int64_t> parse_integer(const std::string& text) {
+  return detail::parse_all<int64_t>(text, [](const std::string& t, size_t* used) { return std::stoll(t, used); });
+}
 
 // All of `text` as a double (std::stod's syntax: 1e-3, inf, nan), or nothing.
 inline std::optional<double> parse_real(const std::string& text) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  if (text.empty() || used != text.size()) return std::nullopt;
-  return value;
+  return detail::parse_all<double>(text, [](const std::string& t, size_t* used) { return std::stod(t, used); });
 }
 
 // The shortest of 15, 16 or 17 significant digits that reads back as the same double:
