@@ -4,7 +4,7 @@
 // override with an unknown key, a value of the wrong type or an invalid value is an error
 // naming the key and the file (and line) before any work starts.
 
-#include <lepard/model/model.h>
+#include <lepard/model/options.h>
 #include <lepard/train/losses.h>
 
 #include <cstdint>
@@ -85,7 +85,7 @@ struct TrainConfig {
     int64_t crop_size = 256;
     double test_fraction = 0.2;
   } data;
-  // The model.* keys are the network's own options (model/model.h ModelOptions, bound to the
+  // The model.* keys are the network's own options (model/options.h ModelOptions, bound to the
   // schema field by field; model_options() adds the clusters and the seed), plus the files
   // that start its weights.
   struct Model : model::ModelOptions {

@@ -1,0 +1,41 @@
+#pragma once
+// The network's options (model/model.h builds the network from them): plain values with no
+// LibTorch headers, so that the training configuration (train/config.h) can bind its model.*
+// keys to them without pulling in torch/nn.
+
+#include <cstdint>
+
+namespace lepard::model {
+
+// The encoder's normalisation: GroupNorm, or BatchNorm frozen at its statistics (what
+// torchvision's ResNet weights need).
+enum class Normalization { Group, FrozenBatch };
+// How the last feature map becomes the feature vector: Flatten keeps its layout (where
+// things are in the image, which the camera and part positions need), Mean is the
+// classifier's global average pool.
+enum class Pooling { Flatten, Mean };
+
+struct ModelOptions {
+  int64_t parts = 16;          // K
+  int64_t clusters = 8;        // C, the pseudo-label clusters (from the cache)
+  int64_t image_size = 128;    // network input side
+  int64_t encoder_depth = 4;   // residual stages
+  int64_t encoder_width = 32;  // channels of the first stage (doubling per stage)
+  int64_t encoder_blocks = 1;  // BasicBlocks per stage
+  Normalization norm = Normalization::Group;
+  Pooling pool = Pooling::Flatten;
+  int64_t hidden = 256;  // decoder MLP width
+  bool local_deformation = true;
+  bool rigid = false;            // true: no tapering or bending (q_s's t1, t2, b1 held at 0; ablation)
+  int64_t flow_grid = 4;         // G: control grid of q_d per axis
+  int64_t flow_integration = 8;  // grid on which q_d's velocity is integrated (model/reconstruct.h)
+  int64_t rings = 8;             // each part's surface grid: latitude rings
+  int64_t segments = 12;         //   and longitude segments
+  double max_velocity = 0.15;    // bound of q_d (normalised units; core/local_flow.h)
+  double camera_distance = 3.0;
+  double focal = 2.0;
+  double cluster_prior = 3.0;  // initial logit of part k's own cluster (k mod C)
+  int64_t seed = 0;            // the template's initial arrangement
+};
+
+}  // namespace lepard::model
