@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   std::string data, format = "auto", category, split = "test", out, pseudo_labels, transfer = "surface",
                     eval_grid = "auto";
   int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048, refine = 0;
-  double test_fraction = -1, refine_lr = 0.02;
+  double test_fraction = -1, refine_lr = 0.02, refine_anchor = 0.0;
   cli::Parser parser("lepard-eval",
                      "Evaluates trained models as the paper does (Tables 1 and 2): keypoint transfer PCK at 0.05\n"
                      "and 0.1 of the crop side over all ordered image pairs, overall IoU, part IoU (parts matched\n"
@@ -210,6 +210,9 @@ int main(int argc, char** argv) {
             "also score each model after N iterations of test-time refinement (the training "
             "forces on each image's own parts, from its pseudo-labels; a second row per model)")
       .flag("refine-lr", &refine_lr, "Adam step of the refinement on the heads' raw outputs")
+      .flag("refine-anchor", &refine_anchor,
+            "weight of the refinement's pull back toward the network's own raw outputs "
+            "(squared distance; 0: none)")
       .flag("batch", &batch, "images per forward pass")
       .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
       .flag("overlays", &overlays,
@@ -242,6 +245,8 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
     if (!(refine_lr > 0 && refine_lr <= 10))
       throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
+    if (!(refine_anchor >= 0 && refine_anchor <= 1e6))
+      throw std::invalid_argument("--refine-anchor must be in [0, 1e6], got " + std::to_string(refine_anchor));
     if (refine > 0 && checkpoints.empty()) throw std::invalid_argument("--refine needs a --checkpoint");
     if (samples_3d < 16)
       throw std::invalid_argument("--samples-3d must be at least 16, got " + std::to_string(samples_3d));
@@ -356,6 +361,7 @@ int main(int argc, char** argv) {
             train::RefineOptions ro2;
             ro2.iterations = refine;
             ro2.lr = refine_lr;
+            ro2.anchor = refine_anchor;
             const auto res =
                 train::refine(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size),
                               labels.narrow(0, static_cast<int64_t>(b), static_cast<int64_t>(e - b)), m.ownership, ro2);
@@ -392,6 +398,8 @@ int main(int argc, char** argv) {
         auto j = row_json(row_name, c, r, true, true);
         if (refined) {
           j["refine_iterations"] = refine;
+          j["refine_lr"] = refine_lr;
+          j["refine_anchor"] = refine_anchor;
           j["refine_seconds_per_image"] = refine_s / static_cast<double>(samples.size());
         }
         j["checkpoint"] = m.checkpoint.string();

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels, crop = "centre",
                                                    weights;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
-  double refine_lr = 0.02, saliency_threshold = 0.2;
+  double refine_lr = 0.02, refine_anchor = 0.0, saliency_threshold = 0.2;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
             "test-time refinement: N iterations of the training forces on each image's parts, "
             "from its pseudo-labels (--pseudo-labels); 0: the feed-forward prediction")
       .flag("refine-lr", &refine_lr, "Adam step of the refinement on the heads' raw outputs")
+      .flag("refine-anchor", &refine_anchor,
+            "weight of the refinement's pull back toward the network's own raw outputs "
+            "(squared distance; 0: none)")
       .flag("pseudo-labels", &pseudo_labels,
             "folder of <name>.png label maps of the crops (lepard-prepare's "
             "cache/labels/<category>/ for a dataset's crops), needed by --refine")
@@ -155,6 +158,8 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--refine must be in [0, 100000], got " + std::to_string(refine));
     if (!(refine_lr > 0 && refine_lr <= 10))
       throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
+    if (!(refine_anchor >= 0 && refine_anchor <= 1e6))
+      throw std::invalid_argument("--refine-anchor must be in [0, 1e6], got " + std::to_string(refine_anchor));
     if (refine > 0 && pseudo_labels.empty())
       throw std::invalid_argument(
           "--refine needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
@@ -284,7 +289,8 @@ int main(int argc, char** argv) {
           maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));
         }
         const double r0 = now_s();
-        pred = train::refine(net, config, normalized, at::stack(maps), ownership, {refine, refine_lr}).prediction;
+        pred = train::refine(net, config, normalized, at::stack(maps), ownership, {refine, refine_lr, refine_anchor})
+                   .prediction;
         refine_s += now_s() - r0;
       } else {
         at::NoGradGuard no_grad;

@@ -22,6 +22,7 @@ LossSettings loss_settings(const TrainConfig& c) {
 RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
                     const at::Tensor& labels, const at::Tensor& ownership, const RefineOptions& o) {
   if (o.iterations < 0) throw std::invalid_argument("refine: iterations must be >= 0");
+  if (!(o.anchor >= 0)) throw std::invalid_argument("refine: the anchor must be >= 0");
   if (labels.dim() != 3 || labels.size(0) != images.size(0))
     throw std::invalid_argument("refine: labels must be (B, R, R) for the B images");
   RefineResult result;
@@ -36,12 +37,21 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
     return result;
   }
   at::AutoGradMode grad(true);
-  std::vector<at::Tensor> vars;
+  std::vector<at::Tensor> vars, starts;
   for (auto* t : {&raw.camera, &raw.parts, &raw.flow}) {
     if (!t->defined()) continue;
+    starts.push_back(t->detach().clone());
     *t = t->detach().clone().requires_grad_(true);
     vars.push_back(*t);
   }
+  // Per image: the squared distance of its raw outputs from the network's, summed over the
+  // heads' coordinates (each coordinate is held by a spring of stiffness 2 anchor); then the
+  // mean over images, as every loss term is.
+  auto proximal = [&]() {
+    at::Tensor sum_sq = at::zeros({images.size(0)}, vars.front().options());
+    for (size_t i = 0; i < vars.size(); ++i) sum_sq = sum_sq + (vars[i] - starts[i]).pow(2).flatten(1).sum(1);
+    return sum_sq.mean();
+  };
   torch::optim::Adam adam(vars, torch::optim::AdamOptions(o.lr));
   auto settings = loss_settings(config);
   const auto grid = model::surface_grid(net->options());
@@ -61,7 +71,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
     result.last_loss = loss;
     if (it == o.iterations) break;  // the loss of the final iterate, not a step past it
     adam.zero_grad();
-    terms.total.backward();
+    (o.anchor > 0 ? terms.total + o.anchor * proximal() : terms.total).backward();
     adam.step();
   }
   at::NoGradGuard no_grad;

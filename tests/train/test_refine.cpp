@@ -78,5 +78,33 @@ TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
   EXPECT_LT((alone - in_batch).abs().max().item<double>(), 1e-3 * alone.abs().max().item<double>());
 }
 
+TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
+  const auto dir = testing::temp_dir("refine_anchor");
+  auto c = testing::tiny_config(dir);
+  c.model.parts = 4;
+  const auto d = testing::blob_dataset(4, c.model.image_size, c.loss.render_size, 7);
+  at::manual_seed(2);
+  model::LepardNet net(model_options(c, d.clusters));
+  const auto labels = d.labels.to(at::kLong);
+  const auto start = refine(net, c, d.images, labels, {}, RefineOptions{0, 0.05});
+  const auto free = refine(net, c, d.images, labels, {}, RefineOptions{40, 0.05, 0.0});
+  const auto held = refine(net, c, d.images, labels, {}, RefineOptions{40, 0.05, 1.0});
+  auto moved = [&](const RefineResult& r) {
+    return (r.prediction.parts.center - start.prediction.parts.center).norm().item<double>() +
+           (r.prediction.parts.shape - start.prediction.parts.shape).norm().item<double>();
+  };
+  // Without the anchor the parts move; held by it they move less than half as far, and the
+  // forces still lower the loss (the reported loss is the forces' alone, without the anchor).
+  EXPECT_GT(moved(free), 0.05);
+  EXPECT_LT(moved(held), 0.5 * moved(free)) << moved(held) << " against " << moved(free);
+  EXPECT_LT(held.last_loss, held.first_loss);
+  EXPECT_DOUBLE_EQ(held.first_loss, free.first_loss);
+  testing::expect_error<std::invalid_argument>(
+      [&] {
+        refine(net, c, d.images, labels, {}, RefineOptions{5, 0.05, -1.0});
+      },
+      "anchor");
+}
+
 }  // namespace
 }  // namespace lepard::train

@@ -11,6 +11,12 @@
 // a mean over images, so an image's raw outputs get 1/B of the gradient they would get alone,
 // and Adam normalises each coordinate: a batch refines like one image at a time (up to
 // float rounding), only faster.
+//
+// The anchor (RefineOptions::anchor, `--refine-anchor`) adds a proximal term: anchor times the
+// squared distance of each image's raw outputs from the network's own, summed over the
+// coordinates. The forces of one image's pseudo-labels then fit its outline without moving
+// the parts far from where the network, trained on every image, put them (docs/BENCHMARKS.md,
+// "Test-time refinement").
 #include <lepard/core/surface_grid.h>
 #include <lepard/model/model.h>
 #include <lepard/train/config.h>
@@ -25,12 +31,13 @@ namespace lepard::train {
 
 struct RefineOptions {
   int64_t iterations = 50;
-  double lr = 0.02;  // Adam step on the raw head outputs
+  double lr = 0.02;     // Adam step on the raw head outputs
+  double anchor = 0.0;  // weight of the proximal term toward the network's raw outputs
 };
 
 struct RefineResult {
   model::Prediction prediction;
-  double first_loss = 0, last_loss = 0;  // the batch's total loss before and after
+  double first_loss = 0, last_loss = 0;  // the batch's total loss before and after (without the anchor)
 };
 
 // images: (B, 3, S, S) normalised (model::normalize_images); labels: (B, R, R) int64
