@@ -36,15 +36,31 @@ TEST(Refine, DecodeOfRawOutputsIsTheForwardPass) {
   EXPECT_TRUE(none.prediction.parts.shape.equal(a.parts.shape));
 }
 
-TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
-  const auto dir = testing::temp_dir("refine_fit");
-  auto c = testing::tiny_config(dir);
-  c.model.parts = 4;
-  const auto d = testing::blob_dataset(6, c.model.image_size, c.loss.render_size, 5);
+// Six blob images and an untrained network of four parts (the template).
+struct Scene {
+  TrainConfig c;
+  Dataset d;
+  model::LepardNet net{nullptr};
+  at::Tensor labels;
+};
+Scene four_part_scene(const std::string& name) {
+  Scene s;
+  s.c = testing::tiny_config(testing::temp_dir(name));
+  s.c.model.parts = 4;
+  s.d = testing::blob_dataset(6, s.c.model.image_size, s.c.loss.render_size, 5);
   at::manual_seed(1);
-  model::LepardNet net(model_options(c, d.clusters));  // untrained: the template
+  s.net = model::LepardNet(model_options(s.c, s.d.clusters));
+  s.labels = s.d.labels.to(at::kLong);
+  return s;
+}
+
+TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
+  auto scene = four_part_scene("refine_fit");  // named references: lambdas below capture them
+  const auto& c = scene.c;
+  const auto& d = scene.d;
+  auto& net = scene.net;
+  const auto& labels = scene.labels;
   const auto grid = core::make_surface_grid(c.model.rings, c.model.segments);
-  const auto labels = d.labels.to(at::kLong);
   const auto before = refine(net, c, d.images, labels, {}, RefineOptions{0, 0.05});
   const auto after = refine(net, c, d.images, labels, {}, RefineOptions{60, 0.05});
   EXPECT_LT(after.last_loss, 0.7 * after.first_loss);
@@ -79,13 +95,11 @@ TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
 }
 
 TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
-  const auto dir = testing::temp_dir("refine_anchor");
-  auto c = testing::tiny_config(dir);
-  c.model.parts = 4;
-  const auto d = testing::blob_dataset(4, c.model.image_size, c.loss.render_size, 7);
-  at::manual_seed(2);
-  model::LepardNet net(model_options(c, d.clusters));
-  const auto labels = d.labels.to(at::kLong);
+  auto scene = four_part_scene("refine_anchor");  // named references: lambdas below capture them
+  const auto& c = scene.c;
+  const auto& d = scene.d;
+  auto& net = scene.net;
+  const auto& labels = scene.labels;
   const auto start = refine(net, c, d.images, labels, {}, RefineOptions{0, 0.05});
   const auto free = refine(net, c, d.images, labels, {}, RefineOptions{40, 0.05, 0.0});
   const auto held = refine(net, c, d.images, labels, {}, RefineOptions{40, 0.05, 1.0});
