@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   std::string data, format = "auto", category, split = "test", out, pseudo_labels, transfer = "surface",
                     eval_grid = "auto";
   int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048, refine = 0;
-  double test_fraction = -1, refine_lr = 0.02, refine_anchor = 0.0;
+  double test_fraction = -1, refine_lr = 0.005, refine_anchor = 0.0;
   cli::Parser parser("lepard-eval",
                      "Evaluates trained models as the paper does (Tables 1 and 2): keypoint transfer PCK at 0.05\n"
                      "and 0.1 of the crop side over all ordered image pairs, overall IoU, part IoU (parts matched\n"

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels, crop = "centre",
                                                    weights;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
-  double refine_lr = 0.02, refine_anchor = 0.0, saliency_threshold = 0.2;
+  double refine_lr = 0.005, refine_anchor = 0.0, saliency_threshold = 0.2;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
