@@ -95,14 +95,11 @@ TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
 }
 
 TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
-  auto scene = four_part_scene("refine_anchor");  // named references: lambdas below capture them
-  const auto& c = scene.c;
-  const auto& d = scene.d;
-  auto& net = scene.net;
-  const auto& labels = scene.labels;
-  const auto start = refine(net, c, d.images, labels, {}, RefineOptions{0, 0.05});
-  const auto free = refine(net, c, d.images, labels, {}, RefineOptions{40, 0.05, 0.0});
-  const auto held = refine(net, c, d.images, labels, {}, RefineOptions{40, 0.05, 1.0});
+  auto scene = four_part_scene("refine_anchor");
+  auto run = [&](const RefineOptions& o) { return refine(scene.net, scene.c, scene.d.images, scene.labels, {}, o); };
+  const auto start = run(RefineOptions{0, 0.05});
+  const auto free = run(RefineOptions{40, 0.05, 0.0});
+  const auto held = run(RefineOptions{40, 0.05, 1.0});
   auto moved = [&](const RefineResult& r) {
     return (r.prediction.parts.center - start.prediction.parts.center).norm().item<double>() +
            (r.prediction.parts.shape - start.prediction.parts.shape).norm().item<double>();
@@ -113,11 +110,7 @@ TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
   EXPECT_LT(moved(held), 0.5 * moved(free)) << moved(held) << " against " << moved(free);
   EXPECT_LT(held.last_loss, held.first_loss);
   EXPECT_DOUBLE_EQ(held.first_loss, free.first_loss);
-  testing::expect_error<std::invalid_argument>(
-      [&] {
-        refine(net, c, d.images, labels, {}, RefineOptions{5, 0.05, -1.0});
-      },
-      "anchor");
+  testing::expect_error<std::invalid_argument>([&] { run(RefineOptions{5, 0.05, -1.0}); }, "anchor");
 }
 
 }  // namespace
