@@ -61,10 +61,13 @@ at::Tensor owned_cluster_palette(const at::Tensor& ownership) {
   const int64_t k = own.size(0), c = own.size(1);
   const auto clusters = part_palette(c + 1);
   auto out = at::full({k, 3}, 128, at::kByte);
-  const auto owns = std::get<0>(own.max(1)) > 0;
-  const auto which = own.argmax(1);
+  // A part that owns several clusters: the mean of their colours.
+  const auto owned = (own > 0.5).to(at::kFloat);                                    // (K, C)
+  const auto mean = at::matmul(owned, clusters.narrow(0, 1, c).to(at::kFloat)) /  // (K, 3)
+                    owned.sum(1, true).clamp_min(1.0);
+  const auto owns = owned.sum(1) > 0;
   for (int64_t i = 0; i < k; ++i)
-    if (owns[i].item<bool>()) out[i].copy_(clusters[which[i].item<int64_t>() + 1]);
+    if (owns[i].item<bool>()) out[i].copy_(mean[i].round().to(at::kByte));
   return out;
 }
 

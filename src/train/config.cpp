@@ -210,6 +210,8 @@ ConfigSchema TrainConfig::schema() {
       .field("model.flow_grid", &model.flow_grid, "control grid of the local velocity per axis")
       .field("model.flow_integration", &model.flow_integration, "grid on which the velocity is integrated")
       .field("model.max_velocity", &model.max_velocity, "bound of the local velocity (normalised units)")
+      .field("model.max_exponent", &model.max_exponent,
+             "upper bound of the squareness exponents e1, e2, in (0.3, 2) (above 1 a part may pinch to a spindle)")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -220,6 +222,17 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.deformation_smoothness", &loss.deformation_smoothness, "local deformation smoothness regulariser")
       .field("loss.ownership", &loss.ownership,
              "true: explicit part-to-cluster ownership from the pseudo-labels' statistics (train/ownership.h)")
+      .field("loss.ownership_table", &loss.ownership_table,
+             "a part-to-cluster table in ownership.txt's format to use instead of the statistics (needs "
+             "loss.ownership)")
+      .field("loss.ownership_slack", &loss.ownership_slack,
+             "each part also owns the clusters whose assignment cost is within this of its own cluster's (0: one "
+             "cluster per part)")
+      .field("loss.part_containment", &loss.part_containment,
+             "weight of the per-part silhouette's containment (a part on pixels not of its clusters) against its "
+             "coverage (1: symmetric)")
+      .field("loss.ownership_capacity", &loss.ownership_capacity,
+             "at most this many parts own one cluster in the assignment (0: no limit)")
       .field("loss.part_silhouette", &loss.part_silhouette,
              "per-part silhouette force weight (eq. 12; needs loss.ownership)")
       .field("loss.part_attraction", &loss.part_attraction,
@@ -301,6 +314,7 @@ void TrainConfig::validate(const std::string& source) const {
   if (model.rings < 2) fail("model.rings", "must be at least 2");
   if (model.segments < 3) fail("model.segments", "must be at least 3");
   if (loss.render_size < 8) fail("loss.render_size", "must be at least 8");
+  if (!(model.max_exponent > 0.3 && model.max_exponent < 2.0)) fail("model.max_exponent", "must be in (0.3, 2)");
   for (const auto& [key, v] :
        std::vector<std::pair<std::string, double>>{{"loss.silhouette", loss.silhouette},
                                                    {"loss.parts", loss.parts},
@@ -308,6 +322,8 @@ void TrainConfig::validate(const std::string& source) const {
                                                    {"loss.collision", loss.collision},
                                                    {"loss.deformation_size", loss.deformation_size},
                                                    {"loss.part_silhouette", loss.part_silhouette},
+                                                   {"loss.ownership_slack", loss.ownership_slack},
+                                                   {"loss.part_containment", loss.part_containment},
                                                    {"loss.part_attraction", loss.part_attraction},
                                                    {"loss.deformation_smoothness", loss.deformation_smoothness},
                                                    {"loss.weight_center", loss.weights.center},
@@ -320,6 +336,9 @@ void TrainConfig::validate(const std::string& source) const {
   if ((loss.part_silhouette > 0 || loss.part_attraction > 0) && !loss.ownership)
     fail(loss.part_silhouette > 0 ? "loss.part_silhouette" : "loss.part_attraction",
          "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");
+  if (loss.ownership_capacity < 0) fail("loss.ownership_capacity", "must be non-negative (0: no limit)");
+  if (!loss.ownership_table.empty() && !loss.ownership)
+    fail("loss.ownership_table", "needs loss.ownership: true");
   positive("train.steps", train.steps);
   positive("train.batch_size", train.batch_size);
   if (!(train.lr > 0)) fail("train.lr", "must be positive");

@@ -140,10 +140,12 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const int64_t c = own.size(1);
     if (own.size(0) != k) throw std::invalid_argument("compute_losses: ownership must be (K, C) with K parts");
     if (s.part_silhouette != 0.0) {
-      // Per cluster c, the soft union of the parts that own it, U_c = 1 - prod_k (1 - O[k, c] M_k),
-      // against the cluster's mask: the owners together must cover their cluster and nothing
-      // else (eq. 12 with parts sharing a cluster). The force on part k pushes it out where its
-      // cluster is and no owner is, and in where it covers pixels that are not its cluster's.
+      // Eq. 12 with parts sharing clusters. Coverage: per cluster c, the soft union of the
+      // parts that own it, U_c = 1 - prod_k (1 - O[k, c] M_k), must cover c's pixels.
+      // Containment: each part k must stay off the pixels that are not of its own clusters
+      // (the background and the clusters it does not own). The force on part k pushes it out
+      // where its cluster is and no owner is, and in from pixels that are not its own. A part
+      // that owns several clusters (loss.ownership_slack) stands for their union.
       const auto sil = out.silhouette_parts.defined()
                            ? out.silhouette_parts
                            : render::soft_silhouettes(points, faces, raster);                 // (B, K, H, W)
@@ -154,16 +156,23 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
                               .permute({0, 3, 1, 2})
                               .to(shape.scalar_type());  // (B, C, H, W)
       const auto owned = (own.sum(0) > 0.5).to(shape.scalar_type()).view({1, c, 1, 1});
-      const auto err = (owners_union - onehot).pow(2) * owned;  // (B, C, H, W)
+      const auto miss = (1.0 - owners_union).pow(2) * onehot * owned;                          // (B, C, H, W)
+      const auto mine = at::einsum("bchw,kc->bkhw", {onehot, own}).clamp_max(1.0);            // (B, K, H, W)
+      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);                      // (B, K, H, W)
       if (s.part_normalize) {
-        // Each cluster relative to its area; the mean over the owned clusters the image has.
+        // Each cluster's misses relative to its area, each part's strays relative to the area
+        // of its own clusters; means over the owned clusters and the parts the image has.
         const auto area = onehot.sum({2, 3});  // (B, C)
         const auto present = (area > 0.5).to(area.scalar_type()) * owned.view({1, c});
-        const auto per_cluster = err.sum({2, 3}) / area.clamp_min(1.0);  // (B, C)
+        const auto per_cluster = miss.sum({2, 3}) / area.clamp_min(1.0);  // (B, C)
+        const auto own_area = mine.sum({2, 3});                            // (B, K)
+        const auto has = (own_area > 0.5).to(own_area.scalar_type());
+        const auto per_part = stray.sum({2, 3}) / own_area.clamp_min(1.0);  // (B, K)
         add("part_silhouette", s.part_silhouette,
-            batch_mean((per_cluster * present).sum(1) / present.sum(1).clamp_min(1.0)));
+            batch_mean((per_cluster * present).sum(1) / present.sum(1).clamp_min(1.0) +
+                       (per_part * has).sum(1) / has.sum(1).clamp_min(1.0)));
       } else {
-        add("part_silhouette", s.part_silhouette, batch_mean(err.sum(1).mean({1, 2})));
+        add("part_silhouette", s.part_silhouette, batch_mean((miss.sum(1) + stray.sum(1)).mean({1, 2})));
       }
     }
     if (s.part_attraction != 0.0) {

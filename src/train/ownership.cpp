@@ -64,7 +64,10 @@ std::vector<RegionStats> region_stats(const at::Tensor& maps_in, int64_t regions
   return out;
 }
 
-at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::vector<RegionStats>& clusters) {
+at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::vector<RegionStats>& clusters,
+                            double slack, int64_t capacity) {
+  if (!(slack >= 0)) throw std::invalid_argument("assign_ownership: slack must be non-negative");
+  if (capacity < 0) throw std::invalid_argument("assign_ownership: capacity must be non-negative");
   const auto k = static_cast<int64_t>(parts.size()), c = static_cast<int64_t>(clusters.size());
   if (c > 16) throw std::invalid_argument("assign_ownership: at most 16 clusters, got " + std::to_string(c));
   std::vector<int64_t> present;
@@ -108,21 +111,55 @@ at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::ve
   }
   auto owned = at::zeros({k, c}, at::kFloat);
   if (p == 0) return owned;
+  std::vector<int64_t> assigned(static_cast<size_t>(k), -1), count(static_cast<size_t>(c), 0);
   int64_t mask = states - 1;
   for (int64_t part = k - 1; part >= 0; --part) {
     const int64_t j = choice[static_cast<size_t>(part)][static_cast<size_t>(mask)];
-    owned[part][present[static_cast<size_t>(j)]] = 1.0f;
+    assigned[static_cast<size_t>(part)] = present[static_cast<size_t>(j)];
+    ++count[static_cast<size_t>(present[static_cast<size_t>(j)])];
     mask = from[static_cast<size_t>(part)][static_cast<size_t>(mask)];
+  }
+  if (capacity > 0) {
+    if (capacity * p < k)
+      throw std::invalid_argument("assign_ownership: " + std::to_string(p) + " clusters of capacity " +
+                                  std::to_string(capacity) + " cannot take " + std::to_string(k) +
+                                  " parts (loss.ownership_capacity too small)");
+    for (;;) {
+      // The cheapest move of a part from a cluster over capacity to one with room.
+      double best = std::numeric_limits<double>::infinity();
+      int64_t best_part = -1, best_to = -1;
+      for (int64_t part = 0; part < k; ++part) {
+        const int64_t from_c = assigned[static_cast<size_t>(part)];
+        if (count[static_cast<size_t>(from_c)] <= capacity) continue;
+        for (const int64_t to : present) {
+          if (count[static_cast<size_t>(to)] >= capacity) continue;
+          const double extra = cost(part, to) - cost(part, from_c);
+          if (extra < best) best = extra, best_part = part, best_to = to;
+        }
+      }
+      if (best_part < 0) break;
+      --count[static_cast<size_t>(assigned[static_cast<size_t>(best_part)])];
+      ++count[static_cast<size_t>(best_to)];
+      assigned[static_cast<size_t>(best_part)] = best_to;
+    }
+  }
+  for (int64_t part = 0; part < k; ++part) {
+    const int64_t a = assigned[static_cast<size_t>(part)];
+    owned[part][a] = 1.0f;
+    if (slack > 0)
+      for (const int64_t other : present)
+        if (cost(part, other) <= cost(part, a) + slack) owned[part][other] = 1.0f;
   }
   return owned;
 }
 
-at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters) {
+at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters,
+                             double slack, int64_t capacity) {
   if (part_maps.sizes() != labels.sizes())
     throw std::invalid_argument("initial_ownership: part maps and pseudo-labels differ in size");
   const auto part_stats = region_stats(part_maps.cpu().to(at::kLong) + 1, parts);
   const auto cluster_stats = region_stats(labels, clusters);
-  return assign_ownership(part_stats, cluster_stats);
+  return assign_ownership(part_stats, cluster_stats, slack, capacity);
 }
 
 std::string ownership_table(const at::Tensor& ownership) {
@@ -139,6 +176,50 @@ std::string ownership_table(const at::Tensor& ownership) {
     s << "\n";
   }
   return s.str();
+}
+
+at::Tensor parse_ownership_table(const std::string& text, int64_t parts, int64_t clusters, const std::string& source) {
+  std::istringstream in(text);
+  std::string line;
+  int64_t number = 0, columns = -1, next_row = 0;
+  auto owned = at::zeros({parts, clusters}, at::kFloat);
+  auto fail = [&](const std::string& why) {
+    throw std::invalid_argument(source + ":" + std::to_string(number) + ": " + why);
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string t; words >> t;) w.push_back(t);
+    if (w.empty() || w[0][0] == '#') continue;
+    if (columns < 0) {
+      if (w[0] != "part") fail("expected the header \"part c1 c2 ...\", got \"" + line + "\"");
+      columns = static_cast<int64_t>(w.size()) - 1;
+      for (int64_t j = 0; j < columns; ++j)
+        if (w[static_cast<size_t>(j + 1)] != "c" + std::to_string(j + 1))
+          fail("header column " + std::to_string(j + 1) + " is \"" + w[static_cast<size_t>(j + 1)] + "\", expected c" +
+               std::to_string(j + 1));
+      if (columns != clusters)
+        fail("the table has " + std::to_string(columns) + " clusters, the pseudo-labels " + std::to_string(clusters));
+      continue;
+    }
+    if (next_row >= parts) fail("more rows than the model's " + std::to_string(parts) + " parts");
+    if (w[0] != std::to_string(next_row)) fail("expected the row of part " + std::to_string(next_row));
+    if (static_cast<int64_t>(w.size()) != columns + 1)
+      fail("part " + w[0] + " has " + std::to_string(w.size() - 1) + " entries, expected " + std::to_string(columns));
+    for (int64_t j = 0; j < columns; ++j) {
+      const auto& e = w[static_cast<size_t>(j + 1)];
+      if (e == "x")
+        owned[next_row][j] = 1.0f;
+      else if (e != ".")
+        fail("entry \"" + e + "\" of part " + w[0] + " is neither '.' nor 'x'");
+    }
+    ++next_row;
+  }
+  if (columns < 0) fail("no table (expected a header \"part c1 c2 ...\")");
+  if (next_row != parts)
+    fail("the table has " + std::to_string(next_row) + " parts, the model " + std::to_string(parts));
+  return owned;
 }
 
 }  // namespace lepard::train

@@ -264,7 +264,19 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   if (m.train.labels.size(1) != c.loss.render_size)
     throw ConfigError("loss.render_size " + std::to_string(c.loss.render_size) + " differs from the pseudo-labels' " +
                       std::to_string(m.train.labels.size(1)));
-  if (c.loss.ownership) {
+  if (c.loss.ownership && !c.loss.ownership_table.empty()) {
+    std::ifstream file(c.loss.ownership_table);
+    if (!file) throw ConfigError("loss.ownership_table: cannot read " + c.loss.ownership_table);
+    std::stringstream text;
+    text << file.rdbuf();
+    try {
+      m.ownership = parse_ownership_table(text.str(), c.model.parts, m.train.clusters, c.loss.ownership_table)
+                        .to(m.device);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(std::string("loss.ownership_table: ") + e.what());
+    }
+    spdlog::info("part-to-cluster ownership (from {}):\n{}", c.loss.ownership_table, ownership_table(m.ownership));
+  } else if (c.loss.ownership) {
     // From the statistics of the pseudo-labels and of the untrained network's parts (the
     // template) on up to 64 training images (the same on every rank: the data are).
     at::NoGradGuard no_grad;
@@ -272,7 +284,8 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     const auto points = model::project_images(m.net, m.train.images.narrow(0, 0, n).to(m.device), m.grid);
     const auto maps =
         render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
-    m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters).to(m.device);
+    m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters,
+                                   c.loss.ownership_slack, c.loss.ownership_capacity).to(m.device);
     spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
   }
 }

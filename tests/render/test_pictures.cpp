@@ -67,6 +67,13 @@ TEST(Pictures, PartsTakeTheirOwnedClustersPseudoLabelColour) {
   EXPECT_TRUE(palette[2].equal(labels[2]));
   EXPECT_TRUE(palette[1].equal(labels[1]));
   EXPECT_EQ(palette[3][0].item<uint8_t>(), 128);
+  // A part that owns clusters 0 and 2: the mean of their colours.
+  own[3][0] = 1;
+  own[3][2] = 1;
+  const auto mixed = owned_cluster_palette(own)[3].to(at::kInt);
+  const auto expected = labels[1].to(at::kFloat).add(labels[3].to(at::kFloat)).div(2).round().to(at::kInt);
+  EXPECT_TRUE(mixed.equal(expected)) << mixed << expected;
+  own[3].zero_();
   // Overlays and part-id pictures use it when given.
   auto ids = at::full({1, 1, 4}, -1, at::kLong);
   ids[0][0][1] = 0;

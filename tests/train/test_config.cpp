@@ -115,6 +115,12 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
             std::string::npos);
   EXPECT_NE(error_of(good, {"train.steps"}).find("expected key=value"), std::string::npos);
   EXPECT_NE(error_of(good, {"train.steps=0"}).find("key 'train.steps' must be at least 1, got 0"), std::string::npos);
+  // The ownership's and the shape bound's settings.
+  EXPECT_NE(error_of(good, {"loss.ownership_table=t.txt"}).find("loss.ownership_table"), std::string::npos)
+      << error_of(good, {"loss.ownership_table=t.txt"});
+  EXPECT_NE(error_of(good, {"loss.ownership_capacity=-1"}).find("loss.ownership_capacity"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.part_containment=-0.5"}).find("loss.part_containment"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.max_exponent=2.5"}).find("model.max_exponent"), std::string::npos);
 }
 
 TEST(ConfigFiles, ShippedConfigsParseAndValidate) {

@@ -252,6 +252,47 @@ TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
   EXPECT_NEAR(g[0][0][0].item<double>(), -g[0][1][0].item<double>(), 1e-9);
 }
 
+// A part that owns two clusters stands for their union: one sphere over the seam of two
+// clusters is pushed off the cluster it does not own, and not pushed when it owns both.
+TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {
+  const auto device = GetParam();
+  const int64_t r = 32;
+  auto labels = at::zeros({1, r, r}, at::kLong);
+  labels.narrow(1, 12, 8).narrow(2, 7, 9).fill_(1);
+  labels.narrow(1, 12, 8).narrow(2, 16, 9).fill_(2);
+  labels = labels.to(device);
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  auto s = small_settings();
+  s.render_size = r;
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.part_silhouette = 1.0;
+  // Part 0 at x = +0.1 (mostly on cluster 2, reaching into cluster 1), part 1 far off at -1.1,
+  // owning nothing.
+  auto scene = [&](const at::Tensor& ownership) {
+    auto in = two_spheres(-1.2, device);
+    at::NoGradGuard no_grad;
+    in.parts.center.select(2, 0).add_(0.1);
+    in.distribution = at::full({2, 2}, 0.5, opts);
+    in.ownership = ownership;
+    return in;
+  };
+  auto energy_and_force = [&](const at::Tensor& ownership) {
+    auto in = scene(ownership);
+    const auto out = compute_losses(in, LossTargets{labels}, grid, s);
+    out.total.backward();
+    return std::pair{out.total.item<double>(), in.parts.center.grad().cpu()[0][0][0].item<double>()};
+  };
+  const auto [e_one, g_one] = energy_and_force(at::tensor({0.0, 1.0, 0.0, 0.0}, opts).view({2, 2}));
+  const auto [e_both, g_both] = energy_and_force(at::tensor({1.0, 1.0, 0.0, 0.0}, opts).view({2, 2}));
+  // Owning cluster 2 only: descent moves it to +x, off cluster 1.
+  EXPECT_LT(g_one, 0.0);
+  // Owning both: its pixels on cluster 1 are its own; the energy is lower and the push to +x
+  // is gone (what is left pulls it toward the middle of the two clusters, -x).
+  EXPECT_LT(e_both, e_one);
+  EXPECT_GT(g_both, 0.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, LossesDevices, ::testing::ValuesIn(testing::test_devices()), testing::device_name);
 
 TEST(Metrics, SilhouetteIouOnConstructedMasks) {

@@ -82,5 +82,76 @@ TEST(Ownership, InitialOwnershipFromMapsAndTable) {
   EXPECT_NE(table.find("  0    .   x"), std::string::npos) << table;
 }
 
+TEST(Ownership, SlackSharesTheClustersAPartCannotTellApart) {
+  // Two leg clusters (both low and thin, one twice the area of the other) and a body.
+  std::vector<RegionStats> clusters = {stats(0.3, 1.5, 0.6), stats(0.8, 4.0, 0.1), stats(0.78, 3.5, 0.2)};
+  std::vector<RegionStats> parts = {stats(0.8, 4.0, 0.1), stats(0.3, 1.5, 0.6), stats(0.8, 4.2, 0.1)};
+  const auto one = assign_ownership(parts, clusters);
+  EXPECT_TRUE(one.sum(1).eq(1).all().item<bool>());
+  // With a slack above the legs' cost difference, both thin parts own both leg clusters; the
+  // body part, far from the legs, owns only the body.
+  const auto shared = assign_ownership(parts, clusters, 1.0);
+  EXPECT_EQ(shared[0][1].item<float>() + shared[0][2].item<float>(), 2.0f);
+  EXPECT_EQ(shared[2][1].item<float>() + shared[2][2].item<float>(), 2.0f);
+  EXPECT_EQ(shared[1].sum().item<float>(), 1.0f);
+  EXPECT_EQ(shared[1][0].item<float>(), 1.0f);
+  // The assignment under the slack still contains the one without it.
+  EXPECT_TRUE((shared >= one).all().item<bool>());
+  EXPECT_THROW(assign_ownership(parts, clusters, -1.0), std::invalid_argument);
+}
+
+TEST(Ownership, CapacityMovesTheCheapestPartsOutOfACrowdedCluster) {
+  // Three clusters at heights 0.2, 0.5, 0.8; five parts that all sit nearest cluster 0 (parts 0,
+  // 1, 2 at 0.2, 0.21, 0.19; parts 3, 4 at 0.3, 0.32).
+  std::vector<RegionStats> clusters = {stats(0.2, 1.2, 0.3), stats(0.5, 1.2, 0.3), stats(0.8, 1.2, 0.3)};
+  std::vector<RegionStats> parts = {stats(0.2, 1.2, 0.3), stats(0.21, 1.2, 0.3), stats(0.19, 1.2, 0.3),
+                                    stats(0.3, 1.2, 0.3), stats(0.32, 1.2, 0.3)};
+  const auto free = assign_ownership(parts, clusters);
+  EXPECT_EQ(free.select(1, 0).sum().item<float>(), 3.0f);  // every cluster owned, the rest to cluster 0
+  const auto capped = assign_ownership(parts, clusters, 0.0, 2);
+  ASSERT_TRUE(capped.sum(1).eq(1).all().item<bool>());
+  EXPECT_TRUE(capped.sum(0).le(2).all().item<bool>()) << capped;
+  // Coverage sends parts 3 and 4 to clusters 1 and 2; of the three left on cluster 0, the one
+  // that costs least to move (part 1, the nearest to cluster 1) moves to cluster 1.
+  EXPECT_EQ(capped[3][1].item<float>(), 1.0f);
+  EXPECT_EQ(capped[4][2].item<float>(), 1.0f);
+  EXPECT_EQ(capped[0][0].item<float>(), 1.0f);
+  EXPECT_EQ(capped[2][0].item<float>(), 1.0f);
+  EXPECT_EQ(capped[1][1].item<float>(), 1.0f);
+  // Too small a capacity for the parts: an error naming the setting.
+  try {
+    assign_ownership(parts, clusters, 0.0, 1);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("loss.ownership_capacity"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Ownership, TableRoundTripsAndBadTablesNameTheLine) {
+  auto o = at::zeros({3, 2}, at::kFloat);
+  o[0][1] = 1.0f;
+  o[1][0] = 1.0f;
+  o[1][1] = 1.0f;
+  o[2][0] = 1.0f;
+  const auto text = "# a comment\n\n" + ownership_table(o);
+  EXPECT_TRUE(parse_ownership_table(text, 3, 2, "t.txt").equal(o)) << text;
+  auto error = [](const std::string& bad, int64_t k, int64_t c) {
+    try {
+      parse_ownership_table(bad, k, c, "own.txt");
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string header = "part  c1 c2\n";
+  EXPECT_NE(error(header + "0 . x\n1 x q\n2 x .\n", 3, 2).find("own.txt:3: entry \"q\""), std::string::npos);
+  EXPECT_NE(error(header + "0 . x\n1 x .\n", 3, 2).find("the table has 2 parts, the model 3"), std::string::npos);
+  EXPECT_NE(error(header + "0 . x\n", 1, 3).find("own.txt:1: the table has 2 clusters"), std::string::npos);
+  EXPECT_NE(error(header + "1 . x\n", 1, 2).find("own.txt:2: expected the row of part 0"), std::string::npos);
+  EXPECT_NE(error(header + "0 . x .\n", 1, 2).find("has 3 entries, expected 2"), std::string::npos);
+  EXPECT_NE(error("0 . x\n", 1, 2).find("own.txt:1: expected the header"), std::string::npos);
+  EXPECT_NE(error("# nothing\n", 1, 2).find("no table"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lepard::train

@@ -32,6 +32,7 @@ struct ModelOptions {
   int64_t rings = 8;             // each part's surface grid: latitude rings
   int64_t segments = 12;         //   and longitude segments
   double max_velocity = 0.15;    // bound of q_d (normalised units; core/local_flow.h)
+  double max_exponent = 1.7;     // upper bound of the squareness exponents e1, e2 (lower 0.2)
   double camera_distance = 3.0;
   double focal = 2.0;
   double cluster_prior = 3.0;  // initial logit of part k's own cluster (k mod C)

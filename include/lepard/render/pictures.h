@@ -17,7 +17,7 @@ at::Tensor part_palette(int64_t n);
 // (K, C) (train/ownership.h): part k gets the colour lepard-prepare gives its cluster in the
 // pseudo-label pictures (part_palette(C + 1) row c + 1), so parts standing for one cluster (the
 // leg segments) share a colour, the same in every image and beside the pseudo-labels. A part
-// that owns no cluster is grey.
+// that owns several clusters gets the mean of their colours; one that owns none is grey.
 at::Tensor owned_cluster_palette(const at::Tensor& ownership);
 
 // (B, H, W) int64 part ids (-1 background) -> (B, H, W, 3) uint8; background black. Part k

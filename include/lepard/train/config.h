@@ -96,6 +96,14 @@ struct TrainConfig {
   // its group weights), plus what the trainer schedules.
   struct Loss : LossSettings {
     bool ownership = false;  // explicit part-to-cluster ownership (train/ownership.h)
+    // A K x C table in ownership.txt's format to use instead of the statistics (needs
+    // loss.ownership); empty: from the statistics.
+    std::string ownership_table;
+    // Each part also owns the clusters whose assignment cost is within this of its own
+    // cluster's (train/ownership.h assign_ownership); 0: one cluster per part.
+    double ownership_slack = 0.0;
+    // At most this many parts per cluster in the assignment (0: no limit).
+    int64_t ownership_capacity = 0;
     // Staged generalized forces: q_d's group weight is 0 before this share of train.steps
     // (global deformation first, local deformation after), then weights.local.
     double deformation_from = 0.0;

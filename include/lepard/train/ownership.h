@@ -2,7 +2,7 @@
 // Explicit part-to-cluster ownership (docs/design.md "Training signal", item 2): which pseudo-label
 // clusters each primitive stands for. Shared by every image; every foreground cluster is
 // owned by at least one part; several parts may own one cluster (the leg segments share the
-// leg clusters); each part owns exactly one.
+// leg clusters); each part owns one, or with a slack, the clusters it cannot tell apart.
 //
 // Initialised from statistics, not from an index: over a sample of training images, each
 // cluster's pseudo-label region and each part's projected template region (the untrained
@@ -36,13 +36,28 @@ std::vector<RegionStats> region_stats(const at::Tensor& maps, int64_t regions);
 
 // The ownership (K, C) float 0/1 minimising the cost above with every cluster owned; a
 // cluster that appears in no image is owned by nobody. Requires K >= the clusters present.
-at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::vector<RegionStats>& clusters);
+// With slack > 0, each part also owns every other present cluster whose cost is within
+// `slack` of the cost of the cluster it was assigned: clusters a part cannot tell apart
+// (two leg clusters that split the legs between them) become one region for it.
+// With capacity > 0, no cluster keeps more than `capacity` parts (before the slack): while one
+// has more, the move of one of its parts to a cluster with room that costs least is made (a
+// greedy repair of the exact assignment); capacity x the clusters present must reach K.
+at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::vector<RegionStats>& clusters,
+                            double slack = 0.0, int64_t capacity = 0);
 
 // From hard-rasterised part maps (N, H, W) int64 (-1 background) and pseudo-labels (N, H, W)
 // (0 background, 1..C) of the same images.
-at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters);
+at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters,
+                             double slack = 0.0, int64_t capacity = 0);
 
 // A readable K x C table ("part 3: cluster 5"), one line per part, and cluster -> parts.
 std::string ownership_table(const at::Tensor& ownership);
+
+// The inverse of ownership_table: a (K, C) float 0/1 tensor from the text of such a table
+// (lines starting with '#' and blank lines are skipped; a header "part c1 .. cC", then one
+// row per part 0..K-1 of '.' or 'x'). Throws std::invalid_argument naming `source` and the
+// line when the table is malformed or is not K x C.
+at::Tensor parse_ownership_table(const std::string& text, int64_t parts, int64_t clusters,
+                                 const std::string& source);
 
 }  // namespace lepard::train
