@@ -186,32 +186,42 @@ TEST_P(LossesDevices, CollisionsPushInterpenetratingPartsApart) {
   EXPECT_TRUE(compute_losses(two_spheres(0.6, device), LossTargets{labels}, grid, s).terms.empty());
 }
 
+// Two clusters on a 32 x 32 grid, squares the size of the spheres left and right of the centre
+// (the spheres project to discs of radius 0.25): cluster 1 x in [-0.56, 0], cluster 2 x in
+// [0, 0.56], |y| < 0.25 (normalised coordinates).
+constexpr int64_t kClusterGrid = 32;
+at::Tensor two_cluster_labels(c10::Device device) {
+  auto labels = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  labels.narrow(1, 12, 8).narrow(2, 7, 9).fill_(1);
+  labels.narrow(1, 12, 8).narrow(2, 16, 9).fill_(2);
+  return labels.to(device);
+}
+
+// The two spheres with part 1 1.2 to the left of part 0, both moved by `shift` along x, and
+// the given (2, 2) ownership.
+LossInputs spheres_over_clusters(double shift, const at::Tensor& ownership, c10::Device device) {
+  auto in = two_spheres(-1.2, device);
+  at::NoGradGuard no_grad;
+  in.parts.center.select(2, 0).add_(shift);
+  in.distribution = at::full({2, 2}, 0.5, ownership.options());
+  in.ownership = ownership;
+  return in;
+}
+
 // Per-part forces follow ownership: two clusters (squares the size of the spheres, left and
 // right of the centre), two spheres each placed on the cluster the other owns. Each part's force moves it toward its
 // own cluster; swapping the ownership reverses both forces; the union silhouette alone (which does not know which part
 // is which) gives no such push.
 TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
   const auto device = GetParam();
-  const int64_t r = 32;
-  auto labels = at::zeros({1, r, r}, at::kLong);
-  // The spheres project to discs of radius 0.25 at x = -0.3 and +0.3 (normalised coordinates).
-  labels.narrow(1, 12, 8).narrow(2, 7, 9).fill_(1);   // cluster 1: x in [-0.56, 0], |y| < 0.25
-  labels.narrow(1, 12, 8).narrow(2, 16, 9).fill_(2);  // cluster 2: x in [0, 0.56]
-  labels = labels.to(device);
+  const int64_t r = kClusterGrid;
+  const auto labels = two_cluster_labels(device);
   const auto grid = core::make_surface_grid(8, 12);
   const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
   const auto part0_owns_1 = at::tensor({1.0, 0.0, 0.0, 1.0}, opts).view({2, 2});
   const auto part0_owns_2 = at::tensor({0.0, 1.0, 1.0, 0.0}, opts).view({2, 2});
-  // Part 0 at +x (on cluster 2), part 1 at -x (on cluster 1): d = -1.2 puts part 1 at x = -1.2
-  // after shifting both so that part 0 sits at +0.6.
-  auto scene = [&](const at::Tensor& ownership) {
-    auto in = two_spheres(-1.2, device);
-    at::NoGradGuard no_grad;
-    in.parts.center.select(2, 0).add_(0.6);
-    in.distribution = at::full({2, 2}, 0.5, opts);
-    in.ownership = ownership;
-    return in;
-  };
+  // Part 0 at +0.6 (on cluster 2), part 1 at -0.6 (on cluster 1).
+  auto scene = [&](const at::Tensor& ownership) { return spheres_over_clusters(0.6, ownership, device); };
   for (const char* term : {"part_attraction", "part_silhouette"}) {
     auto s = small_settings();
     s.render_size = r;
@@ -256,29 +266,17 @@ TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
 // clusters is pushed off the cluster it does not own, and not pushed when it owns both.
 TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {
   const auto device = GetParam();
-  const int64_t r = 32;
-  auto labels = at::zeros({1, r, r}, at::kLong);
-  labels.narrow(1, 12, 8).narrow(2, 7, 9).fill_(1);
-  labels.narrow(1, 12, 8).narrow(2, 16, 9).fill_(2);
-  labels = labels.to(device);
+  const auto labels = two_cluster_labels(device);
   const auto grid = core::make_surface_grid(8, 12);
   const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
   auto s = small_settings();
-  s.render_size = r;
+  s.render_size = kClusterGrid;
   s.silhouette = s.parts = s.attraction = s.collision = 0.0;
   s.part_silhouette = 1.0;
   // Part 0 at x = +0.1 (mostly on cluster 2, reaching into cluster 1), part 1 far off at -1.1,
   // owning nothing.
-  auto scene = [&](const at::Tensor& ownership) {
-    auto in = two_spheres(-1.2, device);
-    at::NoGradGuard no_grad;
-    in.parts.center.select(2, 0).add_(0.1);
-    in.distribution = at::full({2, 2}, 0.5, opts);
-    in.ownership = ownership;
-    return in;
-  };
   auto energy_and_force = [&](const at::Tensor& ownership) {
-    auto in = scene(ownership);
+    auto in = spheres_over_clusters(0.1, ownership, device);
     const auto out = compute_losses(in, LossTargets{labels}, grid, s);
     out.total.backward();
     return std::pair{out.total.item<double>(), in.parts.center.grad().cpu()[0][0][0].item<double>()};
