@@ -200,9 +200,9 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   const double deformable = o.rigid ? 0.0 : 1.0;  // rigid superquadrics: no taper, no bend
   p.parts.shape =
       at::cat({0.05 + 0.45 * sig.narrow(2, core::kA0, 1), kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
-               0.2 + (o.max_exponent - 0.2) * sig.narrow(2, core::kE1, 2), 0.5 * deformable * th.narrow(2, core::kT1, 2),
-               0.1 * deformable * th.narrow(2, core::kB1, 1), th.narrow(2, core::kB2, 1),
-               0.2 + 0.8 * sig.narrow(2, core::kB3, 1)},
+               0.2 + (o.max_exponent - 0.2) * sig.narrow(2, core::kE1, 2),
+               0.5 * deformable * th.narrow(2, core::kT1, 2), 0.1 * deformable * th.narrow(2, core::kB1, 1),
+               th.narrow(2, core::kB2, 1), 0.2 + 0.8 * sig.narrow(2, core::kB3, 1)},
               2);
   if (r.flow.defined()) {
     const int64_t g = o.flow_grid;

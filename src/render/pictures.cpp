@@ -62,7 +62,7 @@ at::Tensor owned_cluster_palette(const at::Tensor& ownership) {
   const auto clusters = part_palette(c + 1);
   auto out = at::full({k, 3}, 128, at::kByte);
   // A part that owns several clusters: the mean of their colours.
-  const auto owned = (own > 0.5).to(at::kFloat);                                    // (K, C)
+  const auto owned = (own > 0.5).to(at::kFloat);                                  // (K, C)
   const auto mean = at::matmul(owned, clusters.narrow(0, 1, c).to(at::kFloat)) /  // (K, 3)
                     owned.sum(1, true).clamp_min(1.0);
   const auto owns = owned.sum(1) > 0;

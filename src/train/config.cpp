@@ -337,8 +337,7 @@ void TrainConfig::validate(const std::string& source) const {
     fail(loss.part_silhouette > 0 ? "loss.part_silhouette" : "loss.part_attraction",
          "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");
   if (loss.ownership_capacity < 0) fail("loss.ownership_capacity", "must be non-negative (0: no limit)");
-  if (!loss.ownership_table.empty() && !loss.ownership)
-    fail("loss.ownership_table", "needs loss.ownership: true");
+  if (!loss.ownership_table.empty() && !loss.ownership) fail("loss.ownership_table", "needs loss.ownership: true");
   positive("train.steps", train.steps);
   positive("train.batch_size", train.batch_size);
   if (!(train.lr > 0)) fail("train.lr", "must be positive");

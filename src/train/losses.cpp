@@ -156,16 +156,16 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
                               .permute({0, 3, 1, 2})
                               .to(shape.scalar_type());  // (B, C, H, W)
       const auto owned = (own.sum(0) > 0.5).to(shape.scalar_type()).view({1, c, 1, 1});
-      const auto miss = (1.0 - owners_union).pow(2) * onehot * owned;                          // (B, C, H, W)
-      const auto mine = at::einsum("bchw,kc->bkhw", {onehot, own}).clamp_max(1.0);            // (B, K, H, W)
-      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);                      // (B, K, H, W)
+      const auto miss = (1.0 - owners_union).pow(2) * onehot * owned;               // (B, C, H, W)
+      const auto mine = at::einsum("bchw,kc->bkhw", {onehot, own}).clamp_max(1.0);  // (B, K, H, W)
+      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);            // (B, K, H, W)
       if (s.part_normalize) {
         // Each cluster's misses relative to its area, each part's strays relative to the area
         // of its own clusters; means over the owned clusters and the parts the image has.
         const auto area = onehot.sum({2, 3});  // (B, C)
         const auto present = (area > 0.5).to(area.scalar_type()) * owned.view({1, c});
         const auto per_cluster = miss.sum({2, 3}) / area.clamp_min(1.0);  // (B, C)
-        const auto own_area = mine.sum({2, 3});                            // (B, K)
+        const auto own_area = mine.sum({2, 3});                           // (B, K)
         const auto has = (own_area > 0.5).to(own_area.scalar_type());
         const auto per_part = stray.sum({2, 3}) / own_area.clamp_min(1.0);  // (B, K)
         add("part_silhouette", s.part_silhouette,

@@ -270,8 +270,8 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     std::stringstream text;
     text << file.rdbuf();
     try {
-      m.ownership = parse_ownership_table(text.str(), c.model.parts, m.train.clusters, c.loss.ownership_table)
-                        .to(m.device);
+      m.ownership =
+          parse_ownership_table(text.str(), c.model.parts, m.train.clusters, c.loss.ownership_table).to(m.device);
     } catch (const std::invalid_argument& e) {
       throw ConfigError(std::string("loss.ownership_table: ") + e.what());
     }
@@ -285,7 +285,8 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     const auto maps =
         render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
     m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters,
-                                   c.loss.ownership_slack, c.loss.ownership_capacity).to(m.device);
+                                    c.loss.ownership_slack, c.loss.ownership_capacity)
+                      .to(m.device);
     spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
   }
 }

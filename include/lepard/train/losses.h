@@ -55,7 +55,7 @@ struct LossSettings {
   double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
   double deformation_size = 0.01, deformation_smoothness = 0.01;
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
-  bool part_normalize = true;  // part_silhouette per cluster divided by the cluster's area in the image
+  bool part_normalize = true;     // part_silhouette per cluster divided by the cluster's area in the image
   double part_containment = 1.0;  // part_silhouette: weight of a part's strays against its cluster's misses
   bool generalized_forces = true;
   bool collisions = true;

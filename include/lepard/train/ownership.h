@@ -57,7 +57,6 @@ std::string ownership_table(const at::Tensor& ownership);
 // (lines starting with '#' and blank lines are skipped; a header "part c1 .. cC", then one
 // row per part 0..K-1 of '.' or 'x'). Throws std::invalid_argument naming `source` and the
 // line when the table is malformed or is not K x C.
-at::Tensor parse_ownership_table(const std::string& text, int64_t parts, int64_t clusters,
-                                 const std::string& source);
+at::Tensor parse_ownership_table(const std::string& text, int64_t parts, int64_t clusters, const std::string& source);
 
 }  // namespace lepard::train
