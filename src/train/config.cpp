@@ -231,6 +231,11 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.part_containment", &loss.part_containment,
              "weight of the per-part silhouette's containment (a part on pixels not of its clusters) against its "
              "coverage (1: symmetric)")
+      .field("loss.split_shared", &loss.split_shared,
+             "true: per image, the separate pieces of a cluster several parts own (the legs of one leg cluster) "
+             "become clusters of their own, each owned by the part nearest it")
+      .field("loss.split_min_fraction", &loss.split_min_fraction,
+             "loss.split_shared: a piece smaller than this share of its cluster's pixels joins the nearest larger one")
       .field("loss.ownership_capacity", &loss.ownership_capacity,
              "at most this many parts own one cluster in the assignment (0: no limit)")
       .field("loss.part_silhouette", &loss.part_silhouette,
@@ -336,6 +341,9 @@ void TrainConfig::validate(const std::string& source) const {
   if ((loss.part_silhouette > 0 || loss.part_attraction > 0) && !loss.ownership)
     fail(loss.part_silhouette > 0 ? "loss.part_silhouette" : "loss.part_attraction",
          "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");
+  if (!(loss.split_min_fraction > 0 && loss.split_min_fraction <= 1))
+    fail("loss.split_min_fraction", "must be in (0, 1]");
+  if (loss.split_shared && !loss.ownership) fail("loss.split_shared", "needs loss.ownership: true");
   if (loss.ownership_capacity < 0) fail("loss.ownership_capacity", "must be non-negative (0: no limit)");
   if (!loss.ownership_table.empty() && !loss.ownership) fail("loss.ownership_table", "needs loss.ownership: true");
   positive("train.steps", train.steps);

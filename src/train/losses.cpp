@@ -1,5 +1,7 @@
 #include <lepard/train/losses.h>
 
+#include <lepard/train/ownership.h>
+
 #include <lepard/core/rotation.h>
 #include <lepard/model/reconstruct.h>
 #include <lepard/core/superquadric.h>
@@ -136,9 +138,22 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     add("attraction", s.attraction, batch_mean(per_image * valid));
   }
   if (in.ownership.defined() && (s.part_silhouette != 0.0 || s.part_attraction != 0.0)) {
-    const auto own = in.ownership.to(shape.device()).to(shape.scalar_type());  // (K, C)
-    const int64_t c = own.size(1);
-    if (own.size(0) != k) throw std::invalid_argument("compute_losses: ownership must be (K, C) with K parts");
+    const auto shared_own = in.ownership.to(shape.device()).to(shape.scalar_type());  // (K, C)
+    if (shared_own.size(0) != k) throw std::invalid_argument("compute_losses: ownership must be (K, C) with K parts");
+    // Per image (B, K, C'): the shared table, or with split_shared the pieces of the shared
+    // clusters as clusters of their own, each owned by the part nearest it
+    // (train/ownership.h split_shared_clusters).
+    at::Tensor own, part_labels = labels;
+    if (s.split_shared) {
+      const auto centres = points.narrow(3, 0, 2).mean(2).detach();  // (B, K, 2)
+      const auto split = split_shared_clusters(labels, shared_own, centres, s.split_min_fraction);
+      own = split.ownership.to(shape.device()).to(shape.scalar_type());
+      part_labels = split.labels.to(shape.device());
+    } else {
+      own = shared_own.unsqueeze(0).expand({b, k, shared_own.size(1)});
+    }
+    const int64_t c = own.size(2);
+    const auto owned = (own.sum(1) > 0.5).to(shape.scalar_type());  // (B, C): clusters some part owns
     if (s.part_silhouette != 0.0) {
       // Eq. 12 with parts sharing clusters. Coverage: per cluster c, the soft union of the
       // parts that own it, U_c = 1 - prod_k (1 - O[k, c] M_k), must cover c's pixels.
@@ -148,22 +163,21 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       // that owns several clusters (loss.ownership_slack) stands for their union.
       const auto sil = out.silhouette_parts.defined()
                            ? out.silhouette_parts
-                           : render::soft_silhouettes(points, faces, raster);                 // (B, K, H, W)
-      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));                         // (B, K, H, W)
-      const auto owners_union = 1.0 - at::exp(at::einsum("bkhw,kc->bchw", {log_miss, own}));  // (B, C, H, W)
-      const auto onehot = at::one_hot(labels.clamp(0, c), c + 1)
+                           : render::soft_silhouettes(points, faces, raster);                  // (B, K, H, W)
+      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));                          // (B, K, H, W)
+      const auto owners_union = 1.0 - at::exp(at::einsum("bkhw,bkc->bchw", {log_miss, own}));  // (B, C, H, W)
+      const auto onehot = at::one_hot(part_labels.clamp(0, c), c + 1)
                               .narrow(3, 1, c)
                               .permute({0, 3, 1, 2})
-                              .to(shape.scalar_type());  // (B, C, H, W)
-      const auto owned = (own.sum(0) > 0.5).to(shape.scalar_type()).view({1, c, 1, 1});
-      const auto miss = (1.0 - owners_union).pow(2) * onehot * owned;               // (B, C, H, W)
-      const auto mine = at::einsum("bchw,kc->bkhw", {onehot, own}).clamp_max(1.0);  // (B, K, H, W)
-      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);            // (B, K, H, W)
+                              .to(shape.scalar_type());                                   // (B, C, H, W)
+      const auto miss = (1.0 - owners_union).pow(2) * onehot * owned.view({b, c, 1, 1});  // (B, C, H, W)
+      const auto mine = at::einsum("bchw,bkc->bkhw", {onehot, own}).clamp_max(1.0);       // (B, K, H, W)
+      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);                  // (B, K, H, W)
       if (s.part_normalize) {
         // Each cluster's misses relative to its area, each part's strays relative to the area
         // of its own clusters; means over the owned clusters and the parts the image has.
         const auto area = onehot.sum({2, 3});  // (B, C)
-        const auto present = (area > 0.5).to(area.scalar_type()) * owned.view({1, c});
+        const auto present = (area > 0.5).to(area.scalar_type()) * owned;
         const auto per_cluster = miss.sum({2, 3}) / area.clamp_min(1.0);  // (B, C)
         const auto own_area = mine.sum({2, 3});                           // (B, K)
         const auto has = (own_area > 0.5).to(own_area.scalar_type());
@@ -177,25 +191,25 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     }
     if (s.part_attraction != 0.0) {
       const auto idx = spread_indices(v, s.part_points).to(points.device());
-      const auto pts = points.index_select(2, idx).narrow(3, 0, 2);             // (B, K, P, 2)
-      const auto [pix, valid] = cluster_pixels(labels, c, s.part_pixels, pts);  // (B, C, n, 2), (B, C)
+      const auto pts = points.index_select(2, idx).narrow(3, 0, 2);                  // (B, K, P, 2)
+      const auto [pix, valid] = cluster_pixels(part_labels, c, s.part_pixels, pts);  // (B, C, n, 2), (B, C)
       const int64_t p = pts.size(2), n = pix.size(2);
       const auto d2 =
           (pts.reshape({b, k * p, 1, 2}) - pix.reshape({b, 1, c * n, 2})).pow(2).sum(3).view({b, k, p, c, n});
       const double big = 1e6;
       // Points to the nearest pixel of their own clusters present in the image.
       const auto to_cluster = std::get<0>(d2.min(4));                                  // (B, K, P, C)
-      const auto allowed = (own.view({1, k, 1, c}) * valid.view({b, 1, 1, c})) > 0.5;  // (B, K, 1, C)
+      const auto allowed = (own.view({b, k, 1, c}) * valid.view({b, 1, 1, c})) > 0.5;  // (B, K, 1, C)
       const auto pt_cost =
           std::get<0>(at::where(allowed, to_cluster, at::full({}, big, d2.options())).min(3));  // (B, K, P)
       const auto part_has = allowed.squeeze(2).any(2).to(shape.scalar_type());                  // (B, K)
       const auto pull = (pt_cost.mean(2) * part_has).sum(1) / part_has.sum(1).clamp_min(1.0);
       // Each cluster's pixels to the nearest point of the parts that own it.
       const auto to_part = std::get<0>(d2.min(2));  // (B, K, C, n)
-      const auto owners = (own.view({1, k, c, 1}) > 0.5);
+      const auto owners = (own.view({b, k, c, 1}) > 0.5);
       const auto px_cost =
           std::get<0>(at::where(owners, to_part, at::full({}, big, d2.options())).min(1));  // (B, C, n)
-      const auto cover_valid = valid * (own.sum(0) > 0.5).to(valid.scalar_type()).view({1, c});
+      const auto cover_valid = valid * owned;
       const auto cover = (px_cost.mean(2) * cover_valid).sum(1) / cover_valid.sum(1).clamp_min(1.0);
       add("part_attraction", s.part_attraction, batch_mean(pull + cover));
     }

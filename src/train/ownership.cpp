@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -160,6 +161,176 @@ at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labe
   const auto part_stats = region_stats(part_maps.cpu().to(at::kLong) + 1, parts);
   const auto cluster_stats = region_stats(labels, clusters);
   return assign_ownership(part_stats, cluster_stats, slack, capacity);
+}
+
+ImageOwnership split_shared_clusters(const at::Tensor& labels_in, const at::Tensor& ownership,
+                                     const at::Tensor& part_centers, double min_fraction) {
+  if (labels_in.dim() != 3) throw std::invalid_argument("split_shared_clusters: labels must be (B, H, W)");
+  if (ownership.dim() != 2) throw std::invalid_argument("split_shared_clusters: ownership must be (K, C)");
+  const int64_t b = labels_in.size(0), h = labels_in.size(1), w = labels_in.size(2);
+  const int64_t k = ownership.size(0), c = ownership.size(1);
+  if (part_centers.sizes() != at::IntArrayRef({b, k, 2}))
+    throw std::invalid_argument("split_shared_clusters: part centres must be (B, K, 2)");
+  auto labels = labels_in.cpu().to(at::kLong).contiguous().clone();
+  const auto own = ownership.cpu().to(at::kFloat).contiguous();
+  const auto centers = part_centers.detach().cpu().to(at::kDouble).contiguous();
+  auto la = labels.accessor<int64_t, 3>();
+  const auto oa = own.accessor<float, 2>();
+  const auto ca = centers.accessor<double, 3>();
+  std::vector<std::vector<int64_t>> owners(static_cast<size_t>(c));
+  for (int64_t j = 0; j < c; ++j)
+    for (int64_t part = 0; part < k; ++part)
+      if (oa[part][j] > 0.5f) owners[static_cast<size_t>(j)].push_back(part);
+  // Per image: the (part, id) pairs owned, and how many extra ids it used.
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> pairs(static_cast<size_t>(b));
+  int64_t extra_max = 0;
+  std::vector<int64_t> comp(static_cast<size_t>(h * w)), stack;
+  for (int64_t i = 0; i < b; ++i) {
+    int64_t extra = 0;
+    for (int64_t j = 0; j < c; ++j) {
+      const auto& ow = owners[static_cast<size_t>(j)];
+      auto keep_static = [&] {
+        for (const int64_t part : ow) pairs[static_cast<size_t>(i)].emplace_back(part, j + 1);
+      };
+      if (ow.size() < 2) {
+        keep_static();
+        continue;
+      }
+      // 8-connected components of cluster j + 1.
+      std::fill(comp.begin(), comp.end(), -1);
+      std::vector<int64_t> size;
+      std::vector<double> sx, sy;
+      for (int64_t y0 = 0; y0 < h; ++y0)
+        for (int64_t x0 = 0; x0 < w; ++x0) {
+          if (la[i][y0][x0] != j + 1 || comp[static_cast<size_t>(y0 * w + x0)] >= 0) continue;
+          const auto id = static_cast<int64_t>(size.size());
+          size.push_back(0);
+          sx.push_back(0);
+          sy.push_back(0);
+          comp[static_cast<size_t>(y0 * w + x0)] = id;
+          stack.assign(1, y0 * w + x0);
+          while (!stack.empty()) {
+            const int64_t at = stack.back();
+            stack.pop_back();
+            const int64_t y = at / w, x = at % w;
+            ++size.back();
+            sx.back() += (2.0 * static_cast<double>(x) + 1.0 - static_cast<double>(w)) / static_cast<double>(w);
+            sy.back() += (2.0 * static_cast<double>(y) + 1.0 - static_cast<double>(h)) / static_cast<double>(h);
+            for (int64_t dy = -1; dy <= 1; ++dy)
+              for (int64_t dx = -1; dx <= 1; ++dx) {
+                const int64_t yy = y + dy, xx = x + dx;
+                if (yy < 0 || yy >= h || xx < 0 || xx >= w || la[i][yy][xx] != j + 1) continue;
+                auto& cc = comp[static_cast<size_t>(yy * w + xx)];
+                if (cc >= 0) continue;
+                cc = id;
+                stack.push_back(yy * w + xx);
+              }
+          }
+        }
+      int64_t total = 0;
+      for (const int64_t s : size) total += s;
+      std::vector<int64_t> order(size.size());
+      for (size_t q = 0; q < order.size(); ++q) order[q] = static_cast<int64_t>(q);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t bb) {
+        return size[static_cast<size_t>(a)] > size[static_cast<size_t>(bb)];
+      });
+      std::vector<int64_t> kept;
+      for (const int64_t q : order)
+        if (kept.size() < ow.size() &&
+            static_cast<double>(size[static_cast<size_t>(q)]) >= min_fraction * static_cast<double>(total))
+          kept.push_back(q);
+      if (kept.size() < 2) {
+        keep_static();
+        continue;
+      }
+      auto centroid = [&](int64_t q) {
+        const auto n = static_cast<double>(size[static_cast<size_t>(q)]);
+        return std::pair<double, double>{sx[static_cast<size_t>(q)] / n, sy[static_cast<size_t>(q)] / n};
+      };
+      // Each component's piece (index into kept), its new id.
+      std::vector<int64_t> piece(size.size(), -1), id(kept.size());
+      for (size_t q = 0; q < kept.size(); ++q) {
+        piece[static_cast<size_t>(kept[q])] = static_cast<int64_t>(q);
+        id[q] = q == 0 ? j + 1 : c + (++extra);
+      }
+      for (size_t q = 0; q < size.size(); ++q) {
+        if (piece[q] >= 0) continue;
+        const auto [x, y] = centroid(static_cast<int64_t>(q));
+        double best = std::numeric_limits<double>::infinity();
+        for (size_t r = 0; r < kept.size(); ++r) {
+          const auto [kx, ky] = centroid(kept[r]);
+          const double d = (x - kx) * (x - kx) + (y - ky) * (y - ky);
+          if (d < best) best = d, piece[q] = static_cast<int64_t>(r);
+        }
+      }
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          const int64_t q = comp[static_cast<size_t>(y * w + x)];
+          if (q >= 0) la[i][y][x] = id[static_cast<size_t>(piece[static_cast<size_t>(q)])];
+        }
+      // Owners to pieces, one owner each: the least summed squared distance (exactly, over
+      // subsets of owners, for up to 8 owners; closest pair first beyond); then the owners
+      // left over to their nearest piece.
+      auto dist = [&](int64_t part, size_t r) {
+        const auto [kx, ky] = centroid(kept[r]);
+        const double dx = ca[i][part][0] - kx, dy = ca[i][part][1] - ky;
+        return dx * dx + dy * dy;
+      };
+      const size_t n = ow.size(), m = kept.size();
+      std::vector<int64_t> given(n, -1);
+      if (n <= 8) {
+        // best[r][mask]: pieces 0..r-1 given to the owners in mask.
+        const size_t states = size_t{1} << n;
+        const double inf = std::numeric_limits<double>::infinity();
+        std::vector<std::vector<double>> best(m + 1, std::vector<double>(states, inf));
+        std::vector<std::vector<int8_t>> pick(m + 1, std::vector<int8_t>(states, -1));
+        best[0][0] = 0;
+        for (size_t r = 0; r < m; ++r)
+          for (size_t mask = 0; mask < states; ++mask) {
+            if (best[r][mask] == inf) continue;
+            for (size_t o = 0; o < n; ++o) {
+              if (mask & (size_t{1} << o)) continue;
+              const size_t to = mask | (size_t{1} << o);
+              const double v = best[r][mask] + dist(ow[o], r);
+              if (v < best[r + 1][to]) best[r + 1][to] = v, pick[r + 1][to] = static_cast<int8_t>(o);
+            }
+          }
+        size_t mask = static_cast<size_t>(std::min_element(best[m].begin(), best[m].end()) - best[m].begin());
+        for (size_t r = m; r > 0; --r) {
+          const auto o = static_cast<size_t>(pick[r][mask]);
+          given[o] = static_cast<int64_t>(r - 1);
+          mask &= ~(size_t{1} << o);
+        }
+      } else {
+        std::vector<int64_t> taken(m, -1);
+        for (size_t round = 0; round < m; ++round) {
+          double best = std::numeric_limits<double>::infinity();
+          size_t bo = 0, br = 0;
+          for (size_t o = 0; o < n; ++o) {
+            if (given[o] >= 0) continue;
+            for (size_t r = 0; r < m; ++r)
+              if (taken[r] < 0 && dist(ow[o], r) < best) best = dist(ow[o], r), bo = o, br = r;
+          }
+          taken[br] = static_cast<int64_t>(bo);
+          given[bo] = static_cast<int64_t>(br);
+        }
+      }
+      for (size_t o = 0; o < ow.size(); ++o) {
+        if (given[o] < 0) {
+          double best = std::numeric_limits<double>::infinity();
+          for (size_t r = 0; r < kept.size(); ++r)
+            if (dist(ow[o], r) < best) best = dist(ow[o], r), given[o] = static_cast<int64_t>(r);
+        }
+        pairs[static_cast<size_t>(i)].emplace_back(ow[o], id[static_cast<size_t>(given[o])]);
+      }
+    }
+    extra_max = std::max(extra_max, extra);
+  }
+  auto out = at::zeros({b, k, c + extra_max}, at::kFloat);
+  auto wa = out.accessor<float, 3>();
+  for (int64_t i = 0; i < b; ++i)
+    for (const auto& [part, id] : pairs[static_cast<size_t>(i)]) wa[i][part][id - 1] = 1.0f;
+  return {labels.to(labels_in.device()), out.to(ownership.device())};
 }
 
 std::string ownership_table(const at::Tensor& ownership) {

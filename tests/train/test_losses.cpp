@@ -291,6 +291,53 @@ TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {
   EXPECT_GT(g_both, 0.0);
 }
 
+// Split shared clusters (loss.split_shared): one cluster in two pieces (the legs of one leg
+// cluster), both parts own it and both sit on its left piece; the right piece is uncovered.
+// Shared, the parts stand for the union, and the one nearer the right piece (part 1) is only
+// drawn there by the right piece's pixels looking for the nearest point of any owner. Split,
+// part 1 is given the right piece (the least summed distance) and all of its points are drawn
+// there: a push to +x several times stronger. The split scene's forces are exactly those of
+// the same pixels labelled as two clusters, part 0 owning the left one and part 1 the right.
+TEST_P(LossesDevices, SplitSharedClustersGiveEachPieceItsNearestOwner) {
+  const auto device = GetParam();
+  auto pieces = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  pieces.narrow(1, 12, 8).narrow(2, 6, 6).fill_(1);   // x in [-0.59, -0.28]
+  pieces.narrow(1, 12, 8).narrow(2, 20, 6).fill_(2);  // x in [0.28, 0.59]
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  auto s = small_settings();
+  s.render_size = kClusterGrid;
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.part_silhouette = s.part_attraction = 1.0;
+  // Part 0 at image x = -0.44 (the left piece's middle), part 1 at -0.35 (world x halves).
+  auto force = [&](const at::Tensor& labels, const at::Tensor& ownership, bool split) {
+    auto in = two_spheres(0.18, device);
+    {
+      at::NoGradGuard no_grad;
+      in.parts.center.select(2, 0).add_(-0.88);
+    }
+    in.distribution = at::full({2, ownership.size(1)}, 1.0, opts);
+    in.ownership = ownership.to(opts);
+    s.split_shared = split;
+    compute_losses(in, LossTargets{labels.to(device)}, grid, s).total.backward();
+    return in.parts.center.grad().cpu();
+  };
+  const auto one_cluster = (pieces > 0).to(at::kLong);
+  const auto both_own = at::ones({2, 1}, at::kDouble);
+  const auto shared = force(one_cluster, both_own, false), split = force(one_cluster, both_own, true);
+  const double shared1 = shared[0][1][0].item<double>(), split1 = split[0][1][0].item<double>();
+  // Descent moves part 1 to +x, toward the right piece, in both; split, several times harder.
+  EXPECT_LT(shared1, 0.0);
+  EXPECT_LT(split1, 3.0 * shared1);
+  // Split equals two clusters with one owner each.
+  const auto separate = force(pieces, at::eye(2, at::kDouble), false);
+  EXPECT_LT(testing::max_abs_diff(split, separate), 1e-12);
+  // A cluster in one piece is not split: the same forces as shared.
+  auto one_piece = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  one_piece.narrow(1, 12, 8).narrow(2, 6, 20).fill_(1);
+  EXPECT_LT(testing::max_abs_diff(force(one_piece, both_own, true), force(one_piece, both_own, false)), 1e-12);
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, LossesDevices, ::testing::ValuesIn(testing::test_devices()), testing::device_name);
 
 TEST(Metrics, SilhouetteIouOnConstructedMasks) {

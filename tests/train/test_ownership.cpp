@@ -127,6 +127,86 @@ TEST(Ownership, CapacityMovesTheCheapestPartsOutOfACrowdedCluster) {
   }
 }
 
+// Per-image split of shared clusters on a constructed 20 x 20 map. Cluster 1 (parts 0, 1, 2)
+// has three pieces: a 4 x 4 block at the left, one at the right and a 1-pixel speck near the
+// right block (under the size threshold: it joins the right piece). Cluster 2 (part 3 only)
+// has two pieces and is left alone: one owner. Cluster 3 (parts 4, 5) has one piece: left
+// alone. Each block gets one owner, the pair with the least summed squared distance; the
+// owner left over joins its nearest block.
+TEST(Ownership, SplitGivesEachPieceOfASharedClusterTheNearestOwner) {
+  auto labels = at::zeros({1, 20, 20}, at::kLong);
+  labels[0].narrow(0, 2, 4).narrow(1, 0, 4).fill_(1);   // left block, centroid x cols 1.5
+  labels[0].narrow(0, 2, 4).narrow(1, 16, 4).fill_(1);  // right block, cols 17.5
+  labels[0][9][14] = 1;                                 // speck, nearest the right block
+  labels[0].narrow(0, 12, 2).narrow(1, 0, 2).fill_(2);  // cluster 2, two pieces
+  labels[0].narrow(0, 12, 2).narrow(1, 18, 2).fill_(2);
+  labels[0].narrow(0, 16, 3).narrow(1, 8, 4).fill_(3);  // cluster 3, one piece
+  auto own = at::zeros({6, 3}, at::kFloat);
+  own[0][0] = own[1][0] = own[2][0] = 1;
+  own[3][1] = 1;
+  own[4][2] = own[5][2] = 1;
+  // Pixel-centre coordinates of column c on 20: (2c + 1 - 20) / 20; rows alike.
+  auto at_col = [](double col) { return (2 * col + 1 - 20) / 20.0; };
+  auto centres = at::zeros({1, 6, 2}, at::kDouble);
+  const double row = at_col(3.5);
+  const double cols[6] = {7.0, 9.0, 19.0, 10.0, 9.0, 10.0};
+  for (int64_t k = 0; k < 6; ++k) {
+    centres[0][k][0] = at_col(cols[k]);
+    centres[0][k][1] = row;
+  }
+  const auto split = split_shared_clusters(labels, own, centres, 0.1);
+  ASSERT_EQ(split.ownership.sizes(), at::IntArrayRef({1, 6, 4}));  // one extra id: cluster 1's right piece
+  const auto l = split.labels[0];
+  EXPECT_EQ(l[3][1].item<int64_t>(), 1);   // the largest piece first (equal sizes: raster order) keeps id 1
+  EXPECT_EQ(l[3][17].item<int64_t>(), 4);  // the right block: id C + 1
+  EXPECT_EQ(l[9][14].item<int64_t>(), 4);  // the speck joined it
+  EXPECT_EQ(l[12][0].item<int64_t>(), 2);  // cluster 2: unchanged (one owner)
+  EXPECT_EQ(l[12][18].item<int64_t>(), 2);
+  EXPECT_EQ(l[17][9].item<int64_t>(), 3);  // cluster 3: unchanged (one piece)
+  const auto o = split.ownership[0];
+  auto owns = [&](int64_t part, int64_t id) { return o[part][id - 1].item<float>() > 0.5f; };
+  // Squared distances in columns (left block at 1.5, right at 17.5): part 0 (col 7) 30.25 and
+  // 110.25, part 1 (col 9) 56.25 and 72.25, part 2 (col 19) 306.25 and 2.25. The least sum
+  // with one owner per block: part 0 left, part 2 right (32.5).
+  EXPECT_TRUE(owns(2, 4));
+  EXPECT_TRUE(owns(0, 1));
+  EXPECT_FALSE(owns(0, 4));
+  EXPECT_FALSE(owns(2, 1));
+  // Part 1, left over, joins its nearest piece: the left block (7.5 columns away, against 8.5).
+  EXPECT_TRUE(owns(1, 1));
+  EXPECT_FALSE(owns(1, 4));
+  EXPECT_TRUE(owns(3, 2));
+  EXPECT_TRUE(owns(4, 3) && owns(5, 3));
+  EXPECT_EQ(o.sum().item<float>(), 6.0f);  // one id per part
+  // Two images, the second with only cluster 1's left block: nothing to split, its extra
+  // column is empty and it keeps the shared table.
+  auto only_left = at::zeros_like(labels);
+  only_left[0].narrow(0, 2, 4).narrow(1, 0, 4).fill_(1);
+  const auto two = split_shared_clusters(at::cat({labels, only_left}), own, at::cat({centres, centres}), 0.1);
+  EXPECT_EQ(two.ownership.size(2), 4);
+  EXPECT_EQ(two.ownership[1].select(1, 3).sum().item<float>(), 0.0f);
+  EXPECT_TRUE(at::equal(two.ownership[1].narrow(1, 0, 3), own));
+  EXPECT_TRUE(at::equal(two.labels[1], only_left[0]));
+}
+
+// The exact matching, where closest pair first would not do: two owners, two pieces, owner 0
+// near the gap (closest to the left piece), owner 1 far left. Least sum: owner 0 right, owner 1 left.
+TEST(Ownership, SplitMatchesOwnersToPiecesWithTheLeastSummedDistance) {
+  auto labels = at::zeros({1, 8, 20}, at::kLong);
+  labels[0].narrow(0, 2, 4).narrow(1, 4, 4).fill_(1);   // left piece, cols 4..7, centre 5.5
+  labels[0].narrow(0, 2, 4).narrow(1, 14, 4).fill_(1);  // right piece, cols 14..17, centre 15.5
+  auto own = at::ones({2, 1}, at::kFloat);
+  auto centres = at::zeros({1, 2, 2}, at::kDouble);
+  centres[0][0][0] = (2 * 7.0 + 1 - 20) / 20.0;  // col 7: 1.5 from the left piece, 8.5 from the right
+  centres[0][1][0] = (2 * 0.0 + 1 - 20) / 20.0;  // col 0: 5.5 from the left piece
+  const auto split = split_shared_clusters(labels, own, centres, 0.1);
+  // Owner 0 left + owner 1 right: 2.25 + 240.25; owner 0 right + owner 1 left: 72.25 + 30.25.
+  EXPECT_GT(split.ownership[0][0][1].item<float>(), 0.5f);  // owner 0: the right piece (id 2)
+  EXPECT_GT(split.ownership[0][1][0].item<float>(), 0.5f);  // owner 1: the left piece (id 1)
+  EXPECT_EQ(split.ownership.sum().item<float>(), 2.0f);
+  EXPECT_THROW(split_shared_clusters(labels, own, at::zeros({1, 3, 2}, at::kDouble), 0.1), std::invalid_argument);
+}
+
 TEST(Ownership, TableRoundTripsAndBadTablesNameTheLine) {
   auto o = at::zeros({3, 2}, at::kFloat);
   o[0][1] = 1.0f;

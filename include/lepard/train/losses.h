@@ -24,6 +24,8 @@
 //                mask, mean over pixels of sum_c (U_c - [label = c])^2; the force on part k
 //                pushes it out over its cluster's uncovered pixels and in from pixels that are
 //                not its cluster's (several parts share a cluster's job, as leg segments do).
+//                With split_shared, a shared cluster's separate pieces in an image (the legs of
+//                one leg cluster) are clusters of their own, each with the owner nearest it.
 //                With part_normalize each cluster's sum over pixels is divided by its area in
 //                the image (at least one pixel), and the clusters present are averaged: a thin
 //                leg cluster then weighs as much as the torso instead of its few pixels' share
@@ -57,6 +59,11 @@ struct LossSettings {
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
   bool part_normalize = true;     // part_silhouette per cluster divided by the cluster's area in the image
   double part_containment = 1.0;  // part_silhouette: weight of a part's strays against its cluster's misses
+  // Per image, the pieces of a cluster several parts share become clusters of their own, each
+  // owned by its nearest owner (train/ownership.h split_shared_clusters); pieces smaller than
+  // split_min_fraction of the cluster's pixels in the image join the nearest larger one.
+  bool split_shared = false;
+  double split_min_fraction = 0.1;
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;

@@ -50,6 +50,25 @@ at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::ve
 at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters,
                              double slack = 0.0, int64_t capacity = 0);
 
+// Per-image ownership of the clusters several parts share (loss.split_shared). A shared
+// cluster's pixels in one image often fall apart into pieces (the four legs of one leg
+// cluster): covering their union asks each owner to reach all of them. Here, per image and
+// per cluster with n >= 2 owners, the cluster's 8-connected components of at least
+// `min_fraction` of its pixels in the image (at most n, the largest first; the smaller
+// pieces join the nearest kept one) become clusters of their own, each given one owner so
+// that the summed squared distance from the owners' projected centres to their pieces'
+// centroids is least (exact up to 8 owners, closest pair first beyond); the owners left over
+// join their nearest piece. The first piece keeps the cluster's id,
+// the others take ids C+1, C+2, ...; a cluster with one piece, or one owner, is unchanged.
+struct ImageOwnership {
+  at::Tensor labels;     // (B, H, W) int64: 0 background, 1..C', C' >= C
+  at::Tensor ownership;  // (B, K, C') float 0/1
+};
+// labels (B, H, W) int64 (0 background, 1..C); ownership (K, C); part_centers (B, K, 2) each
+// part's projected centre in render::pixel_centers' coordinates (x, y in (-1, 1)).
+ImageOwnership split_shared_clusters(const at::Tensor& labels, const at::Tensor& ownership,
+                                     const at::Tensor& part_centers, double min_fraction);
+
 // A readable K x C table ("part 3: cluster 5"), one line per part, and cluster -> parts.
 std::string ownership_table(const at::Tensor& ownership);
 
