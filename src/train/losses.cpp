@@ -163,16 +163,20 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       // that owns several clusters (loss.ownership_slack) stands for their union.
       const auto sil = out.silhouette_parts.defined()
                            ? out.silhouette_parts
-                           : render::soft_silhouettes(points, faces, raster);                  // (B, K, H, W)
-      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));                          // (B, K, H, W)
-      const auto owners_union = 1.0 - at::exp(at::einsum("bkhw,bkc->bchw", {log_miss, own}));  // (B, C, H, W)
+                           : render::soft_silhouettes(points, faces, raster);  // (B, K, H, W)
+      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));          // (B, K, H, W)
+      // Without the split, the shared (K, C) table: no per-image batch in the contractions.
+      const auto owners_union = 1.0 - at::exp(s.split_shared ? at::einsum("bkhw,bkc->bchw", {log_miss, own})
+                                                             : at::einsum("bkhw,kc->bchw", {log_miss, shared_own}));
       const auto onehot = at::one_hot(part_labels.clamp(0, c), c + 1)
                               .narrow(3, 1, c)
                               .permute({0, 3, 1, 2})
                               .to(shape.scalar_type());                                   // (B, C, H, W)
       const auto miss = (1.0 - owners_union).pow(2) * onehot * owned.view({b, c, 1, 1});  // (B, C, H, W)
-      const auto mine = at::einsum("bchw,bkc->bkhw", {onehot, own}).clamp_max(1.0);       // (B, K, H, W)
-      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);                  // (B, K, H, W)
+      const auto mine = (s.split_shared ? at::einsum("bchw,bkc->bkhw", {onehot, own})
+                                        : at::einsum("bchw,kc->bkhw", {onehot, shared_own}))
+                            .clamp_max(1.0);                              // (B, K, H, W)
+      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);  // (B, K, H, W)
       if (s.part_normalize) {
         // Each cluster's misses relative to its area, each part's strays relative to the area
         // of its own clusters; means over the owned clusters and the parts the image has.
