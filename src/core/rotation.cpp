@@ -2,6 +2,9 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/cat.h>
+#include <ATen/ops/cos.h>
+#include <ATen/ops/sin.h>
+#include <ATen/ops/zeros_like.h>
 #include <ATen/ops/stack.h>
 #include <c10/util/Exception.h>
 
@@ -55,6 +58,21 @@ at::Tensor rotation_jacobian(const at::Tensor& quaternion, const at::Tensor& poi
   check_quaternion(quaternion, "rotation_jacobian");
   const auto R = quaternion_to_matrix(quaternion);
   return -R.matmul(skew(points)).matmul(quaternion_rate_matrix(quaternion));
+}
+
+at::Tensor quaternion_multiply(const at::Tensor& a, const at::Tensor& b) {
+  TORCH_CHECK(a.size(-1) == 4 && b.size(-1) == 4, "quaternion_multiply: expected (..., 4), got sizes ", a.sizes(),
+              " and ", b.sizes());
+  const auto aw = a.select(-1, 0), ax = a.select(-1, 1), ay = a.select(-1, 2), az = a.select(-1, 3);
+  const auto bw = b.select(-1, 0), bx = b.select(-1, 1), by = b.select(-1, 2), bz = b.select(-1, 3);
+  return at::stack({aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                    aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw},
+                   -1);
+}
+
+at::Tensor yaw_quaternion(const at::Tensor& yaw) {
+  const auto half = 0.5 * yaw, zero = at::zeros_like(yaw);
+  return at::stack({at::cos(half), zero, at::sin(half), zero}, -1);
 }
 
 }  // namespace lepard::core

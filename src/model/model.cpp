@@ -1,6 +1,7 @@
 #include <lepard/model/model.h>
 
 #include <lepard/io/checkpoint.h>
+#include <lepard/core/rotation.h>
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/normalization.h>
@@ -121,17 +122,21 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   part_head_ = register_module("part_head", torch::nn::Linear(o.hidden, o.parts * kPartOutputs));
   if (o.local_deformation)
     flow_head_ = register_module("flow_head", torch::nn::Linear(o.hidden, o.parts * flow_values(o)));
+  if (o.viewpoints < 1) throw std::invalid_argument("model.viewpoints must be at least 1");
+  if (o.viewpoints > 1) view_head_ = register_module("view_head", torch::nn::Linear(o.hidden, o.viewpoints));
   cluster_logits_ = register_parameter("cluster_logits", at::zeros({o.parts, o.clusters}));
 
   // The last layers start small, so that the outputs begin at their biases: the template.
   at::NoGradGuard no_grad;
   std::mt19937_64 rng(static_cast<uint64_t>(o.seed) * 0x9E3779B97F4A7C15ull + 17);
   std::uniform_real_distribution<double> uni(-1.0, 1.0);
-  for (auto* head : {&camera_head_, &part_head_, &flow_head_}) {
+  for (auto* head : {&camera_head_, &part_head_, &flow_head_, &view_head_}) {
     if (!*head) continue;
     (*head)->weight.mul_(0.05);
     (*head)->bias.zero_();
   }
+  // The selection head starts choosing no turn (train/viewpoint.h teaches it the others).
+  if (view_head_) view_head_->bias[0] = 2.0;
   auto cb = camera_head_->bias;
   cb[0] = 1.0;  // identity quaternion (w, x, y, z), scalar first as in core/rotation.h
   auto pb = part_head_->bias.view({o.parts, kPartOutputs});
@@ -176,6 +181,7 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images) {
   r.camera = camera_head_->forward(h);
   r.parts = part_head_->forward(h).view({b, o.parts, kPartOutputs});
   if (flow_head_) r.flow = flow_head_->forward(h);
+  if (view_head_) r.view_logits = view_head_->forward(h);
   return r;
 }
 
@@ -187,6 +193,15 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   Prediction p;
   const auto& cam = r.camera;
   p.camera.rotation = cam.narrow(1, 0, 4);
+  if (o.viewpoints > 1) {
+    // The chosen turn about the object's vertical axis: R_cam R_y(2 pi j / J).
+    if (!r.view.defined() && !r.view_logits.defined())
+      throw std::invalid_argument("LepardNet::decode: model.viewpoints > 1 needs the view scores or a chosen view");
+    const auto view = r.view.defined() ? r.view : r.view_logits.argmax(1);
+    if (view.dim() != 1 || view.size(0) != b) throw std::invalid_argument("LepardNet::decode: view must be (B)");
+    const auto yaw = view.to(cam.options()) * (2.0 * M_PI / static_cast<double>(o.viewpoints));
+    p.camera.rotation = core::quaternion_multiply(p.camera.rotation, core::yaw_quaternion(yaw));
+  }
   const auto t = at::tanh(cam.narrow(1, 4, 3));
   p.camera.translation =
       at::stack({0.3 * t.select(1, 0), 0.3 * t.select(1, 1), o.camera_distance * at::exp(0.3 * t.select(1, 2))}, 1);

@@ -212,6 +212,9 @@ ConfigSchema TrainConfig::schema() {
       .field("model.max_velocity", &model.max_velocity, "bound of the local velocity (normalised units)")
       .field("model.max_exponent", &model.max_exponent,
              "upper bound of the squareness exponents e1, e2, in (0.3, 2) (above 1 a part may pinch to a spindle)")
+      .field("model.viewpoints", &model.viewpoints,
+             "turns about the vertical axis the camera chooses among (a selection head trained by the viewpoint "
+             "search, loss.viewpoint; 2: the animal faces one way or the other); 1: none")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -236,6 +239,14 @@ ConfigSchema TrainConfig::schema() {
              "become clusters of their own, each owned by the part nearest it")
       .field("loss.split_min_fraction", &loss.split_min_fraction,
              "loss.split_shared: a piece smaller than this share of its cluster's pixels joins the nearest larger one")
+      .field("loss.viewpoint", &loss.viewpoint,
+             "weight of the camera's selection head against the viewpoint search's choice of turn (needs "
+             "model.viewpoints > 1 and loss.ownership)")
+      .field("loss.viewpoint_momentum", &loss.viewpoint_momentum,
+             "loss.viewpoint: momentum of the shared layout (a running mean of the part centres of the images that "
+             "need no turn)")
+      .field("loss.viewpoint_from", &loss.viewpoint_from,
+             "loss.viewpoint: share of train.steps before the search starts (the parts fit the images first)")
       .field("loss.ownership_capacity", &loss.ownership_capacity,
              "at most this many parts own one cluster in the assignment (0: no limit)")
       .field("loss.part_silhouette", &loss.part_silhouette,
@@ -344,6 +355,17 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(loss.split_min_fraction > 0 && loss.split_min_fraction <= 1))
     fail("loss.split_min_fraction", "must be in (0, 1]");
   if (loss.split_shared && !loss.ownership) fail("loss.split_shared", "needs loss.ownership: true");
+  if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
+  if (!(loss.viewpoint >= 0)) fail("loss.viewpoint", "must be non-negative");
+  if (loss.viewpoint > 0 && model.viewpoints < 2)
+    fail("loss.viewpoint", "needs model.viewpoints > 1 (the turns its selection head chooses among)");
+  if (model.viewpoints > 1 && !(loss.viewpoint > 0))
+    fail("model.viewpoints", "needs loss.viewpoint > 0 (the selection head learns from the viewpoint search)");
+  if (model.viewpoints > 1 && !loss.ownership)
+    fail("model.viewpoints", "needs loss.ownership: true (the search matches parts to the clusters they own)");
+  if (!(loss.viewpoint_momentum >= 0 && loss.viewpoint_momentum < 1))
+    fail("loss.viewpoint_momentum", "must be in [0, 1)");
+  if (!(loss.viewpoint_from >= 0 && loss.viewpoint_from < 1)) fail("loss.viewpoint_from", "must be in [0, 1)");
   if (loss.ownership_capacity < 0) fail("loss.ownership_capacity", "must be non-negative (0: no limit)");
   if (!loss.ownership_table.empty() && !loss.ownership) fail("loss.ownership_table", "needs loss.ownership: true");
   positive("train.steps", train.steps);

@@ -47,8 +47,10 @@ std::pair<at::Tensor, at::Tensor> mask_pixels(const at::Tensor& labels, int64_t 
   return {out, valid};
 }
 
-// Up to n pixel centres of every cluster 1..C of each image, spread evenly over the cluster in
-// raster order: (B, C, n, 2), and (B, C) 1 where the image has the cluster.
+at::Tensor conjugate(const at::Tensor& q) { return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options()); }
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64_t clusters, int64_t n,
                                                  const at::Tensor& like) {
   const int64_t b = labels.size(0), h = labels.size(1), w = labels.size(2);
@@ -66,10 +68,6 @@ std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64
     }
   return {out.to(like.device()), valid.to(like.device())};
 }
-
-at::Tensor conjugate(const at::Tensor& q) { return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options()); }
-
-}  // namespace
 
 at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid,
                                const core::LocalFlowOptions& flow) {
@@ -241,6 +239,9 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const auto depth = at::relu(1.0 - alpha) * thickness * (in_box & other).to(f.scalar_type());
     add("collision", s.collision, batch_mean(0.5 * depth.pow(2).sum(1).mean(1)));
   }
+  if (s.viewpoint != 0.0 && in.view_logits.defined() && in.view.defined())
+    add("viewpoint", s.viewpoint,
+        at::nll_loss(at::log_softmax(in.view_logits, 1), in.view.to(in.view_logits.device()).to(at::kLong)));
   if (in.velocity.defined()) {
     const auto& vel = in.velocity;
     if (s.deformation_size != 0.0)

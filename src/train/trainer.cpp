@@ -1,9 +1,11 @@
 #include <lepard/train/ownership.h>
 #include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
+#include <lepard/train/viewpoint.h>
 #include <lepard/model/reconstruct.h>
 
 #include <lepard/core/hash.h>
+#include <lepard/core/camera.h>
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/layout.h>
 #include <lepard/io/checkpoint.h>
@@ -153,6 +155,9 @@ torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
 
 struct Trainer::Impl {
   at::Tensor ownership;  // (K, C) explicit part-to-cluster ownership, or undefined (loss.ownership false)
+  // (K, 3) float64 on the CPU: the viewpoint search's shared layout (loss.viewpoint), a running
+  // mean of the centres of the images that need no turn; undefined until the search starts.
+  at::Tensor layout;
   TrainConfig config;
   Dataset train, val;
   Distributed* distributed = nullptr;
@@ -296,6 +301,7 @@ Trainer::~Trainer() = default;
 model::LepardNet& Trainer::net() { return impl_->net; }
 int64_t Trainer::step() const { return impl_->step; }
 const TrainConfig& Trainer::config() const { return impl_->config; }
+at::Tensor Trainer::viewpoint_layout() const { return impl_->layout; }
 
 void Trainer::run(int64_t until) {
   auto& m = *impl_;
@@ -330,7 +336,46 @@ void Trainer::run(int64_t until) {
     images = at::where(flip_mask.view({-1, 1, 1, 1}), images.flip({3}), images);
     labels = at::where(flip_mask.view({-1, 1, 1}), labels.flip({2}), labels);
 
-    const auto pred = m.net->forward(images.to(m.device));
+    auto raw = m.net->forward_raw(images.to(m.device));
+    const int64_t views = c.model.viewpoints;
+    const bool searching =
+        views > 1 && static_cast<double>(s) >= c.loss.viewpoint_from * static_cast<double>(c.train.steps);
+    double turned = 0.0;
+    at::Tensor chosen;  // (B) the viewpoint search's choice of turn
+    if (views > 1 && !searching) {
+      raw.view = at::zeros({local}, at::TensorOptions().dtype(at::kLong).device(m.device));  // no turn yet
+    } else if (searching) {
+      at::NoGradGuard no_grad;
+      const auto current = m.net->decode(raw);  // the selection head's own choice
+      const auto centres = current.parts.center.detach().cpu().to(at::kDouble);
+      const auto anchor = core::perspective_project(core::camera_transform(current.camera, current.parts.center),
+                                                    current.camera.focal)
+                              .mean(1);  // (B, 2)
+      auto unturned = raw;
+      unturned.view = at::zeros({local}, at::TensorOptions().dtype(at::kLong).device(m.device));
+      const auto base = m.net->decode(unturned).camera;
+      // The shared layout starts as one image's centres (train/viewpoint.h widest_layout),
+      // rank 0's, sent to all as a mean of (world size times it) and zeros.
+      if (!m.layout.defined()) {
+        std::vector<at::Tensor> start{widest_layout(centres) * (m.rank() == 0 ? static_cast<double>(m.world()) : 0.0)};
+        if (m.distributed) m.distributed->all_reduce_mean(start);
+        m.layout = start[0];
+      }
+      chosen = search_yaw(base, m.layout, anchor, m.ownership, labels, views).best;
+      turned = chosen.ne(0).to(at::kDouble).mean().item<double>();
+      raw.view = chosen.to(m.device);
+    }
+    const auto pred = m.net->decode(raw);
+    if (searching) {
+      // The running mean of the centres of the images that need no turn (their parts are in
+      // the layout's frame).
+      const auto weight = chosen.eq(0).to(at::kDouble);
+      const auto centres = pred.parts.center.detach().cpu().to(at::kDouble);
+      std::vector<at::Tensor> sums{(centres * weight.view({-1, 1, 1})).sum(0), weight.sum().view({1})};
+      if (m.distributed) m.distributed->all_reduce_mean(sums);
+      const double n = sums[1].item<double>();
+      if (n > 0) m.layout = c.loss.viewpoint_momentum * m.layout + (1.0 - c.loss.viewpoint_momentum) * sums[0] / n;
+    }
     // A non-finite prediction stops the run here, naming the output (the rasterisers would
     // refuse it anyway, without the step).
     for (const auto& [name, value] :
@@ -346,7 +391,12 @@ void Trainer::run(int64_t until) {
                             " hold NaN or Inf (diverged weights); the run stops here, the last checkpoint (" +
                             (fs::path(c.train.out) / "checkpoint.pt").string() + ") is from before it");
     LossTargets targets{labels.to(m.device)};
-    const auto terms = compute_losses(m.inputs(pred), targets, m.grid, m.loss);
+    auto inputs = m.inputs(pred);
+    if (searching) {
+      inputs.view_logits = raw.view_logits;
+      inputs.view = chosen.to(m.device);
+    }
+    const auto terms = compute_losses(inputs, targets, m.grid, m.loss);
     StepReport report;
     for (const auto& [name, value] : terms.terms) {
       const double v = value.item<double>();
@@ -386,6 +436,7 @@ void Trainer::run(int64_t until) {
       nlohmann::json line = {{"step", m.step},      {"lr", lr},          {"sigma", report.sigma},
                              {"loss", report.loss}, {"grad_norm", norm}, {"images_per_s", report.images_per_s}};
       for (const auto& [name, v] : report.terms) line[name] = v;
+      if (searching) line["viewpoint_turned"] = turned;  // share of this step's images the search turned
       m.write_metrics(line);
       window_start = now_s();
       window_images = 0;
@@ -455,6 +506,7 @@ void Trainer::save_checkpoint(const fs::path& path) const {
   archive.write("lepard_clusters", at::tensor(m.train.clusters, at::kLong));
   archive.write("lepard_seed", at::tensor(m.config.train.seed, at::kLong));
   if (m.ownership.defined()) archive.write("lepard_ownership", m.ownership.cpu());
+  if (m.layout.defined()) archive.write("lepard_layout", m.layout);
   auto cfg = m.config;
   archive.write("lepard_config", c10::IValue(cfg.schema().to_yaml()));
   std::ostringstream bytes;
@@ -482,6 +534,8 @@ void Trainer::resume(const fs::path& path) {
       archive.read("lepard_ownership", own);
       m.ownership = own.to(m.device);
     }
+    at::Tensor layout;
+    if (archive.try_read("lepard_layout", layout)) m.layout = layout;
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() + ": does not fit this model (" + e.what_without_backtrace() +
                              "); resume with the configuration the checkpoint was trained with");

@@ -124,6 +124,17 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.split_min_fraction=0"}).find("loss.split_min_fraction"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.split_shared=true"}).find("loss.split_shared"), std::string::npos)
       << error_of(good, {"loss.split_shared=true"});
+  // The viewpoint search's settings.
+  EXPECT_NE(error_of(good, {"loss.viewpoint=1"}).find("key 'loss.viewpoint' needs model.viewpoints > 1"),
+            std::string::npos)
+      << error_of(good, {"loss.viewpoint=1"});
+  EXPECT_NE(error_of(good, {"model.viewpoints=2"}).find("key 'model.viewpoints' needs loss.viewpoint > 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"model.viewpoints=2", "loss.viewpoint=1"}).find("needs loss.ownership"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.viewpoints=0"}).find("model.viewpoints"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.viewpoint=-1"}).find("loss.viewpoint"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.viewpoint_from=1"}).find("loss.viewpoint_from"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.viewpoint_momentum=1"}).find("loss.viewpoint_momentum"), std::string::npos);
 }
 
 TEST(ConfigFiles, ShippedConfigsParseAndValidate) {

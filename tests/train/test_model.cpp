@@ -3,6 +3,7 @@
 #include <lepard/io/npy.h>
 #include <lepard/model/model.h>
 #include <lepard/model/reconstruct.h>
+#include <lepard/core/rotation.h>
 
 #include "test_support.h"
 
@@ -51,6 +52,35 @@ TEST(Model, OutputsHaveTheirShapesAndBounds) {
   // Without local deformation there is no velocity head.
   o.local_deformation = false;
   EXPECT_FALSE(LepardNet(o)->forward(images).velocity.defined());
+}
+
+// model.viewpoints: the camera is the camera head's rotation turned by the chosen turn about
+// the vertical axis; the selection head starts choosing no turn.
+TEST(Model, TheChosenViewpointTurnsTheCamera) {
+  ModelOptions o;
+  o.parts = 3;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.viewpoints = 4;
+  LepardNet net(o);
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  auto raw = net->forward_raw(images);
+  ASSERT_EQ(raw.view_logits.sizes(), (at::IntArrayRef{2, 4}));
+  EXPECT_TRUE(raw.view_logits.argmax(1).eq(0).all().item<bool>());
+  const auto plain = net->decode(raw).camera.rotation;
+  raw.view = at::tensor({1, 2}, at::kLong);
+  const auto turned = net->decode(raw);
+  // R(turned) = R(plain) R_y(2 pi j / 4): compare rotation matrices.
+  const auto expected = core::quaternion_to_matrix(plain).matmul(
+      core::quaternion_to_matrix(core::yaw_quaternion(at::tensor({M_PI / 2, M_PI}, plain.options()))));
+  EXPECT_LT((core::quaternion_to_matrix(turned.camera.rotation) - expected).abs().max().item<double>(), 1e-5);
+  // The parts do not depend on the choice.
+  EXPECT_TRUE(turned.parts.center.equal(net->decode(net->forward_raw(images)).parts.center));
+  // Without the option there is no selection head and no turn.
+  o.viewpoints = 1;
+  EXPECT_FALSE(LepardNet(o)->forward_raw(images).view_logits.defined());
 }
 
 TEST(Model, ReconstructionOnAnyGridAndZeroVelocityIsRigid) {

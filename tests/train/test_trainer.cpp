@@ -138,6 +138,46 @@ TEST(Trainer, ResumeIsExact) {
   EXPECT_EQ(loaded.model.parts, 3);
 }
 
+// With the viewpoint search, the shared layout is part of the run's state: a resumed run
+// continues it (and so the turns it chooses) exactly.
+TEST(Trainer, ResumeWithTheViewpointSearchIsExact) {
+  const auto dir = testing::temp_dir("train_resume_viewpoint");
+  auto config = [&](const fs::path& out) {
+    auto c = testing::tiny_config(out);
+    c.train.steps = 6;
+    c.loss.ownership = true;
+    c.loss.part_silhouette = 0.2;
+    c.model.viewpoints = 2;
+    c.loss.viewpoint = 1.0;
+    c.loss.viewpoint_momentum = 0.5;
+    c.loss.viewpoint_from = 0.0;
+    return c;
+  };
+  const auto data = testing::blob_dataset(10, 32, 16, 5);
+  Trainer full(config(dir / "full"), data, {});
+  full.run();
+  {
+    Trainer first(config(dir / "split"), data, {});
+    first.run(3);
+  }
+  Trainer second(config(dir / "split"), data, {});
+  second.resume(dir / "split" / "checkpoint.pt");
+  second.run();
+  ASSERT_TRUE(full.viewpoint_layout().defined());
+  ASSERT_TRUE(second.viewpoint_layout().defined());
+  EXPECT_LE(testing::max_abs_diff(full.viewpoint_layout(), second.viewpoint_layout()), 1e-9);
+  EXPECT_LE(max_param_diff(full.net(), second.net()), 1e-6);
+  // The layout moved from where it started over the run (a running mean, not a constant).
+  Trainer fresh(config(dir / "fresh"), data, {});
+  fresh.run(1);
+  EXPECT_GT(testing::max_abs_diff(full.viewpoint_layout(), fresh.viewpoint_layout()), 1e-6);
+  // metrics.jsonl records the share of images turned.
+  std::ifstream metrics(dir / "full" / "metrics.jsonl");
+  std::string first_line;
+  std::getline(metrics, first_line);
+  EXPECT_NE(first_line.find("viewpoint_turned"), std::string::npos) << first_line;
+}
+
 TEST(Trainer, BadCheckpointsAreNamed) {
   const auto dir = testing::temp_dir("train_badckpt");
   io::write_file_atomic(dir / "cut.pt", "PK\x03\x04 not really a zip");

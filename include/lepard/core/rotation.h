@@ -21,6 +21,13 @@ at::Tensor rotation_jacobian(const at::Tensor& quaternion, const at::Tensor& poi
 // The matrix G(q^) / |q| (..., 3, 4) mapping dq to the body-frame angular velocity.
 at::Tensor quaternion_rate_matrix(const at::Tensor& quaternion);
 
+// Hamilton product of quaternions (w, x, y, z): R(a b) = R(a) R(b). Broadcasting (..., 4).
+at::Tensor quaternion_multiply(const at::Tensor& a, const at::Tensor& b);
+
+// Unit quaternions (..., 4) of a turn by `yaw` (...) radians about the y axis (the object's
+// vertical, pointing down): x goes to -z for a quarter turn.
+at::Tensor yaw_quaternion(const at::Tensor& yaw);
+
 // [p]_x, the cross-product matrix: (..., 3) -> (..., 3, 3).
 at::Tensor skew(const at::Tensor& v);
 

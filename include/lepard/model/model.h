@@ -46,7 +46,7 @@ namespace lepard::model {
 
 // What the network predicts for a batch.
 struct Prediction {
-  core::Camera camera;     // (B, 4), (B, 3)
+  core::Camera camera;     // (B, 4), (B, 3); with model.viewpoints > 1 the chosen turn included
   core::PartParams parts;  // (B, K, 3), (B, K, 4), (B, K, 11)
   at::Tensor velocity;     // (B, K, 3, G, G, G) B-spline control values of q_d; undefined without local deformation
 };
@@ -57,6 +57,12 @@ struct RawPrediction {
   at::Tensor camera;  // (B, 7)
   at::Tensor parts;   // (B, K, 18): q_c, q_theta, q_s before activation
   at::Tensor flow;    // (B, K * 3 G^3) or undefined (no local deformation)
+  // (B, J) the selection head's scores of the camera's J = model.viewpoints turns, or
+  // undefined (model.viewpoints 1).
+  at::Tensor view_logits;
+  // (B) int64: the turn to decode with; undefined: the best-scored one. Training sets it
+  // (the viewpoint search's choice, train/viewpoint.h).
+  at::Tensor view;
 };
 
 // A normalisation layer over channels: GroupNorm or frozen BatchNorm (see above).
@@ -115,7 +121,8 @@ class LepardNetImpl : public torch::nn::Module {
  private:
   ModelOptions options_;
   Encoder encoder_{nullptr};
-  torch::nn::Linear hidden_{nullptr}, camera_head_{nullptr}, part_head_{nullptr}, flow_head_{nullptr};
+  torch::nn::Linear hidden_{nullptr}, camera_head_{nullptr}, part_head_{nullptr}, flow_head_{nullptr},
+      view_head_{nullptr};
   at::Tensor cluster_logits_;
 };
 TORCH_MODULE(LepardNet);

@@ -36,7 +36,11 @@ struct ModelOptions {
   double camera_distance = 3.0;
   double focal = 2.0;
   double cluster_prior = 3.0;  // initial logit of part k's own cluster (k mod C)
-  int64_t seed = 0;            // the template's initial arrangement
+  // Turns about the object's vertical axis that the camera chooses among, 2 pi j / viewpoints
+  // (a selection head; 2: the animal faces one way or the other); 1: none, the camera head
+  // alone (train/viewpoint.h).
+  int64_t viewpoints = 1;
+  int64_t seed = 0;  // the template's initial arrangement
 };
 
 }  // namespace lepard::model

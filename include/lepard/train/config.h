@@ -107,6 +107,11 @@ struct TrainConfig {
     // Staged generalized forces: q_d's group weight is 0 before this share of train.steps
     // (global deformation first, local deformation after), then weights.local.
     double deformation_from = 0.0;
+    // The viewpoint search (train/viewpoint.h; model.viewpoints > 1): the momentum of the shared
+    // layout's running mean, and the share of train.steps before the search starts (until then
+    // the camera takes no turn).
+    double viewpoint_momentum = 0.9;
+    double viewpoint_from = 0.1;
   } loss;
   struct Train {
     int64_t steps = 2000;

@@ -33,6 +33,8 @@
 //                each part's projected points and the pixels of its own clusters (points to
 //                the nearest owned pixel; each cluster's pixels to the nearest point of the
 //                parts owning it), so a part is pulled toward its clusters wherever it is
+//   viewpoint    cross-entropy of the camera's selection head against the turn the viewpoint
+//                search chose (train/viewpoint.h), mean over images
 //   deformation_size        mean q_d^2 (keeps local deformations small)
 //   deformation_smoothness  mean squared difference of neighbouring q_d control values
 // Each term is a mean over images of a per-image quantity, so that data-parallel training on
@@ -64,6 +66,9 @@ struct LossSettings {
   // split_min_fraction of the cluster's pixels in the image join the nearest larger one.
   bool split_shared = false;
   double split_min_fraction = 0.1;
+  // Weight of the selection head's cross-entropy against the viewpoint search's choice
+  // (train/viewpoint.h; needs LossInputs::view_logits and view).
+  double viewpoint = 0.0;
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;
@@ -92,6 +97,9 @@ struct LossInputs {
   // (K, C) 0/1 explicit ownership, or undefined. When defined it replaces `distribution` in
   // the part image (each part shows its owned clusters, evenly) and drives the per-part terms.
   at::Tensor ownership;
+  // (B, J) the selection head's scores of the camera's turns and (B) int64 the viewpoint
+  // search's choice (train/viewpoint.h), or undefined.
+  at::Tensor view_logits, view;
 };
 
 struct LossTerms {
@@ -101,6 +109,12 @@ struct LossTerms {
   at::Tensor silhouette;        // (B, H, W) the soft union silhouette
   at::Tensor silhouette_parts;  // (B, K, H, W) each part's soft silhouette (when computed)
 };
+
+// Up to n pixel centres of every cluster 1..C of each image (labels (B, H, W)), spread evenly
+// over the cluster in raster order: (B, C, n, 2) in `like`'s dtype and device, and (B, C) 1
+// where the image has the cluster.
+std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64_t clusters, int64_t n,
+                                                 const at::Tensor& like);
 
 // Local displacements d of every surface point: (B, K, V, 3), or undefined without q_d.
 at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow);

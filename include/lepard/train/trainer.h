@@ -80,6 +80,8 @@ class Trainer {
   model::LepardNet& net();
   int64_t step() const;
   const TrainConfig& config() const;
+  // The viewpoint search's shared layout (K, 3) (loss.viewpoint), undefined before its first step.
+  at::Tensor viewpoint_layout() const;
   std::function<void(const StepReport&)> on_step;
   std::function<void(const ValidationReport&)> on_validate;
 
