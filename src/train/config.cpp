@@ -245,6 +245,9 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.viewpoint_momentum", &loss.viewpoint_momentum,
              "loss.viewpoint: momentum of the shared layout (a running mean of the part centres of the images that "
              "need no turn)")
+      .field("loss.viewpoint_keep", &loss.viewpoint_keep,
+             "loss.viewpoint: the search's turn replaces the selection head's own choice only where its cost is "
+             "below this share of that choice's (1: always the search's)")
       .field("loss.viewpoint_from", &loss.viewpoint_from,
              "loss.viewpoint: share of train.steps before the search starts (the parts fit the images first)")
       .field("loss.ownership_capacity", &loss.ownership_capacity,
@@ -366,6 +369,7 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(loss.viewpoint_momentum >= 0 && loss.viewpoint_momentum < 1))
     fail("loss.viewpoint_momentum", "must be in [0, 1)");
   if (!(loss.viewpoint_from >= 0 && loss.viewpoint_from < 1)) fail("loss.viewpoint_from", "must be in [0, 1)");
+  if (!(loss.viewpoint_keep > 0 && loss.viewpoint_keep <= 1)) fail("loss.viewpoint_keep", "must be in (0, 1]");
   if (loss.ownership_capacity < 0) fail("loss.ownership_capacity", "must be non-negative (0: no limit)");
   if (!loss.ownership_table.empty() && !loss.ownership) fail("loss.ownership_table", "needs loss.ownership: true");
   positive("train.steps", train.steps);

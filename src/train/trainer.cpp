@@ -361,7 +361,8 @@ void Trainer::run(int64_t until) {
         if (m.distributed) m.distributed->all_reduce_mean(start);
         m.layout = start[0];
       }
-      chosen = search_yaw(base, m.layout, anchor, m.ownership, labels, views).best;
+      const auto search = search_yaw(base, m.layout, anchor, m.ownership, labels, views);
+      chosen = choose_view(search, raw.view_logits.detach().argmax(1).cpu(), c.loss.viewpoint_keep);
       turned = chosen.ne(0).to(at::kDouble).mean().item<double>();
       raw.view = chosen.to(m.device);
     }

@@ -51,6 +51,13 @@ YawSearch search_yaw(const core::Camera& camera, const at::Tensor& layout, const
   return out;
 }
 
+at::Tensor choose_view(const YawSearch& search, const at::Tensor& own, double keep) {
+  const auto mine = own.to(search.best.device()).to(at::kLong);
+  const auto own_cost = search.cost.gather(1, mine.unsqueeze(1)).squeeze(1);
+  const auto best_cost = search.cost.gather(1, search.best.unsqueeze(1)).squeeze(1);
+  return at::where(best_cost < keep * own_cost, search.best, mine);
+}
+
 at::Tensor widest_layout(const at::Tensor& centres) {
   if (centres.dim() != 3 || centres.size(2) != 3)
     throw std::invalid_argument("widest_layout: centres must be (B, K, 3)");

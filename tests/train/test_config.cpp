@@ -134,6 +134,7 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"model.viewpoints=0"}).find("model.viewpoints"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.viewpoint=-1"}).find("loss.viewpoint"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.viewpoint_from=1"}).find("loss.viewpoint_from"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.viewpoint_keep=0"}).find("loss.viewpoint_keep"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.viewpoint_momentum=1"}).find("loss.viewpoint_momentum"), std::string::npos);
 }
 

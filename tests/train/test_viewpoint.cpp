@@ -78,6 +78,17 @@ TEST(Viewpoint, SearchFindsWhichWayTheAnimalFaces) {
   EXPECT_EQ(twelve.best[1].item<int64_t>(), 6) << twelve.cost[1];
 }
 
+TEST(Viewpoint, TheSearchOverridesTheHeadOnlyWhereClearlyBetter) {
+  YawSearch search;
+  search.cost = at::tensor({1.0, 0.5, 1.0, 0.9, 1.0, 2.0}, kDouble).view({3, 2});
+  search.best = search.cost.argmin(1);
+  const auto own = at::tensor({0, 0, 1}, at::kLong);
+  // keep 0.8: image 0 turns (0.5 < 0.8), image 1 keeps the head's 0 (0.9 is not < 0.8), image
+  // 2 turns back to 0 (1.0 < 1.6).
+  EXPECT_TRUE(choose_view(search, own, 0.8).equal(at::tensor({1, 0, 0}, at::kLong)));
+  EXPECT_TRUE(choose_view(search, own, 1.0).equal(search.best));
+}
+
 TEST(Viewpoint, TheStartingLayoutIsTheWidestImagesCentres) {
   auto centres = at::zeros({3, 2, 3}, kDouble);
   centres[0][1][1] = 2.0;  // apart along the vertical only: no spread across it

@@ -112,6 +112,9 @@ struct TrainConfig {
     // the camera takes no turn).
     double viewpoint_momentum = 0.9;
     double viewpoint_from = 0.1;
+    // The search's turn replaces the selection head's own choice only where its cost is below
+    // this share of that choice's (1: always the search's).
+    double viewpoint_keep = 1.0;
   } loss;
   struct Train {
     int64_t steps = 2000;

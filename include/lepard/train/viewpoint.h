@@ -37,6 +37,11 @@ struct YawSearch {
 YawSearch search_yaw(const core::Camera& camera, const at::Tensor& layout, const at::Tensor& anchor,
                      const at::Tensor& ownership, const at::Tensor& labels, int64_t hypotheses, int64_t pixels = 64);
 
+// The turn to train with (B) int64: the search's best where its cost is below `keep` times
+// the cost of `own` (B) int64, the selection head's own choice; `own` elsewhere, so that
+// near-ties (end-on views) do not flip from one epoch to the next. keep 1: the search's best.
+at::Tensor choose_view(const YawSearch& search, const at::Tensor& own, double keep);
+
 // The starting layout: the centres (K, 3) of the image whose parts spread widest across the
 // vertical axis (a side view, most likely), so that the layout is not the mean of opposite
 // views, which fits every turn alike.
