@@ -337,12 +337,57 @@ TEST(Distributed, Worker) {
   o.master_port = std::atoi(std::getenv("LEPARD_TEST_PORT"));
   o.timeout_s = 120;
   Distributed group(o);
-  Trainer t(distributed_config(std::getenv("LEPARD_TEST_OUT")), testing::blob_dataset(12, 32, 16, 7), {}, &group);
+  auto config = distributed_config(std::getenv("LEPARD_TEST_OUT"));
+  const bool viewpoint = std::getenv("LEPARD_TEST_VIEWPOINT") != nullptr;
+  if (viewpoint) {  // for Distributed.TwoProcessesShareTheViewpointLayout
+    config.loss.ownership = true;
+    config.loss.part_silhouette = 0.2;
+    config.model.viewpoints = 2;
+    config.loss.viewpoint = 1.0;
+    config.loss.viewpoint_momentum = 0.5;
+    config.loss.viewpoint_from = 0.0;
+  }
+  Trainer t(config, testing::blob_dataset(12, 32, 16, 7), {}, &group);
   t.run();
   ASSERT_EQ(t.step(), kDistSteps);
+  const fs::path out = std::getenv("LEPARD_TEST_OUT");
+  if (viewpoint) {
+    ASSERT_TRUE(t.viewpoint_layout().defined());
+    io::write_npy(out / "layout.npy", t.viewpoint_layout());
+    io::write_npy(out / "param_0.npy", t.net()->parameters()[0].detach());
+    return;
+  }
   const auto grads = gradients(t.net());
-  for (size_t i = 0; i < grads.size(); ++i)
-    io::write_npy(fs::path(std::getenv("LEPARD_TEST_OUT")) / ("grad_" + std::to_string(i) + ".npy"), grads[i]);
+  for (size_t i = 0; i < grads.size(); ++i) io::write_npy(out / ("grad_" + std::to_string(i) + ".npy"), grads[i]);
+}
+
+// With the viewpoint search, the shared layout starts as rank 0's widest image and is updated
+// from every rank's images through the all-reduce: both processes hold the same layout (and
+// the same weights); without the broadcast of the start or the all-reduce of the update, the
+// two ranks' layouts would differ.
+TEST(Distributed, TwoProcessesShareTheViewpointLayout) {
+  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
+  const auto dir = testing::temp_dir("train_ddp_viewpoint");
+  const auto port = std::to_string(free_port());
+  std::vector<pid_t> children;
+  for (int r = 0; r < 2; ++r) {
+    children.push_back(
+        spawn_test("Distributed.Worker",
+                   {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port, "LEPARD_TEST_VIEWPOINT=1",
+                    "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()}));
+    ASSERT_GT(children.back(), 0);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a worker failed (status " << status << ")";
+  }
+  const auto l0 = io::read_npy(dir / "rank0" / "layout.npy"), l1 = io::read_npy(dir / "rank1" / "layout.npy");
+  EXPECT_EQ(testing::max_abs_diff(l0, l1), 0.0);
+  EXPECT_EQ(
+      testing::max_abs_diff(io::read_npy(dir / "rank0" / "param_0.npy"), io::read_npy(dir / "rank1" / "param_0.npy")),
+      0.0);
+  EXPECT_GT(l0.abs().max().item<double>(), 1e-3);
 }
 
 TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
