@@ -361,6 +361,30 @@ TEST(Distributed, Worker) {
   for (size_t i = 0; i < grads.size(); ++i) io::write_npy(out / ("grad_" + std::to_string(i) + ".npy"), grads[i]);
 }
 
+// Two Distributed.Worker children (ranks 0 and 1, outputs in dir/rank<r>) with `extra` added
+// to their environment; their pids (-1 where spawning failed).
+std::vector<pid_t> spawn_workers(const fs::path& dir, const std::vector<std::string>& extra = {}) {
+  const auto port = std::to_string(free_port());
+  std::vector<pid_t> children;
+  for (int r = 0; r < 2; ++r) {
+    std::vector<std::string> env = {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port,
+                                    "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()};
+    env.insert(env.end(), extra.begin(), extra.end());
+    children.push_back(spawn_test("Distributed.Worker", env));
+  }
+  return children;
+}
+
+// Waits for every child; whether all were spawned and exited with status 0.
+bool workers_succeeded(const std::vector<pid_t>& children) {
+  bool ok = true;
+  for (pid_t pid : children) {
+    int status = 0;
+    if (pid <= 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ok = false;
+  }
+  return ok;
+}
+
 // With the viewpoint search, the shared layout starts as rank 0's widest image and is updated
 // from every rank's images through the all-reduce: both processes hold the same layout (and
 // the same weights); without the broadcast of the start or the all-reduce of the update, the
@@ -368,20 +392,7 @@ TEST(Distributed, Worker) {
 TEST(Distributed, TwoProcessesShareTheViewpointLayout) {
   if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
   const auto dir = testing::temp_dir("train_ddp_viewpoint");
-  const auto port = std::to_string(free_port());
-  std::vector<pid_t> children;
-  for (int r = 0; r < 2; ++r) {
-    children.push_back(
-        spawn_test("Distributed.Worker",
-                   {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port, "LEPARD_TEST_VIEWPOINT=1",
-                    "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()}));
-    ASSERT_GT(children.back(), 0);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a worker failed (status " << status << ")";
-  }
+  ASSERT_TRUE(workers_succeeded(spawn_workers(dir, {"LEPARD_TEST_VIEWPOINT=1"}))) << "a worker failed";
   const auto l0 = io::read_npy(dir / "rank0" / "layout.npy"), l1 = io::read_npy(dir / "rank1" / "layout.npy");
   EXPECT_EQ(testing::max_abs_diff(l0, l1), 0.0);
   EXPECT_EQ(
@@ -393,22 +404,11 @@ TEST(Distributed, TwoProcessesShareTheViewpointLayout) {
 TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
   if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
   const auto dir = testing::temp_dir("train_ddp");
-  const auto port = std::to_string(free_port());
-  std::vector<pid_t> children;
-  for (int r = 0; r < 2; ++r) {
-    children.push_back(
-        spawn_test("Distributed.Worker", {"LEPARD_TEST_RANK=" + std::to_string(r), "LEPARD_TEST_PORT=" + port,
-                                          "LEPARD_TEST_OUT=" + (dir / ("rank" + std::to_string(r))).string()}));
-    ASSERT_GT(children.back(), 0);
-  }
+  const auto children = spawn_workers(dir);
   // Meanwhile, one process with the whole batch.
   Trainer one(distributed_config(dir / "one"), testing::blob_dataset(12, 32, 16, 7), {});
   one.run();
-  for (pid_t pid : children) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a worker failed (status " << status << ")";
-  }
+  ASSERT_TRUE(workers_succeeded(children)) << "a worker failed";
   EXPECT_TRUE(fs::exists(dir / "rank0" / "checkpoint.pt"));
   EXPECT_FALSE(fs::exists(dir / "rank1" / "checkpoint.pt"));  // only rank 0 writes
   // What must agree is the gradient of the step: the mean over two half batches, all-reduced,
