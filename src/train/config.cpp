@@ -242,6 +242,9 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.viewpoint", &loss.viewpoint,
              "weight of the camera's selection head against the viewpoint search's choice of turn (needs "
              "model.viewpoints > 1 and loss.ownership)")
+      .field("loss.layout", &loss.layout,
+             "loss.viewpoint: weight of the pull of each image's part centres toward the search's shared layout "
+             "(mean over parts removed), so that the camera, not the parts, follows the viewpoint; 0: none")
       .field("loss.viewpoint_momentum", &loss.viewpoint_momentum,
              "loss.viewpoint: momentum of the shared layout (a running mean of the part centres of the images that "
              "need no turn)")
@@ -366,6 +369,9 @@ void TrainConfig::validate(const std::string& source) const {
     fail("model.viewpoints", "needs loss.viewpoint > 0 (the selection head learns from the viewpoint search)");
   if (model.viewpoints > 1 && !loss.ownership)
     fail("model.viewpoints", "needs loss.ownership: true (the search matches parts to the clusters they own)");
+  if (!(loss.layout >= 0)) fail("loss.layout", "must be non-negative");
+  if (loss.layout > 0 && model.viewpoints < 2)
+    fail("loss.layout", "needs model.viewpoints > 1 and loss.viewpoint > 0 (the search keeps the layout)");
   if (!(loss.viewpoint_momentum >= 0 && loss.viewpoint_momentum < 1))
     fail("loss.viewpoint_momentum", "must be in [0, 1)");
   if (!(loss.viewpoint_from >= 0 && loss.viewpoint_from < 1)) fail("loss.viewpoint_from", "must be in [0, 1)");

@@ -242,6 +242,12 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
   if (s.viewpoint != 0.0 && in.view_logits.defined() && in.view.defined())
     add("viewpoint", s.viewpoint,
         at::nll_loss(at::log_softmax(in.view_logits, 1), in.view.to(in.view_logits.device()).to(at::kLong)));
+  if (s.layout != 0.0 && in.layout.defined()) {
+    const auto& c = in.parts.center;  // (B, K, 3)
+    const auto target = in.layout.detach().to(c.device(), c.scalar_type());
+    const auto offset = (c - c.mean(1, true)) - (target - target.mean(0, true)).unsqueeze(0);
+    add("layout", s.layout, batch_mean(offset.pow(2).sum(2).mean(1)));
+  }
   if (in.velocity.defined()) {
     const auto& vel = in.velocity;
     if (s.deformation_size != 0.0)

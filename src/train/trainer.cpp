@@ -396,6 +396,7 @@ void Trainer::run(int64_t until) {
     if (searching) {
       inputs.view_logits = raw.view_logits;
       inputs.view = chosen.to(m.device);
+      inputs.layout = m.layout;
     }
     const auto terms = compute_losses(inputs, targets, m.grid, m.loss);
     StepReport report;

@@ -136,6 +136,9 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.viewpoint_from=1"}).find("loss.viewpoint_from"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.viewpoint_keep=0"}).find("loss.viewpoint_keep"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.viewpoint_momentum=1"}).find("loss.viewpoint_momentum"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.layout=1"}).find("key 'loss.layout' needs model.viewpoints > 1"), std::string::npos)
+      << error_of(good, {"loss.layout=1"});
+  EXPECT_NE(error_of(good, {"loss.layout=-1"}).find("loss.layout"), std::string::npos);
 }
 
 TEST(ConfigFiles, ShippedConfigsParseAndValidate) {

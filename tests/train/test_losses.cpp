@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 
@@ -336,6 +337,43 @@ TEST_P(LossesDevices, SplitSharedClustersGiveEachPieceItsNearestOwner) {
   auto one_piece = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
   one_piece.narrow(1, 12, 8).narrow(2, 6, 20).fill_(1);
   EXPECT_LT(testing::max_abs_diff(force(one_piece, both_own, true), force(one_piece, both_own, false)), 1e-12);
+}
+
+// The pull toward the shared layout: nothing for the layout moved as a whole; for one part
+// moved away, the analytic gradient of the mean squared offset, which moves that part back
+// and the others (through the mean over parts) the other way.
+TEST_P(LossesDevices, TheLayoutTermPullsPartsBackToTheSharedLayout) {
+  const auto device = GetParam();
+  const auto grid = core::make_surface_grid(8, 12);
+  auto s = small_settings();
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.layout = 2.0;
+  const auto layout = at::tensor({0.0, 0.0, 0.0, 0.18, 0.0, 0.0}, at::kDouble).view({2, 3});
+  auto layout_force = [&](double dx, double dy, double dz) {
+    auto in = two_spheres(0.18, device);
+    {
+      at::NoGradGuard no_grad;
+      in.parts.center.add_(at::tensor({dx, dy, dz}, in.parts.center.options()));  // both parts
+      in.parts.center[0][1][1].add_(0.1);                                         // part 1 off by 0.1 in y
+    }
+    in.layout = layout;
+    const auto terms = compute_losses(in, LossTargets{at::zeros({1, 16, 16}, at::kLong).to(device)}, grid, s);
+    terms.total.backward();
+    return std::make_pair(terms.total.item<double>(), in.parts.center.grad().cpu());
+  };
+  // Offsets after removing the means: part 0 (0, -0.05, 0), part 1 (0, 0.05, 0); the energy
+  // is w mean_k |offset_k|^2 = 2 * 0.0025 and its gradient w offset_k (the mean's share
+  // cancels, the offsets summing to zero).
+  for (const auto& shift : {std::array<double, 3>{0, 0, 0}, std::array<double, 3>{0.3, -0.2, 1.0}}) {
+    const auto [energy, grad] = layout_force(shift[0], shift[1], shift[2]);
+    EXPECT_NEAR(energy, 2.0 * 0.0025, 1e-12);
+    const auto expected = at::tensor({0.0, -0.1, 0.0, 0.0, 0.1, 0.0}, at::kDouble).view({1, 2, 3});
+    EXPECT_LT(testing::max_abs_diff(grad, expected), 1e-12);
+  }
+  // Without a layout (a run with no search yet) the term is absent.
+  auto in = two_spheres(0.18, device);
+  const auto terms = compute_losses(in, LossTargets{at::zeros({1, 16, 16}, at::kLong).to(device)}, grid, s);
+  for (const auto& [name, value] : terms.terms) EXPECT_NE(name, "layout");
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, LossesDevices, ::testing::ValuesIn(testing::test_devices()), testing::device_name);

@@ -35,6 +35,10 @@
 //                parts owning it), so a part is pulled toward its clusters wherever it is
 //   viewpoint    cross-entropy of the camera's selection head against the turn the viewpoint
 //                search chose (train/viewpoint.h), mean over images
+//   layout       the pull of each image's part centres toward the viewpoint search's shared
+//                layout, both with their mean over parts removed: mean over parts of the
+//                squared distance, mean over images. Parts that keep one arrangement leave
+//                the change of viewpoint to the camera
 //   deformation_size        mean q_d^2 (keeps local deformations small)
 //   deformation_smoothness  mean squared difference of neighbouring q_d control values
 // Each term is a mean over images of a per-image quantity, so that data-parallel training on
@@ -69,6 +73,8 @@ struct LossSettings {
   // Weight of the selection head's cross-entropy against the viewpoint search's choice
   // (train/viewpoint.h; needs LossInputs::view_logits and view).
   double viewpoint = 0.0;
+  // Weight of the pull toward the shared layout (needs LossInputs::layout).
+  double layout = 0.0;
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;
@@ -100,6 +106,9 @@ struct LossInputs {
   // (B, J) the selection head's scores of the camera's turns and (B) int64 the viewpoint
   // search's choice (train/viewpoint.h), or undefined.
   at::Tensor view_logits, view;
+  // (K, 3) the viewpoint search's shared layout in the object's frame (a target: no gradient),
+  // or undefined.
+  at::Tensor layout;
 };
 
 struct LossTerms {
