@@ -138,6 +138,17 @@ TEST(Trainer, ResumeIsExact) {
   EXPECT_EQ(loaded.model.parts, 3);
 }
 
+// The viewpoint search from the first step, with ownership (which it needs) and a fast
+// moving layout, as the resume and two-process tests run it.
+void use_viewpoint_search(TrainConfig& c) {
+  c.loss.ownership = true;
+  c.loss.part_silhouette = 0.2;
+  c.model.viewpoints = 2;
+  c.loss.viewpoint = 1.0;
+  c.loss.viewpoint_momentum = 0.5;
+  c.loss.viewpoint_from = 0.0;
+}
+
 // With the viewpoint search, the shared layout is part of the run's state: a resumed run
 // continues it (and so the turns it chooses) exactly.
 TEST(Trainer, ResumeWithTheViewpointSearchIsExact) {
@@ -145,12 +156,7 @@ TEST(Trainer, ResumeWithTheViewpointSearchIsExact) {
   auto config = [&](const fs::path& out) {
     auto c = testing::tiny_config(out);
     c.train.steps = 6;
-    c.loss.ownership = true;
-    c.loss.part_silhouette = 0.2;
-    c.model.viewpoints = 2;
-    c.loss.viewpoint = 1.0;
-    c.loss.viewpoint_momentum = 0.5;
-    c.loss.viewpoint_from = 0.0;
+    use_viewpoint_search(c);
     return c;
   };
   const auto data = testing::blob_dataset(10, 32, 16, 5);
@@ -339,14 +345,7 @@ TEST(Distributed, Worker) {
   Distributed group(o);
   auto config = distributed_config(std::getenv("LEPARD_TEST_OUT"));
   const bool viewpoint = std::getenv("LEPARD_TEST_VIEWPOINT") != nullptr;
-  if (viewpoint) {  // for Distributed.TwoProcessesShareTheViewpointLayout
-    config.loss.ownership = true;
-    config.loss.part_silhouette = 0.2;
-    config.model.viewpoints = 2;
-    config.loss.viewpoint = 1.0;
-    config.loss.viewpoint_momentum = 0.5;
-    config.loss.viewpoint_from = 0.0;
-  }
+  if (viewpoint) use_viewpoint_search(config);  // for Distributed.TwoProcessesShareTheViewpointLayout
   Trainer t(config, testing::blob_dataset(12, 32, 16, 7), {}, &group);
   t.run();
   ASSERT_EQ(t.step(), kDistSteps);
