@@ -259,6 +259,9 @@ ConfigSchema TrainConfig::schema() {
              "per-part silhouette force weight (eq. 12; needs loss.ownership)")
       .field("loss.part_attraction", &loss.part_attraction,
              "per-part attraction weight: each part to its own clusters' pixels (needs loss.ownership)")
+      .field("loss.part_pull", &loss.part_pull,
+             "loss.part_attraction: weight of its points-to-own-pixels half against its cover half (each cluster's "
+             "pixels to the nearest point of its owners); below 1 the pull thins parts less")
       .field("loss.part_normalize", &loss.part_normalize,
              "true: the per-part silhouette of each cluster relative to its area (thin clusters, the legs, count as "
              "much as the torso)")
@@ -347,6 +350,7 @@ void TrainConfig::validate(const std::string& source) const {
                                                    {"loss.ownership_slack", loss.ownership_slack},
                                                    {"loss.part_containment", loss.part_containment},
                                                    {"loss.part_attraction", loss.part_attraction},
+                                                   {"loss.part_pull", loss.part_pull},
                                                    {"loss.deformation_smoothness", loss.deformation_smoothness},
                                                    {"loss.weight_center", loss.weights.center},
                                                    {"loss.weight_rotation", loss.weights.rotation},

@@ -213,7 +213,7 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
           std::get<0>(at::where(owners, to_part, at::full({}, big, d2.options())).min(1));  // (B, C, n)
       const auto cover_valid = valid * owned;
       const auto cover = (px_cost.mean(2) * cover_valid).sum(1) / cover_valid.sum(1).clamp_min(1.0);
-      add("part_attraction", s.part_attraction, batch_mean(pull + cover));
+      add("part_attraction", s.part_attraction, batch_mean(s.part_pull * pull + cover));
     }
   }
   if (s.collisions && s.collision != 0.0 && k > 1) {

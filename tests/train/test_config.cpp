@@ -139,6 +139,7 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.layout=1"}).find("key 'loss.layout' needs model.viewpoints > 1"), std::string::npos)
       << error_of(good, {"loss.layout=1"});
   EXPECT_NE(error_of(good, {"loss.layout=-1"}).find("loss.layout"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.part_pull=-0.5"}).find("loss.part_pull"), std::string::npos);
 }
 
 TEST(ConfigFiles, ShippedConfigsParseAndValidate) {

@@ -292,6 +292,39 @@ TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {
   EXPECT_GT(g_both, 0.0);
 }
 
+// loss.part_pull weighs the per-part attraction's points-to-pixels half: a sphere over a thin
+// strip of its own cluster (the noisy leg clusters) has its outline's points drawn onto the
+// strip, a force that shrinks it; the cover half (the strip's pixels to the nearest point)
+// hardly cares about the sphere's size. The energy is linear in the weight.
+TEST_P(LossesDevices, ThePullWeightScalesTheForceThatThinsAPartOverAThinCluster) {
+  const auto device = GetParam();
+  auto strip = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  strip.narrow(1, 12, 8).narrow(2, 15, 2).fill_(1);  // x in [-0.06, 0.06], |y| < 0.25
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  auto s = small_settings();
+  s.render_size = kClusterGrid;
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.part_attraction = 1.0;
+  // Part 0 over the strip (its disc has radius 0.25), owning it; part 1 far off, owning nothing.
+  auto energy_and_size_force = [&](double pull) {
+    s.part_pull = pull;
+    auto in = spheres_over_clusters(0.0, at::tensor({1.0, 0.0}, opts).view({2, 1}), device);
+    const auto out = compute_losses(in, LossTargets{strip.to(device)}, grid, s);
+    out.total.backward();
+    return std::pair{out.total.item<double>(), in.parts.shape.grad().cpu()[0][0][0].item<double>()};
+  };
+  const auto [e1, g1] = energy_and_size_force(1.0);
+  const auto [e0, g0] = energy_and_size_force(0.0);
+  const auto [eh, gh] = energy_and_size_force(0.5);
+  // With the pull, descent shrinks the sphere; without it, the push on its size is far weaker.
+  EXPECT_GT(g1, 0.0);
+  EXPECT_LT(std::abs(g0), 0.25 * g1);
+  EXPECT_GT(e1, e0);
+  EXPECT_NEAR(eh, 0.5 * (e1 + e0), 1e-12);
+  EXPECT_NEAR(gh, 0.5 * (g1 + g0), 1e-12);
+}
+
 // Split shared clusters (loss.split_shared): one cluster in two pieces (the legs of one leg
 // cluster), both parts own it and both sit on its left piece; the right piece is uncovered.
 // Shared, the parts stand for the union, and the one nearer the right piece (part 1) is only

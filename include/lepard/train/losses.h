@@ -32,7 +32,10 @@
 //   part_attraction  the reach beyond the soft rasteriser's band, per part: a Chamfer between
 //                each part's projected points and the pixels of its own clusters (points to
 //                the nearest owned pixel; each cluster's pixels to the nearest point of the
-//                parts owning it), so a part is pulled toward its clusters wherever it is
+//                parts owning it), so a part is pulled toward its clusters wherever it is.
+//                part_pull weighs the first half (points to pixels) against the second: the
+//                pull draws every point of a part, outline included, onto the nearest pixel of
+//                a noisy cluster and so thins a part; 0 keeps only the cover
 //   viewpoint    cross-entropy of the camera's selection head against the turn the viewpoint
 //                search chose (train/viewpoint.h), mean over images
 //   layout       the pull of each image's part centres toward the viewpoint search's shared
@@ -65,6 +68,7 @@ struct LossSettings {
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
   bool part_normalize = true;     // part_silhouette per cluster divided by the cluster's area in the image
   double part_containment = 1.0;  // part_silhouette: weight of a part's strays against its cluster's misses
+  double part_pull = 1.0;         // part_attraction: weight of the points-to-pixels half against the cover
   // Per image, the pieces of a cluster several parts share become clusters of their own, each
   // owned by its nearest owner (train/ownership.h split_shared_clusters); pieces smaller than
   // split_min_fraction of the cluster's pixels in the image join the nearest larger one.
