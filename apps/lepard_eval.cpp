@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
                     eval_grid = "auto";
   int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048, refine = 0;
   double test_fraction = -1, refine_lr = 0.005, refine_anchor = 0.0;
+  bool choose_view = false;
   cli::Parser parser("lepard-eval",
                      "Evaluates trained models as the paper does (Tables 1 and 2): keypoint transfer PCK at 0.05\n"
                      "and 0.1 of the crop side over all ordered image pairs, overall IoU, part IoU (parts matched\n"
@@ -213,6 +214,10 @@ int main(int argc, char** argv) {
       .flag("refine-anchor", &refine_anchor,
             "weight of the refinement's pull back toward the network's own raw outputs "
             "(squared distance; 0: none)")
+      .flag("choose-view", &choose_view,
+            "models with model.viewpoints > 1: also score each with every image's turn chosen by the least "
+            "training loss against its pseudo-labels instead of by the selection head (before --refine's "
+            "iterations; a second row per model)")
       .flag("batch", &batch, "images per forward pass")
       .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
       .flag("overlays", &overlays,
@@ -226,7 +231,8 @@ int main(int argc, char** argv) {
           "  lepard-eval --pseudo-labels runs/h1200/cache --data runs/h1200 --category horse   # pseudo-labels only\n"
           "  lepard-eval --checkpoint runs/h1200_train --data runs/h1200 --refine 50   # feed-forward and refined "
           "rows\n"
-          "--refine reads each image's pseudo-labels from --pseudo-labels, else from the checkpoint's data.cache.\n"
+          "--refine and --choose-view read each image's pseudo-labels from --pseudo-labels, else from the\n"
+          "checkpoint's data.cache.\n"
           "Exit codes: 0 done, 1 an error (named), 2 a bad command line.");
   parser.parse(argc, argv);
   cli::set_threads(threads > 0 ? threads : cli::default_threads());
@@ -248,6 +254,8 @@ int main(int argc, char** argv) {
     if (!(refine_anchor >= 0 && refine_anchor <= 1e6))
       throw std::invalid_argument("--refine-anchor must be in [0, 1e6], got " + std::to_string(refine_anchor));
     if (refine > 0 && checkpoints.empty()) throw std::invalid_argument("--refine needs a --checkpoint");
+    if (choose_view && checkpoints.empty()) throw std::invalid_argument("--choose-view needs a --checkpoint");
+    const bool second_pass = refine > 0 || choose_view;
     if (samples_3d < 16)
       throw std::invalid_argument("--samples-3d must be at least 16, got " + std::to_string(samples_3d));
     if (test_fraction != -1 && !(test_fraction > 0 && test_fraction <= 1))
@@ -269,6 +277,9 @@ int main(int argc, char** argv) {
       m.net = train::load_model(m.checkpoint, &m.config);
       m.net->eval();
       m.ownership = train::checkpoint_ownership(m.checkpoint);  // refinement's forces, the overlays' colours
+      if (choose_view && m.net->options().viewpoints < 2)
+        throw std::invalid_argument("--choose-view: " + m.checkpoint.string() +
+                                    " was trained with model.viewpoints 1 (no turns to choose among)");
       m.name = names.empty() ? m.checkpoint.parent_path().filename().string() : names[i];
       if (m.name.empty()) m.name = m.checkpoint.string();
       models.push_back(std::move(m));
@@ -339,7 +350,7 @@ int main(int argc, char** argv) {
         table += markdown_row(j);
       }
 
-      for (size_t pass = 0; pass < models.size() * (refine > 0 ? 2 : 1); ++pass) {
+      for (size_t pass = 0; pass < models.size() * (second_pass ? 2 : 1); ++pass) {
         const size_t mi = pass % models.size();
         const bool refined = pass >= models.size();
         auto& m = models[mi];
@@ -362,6 +373,7 @@ int main(int argc, char** argv) {
             ro2.iterations = refine;
             ro2.lr = refine_lr;
             ro2.anchor = refine_anchor;
+            ro2.choose_view = choose_view;
             const auto res =
                 train::refine(m.net, m.config, model::normalize_images(at::stack(crops), m.config.model.image_size),
                               labels.narrow(0, static_cast<int64_t>(b), static_cast<int64_t>(e - b)), m.ownership, ro2);
@@ -371,9 +383,13 @@ int main(int argc, char** argv) {
             progress.update(m.name + " refine", static_cast<int64_t>(e), static_cast<int64_t>(samples.size()));
           }
           refine_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
-          spdlog::info("{}: refined {} images with {} iterations, loss {:.4f} -> {:.4f}, {:.2f} s per image", m.name,
-                       samples.size(), refine, first / static_cast<double>(samples.size()),
-                       last / static_cast<double>(samples.size()), refine_s / static_cast<double>(samples.size()));
+          if (refine > 0)
+            spdlog::info("{}: refined {} images with {} iterations, loss {:.4f} -> {:.4f}, {:.2f} s per image", m.name,
+                         samples.size(), refine, first / static_cast<double>(samples.size()),
+                         last / static_cast<double>(samples.size()), refine_s / static_cast<double>(samples.size()));
+          else
+            spdlog::info("{}: chose the turns of {} images from their pseudo-labels, {:.3f} s per image", m.name,
+                         samples.size(), refine_s / static_cast<double>(samples.size()));
         }
         const auto t0 = std::chrono::steady_clock::now();
         double spacing = 0;
@@ -394,12 +410,15 @@ int main(int argc, char** argv) {
         eo.focal = m.net->options().focal;
         const auto r = eval::evaluate(in, eo);
         const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const auto row_name = refined ? m.name + ", refined " + std::to_string(refine) : m.name;
+        auto row_name = m.name;
+        if (refined && choose_view) row_name += ", view from labels";
+        if (refined && refine > 0) row_name += ", refined " + std::to_string(refine);
         auto j = row_json(row_name, c, r, true, true);
         if (refined) {
           j["refine_iterations"] = refine;
           j["refine_lr"] = refine_lr;
           j["refine_anchor"] = refine_anchor;
+          j["choose_view"] = choose_view;
           j["refine_seconds_per_image"] = refine_s / static_cast<double>(samples.size());
         }
         j["checkpoint"] = m.checkpoint.string();

@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
                                                    weights;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
   double refine_lr = 0.005, refine_anchor = 0.0, saliency_threshold = 0.2;
+  bool choose_view = false;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
@@ -136,9 +137,12 @@ int main(int argc, char** argv) {
       .flag("refine-anchor", &refine_anchor,
             "weight of the refinement's pull back toward the network's own raw outputs "
             "(squared distance; 0: none)")
+      .flag("choose-view", &choose_view,
+            "models with model.viewpoints > 1: each image's turn is the one whose reconstruction has the least "
+            "training loss against its pseudo-labels (--pseudo-labels), not the selection head's; before --refine")
       .flag("pseudo-labels", &pseudo_labels,
             "folder of <name>.png label maps of the crops (lepard-prepare's "
-            "cache/labels/<category>/ for a dataset's crops), needed by --refine")
+            "cache/labels/<category>/ for a dataset's crops), needed by --refine and --choose-view")
       .flag("forward-only", &skip_writing, "time the forward pass only: write nothing but the summary")
       .flag("threads", &threads, "intra-op threads (0: every core)")
       .epilog(
@@ -160,11 +164,13 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
     if (!(refine_anchor >= 0 && refine_anchor <= 1e6))
       throw std::invalid_argument("--refine-anchor must be in [0, 1e6], got " + std::to_string(refine_anchor));
-    if (refine > 0 && pseudo_labels.empty())
-      throw std::invalid_argument(
-          "--refine needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
-          "for a dataset under <cache>/labels/<category>/)");
-    if (refine > 0 && !fs::is_directory(pseudo_labels))
+    const bool with_labels = refine > 0 || choose_view;
+    const char* needs = refine > 0 ? "--refine" : "--choose-view";
+    if (with_labels && pseudo_labels.empty())
+      throw std::invalid_argument(std::string(needs) +
+                                  " needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
+                                  "for a dataset under <cache>/labels/<category>/)");
+    if (with_labels && !fs::is_directory(pseudo_labels))
       throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
     if (sheet < 0 || turntables < 0) throw std::invalid_argument("--contact-sheet and --turntable must be >= 0");
     if (crop != "centre" && crop != "saliency")
@@ -191,6 +197,9 @@ int main(int argc, char** argv) {
     if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
     train::TrainConfig config;
     auto net = train::load_model(ckpt, &config);
+    if (choose_view && net->options().viewpoints < 2)
+      throw std::invalid_argument("--choose-view: " + ckpt.string() +
+                                  " was trained with model.viewpoints 1 (no turns to choose among)");
     data::ReaderOptions ro;
     ro.crop_size = crop_size;
     ro.skip_bad = true;
@@ -276,21 +285,22 @@ int main(int argc, char** argv) {
       const double t0 = now_s(), refined_before = refine_s;
       const auto normalized = model::normalize_images(at::stack(crops), config.model.image_size);
       model::Prediction pred;
-      if (refine > 0) {
+      if (with_labels) {
         // Each image's label map, named after the output (stem), at the loss grid.
         std::vector<at::Tensor> maps;
         for (size_t i = begin; i < end; ++i) {
           const auto path = fs::path(pseudo_labels) / (output_name(samples[i]) + ".png");
           if (!fs::exists(path))
-            throw std::runtime_error(path.string() + ": no pseudo-labels for " + samples[i].image_path.string() +
-                                     " (--refine needs a label map of each crop)");
+            throw std::runtime_error(path.string() + ": no pseudo-labels for " + samples[i].image_path.string() + " (" +
+                                     needs + " needs a label map of each crop)");
           const auto m = io::read_indexed_png(path).to(at::kFloat).unsqueeze(0).unsqueeze(0);
           const int64_t r = config.loss.render_size;
           maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));
         }
         const double r0 = now_s();
-        pred = train::refine(net, config, normalized, at::stack(maps), ownership, {refine, refine_lr, refine_anchor})
-                   .prediction;
+        train::RefineOptions ro{refine, refine_lr, refine_anchor};
+        ro.choose_view = choose_view;
+        pred = train::refine(net, config, normalized, at::stack(maps), ownership, ro).prediction;
         refine_s += now_s() - r0;
       } else {
         at::NoGradGuard no_grad;
@@ -357,6 +367,7 @@ int main(int argc, char** argv) {
       summary["refine_iterations"] = refine;
       summary["refine_seconds_per_image"] = refine_s / n;
     }
+    if (choose_view) summary["choose_view"] = true;
     io::write_file_atomic(fs::path(out) / "summary.json", summary.dump(2) + "\n");
     std::cout << summary.dump(2) << std::endl;
   } catch (const std::invalid_argument& e) {

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace lepard::train {
@@ -31,6 +32,40 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
     at::NoGradGuard no_grad;
     raw = net->forward_raw(images);
   }
+  auto settings = loss_settings(config);
+  const auto grid = model::surface_grid(net->options());
+  LossInputs in;
+  in.distribution = net->part_distribution().detach();
+  if (ownership.defined()) in.ownership = ownership.to(images.device());
+  const LossTargets targets{labels.to(images.device()).to(at::kLong)};
+  const int64_t views = net->options().viewpoints;
+  if (o.choose_view && views > 1) {
+    // Each image alone (every loss is a mean over images), every turn: the least loss wins.
+    at::NoGradGuard no_grad;
+    const int64_t b = images.size(0);
+    std::vector<int64_t> chosen(static_cast<size_t>(b), 0);
+    for (int64_t i = 0; i < b; ++i) {
+      model::RawPrediction one;
+      one.camera = raw.camera.narrow(0, i, 1);
+      one.parts = raw.parts.narrow(0, i, 1);
+      if (raw.flow.defined()) one.flow = raw.flow.narrow(0, i, 1);
+      const LossTargets target{targets.labels.narrow(0, i, 1)};
+      double best = std::numeric_limits<double>::infinity();
+      for (int64_t v = 0; v < views; ++v) {
+        one.view = at::full({1}, v, at::TensorOptions().dtype(at::kLong).device(images.device()));
+        const auto pred = net->decode(one);
+        in.camera = pred.camera;
+        in.parts = pred.parts;
+        in.velocity = pred.velocity;
+        const double loss = compute_losses(in, target, grid, settings).total.item<double>();
+        if (loss < best) {
+          best = loss;
+          chosen[static_cast<size_t>(i)] = v;
+        }
+      }
+    }
+    raw.view = at::tensor(chosen, at::kLong).to(images.device());
+  }
   if (o.iterations == 0) {
     at::NoGradGuard no_grad;
     result.prediction = net->decode(raw);
@@ -53,12 +88,6 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
     return sum_sq.mean();
   };
   torch::optim::Adam adam(vars, torch::optim::AdamOptions(o.lr));
-  auto settings = loss_settings(config);
-  const auto grid = model::surface_grid(net->options());
-  LossInputs in;
-  in.distribution = net->part_distribution().detach();
-  if (ownership.defined()) in.ownership = ownership.to(images.device());
-  const LossTargets targets{labels.to(images.device()).to(at::kLong)};
   for (int64_t it = 0; it <= o.iterations; ++it) {
     const auto pred = net->decode(raw);
     in.camera = pred.camera;

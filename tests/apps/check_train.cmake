@@ -250,6 +250,20 @@ file(READ "${OUT}/eval_refine/metrics.json" refine_json)
 if(NOT refine_json MATCHES "\"refine_seconds_per_image\"")
   message(FATAL_ERROR "lepard-eval --refine recorded no time per image")
 endif()
+# --choose-view needs a model with turns; this one has none.
+expect_message("lepard-eval --choose-view without turns" 2 "was trained with model.viewpoints 1" "${EVAL}"
+               --checkpoint "${OUT}/run" --data "${OUT}/data" --choose-view)
+# With turns: the second row, each image's turn chosen from its pseudo-labels.
+run_tool("lepard-train (two turns)" 0 "${TOOL}" --config "${OUT}/good.yaml" --set model.viewpoints=2
+         --set loss.viewpoint=1 --set loss.viewpoint_from=0 --set loss.ownership=true --set model.parts=8
+         --set train.out=${OUT}/run_turns --threads 1)
+run_tool("lepard-eval --choose-view" 0 "${EVAL}" --checkpoint "${OUT}/run_turns" --name vp --choose-view --eval-grid 8x12
+         --data "${OUT}/data" --split all --crop-size 64 --overlays 0 --threads 1)
+if(NOT out MATCHES "\\| vp \\| horse \\| 12 \\|.*\\| vp, view from labels \\| horse \\| 12 \\| ${num} \\|")
+  message(FATAL_ERROR "unexpected lepard-eval --choose-view table: ${out}")
+endif()
+expect_message("lepard-infer --choose-view without labels" 2 "--choose-view needs --pseudo-labels" "${INFER}"
+               --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/bad" --choose-view)
 expect_message("lepard-eval --refine -1" 2 "--refine must be in" "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data"
                --refine -1)
 # lepard-infer --refine: label maps named after the outputs; a missing one is named.

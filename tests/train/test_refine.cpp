@@ -113,5 +113,39 @@ TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
   testing::expect_error<std::invalid_argument>([&] { run(RefineOptions{5, 0.05, -1.0}); }, "anchor");
 }
 
+// RefineOptions::choose_view: with two turns, pseudo-labels drawn from one turn's
+// reconstruction of each image make that turn the choice, whatever the selection head scores;
+// labels drawn from the other turn make the other the choice.
+TEST(Refine, TheTurnChosenFromThePseudoLabelsIsTheOneTheyWereDrawnFrom) {
+  auto scene = four_part_scene("refine_view");
+  scene.c.model.viewpoints = 2;
+  at::manual_seed(1);
+  scene.net = model::LepardNet(model_options(scene.c, scene.d.clusters));
+  auto& net = scene.net;
+  const auto& c = scene.c;
+  const auto grid = model::surface_grid(net->options());
+  const int64_t b = scene.d.images.size(0), r = c.loss.render_size;
+  at::NoGradGuard no_grad;
+  const auto raw = net->forward_raw(scene.d.images);
+  auto turned = [&](int64_t v) {
+    auto one = raw;
+    one.view = at::full({b}, v, at::kLong);
+    return net->decode(one);
+  };
+  for (int64_t v : {0, 1}) {
+    // One cluster: the hard silhouette of turn v's parts.
+    const auto verts = model::reconstruct(turned(v), grid, model::flow_options(net->options())).image;
+    const auto labels = (render::rasterize_hard(verts, grid.faces, r, r).part_id >= 0).to(at::kLong);
+    RefineOptions o{0, 0.05};
+    o.choose_view = true;
+    const auto chosen = refine(net, c, scene.d.images, labels, {}, o).prediction;
+    EXPECT_TRUE(chosen.camera.rotation.equal(turned(v).camera.rotation)) << "labels from turn " << v;
+    EXPECT_FALSE(chosen.camera.rotation.equal(turned(1 - v).camera.rotation));
+    // Without the choice, the head's scores decide, whatever the labels.
+    const auto head = refine(net, c, scene.d.images, labels, {}, RefineOptions{0, 0.05}).prediction;
+    EXPECT_TRUE(head.camera.rotation.equal(net->decode(raw).camera.rotation));
+  }
+}
+
 }  // namespace
 }  // namespace lepard::train

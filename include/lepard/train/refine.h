@@ -33,6 +33,10 @@ struct RefineOptions {
   int64_t iterations = 50;
   double lr = 0.005;    // Adam step on the raw head outputs (0.02 moved parts so that PCK fell)
   double anchor = 0.0;  // weight of the proximal term toward the network's raw outputs
+  // With model.viewpoints > 1: each image's turn is the one whose reconstruction has the least
+  // training loss against its pseudo-labels, instead of the selection head's (before the
+  // iterations; with 0 iterations only this choice is made).
+  bool choose_view = false;
 };
 
 struct RefineResult {
@@ -42,8 +46,8 @@ struct RefineResult {
 
 // images: (B, 3, S, S) normalised (model::normalize_images); labels: (B, R, R) int64
 // pseudo-labels at config.loss.render_size (0 background, 1..C); ownership: the checkpoint's
-// (K, C) or undefined (the network's cluster distribution is used). With 0 iterations the
-// result is the network's prediction.
+// (K, C) or undefined (the network's cluster distribution is used). With 0 iterations (and no
+// choose_view) the result is the network's prediction.
 RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
                     const at::Tensor& labels, const at::Tensor& ownership, const RefineOptions& options = {});
 
