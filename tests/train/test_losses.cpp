@@ -198,6 +198,15 @@ at::Tensor two_cluster_labels(c10::Device device) {
   return labels.to(device);
 }
 
+// The settings of the per-part scenes: the cluster grid, only the given per-part term on.
+LossSettings only_per_part(double LossSettings::*term) {
+  auto s = small_settings();
+  s.render_size = kClusterGrid;
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.*term = 1.0;
+  return s;
+}
+
 // The two spheres with part 1 1.2 to the left of part 0, both moved by `shift` along x, and
 // the given (2, 2) ownership.
 LossInputs spheres_over_clusters(double shift, const at::Tensor& ownership, c10::Device device) {
@@ -224,10 +233,8 @@ TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
   // Part 0 at +0.6 (on cluster 2), part 1 at -0.6 (on cluster 1).
   auto scene = [&](const at::Tensor& ownership) { return spheres_over_clusters(0.6, ownership, device); };
   for (const char* term : {"part_attraction", "part_silhouette"}) {
-    auto s = small_settings();
-    s.render_size = r;
-    s.silhouette = s.parts = s.attraction = s.collision = 0.0;
-    (std::string(term) == "part_attraction" ? s.part_attraction : s.part_silhouette) = 1.0;
+    auto s = only_per_part(std::string(term) == "part_attraction" ? &LossSettings::part_attraction
+                                                                  : &LossSettings::part_silhouette);
     auto in = scene(part0_owns_1);
     const auto wrong = compute_losses(in, LossTargets{labels}, grid, s);
     ASSERT_EQ(wrong.terms.size(), 1u) << term;
@@ -270,10 +277,7 @@ TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {
   const auto labels = two_cluster_labels(device);
   const auto grid = core::make_surface_grid(8, 12);
   const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
-  auto s = small_settings();
-  s.render_size = kClusterGrid;
-  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
-  s.part_silhouette = 1.0;
+  auto s = only_per_part(&LossSettings::part_silhouette);
   // Part 0 at x = +0.1 (mostly on cluster 2, reaching into cluster 1), part 1 far off at -1.1,
   // owning nothing.
   auto energy_and_force = [&](const at::Tensor& ownership) {
@@ -302,10 +306,7 @@ TEST_P(LossesDevices, ThePullWeightScalesTheForceThatThinsAPartOverAThinCluster)
   strip.narrow(1, 12, 8).narrow(2, 15, 2).fill_(1);  // x in [-0.06, 0.06], |y| < 0.25
   const auto grid = core::make_surface_grid(8, 12);
   const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
-  auto s = small_settings();
-  s.render_size = kClusterGrid;
-  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
-  s.part_attraction = 1.0;
+  auto s = only_per_part(&LossSettings::part_attraction);
   // Part 0 over the strip (its disc has radius 0.25), owning it; part 1 far off, owning nothing.
   auto energy_and_size_force = [&](double pull) {
     s.part_pull = pull;
@@ -339,10 +340,8 @@ TEST_P(LossesDevices, SplitSharedClustersGiveEachPieceItsNearestOwner) {
   pieces.narrow(1, 12, 8).narrow(2, 20, 6).fill_(2);  // x in [0.28, 0.59]
   const auto grid = core::make_surface_grid(8, 12);
   const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
-  auto s = small_settings();
-  s.render_size = kClusterGrid;
-  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
-  s.part_silhouette = s.part_attraction = 1.0;
+  auto s = only_per_part(&LossSettings::part_silhouette);
+  s.part_attraction = 1.0;
   // Part 0 at image x = -0.44 (the left piece's middle), part 1 at -0.35 (world x halves).
   auto force = [&](const at::Tensor& labels, const at::Tensor& ownership, bool split) {
     auto in = two_spheres(0.18, device);
