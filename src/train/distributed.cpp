@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <csignal>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,12 @@ bool Distributed::available() {
 Distributed::Distributed(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
   if (options_.world_size <= 1) return;
 #ifdef LEPARD_HAVE_GLOO
+  // A write to the socket of a peer that has exited raises SIGPIPE, whose default action
+  // kills this process before Gloo can report anything (seen in the lost-peer test under
+  // load: the write won the race against the read that sees the closed connection).
+  // Ignored, the write fails with EPIPE, Gloo throws, and collective() below names the lost
+  // peer. CPython ignores SIGPIPE at start-up, so PyTorch's Gloo sees the same.
+  std::signal(SIGPIPE, SIG_IGN);
   // The rendezvous runs on its own thread and is given timeout_s: LibTorch's TCPStore server
   // waits for its workers without honouring its own timeout (a missing peer hung rank 0 past
   // 420 s with a 300 s timeout). When the time passes, the thread is left blocked (it cannot

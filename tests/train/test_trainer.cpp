@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -471,6 +472,15 @@ TEST(Distributed, ALostOrStalledPeerIsAnErrorWithinTheTimeout) {
       if (mode == "exit") {
         int status = 0;
         waitpid(peer, &status, 0);  // the peer is gone before the collective starts
+        // Writing to a closed connection must fail with EPIPE, not kill the process with
+        // SIGPIPE before the all-reduce can report the lost peer (which happened under load).
+        int ends[2];
+        ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ends), 0);
+        close(ends[1]);
+        const char byte = 0;
+        EXPECT_EQ(write(ends[0], &byte, 1), -1);
+        EXPECT_EQ(errno, EPIPE);
+        close(ends[0]);
       }
       auto g = at::ones({16});
       try {

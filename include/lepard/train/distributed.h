@@ -32,7 +32,8 @@ DistributedOptions distributed_from_environment(DistributedOptions given);
 class Distributed {
  public:
   // world_size 1: no communication. Otherwise joins the group (blocks until every rank is
-  // there or the timeout passes).
+  // there or the timeout passes) and sets SIGPIPE to be ignored for the whole process, so
+  // that a peer that exits makes the next collective throw instead of killing this rank.
   explicit Distributed(const DistributedOptions& options);
   ~Distributed();
   Distributed(const Distributed&) = delete;
