@@ -108,7 +108,9 @@ void record_scores(const fs::path& report, const PseudoLabelScores& q) {
 
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
-  std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5";
+  std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
+                                  foreground = "lassie";
+  double vote_saliency = 0.065, vote_share = 0.75;
   bool surrogate = false, raw = false, elbow = false, force = false, skip_bad = false;
   int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = 8, bg_clusters = 8, pca = 0, seed = 0,
           restarts = 10, iterations = 300, sheet = 24, grid = 64, threads = cli::default_threads();
@@ -117,7 +119,8 @@ int main(int argc, char** argv) {
       "Computes the self-supervision the trainer uses: for every image of a dataset, DINO ViT features and\n"
       "CLS-attention saliency of its crop (from --weights, a DINO checkpoint, or --surrogate, the simulation\n"
       "lepard-synth stores beside synthetic images); co-segments each category's collection (LASSIE's rule:\n"
-      "foreground by distance to the salient mean, k-means of foreground and background) into pseudo-labels\n"
+      "foreground by distance to the salient mean, k-means of foreground and background; or, with\n"
+      "--foreground vote, dino-vit-features' saliency vote) into pseudo-labels\n"
       "(indexed PNG: 0 background, 1..C clusters) and writes a contact sheet. Re-running skips what is cached\n"
       "and valid. With ground-truth masks (the menagerie), reports the pseudo-labels' foreground IoU.\n"
       "Raw mode (--raw) writes a ViT facet and the saliency of each image of a folder, at its own size.");
@@ -137,6 +140,12 @@ int main(int argc, char** argv) {
       .flag("clusters", &clusters, "foreground clusters C")
       .flag("bg-clusters", &bg_clusters, "background clusters")
       .flag("elbow", &elbow, "choose C by the elbow rule (at most --clusters + 4)")
+      .flag("foreground", &foreground,
+            "lassie (foreground by distance to the salient mean) or vote (dino-vit-features: k-means of all\n"
+            "patches into --clusters + --bg-clusters groups, a group is foreground when its mean saliency\n"
+            "passes --vote-saliency in --vote-share of the images)")
+      .flag("vote-saliency", &vote_saliency, "--foreground vote: a group's mean saliency that counts as a vote")
+      .flag("vote-share", &vote_share, "--foreground vote: share of the images whose vote makes a group foreground")
       .flag("pca", &pca, "also write foreground-PCA features of this many dimensions (pca/)")
       .flag("seed", &seed, "k-means seed")
       .flag("restarts", &restarts, "k-means restarts")
@@ -200,6 +209,12 @@ int main(int argc, char** argv) {
     po.coseg.fg_clusters = clusters;
     po.coseg.bg_clusters = bg_clusters;
     po.coseg.elbow = elbow;
+    if (foreground != "lassie" && foreground != "vote")
+      throw std::invalid_argument("--foreground must be lassie or vote, got '" + foreground + "'");
+    if (!(vote_share > 0 && vote_share <= 1)) throw std::invalid_argument("--vote-share must be in (0, 1]");
+    po.coseg.foreground = foreground == "vote" ? features::Foreground::vote : features::Foreground::lassie;
+    po.coseg.vote_saliency = vote_saliency;
+    po.coseg.vote_share = vote_share;
     po.coseg.max_k = clusters + 4;
     po.coseg.pca_dims = pca;
     po.coseg.kmeans.seed = static_cast<uint64_t>(seed);
@@ -229,6 +244,9 @@ int main(int argc, char** argv) {
                   c.c_str(), static_cast<long long>(r.images), static_cast<long long>(r.computed),
                   static_cast<long long>(r.cached), static_cast<long long>(r.clusters), 100 * r.fg_fraction,
                   r.coseg_cached ? " (co-segmentation cached)" : "");
+      if (r.voted_groups > 0)
+        std::printf(" (%lld of %lld groups voted foreground)", static_cast<long long>(r.voted_groups),
+                    static_cast<long long>(clusters + bg_clusters));
       std::printf("; features %.1f s, co-segmentation %.1f s\n", r.feature_seconds, r.coseg_seconds);
       // The pseudo-labels scored as a prediction, as lepard-eval --pseudo-labels scores them
       // (the paper's "DINO clustering" row): overall IoU, and part IoU with clusters matched to

@@ -9,6 +9,10 @@
 #include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/randperm.h>
 #include <ATen/ops/where.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
 #include <stdexcept>
@@ -31,7 +35,58 @@ KMeansResult fit(const at::Tensor& points, int64_t k, const CosegOptions& o, uin
   return kmeans(subsample(points, o.max_fit_points, seed), ko);
 }
 
+// The saliency vote (dino-vit-features): k-means of every patch into fg_clusters +
+// bg_clusters groups; a group is foreground when its patches' mean saliency exceeds
+// vote_saliency in at least vote_share of the images (an image where the group has no patch
+// gives it no vote).
+struct Votes {
+  at::Tensor fg_groups;     // (G1, D): the voted groups' centroids
+  at::Tensor bg_centroids;  // (G0, D): the others
+  at::Tensor is_fg;         // (N) bool over the pooled patches
+};
+
+Votes vote_foreground(const at::Tensor& all, const std::vector<at::Tensor>& flat, const std::vector<at::Tensor>& sal,
+                      const CosegOptions& o) {
+  const int64_t groups = o.fg_clusters + o.bg_clusters;
+  if (all.size(0) < groups)
+    throw std::invalid_argument("cosegment: the saliency vote needs at least " + std::to_string(groups) +
+                                " patches, got " + std::to_string(all.size(0)));
+  const auto km = fit(all, groups, o, o.kmeans.seed + 2);
+  const int64_t g = km.centroids.size(0);
+  std::vector<int64_t> votes(static_cast<size_t>(g), 0);
+  for (size_t i = 0; i < flat.size(); ++i) {
+    const auto assign = std::get<1>(squared_distances(flat[i], km.centroids).min(1));
+    const auto count = at::zeros({g}, sal[i].options()).index_add_(0, assign, at::ones_like(sal[i]));
+    const auto total = at::zeros({g}, sal[i].options()).index_add_(0, assign, sal[i]);
+    const auto yes = ((count > 0) & (total > o.vote_saliency * count)).cpu();
+    const auto ya = yes.accessor<bool, 1>();
+    for (int64_t q = 0; q < g; ++q) votes[static_cast<size_t>(q)] += ya[q] ? 1 : 0;
+  }
+  std::vector<int64_t> fg_ids, bg_ids;
+  const double needed = o.vote_share * static_cast<double>(flat.size());
+  for (int64_t q = 0; q < g; ++q)
+    (static_cast<double>(votes[static_cast<size_t>(q)]) >= needed ? fg_ids : bg_ids).push_back(q);
+  if (fg_ids.empty())
+    throw std::invalid_argument("cosegment: the saliency vote found no foreground group (none of " + std::to_string(g) +
+                                " has mean saliency > " + std::to_string(o.vote_saliency) + " in " +
+                                std::to_string(o.vote_share * 100) + "% of the images)");
+  auto pick = [&](const std::vector<int64_t>& ids) {
+    return km.centroids.index_select(0, at::tensor(ids, at::kLong).to(km.centroids.device()));
+  };
+  Votes v;
+  v.fg_groups = pick(fg_ids);
+  v.bg_centroids = bg_ids.empty() ? km.centroids.narrow(0, 0, 0) : pick(bg_ids);
+  v.is_fg = vote_assign(all, v.fg_groups, v.bg_centroids);
+  return v;
+}
+
 }  // namespace
+
+at::Tensor vote_assign(const at::Tensor& points, const at::Tensor& fg_groups, const at::Tensor& bg_groups) {
+  if (bg_groups.size(0) == 0) return at::ones({points.size(0)}, points.options().dtype(at::kBool));
+  return std::get<0>(squared_distances(points, fg_groups).min(1)) <
+         std::get<0>(squared_distances(points, bg_groups).min(1));
+}
 
 CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector<at::Tensor>& saliency,
                       const CosegOptions& o) {
@@ -54,21 +109,32 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
     sal.push_back(saliency[i].reshape({-1}).to(x.device(), at::kFloat));
   }
   const auto all = at::cat(flat);
-  const auto salient = sal.empty() ? at::Tensor() : at::cat(sal) >= o.saliency_threshold;
+  const auto salient = at::cat(sal) >= o.saliency_threshold;
   if (salient.sum().item<int64_t>() == 0)
     throw std::invalid_argument("cosegment: no patch has saliency >= " + std::to_string(o.saliency_threshold));
   CosegResult r;
   r.salient_mean = all.index({salient}).mean(0);
-  for (const auto& x : flat) {
-    const auto d = ((x - r.salient_mean) * (x - r.salient_mean)).sum(1);
-    candidate.push_back(d / d.max().clamp_min(1e-12) < o.distance_threshold);
+  at::Tensor fg_points, bg_points, is_fg;
+  if (o.foreground == Foreground::vote) {
+    auto votes = vote_foreground(all, flat, sal, o);
+    r.bg_centroids = votes.bg_centroids;
+    r.fg_groups = votes.fg_groups;
+    is_fg = votes.is_fg;
+    fg_points = all.index({is_fg});
+    if (fg_points.size(0) == 0) throw std::invalid_argument("cosegment: the saliency vote left no foreground patch");
+  } else {
+    for (const auto& x : flat) {
+      const auto d = ((x - r.salient_mean) * (x - r.salient_mean)).sum(1);
+      candidate.push_back(d / d.max().clamp_min(1e-12) < o.distance_threshold);
+    }
+    const auto is_candidate = at::cat(candidate);
+    fg_points = all.index({is_candidate});
+    bg_points = all.index({~is_candidate});
+    if (fg_points.size(0) == 0 || bg_points.size(0) == 0)
+      throw std::invalid_argument("cosegment: every patch is on one side of the distance threshold (" +
+                                  std::to_string(fg_points.size(0)) + " foreground candidates of " +
+                                  std::to_string(all.size(0)) + ")");
   }
-  const auto is_candidate = at::cat(candidate);
-  const auto fg_points = all.index({is_candidate}), bg_points = all.index({~is_candidate});
-  if (fg_points.size(0) == 0 || bg_points.size(0) == 0)
-    throw std::invalid_argument("cosegment: every patch is on one side of the distance threshold (" +
-                                std::to_string(fg_points.size(0)) + " foreground candidates of " +
-                                std::to_string(all.size(0)) + ")");
 
   KMeansResult fg;
   if (o.elbow) {
@@ -82,14 +148,14 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
   } else {
     fg = fit(fg_points, o.fg_clusters, o, o.kmeans.seed);
   }
-  const auto bg = fit(bg_points, o.bg_clusters, o, o.kmeans.seed + 1);
   r.fg_centroids = fg.centroids;
-  r.bg_centroids = bg.centroids;
   r.clusters = fg.centroids.size(0);
-
   const auto [fg_dist, fg_index] = squared_distances(all, fg.centroids).min(1);
-  const auto bg_dist = std::get<0>(squared_distances(all, bg.centroids).min(1));
-  const auto is_fg = fg_dist < bg_dist;
+  if (o.foreground == Foreground::lassie) {
+    const auto bg = fit(bg_points, o.bg_clusters, o, o.kmeans.seed + 1);
+    r.bg_centroids = bg.centroids;
+    is_fg = fg_dist < std::get<0>(squared_distances(all, bg.centroids).min(1));
+  }
   const auto labels = at::where(is_fg, fg_index + 1, at::zeros_like(fg_index)).to(at::kByte).cpu();
   r.fg_fraction = is_fg.to(at::kDouble).mean().item<double>();
 

@@ -58,18 +58,25 @@ nlohmann::json feature_settings(const std::vector<data::Sample>& samples, const 
 }
 
 nlohmann::json coseg_settings(const CosegOptions& c) {
-  return {{"saliency_threshold", c.saliency_threshold},
-          {"distance_threshold", c.distance_threshold},
-          {"fg_clusters", c.fg_clusters},
-          {"bg_clusters", c.bg_clusters},
-          {"elbow", c.elbow},
-          {"max_k", c.max_k},
-          {"elbow_ratio", c.elbow_ratio},
-          {"max_fit_points", c.max_fit_points},
-          {"pca_dims", c.pca_dims},
-          {"iterations", c.kmeans.iterations},
-          {"restarts", c.kmeans.restarts},
-          {"seed", c.kmeans.seed}};
+  nlohmann::json j = {{"saliency_threshold", c.saliency_threshold},
+                      {"distance_threshold", c.distance_threshold},
+                      {"fg_clusters", c.fg_clusters},
+                      {"bg_clusters", c.bg_clusters},
+                      {"elbow", c.elbow},
+                      {"max_k", c.max_k},
+                      {"elbow_ratio", c.elbow_ratio},
+                      {"max_fit_points", c.max_fit_points},
+                      {"pca_dims", c.pca_dims},
+                      {"iterations", c.kmeans.iterations},
+                      {"restarts", c.kmeans.restarts},
+                      {"seed", c.kmeans.seed}};
+  // Only when set, so that the caches of the default rule stay valid.
+  if (c.foreground == Foreground::vote) {
+    j["foreground"] = "vote";
+    j["vote_saliency"] = c.vote_saliency;
+    j["vote_share"] = c.vote_share;
+  }
+  return j;
 }
 
 // A cached pair of maps, if both read and agree with each other.
@@ -227,6 +234,7 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
       report.coseg_cached = true;
       report.clusters = previous.value("clusters", 0);
       report.fg_fraction = previous.value("fg_fraction", 0.0);
+      report.voted_groups = previous.value("voted_groups", int64_t{0});
     } catch (const std::exception& e) {
       spdlog::debug("recomputing the co-segmentation: {}", e.what());
       labels.clear();
@@ -238,6 +246,7 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
     labels = r.labels;
     report.clusters = r.clusters;
     report.fg_fraction = r.fg_fraction;
+    if (r.fg_groups.defined()) report.voted_groups = r.fg_groups.size(0);
     const auto palette = label_palette(r.clusters);
     for (size_t i = 0; i < samples.size(); ++i) {
       io::write_indexed_png(cache_path(cache, "labels", samples[i].id, ".png"), labels[i], palette);
@@ -258,6 +267,7 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   j["images"] = report.images;
   j["clusters"] = report.clusters;
   j["fg_fraction"] = report.fg_fraction;
+  if (report.voted_groups > 0) j["voted_groups"] = report.voted_groups;
   j["feature_seconds"] = report.feature_seconds;
   j["coseg_seconds"] = report.coseg_seconds;
   if (report.foreground_iou) j["foreground_iou"] = *report.foreground_iou;

@@ -122,6 +122,70 @@ TEST(Cosegment, BadInputsAreNamed) {
   }
 }
 
+// A thin object (a bar of two parts, 7% of the patches) on one kind of background whose
+// saliency passes LASSIE's 0.1 threshold on 30% of its patches: the salient mean is then a
+// background feature and LASSIE's rule swaps foreground and background (what the surrogate
+// does to giraffes, docs/features.md). The saliency vote must not.
+Collection make_thin_collection(int64_t n, double object_saliency, uint64_t seed) {
+  const int64_t g = 20, d = 32;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto prototypes = at::eye(3, d, at::kFloat) * 5;  // parts 1, 2; background
+  Collection c;
+  for (int64_t i = 0; i < n; ++i) {
+    auto part = at::zeros({g, g}, at::kLong);
+    const int64_t row = 8 + i % 4, col = 3 + i % 3;
+    part.narrow(0, row, 2).narrow(1, col, 7).fill_(1);
+    part.narrow(0, row, 2).narrow(1, col + 7, 7).fill_(2);
+    const auto kind = at::where(part > 0, part - 1, at::full({g, g}, 2, at::kLong));
+    c.features.push_back(prototypes.index_select(0, kind.flatten()).view({g, g, d}) +
+                         0.3 * at::randn({g, g, d}, gen, at::kFloat));
+    const auto clutter = at::where(at::rand({g, g}, gen, at::kFloat) < 0.3, at::full({g, g}, 0.12, at::kFloat),
+                                   at::full({g, g}, 0.01, at::kFloat));
+    c.saliency.push_back(at::where(part > 0, at::full({g, g}, object_saliency, at::kFloat), clutter));
+    c.parts.push_back(part);
+  }
+  return c;
+}
+
+TEST(Cosegment, TheSaliencyVoteKeepsAThinObjectThatLassiesRuleSwaps) {
+  const auto c = make_thin_collection(12, 0.8, 4);
+  std::vector<at::Tensor> masks;
+  for (const auto& p : c.parts) masks.push_back((p > 0).to(at::kByte));
+  // The constructed failure of the default rule.
+  const auto lassie = cosegment(c.features, c.saliency, options(2));
+  EXPECT_LT(foreground_iou(lassie.labels, masks), 0.2);
+  auto o = options(2);
+  o.foreground = Foreground::vote;
+  const auto r = cosegment(c.features, c.saliency, o);
+  EXPECT_EQ(r.clusters, 2);
+  ASSERT_TRUE(r.fg_groups.defined());
+  EXPECT_EQ(r.fg_groups.size(0), 2);     // the two parts of four groups
+  EXPECT_EQ(r.bg_centroids.size(0), 2);  // the background, split in two
+  EXPECT_GT(foreground_iou(r.labels, masks), 0.97);
+  std::vector<at::Tensor> fg_labels, fg_parts;
+  for (size_t i = 0; i < r.labels.size(); ++i) {
+    const auto on = c.parts[i] > 0;
+    fg_labels.push_back(r.labels[i].to(at::kLong).masked_select(on));
+    fg_parts.push_back(c.parts[i].masked_select(on));
+  }
+  EXPECT_GT(adjusted_rand_index(at::cat(fg_labels), at::cat(fg_parts)), 0.95);
+  // Nothing salient enough: the vote names itself.
+  const auto dim = make_thin_collection(4, 0.05, 5);
+  try {
+    cosegment(dim.features, dim.saliency, o);
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("saliency vote found no foreground"), std::string::npos) << e.what();
+  }
+  // With no background group every point is foreground.
+  EXPECT_TRUE(vote_assign(at::ones({3, 2}), at::ones({1, 2}), at::zeros({0, 2})).all().item<bool>());
+  EXPECT_EQ(vote_assign(at::tensor({0.f, 0.f, 1.f, 1.f}).view({2, 2}), at::zeros({1, 2}), at::ones({1, 2}))
+                .to(at::kLong)
+                .sum()
+                .item<int64_t>(),
+            1);
+}
+
 TEST(ForegroundIou, ConstructedCases) {
   const auto labels = at::tensor({3, 0, 0, 0}, at::kByte).view({2, 2});
   auto mask = at::zeros({4, 4}, at::kByte);

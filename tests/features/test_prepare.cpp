@@ -101,6 +101,18 @@ TEST_F(Prepare, PseudoLabelsFindTheAnimalAndTheCacheIsReused) {
   EXPECT_EQ(third.computed, 1);
   EXPECT_FALSE(third.coseg_cached);
   EXPECT_NEAR(*third.foreground_iou, *first.foreground_iou, 1e-9);  // same features, same seed
+  // The saliency vote is a co-segmentation setting: the features stay cached, the labels
+  // do not, and the report says how many groups were voted foreground.
+  auto vote = options();
+  vote.coseg.foreground = Foreground::vote;
+  const auto voted = prepare_pseudo_labels(samples_, cache, vote);
+  EXPECT_EQ(voted.computed, 0);
+  EXPECT_FALSE(voted.coseg_cached);
+  EXPECT_GT(voted.voted_groups, 0);
+  EXPECT_LT(voted.voted_groups, 16);
+  EXPECT_GT(*voted.foreground_iou, 0.6);
+  EXPECT_TRUE(prepare_pseudo_labels(samples_, cache, vote).coseg_cached);
+  EXPECT_FALSE(prepare_pseudo_labels(samples_, cache, options()).coseg_cached);
   // Other settings invalidate everything.
   auto other = options();
   other.surrogate_grid = 16;

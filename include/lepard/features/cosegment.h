@@ -12,6 +12,14 @@
 //     background centroid; its label is that centroid's index + 1, background 0.
 // Optionally the number of foreground clusters is chosen by an elbow rule, and the
 // foreground features are reduced by PCA.
+//
+// Foreground::vote replaces steps 1, 2 and the foreground test of 4 with the saliency vote
+// of dino-vit-features (Amir et al.): k-means of every patch into fg_clusters + bg_clusters
+// groups; a group is foreground when its patches' mean saliency exceeds vote_saliency in at
+// least vote_share of the images (an image where the group has no patch gives no vote); a
+// patch is foreground when its nearest group is. The foreground patches are then clustered
+// into the part clusters as in 3. It does not depend on a salient mean, which a thin animal
+// on a large background can place on the background (docs/features.md).
 
 #include <lepard/features/kmeans.h>
 
@@ -22,7 +30,12 @@
 
 namespace lepard::features {
 
+enum class Foreground { lassie, vote };
+
 struct CosegOptions {
+  Foreground foreground = Foreground::lassie;
+  double vote_saliency = 0.065;     // dino-vit-features
+  double vote_share = 0.75;         // dino-vit-features
   double saliency_threshold = 0.1;  // LASSIE
   double distance_threshold = 0.8;  // LASSIE
   int64_t fg_clusters = 8;          // LASSIE
@@ -44,7 +57,8 @@ struct CosegResult {
   std::vector<at::Tensor> pca;     // per image (gh, gw, pca_dims) float32, if asked
   int64_t clusters = 0;            // foreground clusters (C)
   at::Tensor fg_centroids;         // (C, D)
-  at::Tensor bg_centroids;         // (bg_clusters, D)
+  at::Tensor bg_centroids;         // (bg_clusters, D); vote: the groups voted background
+  at::Tensor fg_groups;            // vote: (G, D) the groups voted foreground; else undefined
   at::Tensor salient_mean;         // (D)
   double fg_fraction = 0;          // share of patches labelled foreground
 };
@@ -54,6 +68,10 @@ struct CosegResult {
 // index when shapes disagree or no patch reaches the saliency threshold.
 CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector<at::Tensor>& saliency,
                       const CosegOptions& options = {});
+
+// The vote's foreground test: (N) bool, true where a point's nearest group is one of
+// fg_groups (G1, D) rather than bg_groups (G0, D; may be empty).
+at::Tensor vote_assign(const at::Tensor& points, const at::Tensor& fg_groups, const at::Tensor& bg_groups);
 
 // Label map (gh, gw) -> (H, W), nearest by pixel centre: pixel y takes row
 // floor((y + 0.5) gh / H).

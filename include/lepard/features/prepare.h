@@ -58,6 +58,7 @@ struct PrepareReport {
   bool coseg_cached = false;
   int64_t clusters = 0;
   double fg_fraction = 0;
+  int64_t voted_groups = 0;              // Foreground::vote: groups voted foreground (of fg + bg clusters)
   std::optional<double> foreground_iou;  // when every sample has a ground-truth mask
   double feature_seconds = 0, coseg_seconds = 0;
 };
