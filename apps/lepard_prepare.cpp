@@ -141,9 +141,7 @@ int main(int argc, char** argv) {
       .flag("bg-clusters", &bg_clusters, "background clusters")
       .flag("elbow", &elbow, "choose C by the elbow rule (at most --clusters + 4)")
       .flag("foreground", &foreground,
-            "lassie (foreground by distance to the salient mean) or vote (dino-vit-features: k-means of all\n"
-            "patches into --clusters + --bg-clusters groups, a group is foreground when its mean saliency\n"
-            "passes --vote-saliency in --vote-share of the images)")
+            "lassie (by distance to the salient mean) or vote (dino-vit-features' saliency vote; docs/features.md)")
       .flag("vote-saliency", &vote_saliency, "--foreground vote: a group's mean saliency that counts as a vote")
       .flag("vote-share", &vote_share, "--foreground vote: share of the images whose vote makes a group foreground")
       .flag("pca", &pca, "also write foreground-PCA features of this many dimensions (pca/)")
