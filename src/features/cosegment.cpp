@@ -47,6 +47,8 @@ struct Votes {
 
 Votes vote_foreground(const at::Tensor& all, const std::vector<at::Tensor>& flat, const std::vector<at::Tensor>& sal,
                       const CosegOptions& o) {
+  if (!(o.vote_share > 0 && o.vote_share <= 1))
+    throw std::invalid_argument("cosegment: vote_share must be in (0, 1], got " + std::to_string(o.vote_share));
   const int64_t groups = o.fg_clusters + o.bg_clusters;
   if (all.size(0) < groups)
     throw std::invalid_argument("cosegment: the saliency vote needs at least " + std::to_string(groups) +
@@ -54,8 +56,10 @@ Votes vote_foreground(const at::Tensor& all, const std::vector<at::Tensor>& flat
   const auto km = fit(all, groups, o, o.kmeans.seed + 2);
   const int64_t g = km.centroids.size(0);
   std::vector<int64_t> votes(static_cast<size_t>(g), 0);
+  std::vector<at::Tensor> nearest;  // each image's patches' nearest group, reused for is_fg below
   for (size_t i = 0; i < flat.size(); ++i) {
     const auto assign = std::get<1>(squared_distances(flat[i], km.centroids).min(1));
+    nearest.push_back(assign);
     const auto count = at::zeros({g}, sal[i].options()).index_add_(0, assign, at::ones_like(sal[i]));
     const auto total = at::zeros({g}, sal[i].options()).index_add_(0, assign, sal[i]);
     const auto yes = ((count > 0) & (total > o.vote_saliency * count)).cpu();
@@ -76,7 +80,11 @@ Votes vote_foreground(const at::Tensor& all, const std::vector<at::Tensor>& flat
   Votes v;
   v.fg_groups = pick(fg_ids);
   v.bg_centroids = bg_ids.empty() ? km.centroids.narrow(0, 0, 0) : pick(bg_ids);
-  v.is_fg = vote_assign(all, v.fg_groups, v.bg_centroids);
+  // vote_assign's rule (nearest group voted foreground), read off the assignments above
+  // instead of computing every patch's distances to the groups a second time.
+  std::vector<int64_t> voted(static_cast<size_t>(g), 0);
+  for (auto q : fg_ids) voted[static_cast<size_t>(q)] = 1;
+  v.is_fg = at::tensor(voted, at::kLong).to(all.device()).index_select(0, at::cat(nearest)).to(at::kBool);
   return v;
 }
 

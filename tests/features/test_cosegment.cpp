@@ -12,7 +12,9 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/eye.h>
+#include <ATen/ops/equal.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/rand.h>
 #include <ATen/ops/randn.h>
@@ -169,6 +171,23 @@ TEST(Cosegment, TheSaliencyVoteKeepsAThinObjectThatLassiesRuleSwaps) {
     fg_parts.push_back(c.parts[i].masked_select(on));
   }
   EXPECT_GT(adjusted_rand_index(at::cat(fg_labels), at::cat(fg_parts)), 0.95);
+  // The labelled foreground is vote_assign's rule applied to every (normalised) patch.
+  for (size_t i = 0; i < r.labels.size(); ++i) {
+    auto x = c.features[i].reshape({-1, c.features[i].size(-1)}).to(at::kFloat);
+    x = x / at::linalg_vector_norm(x, 2, {1}, true).clamp_min(1e-12);
+    EXPECT_TRUE(at::equal(vote_assign(x, r.fg_groups, r.bg_centroids), r.labels[i].reshape({-1}) > 0)) << "image " << i;
+  }
+  // The share is a fraction of the images, checked by the library as well as the CLI.
+  for (double share : {0.0, 1.5}) {
+    auto bad = o;
+    bad.vote_share = share;
+    try {
+      cosegment(c.features, c.saliency, bad);
+      ADD_FAILURE() << share;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("vote_share"), std::string::npos) << e.what();
+    }
+  }
   // Nothing salient enough: the vote names itself.
   const auto dim = make_thin_collection(4, 0.05, 5);
   try {
