@@ -108,9 +108,11 @@ void record_scores(const fs::path& report, const PseudoLabelScores& q) {
 
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
-  std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
-                                  foreground = "lassie";
-  double vote_saliency = 0.065, vote_share = 0.75;
+  const features::CosegOptions coseg_defaults;  // the co-segmentation flags' defaults are the library's
+  std::string data, out, weights,
+      format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
+      foreground = coseg_defaults.foreground == features::Foreground::vote ? "vote" : "lassie";
+  double vote_saliency = coseg_defaults.vote_saliency, vote_share = coseg_defaults.vote_share;
   bool surrogate = false, raw = false, elbow = false, force = false, skip_bad = false;
   int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = 8, bg_clusters = 8, pca = 0, seed = 0,
           restarts = 10, iterations = 300, sheet = 24, grid = 64, threads = cli::default_threads();
@@ -118,9 +120,9 @@ int main(int argc, char** argv) {
       "lepard-prepare",
       "Computes the self-supervision the trainer uses: for every image of a dataset, DINO ViT features and\n"
       "CLS-attention saliency of its crop (from --weights, a DINO checkpoint, or --surrogate, the simulation\n"
-      "lepard-synth stores beside synthetic images); co-segments each category's collection (LASSIE's rule:\n"
-      "foreground by distance to the salient mean, k-means of foreground and background; or, with\n"
-      "--foreground vote, dino-vit-features' saliency vote) into pseudo-labels\n"
+      "lepard-synth stores beside synthetic images); co-segments each category's collection (foreground by\n"
+      "dino-vit-features' saliency vote, or with --foreground lassie by LASSIE's rule, the distance to the\n"
+      "salient mean; then k-means of the foreground into part clusters) into pseudo-labels\n"
       "(indexed PNG: 0 background, 1..C clusters) and writes a contact sheet. Re-running skips what is cached\n"
       "and valid. With ground-truth masks (the menagerie), reports the pseudo-labels' foreground IoU.\n"
       "Raw mode (--raw) writes a ViT facet and the saliency of each image of a folder, at its own size.");
@@ -141,7 +143,7 @@ int main(int argc, char** argv) {
       .flag("bg-clusters", &bg_clusters, "background clusters")
       .flag("elbow", &elbow, "choose C by the elbow rule (at most --clusters + 4)")
       .flag("foreground", &foreground,
-            "lassie (by distance to the salient mean) or vote (dino-vit-features' saliency vote; docs/features.md)")
+            "vote (dino-vit-features' saliency vote) or lassie (distance to the salient mean); docs/features.md")
       .flag("vote-saliency", &vote_saliency, "--foreground vote: a group's mean saliency that counts as a vote")
       .flag("vote-share", &vote_share, "--foreground vote: share of the images whose vote makes a group foreground")
       .flag("pca", &pca, "also write foreground-PCA features of this many dimensions (pca/)")

@@ -60,8 +60,9 @@ Collection make_collection(int64_t n, int64_t g, int64_t d, double noise, uint64
   return c;
 }
 
-CosegOptions options(int64_t fg) {
+CosegOptions options(int64_t fg, Foreground rule = Foreground::lassie) {
   CosegOptions o;
+  o.foreground = rule;
   o.fg_clusters = fg;
   o.bg_clusters = 2;
   o.kmeans.restarts = 3;

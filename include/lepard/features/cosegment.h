@@ -33,7 +33,9 @@ namespace lepard::features {
 enum class Foreground { lassie, vote };
 
 struct CosegOptions {
-  Foreground foreground = Foreground::lassie;
+  // The default since 2026-12-03: the vote fixes the giraffe and kangaroo, which LASSIE's rule
+  // swaps or misses, and trains a better horse (docs/BENCHMARKS.md, "The saliency vote").
+  Foreground foreground = Foreground::vote;
   double vote_saliency = 0.065;     // dino-vit-features
   double vote_share = 0.75;         // dino-vit-features
   double saliency_threshold = 0.1;  // LASSIE
