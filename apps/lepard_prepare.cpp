@@ -109,9 +109,8 @@ void record_scores(const fs::path& report, const PseudoLabelScores& q) {
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   const features::CosegOptions coseg_defaults;  // the co-segmentation flags' defaults are the library's
-  std::string data, out, weights,
-      format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
-      foreground = coseg_defaults.foreground == features::Foreground::vote ? "vote" : "lassie";
+  std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
+                                  foreground = features::foreground_name(coseg_defaults.foreground);
   double vote_saliency = coseg_defaults.vote_saliency, vote_share = coseg_defaults.vote_share;
   bool surrogate = false, raw = false, elbow = false, force = false, skip_bad = false;
   int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = 8, bg_clusters = 8, pca = 0, seed = 0,
@@ -209,10 +208,8 @@ int main(int argc, char** argv) {
     po.coseg.fg_clusters = clusters;
     po.coseg.bg_clusters = bg_clusters;
     po.coseg.elbow = elbow;
-    if (foreground != "lassie" && foreground != "vote")
-      throw std::invalid_argument("--foreground must be lassie or vote, got '" + foreground + "'");
+    po.coseg.foreground = features::parse_foreground(foreground, "--foreground");
     if (!(vote_share > 0 && vote_share <= 1)) throw std::invalid_argument("--vote-share must be in (0, 1]");
-    po.coseg.foreground = foreground == "vote" ? features::Foreground::vote : features::Foreground::lassie;
     po.coseg.vote_saliency = vote_saliency;
     po.coseg.vote_share = vote_share;
     po.coseg.max_k = clusters + 4;

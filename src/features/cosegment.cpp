@@ -90,6 +90,14 @@ Votes vote_foreground(const at::Tensor& all, const std::vector<at::Tensor>& flat
 
 }  // namespace
 
+const char* foreground_name(Foreground rule) { return rule == Foreground::vote ? "vote" : "lassie"; }
+
+Foreground parse_foreground(const std::string& name, const std::string& setting) {
+  for (auto rule : {Foreground::vote, Foreground::lassie})
+    if (name == foreground_name(rule)) return rule;
+  throw std::invalid_argument(setting + " must be lassie or vote, got '" + name + "'");
+}
+
 at::Tensor vote_assign(const at::Tensor& points, const at::Tensor& fg_groups, const at::Tensor& bg_groups) {
   if (bg_groups.size(0) == 0) return at::ones({points.size(0)}, points.options().dtype(at::kBool));
   return std::get<0>(squared_distances(points, fg_groups).min(1)) <

@@ -70,9 +70,10 @@ nlohmann::json coseg_settings(const CosegOptions& c) {
                       {"iterations", c.kmeans.iterations},
                       {"restarts", c.kmeans.restarts},
                       {"seed", c.kmeans.seed}};
-  // Only when set, so that the caches of the default rule stay valid.
+  // Only for the vote, so that caches made with LASSIE's rule (the default before 2026-12-03)
+  // stay valid under it.
   if (c.foreground == Foreground::vote) {
-    j["foreground"] = "vote";
+    j["foreground"] = foreground_name(c.foreground);
     j["vote_saliency"] = c.vote_saliency;
     j["vote_share"] = c.vote_share;
   }

@@ -44,3 +44,12 @@ endif()
 if(NOT EXISTS "${OUT}/cache/features/inputs.json")
   message(FATAL_ERROR "lepard-prepare wrote no content stamps (features/inputs.json)")
 endif()
+# The co-segmentation flags: bad values stop the tool before any work, naming the flag.
+foreach(bad "--foreground;salient" "--vote-share;0" "--vote-share;1.5")
+  execute_process(COMMAND "${TOOL}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" ${bad}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  list(GET bad 0 flag)
+  if(rc EQUAL 0 OR NOT err MATCHES "${flag} must be")
+    message(FATAL_ERROR "lepard-prepare ${bad}: expected an error naming ${flag}, got ${rc}: ${out} ${err}")
+  endif()
+endforeach()

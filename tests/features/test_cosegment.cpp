@@ -189,6 +189,15 @@ TEST(Cosegment, TheSaliencyVoteKeepsAThinObjectThatLassiesRuleSwaps) {
       EXPECT_NE(std::string(e.what()).find("vote_share"), std::string::npos) << e.what();
     }
   }
+  // The rules' names, both ways; an unknown one names its setting.
+  for (auto rule : {Foreground::vote, Foreground::lassie})
+    EXPECT_EQ(parse_foreground(foreground_name(rule), "--foreground"), rule);
+  try {
+    parse_foreground("salient", "--foreground");
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--foreground must be lassie or vote, got 'salient'"), std::string::npos);
+  }
   // Nothing salient enough: the vote names itself.
   const auto dim = make_thin_collection(4, 0.05, 5);
   try {

@@ -145,7 +145,7 @@ TEST(PrepareCalibration, DefaultSurrogateMatchesDinoClustering) {
     po.coseg.foreground = rule;
     const auto r = prepare_pseudo_labels(samples, root / "cache", po);  // the features are computed once
     ASSERT_TRUE(r.foreground_iou.has_value());
-    const char* name = rule == Foreground::vote ? "vote" : "lassie";
+    const char* name = foreground_name(rule);
     std::printf("%s: pseudo-label foreground IoU %.4f over %lld images\n", name, *r.foreground_iou,
                 static_cast<long long>(r.images));
     EXPECT_GE(*r.foreground_iou, 0.78) << name;

@@ -26,11 +26,17 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace lepard::features {
 
 enum class Foreground { lassie, vote };
+
+// "lassie" or "vote", and back: an unknown name is a std::invalid_argument naming `setting`
+// (the flag or key it came from).
+const char* foreground_name(Foreground rule);
+Foreground parse_foreground(const std::string& name, const std::string& setting);
 
 struct CosegOptions {
   // The default since 2026-12-03: the vote fixes the giraffe and kangaroo, which LASSIE's rule
