@@ -112,9 +112,11 @@ int main(int argc, char** argv) {
   std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
                                   foreground = features::foreground_name(coseg_defaults.foreground);
   double vote_saliency = coseg_defaults.vote_saliency, vote_share = coseg_defaults.vote_share;
-  bool surrogate = false, raw = false, elbow = false, force = false, skip_bad = false;
-  int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = 8, bg_clusters = 8, pca = 0, seed = 0,
-          restarts = 10, iterations = 300, sheet = 24, grid = 64, threads = cli::default_threads();
+  bool surrogate = false, raw = false, elbow = coseg_defaults.elbow, force = false, skip_bad = false;
+  int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = coseg_defaults.fg_clusters,
+          bg_clusters = coseg_defaults.bg_clusters, pca = coseg_defaults.pca_dims,
+          seed = static_cast<int64_t>(coseg_defaults.kmeans.seed), restarts = coseg_defaults.kmeans.restarts,
+          iterations = coseg_defaults.kmeans.iterations, sheet = 24, grid = 64, threads = cli::default_threads();
   cli::Parser parser(
       "lepard-prepare",
       "Computes the self-supervision the trainer uses: for every image of a dataset, DINO ViT features and\n"
