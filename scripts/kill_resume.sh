@@ -56,16 +56,21 @@ start=$(date +%s.%N)
 "$train" --config "$work/config.yaml" --set train.out="$work/probe" --threads 1 --stop-after 1 >/dev/null 2>&1
 startup=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 
-done_kills=0
-attempts=0
-while [ "$done_kills" -lt "$kills" ]; do
-  attempts=$((attempts + 1))
-  if [ "$attempts" -gt $((kills * 5)) ]; then echo "kill_resume: the run kept finishing before the kill" >&2; exit 1; fi
+# Resume where a checkpoint was written; a kill before the first one leaves none, so start over.
+run_args() {
   if [ -f "$work/run/checkpoint.pt" ]; then
     args=(--resume "$work/run")
   else
     args=(--config "$work/config.yaml" --set train.out="$work/run")
   fi
+}
+
+done_kills=0
+attempts=0
+while [ "$done_kills" -lt "$kills" ]; do
+  attempts=$((attempts + 1))
+  if [ "$attempts" -gt $((kills * 5)) ]; then echo "kill_resume: the run kept finishing before the kill" >&2; exit 1; fi
+  run_args
   "$train" "${args[@]}" --threads 1 >>"$work/train.log" 2>&1 &
   pid=$!
   # A moment between the end of start-up and a few seconds of training.
@@ -82,7 +87,9 @@ while [ "$done_kills" -lt "$kills" ]; do
     rm -rf "$work/run"
   fi
 done
-"$train" --resume "$work/run" --threads 1 >>"$work/train.log" 2>&1
+run_args
+"$train" "${args[@]}" --threads 1 >>"$work/train.log" 2>&1 ||
+  { echo "kill_resume: the last run failed; see $work/train.log" >&2; exit 1; }
 
 "$python" - "$work/reference/checkpoint.pt" "$work/run/checkpoint.pt" <<'PY'
 import sys, zipfile, torch
