@@ -292,10 +292,19 @@ ConfigSchema TrainConfig::schema() {
       .field("train.checkpoint_every", &train.checkpoint_every, "steps between checkpoints")
       .field("train.validate_every", &train.validate_every, "steps between validation passes")
       .field("train.validate_size", &train.validate_size, "side at which silhouettes meet the ground truth")
+      .field("train.validate_images", &train.validate_images,
+             "validate on the first N held-out images, in the split's order (0: all)")
       .field("train.seed", &train.seed, "random seed")
       .field("train.out", &train.out, "run folder: checkpoints, metrics.jsonl")
       .field("train.device", &train.device, "cpu or cuda")
-      .field("train.threads", &train.threads, "intra-op threads (0: every core)");
+      .field("train.threads", &train.threads, "intra-op threads (0: every core)")
+      .field("train.targets", &train.targets,
+             "refined targets: Adam iterations per visit on each training image's target (0: off)")
+      .field("train.target_lr", &train.target_lr, "Adam step of the refined targets (raw outputs)")
+      .field("train.target_weight", &train.target_weight, "weight of the pull toward the refined targets")
+      .field("train.target_from", &train.target_from, "share of the steps before the refined targets start")
+      .field("train.target_decay", &train.target_decay,
+             "share of a refined target's kept offset from the network carried to its next visit");
   return s;
 }
 
@@ -387,12 +396,18 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(train.lr > 0)) fail("train.lr", "must be positive");
   if (train.warmup < 0) fail("train.warmup", "must be non-negative");
   if (train.grad_clip < 0) fail("train.grad_clip", "must be non-negative (0: no clipping)");
+  if (train.targets < 0) fail("train.targets", "must be non-negative (0: off)");
+  if (!(train.target_lr > 0)) fail("train.target_lr", "must be positive");
+  if (!(train.target_weight >= 0)) fail("train.target_weight", "must be non-negative");
+  if (!(train.target_from >= 0 && train.target_from < 1)) fail("train.target_from", "must be in [0, 1)");
+  if (!(train.target_decay >= 0 && train.target_decay <= 1)) fail("train.target_decay", "must be in [0, 1]");
   if (!(train.sigma_start > 0 && train.sigma_end > 0))
     fail("train.sigma_start", "and train.sigma_end must be positive");
   positive("train.checkpoint_every", train.checkpoint_every);
   positive("train.validate_every", train.validate_every);
   positive("train.log_every", train.log_every);
   if (train.validate_size < 8) fail("train.validate_size", "must be at least 8");
+  if (train.validate_images < 0) fail("train.validate_images", "must be non-negative (0: every held-out image)");
   choice("train.device", train.device, {"cpu", "cuda"});
   if (train.threads < 0) fail("train.threads", "must be non-negative (0: every core)");
 }

@@ -16,6 +16,7 @@
 #include <lepard/train/losses.h>
 #include <lepard/eval/metrics.h>
 
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <torch/serialize/input-archive.h>
@@ -167,6 +168,12 @@ struct Trainer::Impl {
   LossSettings loss;
   int64_t step = 0;
   c10::Device device{c10::kCPU};
+  // Refined targets (train.targets): per slot (training image i, mirrored or not: slot
+  // 2 i + flip) the target's offset from the network's raw camera and part outputs at the
+  // slot's last visit, and its Adam moments,
+  // (2 N, ...) each, and the slot's Adam step count (2 N) int64 (0: no target yet).
+  std::vector<at::Tensor> target, target_m1, target_m2;
+  at::Tensor target_steps;
   // The sampler: the permutation of the current epoch.
   int64_t perm_epoch = -1;
   std::vector<int64_t> perm;
@@ -221,6 +228,75 @@ struct Trainer::Impl {
     return in;
   }
 
+  // Moves the batch's targets (slots (B) int64) by train.targets Adam iterations of the loss
+  // against `labels`, starting at the network's prediction `raw` (detached) plus
+  // train.target_decay times the slot's kept offset (none on a first visit), keeps the new
+  // offsets from `raw` and the moments, and returns the targets (B, ...) per head (camera, parts).
+  std::vector<at::Tensor> refine_targets(const model::RawPrediction& raw, const at::Tensor& slots,
+                                         const LossTargets& labels) {
+    const auto& t = config.train;
+    const std::vector<at::Tensor> network{raw.camera.detach(), raw.parts.detach()};
+    if (!target_steps.defined()) {  // first use: zeros of the heads' shapes for every slot
+      const int64_t n = 2 * train.size();
+      for (const auto& h : network) {
+        auto sizes = h.sizes().vec();
+        sizes[0] = n;
+        target.push_back(at::zeros(sizes, h.options()));
+        target_m1.push_back(at::zeros(sizes, h.options()));
+        target_m2.push_back(at::zeros(sizes, h.options()));
+      }
+      target_steps = at::zeros({n}, at::TensorOptions().dtype(at::kLong).device(device));
+    }
+    const auto steps = target_steps.index_select(0, slots);
+    std::vector<at::Tensor> x, m1, m2;
+    for (size_t h = 0; h < network.size(); ++h) {
+      x.push_back(network[h] + t.target_decay * target[h].index_select(0, slots));  // offsets are 0 until a visit
+      m1.push_back(target_m1[h].index_select(0, slots));
+      m2.push_back(target_m2[h].index_select(0, slots));
+    }
+    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    auto count = steps.to(x.front().dtype());
+    const auto distribution = net->part_distribution().detach();
+    for (int64_t it = 0; it < t.targets; ++it) {
+      at::AutoGradMode grad_mode(true);
+      std::vector<at::Tensor> vars;
+      model::RawPrediction r = raw;  // its view and flow (detached); camera and parts are the iterates
+      if (r.view_logits.defined()) r.view_logits = r.view_logits.detach();
+      if (r.flow.defined()) r.flow = r.flow.detach();
+      const std::vector<at::Tensor*> rh{&r.camera, &r.parts};
+      for (size_t h = 0; h < network.size(); ++h) {
+        vars.push_back(x[h].clone().requires_grad_(true));
+        *rh[h] = vars.back();
+      }
+      auto in = inputs(net->decode(r));
+      in.distribution = distribution;
+      const auto terms = compute_losses(in, labels, grid, loss);
+      if (!terms.total.isfinite().item<bool>()) break;  // keep the last finite iterate
+      // Adam as refine()'s (train/refine.h): on the batch mean, each image's gradient is 1/B
+      // of its own, which Adam's normalisation undoes.
+      const auto grads = torch::autograd::grad({terms.total}, vars);
+      at::NoGradGuard no_grad;
+      count = count + 1.0;
+      std::vector<int64_t> shape;
+      for (size_t h = 0; h < network.size(); ++h) {
+        shape.assign(static_cast<size_t>(x[h].dim()), 1);
+        shape[0] = -1;
+        const auto& g = grads[h];
+        m1[h] = beta1 * m1[h] + (1.0 - beta1) * g;
+        m2[h] = beta2 * m2[h] + (1.0 - beta2) * g * g;
+        const auto c1 = (1.0 - at::pow(beta1, count)).view(shape), c2 = (1.0 - at::pow(beta2, count)).view(shape);
+        x[h] = x[h] - t.target_lr * (m1[h] / c1) / ((m2[h] / c2).sqrt() + eps);
+      }
+    }
+    target_steps.index_copy_(0, slots, count.round().to(at::kLong));
+    for (size_t h = 0; h < network.size(); ++h) {
+      target[h].index_copy_(0, slots, x[h] - network[h]);
+      target_m1[h].index_copy_(0, slots, m1[h]);
+      target_m2[h].index_copy_(0, slots, m2[h]);
+    }
+    return x;
+  }
+
   void write_metrics(const nlohmann::json& line) const {
     if (rank() != 0) return;
     std::ofstream out(fs::path(config.train.out) / "metrics.jsonl", std::ios::app);
@@ -239,6 +315,8 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   if (m.train.size() == 0)
     throw ConfigError("data.root: " + c.data.root + " has no training images for category '" + c.data.category + "'");
   if (!m.train.labels.defined()) throw ConfigError("data.cache: the training images have no pseudo-labels");
+  if (c.train.targets > 0 && m.world() > 1)
+    throw ConfigError("train.targets: the refined targets are kept per process; use one process");
   if (c.train.batch_size % m.world() != 0)
     throw ConfigError("train.batch_size " + std::to_string(c.train.batch_size) +
                       " must be a multiple of the world size " + std::to_string(m.world()));
@@ -302,6 +380,14 @@ model::LepardNet& Trainer::net() { return impl_->net; }
 int64_t Trainer::step() const { return impl_->step; }
 const TrainConfig& Trainer::config() const { return impl_->config; }
 at::Tensor Trainer::viewpoint_layout() const { return impl_->layout; }
+at::Tensor Trainer::refined_target_steps() const { return impl_->target_steps; }
+model::RawPrediction Trainer::refined_target_offsets() const {
+  model::RawPrediction r;
+  if (!impl_->target_steps.defined()) return r;
+  r.camera = impl_->target[0];
+  r.parts = impl_->target[1];
+  return r;
+}
 
 void Trainer::run(int64_t until) {
   auto& m = *impl_;
@@ -399,6 +485,23 @@ void Trainer::run(int64_t until) {
       inputs.layout = m.layout;
     }
     const auto terms = compute_losses(inputs, targets, m.grid, m.loss);
+    at::Tensor total = terms.total, pull;
+    if (c.train.targets > 0 && static_cast<double>(s) >= c.train.target_from * static_cast<double>(c.train.steps)) {
+      std::vector<int64_t> slot(local);
+      for (int64_t j = 0; j < local; ++j) slot[j] = 2 * index[j] + flip[j];
+      const auto kept = m.refine_targets(raw, at::tensor(slot, at::kLong).to(m.device), targets);
+      auto target = raw;
+      target.camera = kept[0];
+      target.parts = kept[1];
+      if (target.flow.defined()) target.flow = target.flow.detach();
+      model::Prediction goal;
+      {
+        at::NoGradGuard no_grad;
+        goal = m.net->decode(target);
+      }
+      pull = prediction_distance(pred, goal).mean();
+      total = total + c.train.target_weight * pull;
+    }
     StepReport report;
     for (const auto& [name, value] : terms.terms) {
       const double v = value.item<double>();
@@ -408,8 +511,9 @@ void Trainer::run(int64_t until) {
                             (fs::path(c.train.out) / "checkpoint.pt").string() + ") is from before it");
       report.terms.emplace_back(name, v);
     }
+    if (pull.defined()) report.terms.emplace_back("target", pull.item<double>());
     m.optimizer->zero_grad();
-    terms.total.backward();
+    total.backward();
     for (auto& p : params)
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     if (m.distributed) {
@@ -430,7 +534,7 @@ void Trainer::run(int64_t until) {
     report.steps = c.train.steps;
     report.lr = lr;
     report.sigma = m.loss.sigma;
-    report.loss = terms.total.item<double>();
+    report.loss = total.item<double>();
     report.grad_norm = norm;
     const double elapsed = now_s() - window_start;
     report.images_per_s = elapsed > 0 ? static_cast<double>(window_images) / elapsed : 0.0;
@@ -468,7 +572,7 @@ ValidationReport Trainer::validate() {
   const auto& c = m.config;
   ValidationReport r;
   r.step = m.step;
-  r.images = m.val.size();
+  r.images = c.train.validate_images > 0 ? std::min(m.val.size(), c.train.validate_images) : m.val.size();
   if (r.images == 0) return r;
   const int64_t t = c.train.validate_size;
   at::NoGradGuard no_grad;
@@ -481,11 +585,12 @@ ValidationReport Trainer::validate() {
   const auto parts = at::cat(part_maps);
   if (m.val.masks.defined()) {
     r.reference = "ground truth";
-    r.silhouette_iou = eval::silhouette_iou(parts >= 0, m.val.masks);
-    if (m.val.part_labels.defined()) r.part_iou = eval::part_iou(parts, m.val.part_labels, c.model.parts, 16).mean;
+    r.silhouette_iou = eval::silhouette_iou(parts >= 0, m.val.masks.narrow(0, 0, r.images));
+    if (m.val.part_labels.defined())
+      r.part_iou = eval::part_iou(parts, m.val.part_labels.narrow(0, 0, r.images), c.model.parts, 16).mean;
   } else if (m.val.labels.defined()) {
     r.reference = "pseudo-labels";
-    const auto labels = resize_nearest(m.val.labels, t);
+    const auto labels = resize_nearest(m.val.labels.narrow(0, 0, r.images), t);
     r.silhouette_iou = eval::silhouette_iou(parts >= 0, labels);
     r.part_iou = eval::part_iou(parts, labels, c.model.parts, m.train.clusters).mean;
   }
@@ -509,6 +614,14 @@ void Trainer::save_checkpoint(const fs::path& path) const {
   archive.write("lepard_seed", at::tensor(m.config.train.seed, at::kLong));
   if (m.ownership.defined()) archive.write("lepard_ownership", m.ownership.cpu());
   if (m.layout.defined()) archive.write("lepard_layout", m.layout);
+  if (m.target_steps.defined()) {
+    archive.write("lepard_target_steps", m.target_steps.cpu());
+    for (size_t h = 0; h < m.target.size(); ++h) {
+      archive.write("lepard_target_" + std::to_string(h), m.target[h].cpu());
+      archive.write("lepard_target_m1_" + std::to_string(h), m.target_m1[h].cpu());
+      archive.write("lepard_target_m2_" + std::to_string(h), m.target_m2[h].cpu());
+    }
+  }
   auto cfg = m.config;
   archive.write("lepard_config", c10::IValue(cfg.schema().to_yaml()));
   std::ostringstream bytes;
@@ -538,6 +651,22 @@ void Trainer::resume(const fs::path& path) {
     }
     at::Tensor layout;
     if (archive.try_read("lepard_layout", layout)) m.layout = layout;
+    at::Tensor steps;
+    if (archive.try_read("lepard_target_steps", steps)) {
+      m.target_steps = steps.to(m.device);
+      m.target.clear();
+      m.target_m1.clear();
+      m.target_m2.clear();
+      for (size_t h = 0;; ++h) {
+        at::Tensor v, m1, m2;
+        if (!archive.try_read("lepard_target_" + std::to_string(h), v)) break;
+        archive.read("lepard_target_m1_" + std::to_string(h), m1);
+        archive.read("lepard_target_m2_" + std::to_string(h), m2);
+        m.target.push_back(v.to(m.device));
+        m.target_m1.push_back(m1.to(m.device));
+        m.target_m2.push_back(m2.to(m.device));
+      }
+    }
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() + ": does not fit this model (" + e.what_without_backtrace() +
                              "); resume with the configuration the checkpoint was trained with");

@@ -140,6 +140,14 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
       << error_of(good, {"loss.layout=1"});
   EXPECT_NE(error_of(good, {"loss.layout=-1"}).find("loss.layout"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_pull=-0.5"}).find("loss.part_pull"), std::string::npos);
+  // The refined targets' settings and the validation cap.
+  for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
+                                "train.target_decay", "train.validate_images"})
+    EXPECT_NE(error_of(good, {key + "=-1"}).find("key '" + key + "'"), std::string::npos)
+        << error_of(good, {key + "=-1"});
+  EXPECT_NE(error_of(good, {"train.target_decay=1.5"}).find("train.target_decay"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.target_from=1"}).find("train.target_from"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.target_lr=0"}).find("train.target_lr"), std::string::npos);
 }
 
 TEST(ConfigFiles, ShippedConfigsParseAndValidate) {

@@ -4,6 +4,7 @@
 // are named.
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/npy.h>
+#include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
 
 #include "test_support.h"
@@ -24,7 +25,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <thread>
 
 extern char** environ;
@@ -72,6 +75,26 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
   for (std::string line; std::getline(metrics, line);) ++lines;
   EXPECT_GE(lines, 80);
   EXPECT_TRUE(fs::exists(dir / "checkpoint.pt"));
+}
+
+// train.validate_images scores the first N held-out images only: the same figures as a
+// held-out set of just those N (blob_dataset's image i depends only on its seed and i).
+TEST(Trainer, ValidationCanBeCappedToTheFirstHeldOutImages) {
+  const auto dir = testing::temp_dir("train_validate_cap");
+  auto c = testing::tiny_config(dir);
+  const auto train = testing::blob_dataset(8, 32, 16, 1);
+  Trainer all(c, train, testing::blob_dataset(8, 32, 16, 99));
+  Trainer three(c, train, testing::blob_dataset(3, 32, 16, 99));
+  c.train.validate_images = 3;
+  Trainer capped(c, train, testing::blob_dataset(8, 32, 16, 99));
+  const auto a = all.validate(), t = three.validate(), k = capped.validate();
+  EXPECT_EQ(k.images, 3);
+  EXPECT_EQ(k.silhouette_iou, t.silhouette_iou);
+  EXPECT_EQ(k.part_iou, t.part_iou);
+  EXPECT_NE(k.silhouette_iou, a.silhouette_iou);  // the cap changes what is scored
+  c.train.validate_images = 100;                  // more than there are: all of them
+  Trainer more(c, train, testing::blob_dataset(8, 32, 16, 99));
+  EXPECT_EQ(more.validate().silhouette_iou, a.silhouette_iou);
 }
 
 // Staged generalized forces: before loss.deformation_from of the steps the q_d group's
@@ -139,6 +162,153 @@ TEST(Trainer, ResumeIsExact) {
   EXPECT_EQ(loaded.model.parts, 3);
 }
 
+// Refined targets (train.targets): each visit starts at the network's prediction plus
+// train.target_decay times the image's kept offset, moves it by train.targets Adam
+// iterations of the training loss, and keeps the new offset and the moments. With the
+// network held still (a vanishing learning rate) and the whole offset carried (decay 1), two
+// visits of 3 iterations are refine()'s 6 from the network's prediction; with decay 0 the
+// second visit starts at the network again and keeps only the moments. At weight 0 the
+// targets leave the network's training as it is without them.
+TEST(Trainer, RefinedTargetsGoOnFromVisitToVisitAsOneRefinement) {
+  const auto dir = testing::temp_dir("train_targets");
+  auto config = [&](const fs::path& out, int64_t targets) {
+    auto c = testing::tiny_config(out);
+    c.loss.ownership = true;            // the loss then does not read the cluster distribution training moves
+    c.model.local_deformation = false;  // the targets hold camera and parts; refine() would move the flow too
+    c.train.flip = false;
+    c.train.sigma_start = c.train.sigma_end;  // refine() uses train.sigma_end
+    c.train.batch_size = 8;                   // one step visits every image once
+    c.train.steps = 2;
+    c.train.targets = targets;
+    c.train.target_lr = 0.02;
+    c.train.target_weight = 0.0;
+    c.train.target_decay = 1.0;
+    return c;
+  };
+  const auto data = testing::blob_dataset(8, 32, 16, 3);
+  auto c = config(dir / "targets", 3);
+  c.train.lr = 1e-30;  // the network stays where it is
+  Trainer t(c, data, {});
+  EXPECT_FALSE(t.refined_target_steps().defined());
+  t.save_checkpoint(dir / "start.pt");
+  const auto ownership = checkpoint_ownership(dir / "start.pt");
+  ASSERT_TRUE(ownership.defined());
+  RefineOptions o;
+  o.lr = 0.02;
+  o.iterations = 3;
+  const auto three = refine(t.net(), c, data.images, data.labels, ownership, o).prediction;
+  o.iterations = 6;
+  const auto six = refine(t.net(), c, data.images, data.labels, ownership, o).prediction;
+  const auto network = t.net()->forward_raw(data.images);
+  const auto unrefined = t.net()->decode(network);
+  const auto even = at::arange(0, 16, 2, at::kLong), odd = at::arange(1, 16, 2, at::kLong);
+  auto kept = [&](Trainer& trainer) {  // the network's prediction plus the kept offsets
+    const auto offsets = trainer.refined_target_offsets();
+    auto r = network;
+    r.camera = r.camera + offsets.camera.index_select(0, even);
+    r.parts = r.parts + offsets.parts.index_select(0, even);
+    return trainer.net()->decode(r);
+  };
+  auto diff = [](const model::Prediction& a, const model::Prediction& b) {
+    return std::max({testing::max_abs_diff(a.parts.center, b.parts.center),
+                     testing::max_abs_diff(a.parts.rotation, b.parts.rotation),
+                     testing::max_abs_diff(a.parts.shape, b.parts.shape),
+                     testing::max_abs_diff(a.camera.translation, b.camera.translation),
+                     testing::max_abs_diff(a.camera.rotation, b.camera.rotation)});
+  };
+  t.run(1);
+  ASSERT_TRUE(t.refined_target_steps().defined());
+  EXPECT_TRUE(t.refined_target_steps().index_select(0, even).eq(3).all().item<bool>());
+  EXPECT_TRUE(t.refined_target_steps().index_select(0, odd).eq(0).all().item<bool>());  // no mirrors (flip off)
+  const double first = diff(kept(t), three), moved = diff(three, unrefined);
+  t.run(2);
+  EXPECT_TRUE(t.refined_target_steps().index_select(0, even).eq(6).all().item<bool>());
+  const double second = diff(kept(t), six), moved6 = diff(six, three);
+  std::printf("targets against refine(): %.3g after 3 iterations (which moved %.3g), %.3g after 6 (%.3g more)\n", first,
+              moved, second, moved6);
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_GT(moved6, 1e-3);
+  // Float32 rounding, which Adam's per-coordinate normalisation amplifies where a gradient
+  // is small, leaves ~1e-4 of the move; restarting the moments, the step count or the start
+  // would differ by the order of a step (target_lr) or of the move itself.
+  EXPECT_LE(first, 0.01 * moved);
+  EXPECT_LE(second, 0.01 * moved6);
+  // Decay 0: the second visit starts at the network's prediction again, so its target is
+  // nearer to it than refine()'s 6 iterations, and not where decay 1 put it.
+  auto c0 = config(dir / "decay0", 3);
+  c0.train.lr = 1e-30;
+  c0.train.target_decay = 0.0;
+  Trainer restart(c0, data, {});
+  restart.run();
+  const double from_network = diff(kept(restart), unrefined), carried = diff(kept(t), unrefined);
+  std::printf("after two visits the targets are %.3g from the network with decay 0, %.3g with decay 1\n", from_network,
+              carried);
+  EXPECT_LT(from_network, 0.8 * carried);
+  EXPECT_GT(diff(kept(restart), six), 10 * second);
+  // At weight 0 the network trains as without targets (no gradient leaks from theirs).
+  auto cw = config(dir / "weight0", 3);
+  cw.train.target_decay = 0.9;
+  Trainer weight0(cw, data, {});
+  weight0.run();
+  Trainer plain(config(dir / "plain", 0), data, {});
+  plain.run();
+  EXPECT_GT(max_param_diff(weight0.net(), t.net()), 1e-4);  // this network did train
+  EXPECT_EQ(max_param_diff(weight0.net(), plain.net()), 0.0);
+  EXPECT_FALSE(plain.refined_target_steps().defined());
+}
+
+// A run of config(dir / "full") in one go, and the same run (under dir / "split") stopped
+// after 3 steps, resumed from its checkpoint in a new trainer and run to the end.
+struct FullAndResumed {
+  std::unique_ptr<Trainer> full, resumed;
+};
+FullAndResumed run_full_and_resumed(const std::function<TrainConfig(const fs::path&)>& config, const Dataset& data,
+                                    const fs::path& dir) {
+  FullAndResumed r;
+  r.full = std::make_unique<Trainer>(config(dir / "full"), data, Dataset{});
+  r.full->run();
+  {
+    Trainer first(config(dir / "split"), data, {});
+    first.run(3);
+  }
+  r.resumed = std::make_unique<Trainer>(config(dir / "split"), data, Dataset{});
+  r.resumed->resume(dir / "split" / "checkpoint.pt");
+  EXPECT_EQ(r.resumed->step(), 3);
+  r.resumed->run();
+  return r;
+}
+
+// With refined targets, the targets and their moments are part of the run's state: a resumed
+// run goes on from them exactly.
+TEST(Trainer, ResumeWithRefinedTargetsIsExact) {
+  const auto dir = testing::temp_dir("train_resume_targets");
+  auto config = [&](const fs::path& out) {
+    auto c = testing::tiny_config(out);
+    c.train.steps = 6;
+    c.train.targets = 2;
+    c.train.target_weight = 0.5;
+    return c;
+  };
+  const auto data = testing::blob_dataset(6, 32, 16, 5);
+  auto runs = run_full_and_resumed(config, data, dir);
+  auto &full = *runs.full, &second = *runs.resumed;
+  ASSERT_TRUE(second.refined_target_steps().defined());
+  EXPECT_TRUE(full.refined_target_steps().equal(second.refined_target_steps()));
+  EXPECT_GT(full.refined_target_steps().max().item<int64_t>(), 2);  // slots were visited more than once
+  const double diff = max_param_diff(full.net(), second.net());
+  const double targets =
+      testing::max_abs_diff(full.refined_target_offsets().parts, second.refined_target_offsets().parts);
+  std::printf("resume with refined targets: parameter difference %.3g, target difference %.3g\n", diff, targets);
+  EXPECT_LE(diff, 1e-6);
+  EXPECT_LE(targets, 1e-6);
+  // Without the kept targets the resumed run would differ: the pull changes the weights.
+  auto c0 = config(dir / "none");
+  c0.train.targets = 0;
+  Trainer none(c0, data, {});
+  none.run();
+  EXPECT_GT(max_param_diff(full.net(), none.net()), 1e-4);
+}
+
 // The viewpoint search from the first step, with ownership (which it needs) and a fast
 // moving layout, as the resume and two-process tests run it.
 void use_viewpoint_search(TrainConfig& c) {
@@ -161,15 +331,8 @@ TEST(Trainer, ResumeWithTheViewpointSearchIsExact) {
     return c;
   };
   const auto data = testing::blob_dataset(10, 32, 16, 5);
-  Trainer full(config(dir / "full"), data, {});
-  full.run();
-  {
-    Trainer first(config(dir / "split"), data, {});
-    first.run(3);
-  }
-  Trainer second(config(dir / "split"), data, {});
-  second.resume(dir / "split" / "checkpoint.pt");
-  second.run();
+  auto runs = run_full_and_resumed(config, data, dir);
+  auto &full = *runs.full, &second = *runs.resumed;
   ASSERT_TRUE(full.viewpoint_layout().defined());
   ASSERT_TRUE(second.viewpoint_layout().defined());
   EXPECT_LE(testing::max_abs_diff(full.viewpoint_layout(), second.viewpoint_layout()), 1e-9);

@@ -129,10 +129,25 @@ struct TrainConfig {
     int64_t checkpoint_every = 500;
     int64_t validate_every = 250;
     int64_t validate_size = 128;  // side at which predicted silhouettes meet the ground truth
+    int64_t validate_images = 0;  // validate on the first N held-out images (0: all of them)
     int64_t seed = 0;
     std::string out = "runs/train";
     std::string device = "cpu";
     int64_t threads = 0;  // 0 = every core
+    // Refined targets (semi-amortised training, docs/training.md "Refined targets"): every
+    // training image, and its mirror, keeps an offset from the network's raw camera and part
+    // outputs (the local deformation stays the network's). Each visit starts at the network's
+    // prediction plus target_decay times the kept offset, moves it by `targets` Adam
+    // iterations (step target_lr, the image's own moments kept between visits) of the
+    // training loss against the image's pseudo-labels, and keeps the new offset; the network
+    // is pulled toward the result by target_weight times the squared distance of the decoded
+    // parts and camera (train/refine.h prediction_distance). The targets start at
+    // target_from of the steps. 0: off (one process only).
+    int64_t targets = 0;
+    double target_lr = 0.02;
+    double target_weight = 0.1;
+    double target_from = 0.0;
+    double target_decay = 0.9;
   } train;
 
   // The schema over this object's fields (the pointers are into *this).

@@ -82,6 +82,13 @@ class Trainer {
   const TrainConfig& config() const;
   // The viewpoint search's shared layout (K, 3) (loss.viewpoint), undefined before its first step.
   at::Tensor viewpoint_layout() const;
+  // The refined targets' offsets (train.targets) of every slot (training image i at slot 2 i,
+  // its mirror at 2 i + 1) from the network's raw camera and part outputs at the slot's last
+  // visit (2 N, ...; no flow: the targets' local deformation is the network's), and each
+  // slot's count of Adam iterations (2 N) int64, 0 where the slot has had no visit; undefined
+  // before their first step.
+  model::RawPrediction refined_target_offsets() const;
+  at::Tensor refined_target_steps() const;
   std::function<void(const StepReport&)> on_step;
   std::function<void(const ValidationReport&)> on_validate;
 
