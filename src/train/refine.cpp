@@ -21,19 +21,6 @@ LossSettings loss_settings(const TrainConfig& c) {
   return l;
 }
 
-std::vector<at::Tensor*> raw_heads(model::RawPrediction& raw) {
-  std::vector<at::Tensor*> heads{&raw.camera, &raw.parts};
-  if (raw.flow.defined()) heads.push_back(&raw.flow);
-  return heads;
-}
-
-at::Tensor raw_distance(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  if (a.empty() || a.size() != b.size()) throw std::invalid_argument("raw_distance: lists of different lengths");
-  at::Tensor sum_sq = at::zeros({a.front().size(0)}, a.front().options());
-  for (size_t i = 0; i < a.size(); ++i) sum_sq = sum_sq + (a[i] - b[i]).pow(2).flatten(1).sum(1);
-  return sum_sq;
-}
-
 at::Tensor prediction_distance(const model::Prediction& a, const model::Prediction& b) {
   auto sq = [](const at::Tensor& x, const at::Tensor& y) { return (x - y).pow(2).flatten(1).sum(1); };
   return sq(a.parts.center, b.parts.center) + sq(a.parts.shape, b.parts.shape) +
@@ -95,7 +82,8 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   }
   at::AutoGradMode grad(true);
   std::vector<at::Tensor> vars, starts;
-  for (auto* t : raw_heads(raw)) {
+  for (auto* t : {&raw.camera, &raw.parts, &raw.flow}) {
+    if (!t->defined()) continue;
     starts.push_back(t->detach().clone());
     *t = t->detach().clone().requires_grad_(true);
     vars.push_back(*t);
@@ -103,7 +91,11 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   // Per image: the squared distance of its raw outputs from the network's, summed over the
   // heads' coordinates (each coordinate is held by a spring of stiffness 2 anchor); then the
   // mean over images, as every loss term is.
-  auto proximal = [&]() { return raw_distance(vars, starts).mean(); };
+  auto proximal = [&]() {
+    at::Tensor sum_sq = at::zeros({images.size(0)}, vars.front().options());
+    for (size_t i = 0; i < vars.size(); ++i) sum_sq = sum_sq + (vars[i] - starts[i]).pow(2).flatten(1).sum(1);
+    return sum_sq.mean();
+  };
   torch::optim::Adam adam(vars, torch::optim::AdamOptions(o.lr));
   for (int64_t it = 0; it <= o.iterations; ++it) {
     const auto pred = net->decode(raw);

@@ -168,10 +168,10 @@ struct Trainer::Impl {
   LossSettings loss;
   int64_t step = 0;
   c10::Device device{c10::kCPU};
-  // Refined targets (train.targets): per slot (training image i, mirrored or not: slot
-  // 2 i + flip) the target's offset from the network's raw camera and part outputs at the
-  // slot's last visit, and its Adam moments,
-  // (2 N, ...) each, and the slot's Adam step count (2 N) int64 (0: no target yet).
+  // Refined targets (train.targets), per slot (training image i at slot 2 i, its mirror at
+  // 2 i + 1): the offset from the network's raw camera and part outputs at the slot's last
+  // visit and its Adam moments, (2 N, ...) each, and the Adam step count (2 N) int64 (0: no
+  // visit yet).
   std::vector<at::Tensor> target, target_m1, target_m2;
   at::Tensor target_steps;
   // The sampler: the permutation of the current epoch.
@@ -490,10 +490,9 @@ void Trainer::run(int64_t until) {
       std::vector<int64_t> slot(local);
       for (int64_t j = 0; j < local; ++j) slot[j] = 2 * index[j] + flip[j];
       const auto kept = m.refine_targets(raw, at::tensor(slot, at::kLong).to(m.device), targets);
-      auto target = raw;
+      auto target = raw;  // its view and flow, decoded without a graph
       target.camera = kept[0];
       target.parts = kept[1];
-      if (target.flow.defined()) target.flow = target.flow.detach();
       model::Prediction goal;
       {
         at::NoGradGuard no_grad;

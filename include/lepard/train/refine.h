@@ -26,7 +26,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <vector>
 
 namespace lepard::train {
 
@@ -51,13 +50,6 @@ struct RefineResult {
 // choose_view) the result is the network's prediction.
 RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::Tensor& images,
                     const at::Tensor& labels, const at::Tensor& ownership, const RefineOptions& options = {});
-
-// The heads' raw outputs that refinement (and training's refined targets) optimise: the
-// camera, the parts and, when the model has local deformation, the flow.
-std::vector<at::Tensor*> raw_heads(model::RawPrediction& raw);
-// Per image (B): the squared distance between two lists of raw head outputs (as raw_heads
-// lists them, (B, ...) each), summed over their coordinates.
-at::Tensor raw_distance(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
 
 // Per image (B): the squared distance between two decoded predictions of the same images,
 // summed over the part centres, shape parameters and rotation matrices and the camera's
