@@ -42,6 +42,7 @@ struct Model {
   model::LepardNet net{nullptr};
   at::Tensor ownership;                    // the checkpoint's, or undefined
   std::vector<model::Prediction> refined;  // per batch of samples, when --refine is on
+  at::Tensor labels;  // the samples' pseudo-labels at loss.render_size: model.label_input's input, or undefined
 };
 
 // Predictions [begin, end) of a list of per-batch predictions of `batch` images each.
@@ -100,8 +101,10 @@ at::Tensor reconstruct_all(Model& m, const std::vector<data::Sample>& samples, s
     const size_t e = std::min(end, b + static_cast<size_t>(batch));
     std::vector<at::Tensor> crops;
     for (size_t i = b; i < e; ++i) crops.push_back(samples[i].image);
-    verts.push_back(
-        model::project_images(m.net, model::normalize_images(at::stack(crops), m.config.model.image_size), grid));
+    const auto labels =
+        m.labels.defined() ? m.labels.narrow(0, static_cast<int64_t>(b), static_cast<int64_t>(e - b)) : at::Tensor();
+    verts.push_back(model::project_images(m.net, model::normalize_images(at::stack(crops), m.config.model.image_size),
+                                          grid, labels));
   }
   return at::cat(verts);
 }
@@ -356,12 +359,17 @@ int main(int argc, char** argv) {
         auto& m = models[mi];
         double refine_s = 0;
         m.refined.clear();
+        m.labels = at::Tensor();
+        // The pseudo-labels at the model's grid: what refinement fits, and a model.label_input
+        // network's input.
+        const auto cache = !pseudo_labels.empty()         ? fs::path(pseudo_labels)
+                           : !m.config.data.cache.empty() ? fs::path(m.config.data.cache)
+                                                          : fs::path(m.config.data.root) / "cache";
+        if (refined || m.config.model.label_input)
+          m.labels = features::read_label_maps(samples, cache, m.config.loss.render_size);
         if (refined) {
           // Each image's prediction refined against its pseudo-labels, once, at the labels' grid.
-          const auto cache = !pseudo_labels.empty()         ? fs::path(pseudo_labels)
-                             : !m.config.data.cache.empty() ? fs::path(m.config.data.cache)
-                                                            : fs::path(m.config.data.root) / "cache";
-          const auto labels = features::read_label_maps(samples, cache, m.config.loss.render_size);
+          const auto& labels = m.labels;
           const auto r0 = std::chrono::steady_clock::now();
           double first = 0, last = 0;
           cli::Progress progress;

@@ -142,7 +142,8 @@ int main(int argc, char** argv) {
             "training loss against its pseudo-labels (--pseudo-labels), not the selection head's; before --refine")
       .flag("pseudo-labels", &pseudo_labels,
             "folder of <name>.png label maps of the crops (lepard-prepare's "
-            "cache/labels/<category>/ for a dataset's crops), needed by --refine and --choose-view")
+            "cache/labels/<category>/ for a dataset's crops), needed by --refine and --choose-view, and always by a "
+            "model trained with model.label_input (its network sees them)")
       .flag("forward-only", &skip_writing, "time the forward pass only: write nothing but the summary")
       .flag("threads", &threads, "intra-op threads (0: every core)")
       .epilog(
@@ -164,14 +165,18 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--refine-lr must be in (0, 10], got " + std::to_string(refine_lr));
     if (!(refine_anchor >= 0 && refine_anchor <= 1e6))
       throw std::invalid_argument("--refine-anchor must be in [0, 1e6], got " + std::to_string(refine_anchor));
-    const bool with_labels = refine > 0 || choose_view;
-    const char* needs = refine > 0 ? "--refine" : "--choose-view";
-    if (with_labels && pseudo_labels.empty())
-      throw std::invalid_argument(std::string(needs) +
-                                  " needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
-                                  "for a dataset under <cache>/labels/<category>/)");
-    if (with_labels && !fs::is_directory(pseudo_labels))
-      throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
+    const bool refining = refine > 0 || choose_view;
+    bool with_labels = refining;
+    std::string needs = refine > 0 ? "--refine" : "--choose-view";
+    auto check_labels = [&] {
+      if (with_labels && pseudo_labels.empty())
+        throw std::invalid_argument(needs +
+                                    " needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
+                                    "for a dataset under <cache>/labels/<category>/)");
+      if (with_labels && !fs::is_directory(pseudo_labels))
+        throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
+    };
+    check_labels();
     if (sheet < 0 || turntables < 0) throw std::invalid_argument("--contact-sheet and --turntable must be >= 0");
     if (crop != "centre" && crop != "saliency")
       throw std::invalid_argument("--crop must be centre or saliency, got '" + crop + "'");
@@ -197,6 +202,11 @@ int main(int argc, char** argv) {
     if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
     train::TrainConfig config;
     auto net = train::load_model(ckpt, &config);
+    if (net->options().label_input && !with_labels) {
+      with_labels = true;
+      needs = ckpt.string() + " (trained with model.label_input: the network sees the pseudo-labels)";
+      check_labels();
+    }
     if (choose_view && net->options().viewpoints < 2)
       throw std::invalid_argument("--choose-view: " + ckpt.string() +
                                   " was trained with model.viewpoints 1 (no turns to choose among)");
@@ -297,11 +307,16 @@ int main(int argc, char** argv) {
           const int64_t r = config.loss.render_size;
           maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));
         }
-        const double r0 = now_s();
-        train::RefineOptions ro{refine, refine_lr, refine_anchor};
-        ro.choose_view = choose_view;
-        pred = train::refine(net, config, normalized, at::stack(maps), ownership, ro).prediction;
-        refine_s += now_s() - r0;
+        if (refining) {
+          const double r0 = now_s();
+          train::RefineOptions ro{refine, refine_lr, refine_anchor};
+          ro.choose_view = choose_view;
+          pred = train::refine(net, config, normalized, at::stack(maps), ownership, ro).prediction;
+          refine_s += now_s() - r0;
+        } else {
+          at::NoGradGuard no_grad;
+          pred = net->forward(normalized, at::stack(maps));
+        }
       } else {
         at::NoGradGuard no_grad;
         pred = net->forward(normalized);

@@ -70,7 +70,8 @@ at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
 EncoderImpl::EncoderImpl(const ModelOptions& o) {
   if (o.encoder_depth < 1 || o.encoder_width < 1 || o.encoder_blocks < 1)
     throw std::invalid_argument("encoder depth, width and blocks must be at least 1");
-  conv1_ = register_module("conv1", conv(3, o.encoder_width, 7, 2));
+  const int64_t channels = 3 + (o.label_input ? o.clusters + 1 : 0);
+  conv1_ = register_module("conv1", conv(channels, o.encoder_width, 7, 2));
   bn1_ = register_module("bn1", Norm(o.encoder_width, o.norm));
   int64_t in = o.encoder_width;
   for (int64_t i = 0; i < o.encoder_depth; ++i) {
@@ -171,12 +172,40 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   for (int64_t k = 0; k < o.parts; ++k) cluster_logits_[k][k % o.clusters] += o.cluster_prior;
 }
 
-Prediction LepardNetImpl::forward(const at::Tensor& images) { return decode(forward_raw(images)); }
+at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size) {
+  if (labels.dim() != 3) throw std::invalid_argument("label_planes: labels must be (B, R, R)");
+  const auto l = labels.to(at::kLong);
+  if (l.numel() > 0) {
+    const int64_t lo = l.min().item<int64_t>(), hi = l.max().item<int64_t>();
+    if (lo < 0 || hi > clusters)
+      throw std::invalid_argument("pseudo-label " + std::to_string(lo < 0 ? lo : hi) + " outside 0.." +
+                                  std::to_string(clusters) + " (the model was trained on " + std::to_string(clusters) +
+                                  " clusters)");
+  }
+  auto planes = at::one_hot(l, clusters + 1).permute({0, 3, 1, 2}).to(at::kFloat);
+  if (planes.size(2) == size && planes.size(3) == size) return planes;
+  namespace F = torch::nn::functional;
+  return F::interpolate(planes,
+                        F::InterpolateFuncOptions().size(std::vector<int64_t>{size, size}).mode(torch::kNearest));
+}
 
-RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images) {
+Prediction LepardNetImpl::forward(const at::Tensor& images, const at::Tensor& labels) {
+  return decode(forward_raw(images, labels));
+}
+
+RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Tensor& labels) {
   const auto& o = options_;
   const int64_t b = images.size(0);
-  const auto h = at::relu(hidden_->forward(encoder_->forward(images)));
+  at::Tensor input = images;
+  if (o.label_input) {
+    if (!labels.defined())
+      throw std::invalid_argument(
+          "this model sees the pseudo-labels (model.label_input): every image needs its labels (lepard-prepare's "
+          "cache, --pseudo-labels)");
+    if (labels.size(0) != b) throw std::invalid_argument("forward: labels and images differ in batch size");
+    input = at::cat({images, label_planes(labels, o.clusters, images.size(2)).to(images.options())}, 1);
+  }
+  const auto h = at::relu(hidden_->forward(encoder_->forward(input)));
   RawPrediction r;
   r.camera = camera_head_->forward(h);
   r.parts = part_head_->forward(h).view({b, o.parts, kPartOutputs});
@@ -259,6 +288,14 @@ int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path) 
     const auto* src = find(key);
     if (!src)
       throw std::runtime_error(path.string() + ": missing key '" + key + "' (a torchvision ResNet state dict?)");
+    // model.label_input: the RGB filters come from the ResNet, the label channels' start at 0.
+    if (key == "conv1.weight" && net->options().label_input && src->dim() == 4 && dst.dim() == 4 && src->size(1) == 3 &&
+        dst.size(1) > 3 && src->size(0) == dst.size(0)) {
+      dst.zero_();
+      dst.narrow(1, 0, 3).copy_(*src);
+      ++loaded;
+      return;
+    }
     if (src->sizes() != dst.sizes()) {
       std::ostringstream msg;
       msg << path.string() << ": key '" << key << "' has shape " << src->sizes() << ", expected " << dst.sizes()

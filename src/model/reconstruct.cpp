@@ -28,9 +28,10 @@ Reconstruction reconstruct(const Prediction& p, const core::SurfaceGrid& grid, c
   return r;
 }
 
-at::Tensor project_images(LepardNet& net, const at::Tensor& images, const core::SurfaceGrid& grid) {
+at::Tensor project_images(LepardNet& net, const at::Tensor& images, const core::SurfaceGrid& grid,
+                          const at::Tensor& labels) {
   at::NoGradGuard no_grad;
-  return reconstruct(net->forward(images), grid, flow_options(net->options())).image;
+  return reconstruct(net->forward(images, labels), grid, flow_options(net->options())).image;
 }
 
 }  // namespace lepard::model

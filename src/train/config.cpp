@@ -215,6 +215,9 @@ ConfigSchema TrainConfig::schema() {
       .field("model.viewpoints", &model.viewpoints,
              "turns about the vertical axis the camera chooses among (a selection head trained by the viewpoint "
              "search, loss.viewpoint; 2: the animal faces one way or the other); 1: none")
+      .field("model.label_input", &model.label_input,
+             "true: the network also sees each image's pseudo-labels (C + 1 one-hot input channels); inference "
+             "then needs them too (lepard-prepare's cache)")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")

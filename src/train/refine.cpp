@@ -39,7 +39,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   model::RawPrediction raw;
   {
     at::NoGradGuard no_grad;
-    raw = net->forward_raw(images);
+    raw = net->forward_raw(images, labels.to(images.device()));
   }
   auto settings = loss_settings(config);
   const auto grid = model::surface_grid(net->options());

@@ -315,6 +315,9 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   if (m.train.size() == 0)
     throw ConfigError("data.root: " + c.data.root + " has no training images for category '" + c.data.category + "'");
   if (!m.train.labels.defined()) throw ConfigError("data.cache: the training images have no pseudo-labels");
+  if (c.model.label_input && m.val.size() > 0 && !m.val.labels.defined())
+    throw ConfigError("model.label_input: the held-out images have no pseudo-labels in " + c.data.cache +
+                      " (the network needs them as input)");
   if (c.train.targets > 0 && m.world() > 1)
     throw ConfigError("train.targets: the refined targets are kept per process; use one process");
   if (c.train.batch_size % m.world() != 0)
@@ -364,7 +367,8 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     // template) on up to 64 training images (the same on every rank: the data are).
     at::NoGradGuard no_grad;
     const int64_t n = std::min<int64_t>(64, m.train.size());
-    const auto points = model::project_images(m.net, m.train.images.narrow(0, 0, n).to(m.device), m.grid);
+    const auto points = model::project_images(m.net, m.train.images.narrow(0, 0, n).to(m.device), m.grid,
+                                              m.train.labels.narrow(0, 0, n).to(m.device));
     const auto maps =
         render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
     m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters,
@@ -422,7 +426,7 @@ void Trainer::run(int64_t until) {
     images = at::where(flip_mask.view({-1, 1, 1, 1}), images.flip({3}), images);
     labels = at::where(flip_mask.view({-1, 1, 1}), labels.flip({2}), labels);
 
-    auto raw = m.net->forward_raw(images.to(m.device));
+    auto raw = m.net->forward_raw(images.to(m.device), labels.to(m.device));
     const int64_t views = c.model.viewpoints;
     const bool searching =
         views > 1 && static_cast<double>(s) >= c.loss.viewpoint_from * static_cast<double>(c.train.steps);
@@ -578,7 +582,9 @@ ValidationReport Trainer::validate() {
   std::vector<at::Tensor> part_maps;
   for (int64_t begin = 0; begin < r.images; begin += 32) {
     const int64_t n = std::min<int64_t>(32, r.images - begin);
-    const auto points = model::project_images(m.net, m.val.images.narrow(0, begin, n).to(m.device), m.grid);
+    const auto points =
+        model::project_images(m.net, m.val.images.narrow(0, begin, n).to(m.device), m.grid,
+                              m.val.labels.defined() ? m.val.labels.narrow(0, begin, n).to(m.device) : at::Tensor());
     part_maps.push_back(render::rasterize_hard(points.cpu(), m.grid.faces, t, t).part_id);
   }
   const auto parts = at::cat(part_maps);

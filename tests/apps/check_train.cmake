@@ -280,6 +280,23 @@ run_tool("lepard-infer --refine" 0 "${INFER}" --checkpoint "${OUT}/run" --images
 if(NOT out MATCHES "\"refine_seconds_per_image\"" OR NOT EXISTS "${OUT}/refined/twin_png.json")
   message(FATAL_ERROR "lepard-infer --refine: ${out}")
 endif()
+# model.label_input: the network sees the pseudo-labels, so evaluation reads them from the
+# checkpoint's cache and inference needs --pseudo-labels (an error naming the checkpoint).
+run_tool("lepard-train (labels in)" 0 "${TOOL}" --config "${OUT}/good.yaml" --set model.label_input=true
+         --set train.out=${OUT}/run_labels --threads 1)
+run_tool("lepard-eval (labels in)" 0 "${EVAL}" --checkpoint "${OUT}/run_labels" --name li --eval-grid 8x12
+         --data "${OUT}/data" --split all --crop-size 64 --overlays 0 --threads 1)
+if(NOT out MATCHES "\\| li \\| horse \\| 12 \\| ${num} \\|")
+  message(FATAL_ERROR "unexpected lepard-eval table for a label_input model: ${out}")
+endif()
+expect_message("lepard-infer (labels in) without labels" 2 "run_labels.*model.label_input.* needs --pseudo-labels"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad")
+run_tool("lepard-infer (labels in)" 0 "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins"
+         --out "${OUT}/labelled" --pseudo-labels "${OUT}/twin_labels" --crop-size 64 --formats json --contact-sheet 0
+         --threads 1)
+if(NOT EXISTS "${OUT}/labelled/twin_png.json" OR NOT EXISTS "${OUT}/labelled/twin_jpg.json")
+  message(FATAL_ERROR "lepard-infer (labels in) wrote no predictions: ${out}")
+endif()
 # One missing ground-truth file is an error naming the image, not a metric silently zeroed.
 file(RENAME "${OUT}/data/gt/horse/parts_3.png" "${OUT}/parts_3.png.bak")
 run_tool("lepard-eval (a part map missing)" 1 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all

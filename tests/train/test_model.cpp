@@ -146,6 +146,46 @@ TEST(Model, RigidSuperquadricsHaveNoTaperOrBend) {
   EXPECT_TRUE(d.parts.shape.narrow(2, core::kB2, 2).equal(r.parts.shape.narrow(2, core::kB2, 2)));
 }
 
+// model.label_input: the labels become one-hot planes after the RGB channels, and the
+// prediction follows them.
+TEST(Model, LabelInputSeesThePseudoLabels) {
+  // label_planes: one-hot of 0..C, nearest-resized (each label cell covers a 2 x 2 block).
+  const auto labels = at::tensor({0, 2, 1, 2}, at::kLong).view({1, 2, 2});
+  const auto planes = label_planes(labels, 2, 4);
+  ASSERT_EQ(planes.sizes(), (at::IntArrayRef{1, 3, 4, 4}));
+  for (int64_t y = 0; y < 4; ++y)
+    for (int64_t x = 0; x < 4; ++x) {
+      const int64_t l = labels[0][y / 2][x / 2].item<int64_t>();
+      for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(planes[0][c][y][x].item<float>(), c == l ? 1.0f : 0.0f) << y << x << c;
+    }
+  EXPECT_THROW(label_planes(labels + 1, 2, 4), std::invalid_argument);  // a label 3 with 2 clusters
+
+  ModelOptions o;
+  o.parts = 3;
+  o.clusters = 2;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.label_input = true;
+  LepardNet net(o);
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  const auto a = at::randint(0, 3, {2, 16, 16}, at::kLong), b = at::randint(0, 3, {2, 16, 16}, at::kLong);
+  EXPECT_THROW(net->forward_raw(images), std::invalid_argument);  // no labels
+  at::NoGradGuard no_grad;
+  const auto pa = net->forward_raw(images, a).parts, pb = net->forward_raw(images, b).parts;
+  EXPECT_GT((pa - pb).abs().max().item<double>(), 1e-6);  // the labels reach the output
+  // The labels of each image are its own: swapping the batch swaps the outputs.
+  const auto swapped = net->forward_raw(images.flip({0}), a.flip({0})).parts;
+  EXPECT_LT((swapped.flip({0}) - pa).abs().max().item<double>(), 1e-5);
+  // The input layer has the C + 1 label channels; without the option it has 3 and ignores labels.
+  EXPECT_EQ(net->named_parameters()["encoder.conv1.weight"].size(1), 3 + 2 + 1);
+  o.label_input = false;
+  LepardNet plain(o);
+  EXPECT_EQ(plain->named_parameters()["encoder.conv1.weight"].size(1), 3);
+  EXPECT_TRUE(plain->forward_raw(images, a).parts.equal(plain->forward_raw(images).parts));
+}
+
 class TorchvisionWeights : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -174,6 +214,15 @@ TEST_F(TorchvisionWeights, EncoderComputesWhatPyTorchComputes) {
   const auto got = net->encoder()->forward(x);
   EXPECT_LT(testing::max_abs_diff(got, expected), 1e-5);
   EXPECT_GT(expected.abs().max().item<double>(), 0.1);
+
+  // With model.label_input the RGB filters load and the label channels start at 0, so the
+  // encoder still computes what PyTorch computes on the image, whatever the labels.
+  o_.label_input = true;
+  o_.clusters = 4;
+  LepardNet labelled(o_);
+  EXPECT_EQ(load_encoder_weights(labelled, dir_ / "resnet.pth"), loaded);
+  const auto planes = label_planes(at::randint(0, 5, {x.size(0), 8, 8}, at::kLong), 4, x.size(2));
+  EXPECT_LT(testing::max_abs_diff(labelled->encoder()->forward(at::cat({x, planes}, 1)), expected), 1e-5);
 }
 
 TEST_F(TorchvisionWeights, MismatchesNameTheKey) {

@@ -77,6 +77,39 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
   EXPECT_TRUE(fs::exists(dir / "checkpoint.pt"));
 }
 
+// model.label_input: with images that show nothing (all zero), a network that sees the
+// pseudo-labels learns where each image's object is; one that does not can only learn the
+// average place, so its held-out IoU stays lower.
+TEST(Trainer, LabelInputLearnsWhereTheObjectIsFromTheLabels) {
+  const auto dir = testing::temp_dir("train_label_input");
+  auto c = testing::tiny_config(dir);
+  c.train.steps = 200;
+  c.train.batch_size = 8;
+  c.train.lr = 5e-3;
+  auto blind = [](train::Dataset d) {
+    d.images = at::zeros_like(d.images);
+    return d;
+  };
+  const auto train = blind(testing::blob_dataset(32, 32, 16, 1)), val = blind(testing::blob_dataset(8, 32, 16, 99));
+  Trainer plain(c, train, val);
+  plain.run();
+  c.model.label_input = true;
+  Trainer seeing(c, train, val);
+  seeing.run();
+  const double p = plain.validate().silhouette_iou, s = seeing.validate().silhouette_iou;
+  std::printf("held-out IoU on blank images: %.4f without the labels as input, %.4f with them\n", p, s);
+  EXPECT_GT(s, p + 0.2);  // measured: 0.35 against 0.73
+  // A held-out set without pseudo-labels cannot feed the network: a ConfigError naming the key.
+  auto unlabelled = val;
+  unlabelled.labels = at::Tensor();
+  try {
+    Trainer t(c, train, unlabelled);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.label_input"), std::string::npos) << e.what();
+  }
+}
+
 // train.validate_images scores the first N held-out images only: the same figures as a
 // held-out set of just those N (blob_dataset's image i depends only on its seed and i).
 TEST(Trainer, ValidationCanBeCappedToTheFirstHeldOutImages) {

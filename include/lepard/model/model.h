@@ -93,7 +93,8 @@ TORCH_MODULE(BasicBlock);
 class EncoderImpl : public torch::nn::Module {
  public:
   explicit EncoderImpl(const ModelOptions& options);
-  at::Tensor forward(const at::Tensor& images);  // (B, 3, S, S) -> (B, out_features())
+  // (B, 3 (+ C + 1 with model.label_input), S, S) -> (B, out_features())
+  at::Tensor forward(const at::Tensor& images);
   int64_t out_features() const { return out_features_; }
 
  private:
@@ -105,13 +106,20 @@ class EncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Encoder);
 
+// The C + 1 label channels of a model.label_input network: (B, R, R) integer pseudo-labels
+// (0 background, 1..C) -> float (B, C + 1, size, size) one-hot planes, nearest-resized, on
+// the labels' device. A label outside 0..C is an std::invalid_argument naming the value.
+at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size);
+
 class LepardNetImpl : public torch::nn::Module {
  public:
   explicit LepardNetImpl(const ModelOptions& options);
-  // images: (B, 3, S, S), ImageNet-normalised (normalize_images).
-  Prediction forward(const at::Tensor& images);
-  // forward() in two halves: forward(x) == decode(forward_raw(x)).
-  RawPrediction forward_raw(const at::Tensor& images);
+  // images: (B, 3, S, S), ImageNet-normalised (normalize_images). labels: (B, R, R) integer
+  // pseudo-labels of the same (flipped, if flipped) images; needed with model.label_input
+  // (std::invalid_argument without them), ignored otherwise.
+  Prediction forward(const at::Tensor& images, const at::Tensor& labels = {});
+  // forward() in two halves: forward(x, l) == decode(forward_raw(x, l)).
+  RawPrediction forward_raw(const at::Tensor& images, const at::Tensor& labels = {});
   Prediction decode(const RawPrediction& raw) const;
   // Each part's distribution over the C clusters: (K, C), rows sum to 1.
   at::Tensor part_distribution() const;
@@ -133,7 +141,8 @@ at::Tensor normalize_images(const at::Tensor& crops, int64_t size);
 
 // Loads torchvision ResNet weights (a torch.save state dict, e.g. resnet18-f37072fd.pth)
 // into the encoder: conv1, bn1, layer<i>.<j>.*; the classifier (fc.*) is ignored. The
-// encoder must use norm "frozen_batch". A missing key or a shape mismatch is an error
+// encoder must use norm "frozen_batch". With model.label_input the RGB filters of conv1 are
+// loaded and its label channels' filters set to zero. A missing key or a shape mismatch is an error
 // naming the key and the file. Returns the number of tensors loaded.
 int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path);
 

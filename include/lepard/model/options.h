@@ -40,6 +40,11 @@ struct ModelOptions {
   // (a selection head; 2: the animal faces one way or the other); 1: none, the camera head
   // alone (train/viewpoint.h).
   int64_t viewpoints = 1;
+  // true: the network also sees the image's pseudo-labels, as C + 1 more input channels
+  // (one-hot of the background and the C clusters, nearest-resized to image_size), so that
+  // it reads where each cluster is instead of learning it from the pixels alone. Every
+  // forward pass then needs the labels (lepard-prepare's cache, or the surrogate's).
+  bool label_input = false;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
