@@ -83,7 +83,7 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
 TEST(Trainer, LabelInputLearnsWhereTheObjectIsFromTheLabels) {
   const auto dir = testing::temp_dir("train_label_input");
   auto c = testing::tiny_config(dir);
-  c.train.steps = 200;
+  c.train.steps = 100;
   c.train.batch_size = 8;
   c.train.lr = 5e-3;
   auto blind = [](train::Dataset d) {
@@ -98,7 +98,7 @@ TEST(Trainer, LabelInputLearnsWhereTheObjectIsFromTheLabels) {
   seeing.run();
   const double p = plain.validate().silhouette_iou, s = seeing.validate().silhouette_iou;
   std::printf("held-out IoU on blank images: %.4f without the labels as input, %.4f with them\n", p, s);
-  EXPECT_GT(s, p + 0.2);  // measured: 0.35 against 0.73
+  EXPECT_GT(s, p + 0.2);  // measured: 0.29 against 0.66
   // A held-out set without pseudo-labels cannot feed the network: a ConfigError naming the key.
   auto unlabelled = val;
   unlabelled.labels = at::Tensor();
