@@ -426,7 +426,8 @@ void Trainer::run(int64_t until) {
     images = at::where(flip_mask.view({-1, 1, 1, 1}), images.flip({3}), images);
     labels = at::where(flip_mask.view({-1, 1, 1}), labels.flip({2}), labels);
 
-    auto raw = m.net->forward_raw(images.to(m.device), labels.to(m.device));
+    // The labels go to the device here only for a network that sees them (model.label_input).
+    auto raw = m.net->forward_raw(images.to(m.device), c.model.label_input ? labels.to(m.device) : at::Tensor());
     const int64_t views = c.model.viewpoints;
     const bool searching =
         views > 1 && static_cast<double>(s) >= c.loss.viewpoint_from * static_cast<double>(c.train.steps);
