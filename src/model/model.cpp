@@ -176,7 +176,9 @@ at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size
   if (labels.dim() != 3) throw std::invalid_argument("label_planes: labels must be (B, R, R)");
   const auto l = labels.to(at::kLong);
   if (l.numel() > 0) {
-    const int64_t lo = l.min().item<int64_t>(), hi = l.max().item<int64_t>();
+    // One copy to the host for both ends (one synchronisation on a GPU, not two).
+    const auto range = at::stack({l.min(), l.max()}).to(at::kCPU);
+    const int64_t lo = range[0].item<int64_t>(), hi = range[1].item<int64_t>();
     if (lo < 0 || hi > clusters)
       throw std::invalid_argument("pseudo-label " + std::to_string(lo < 0 ? lo : hi) + " outside 0.." +
                                   std::to_string(clusters) + " (the model was trained on " + std::to_string(clusters) +
