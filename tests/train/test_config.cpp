@@ -170,7 +170,23 @@ TEST(ConfigFiles, ShippedConfigsParseAndValidate) {
     if (!c.model.encoder_weights.empty()) c.model.encoder_weights = (data / "resnet.pth").string();
     EXPECT_NO_THROW(c.validate(entry.path().string()));
   }
-  EXPECT_GE(files, 11);  // the demo's, the benchmark's, three Pascal-Part and six LASSIE ones
+  EXPECT_GE(files, 12);  // the demo's, the benchmark's two, three Pascal-Part and six LASSIE ones
+}
+
+TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
+  // synthetic_horse_1200_labels.yaml is documented as the benchmark recipe plus model.label_input
+  // on its own (12-cluster) cache: any other difference would make its figures a different recipe's.
+  TrainConfig base, labels;
+  base.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200.yaml");
+  labels.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200_labels.yaml");
+  EXPECT_FALSE(base.model.label_input);
+  EXPECT_TRUE(labels.model.label_input);
+  EXPECT_NE(labels.data.cache, base.data.cache);
+  EXPECT_NE(labels.train.out, base.train.out);
+  labels.model.label_input = false;
+  labels.data.cache = base.data.cache;
+  labels.train.out = base.train.out;
+  EXPECT_EQ(labels.schema().to_yaml(), base.schema().to_yaml());
 }
 
 }  // namespace
