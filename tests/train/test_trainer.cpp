@@ -543,6 +543,7 @@ TEST(Distributed, Worker) {
   auto config = distributed_config(std::getenv("LEPARD_TEST_OUT"));
   const bool viewpoint = std::getenv("LEPARD_TEST_VIEWPOINT") != nullptr;
   if (viewpoint) use_viewpoint_search(config);  // for Distributed.TwoProcessesShareTheViewpointLayout
+  if (std::getenv("LEPARD_TEST_LABEL_INPUT")) config.model.label_input = true;  // ...TheLabelsSeen
   Trainer t(config, testing::blob_dataset(12, 32, 16, 7), {}, &group);
   t.run();
   ASSERT_EQ(t.step(), kDistSteps);
@@ -597,12 +598,17 @@ TEST(Distributed, TwoProcessesShareTheViewpointLayout) {
   EXPECT_GT(l0.abs().max().item<double>(), 1e-3);
 }
 
-TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
-  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
-  const auto dir = testing::temp_dir("train_ddp");
-  const auto children = spawn_workers(dir);
+// Two Distributed.Worker processes with half of every batch each against one process with
+// the whole batch (`label_input`: networks that see the pseudo-labels, so each rank must feed
+// its own half of the labels to the network as well as to the loss).
+void expect_two_processes_equal_one(const std::string& name, bool label_input) {
+  const auto dir = testing::temp_dir(name);
+  const auto children = spawn_workers(
+      dir, label_input ? std::vector<std::string>{"LEPARD_TEST_LABEL_INPUT=1"} : std::vector<std::string>{});
   // Meanwhile, one process with the whole batch.
-  Trainer one(distributed_config(dir / "one"), testing::blob_dataset(12, 32, 16, 7), {});
+  auto config = distributed_config(dir / "one");
+  config.model.label_input = label_input;
+  Trainer one(config, testing::blob_dataset(12, 32, 16, 7), {});
   one.run();
   ASSERT_TRUE(workers_succeeded(children)) << "a worker failed";
   EXPECT_TRUE(fs::exists(dir / "rank0" / "checkpoint.pt"));
@@ -627,8 +633,19 @@ TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
   std::printf("two processes against one: largest gradient difference %.3g (largest gradient %.3g)\n", diff, largest);
   ASSERT_GT(largest, 1e-3);
   EXPECT_LE(diff, 1e-5 * largest);
-  Trainer untouched(distributed_config(dir / "none"), testing::blob_dataset(12, 32, 16, 7), {});
+  config.train.out = (dir / "none").string();
+  Trainer untouched(config, testing::blob_dataset(12, 32, 16, 7), {});
   EXPECT_GT(max_param_diff(one.net(), untouched.net()), 1e-4);
+}
+
+TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
+  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
+  expect_two_processes_equal_one("train_ddp", false);
+}
+
+TEST(Distributed, TwoProcessesEqualOneWithTheLabelsSeen) {
+  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
+  expect_two_processes_equal_one("train_ddp_labels", true);
 }
 
 // The peer of Distributed.ALostOrStalledPeerIsAnErrorWithinTheTimeout: joins as rank 1, then
