@@ -7,6 +7,7 @@
 #include <lepard/data/boxes.h>
 #include <lepard/data/contact_sheet.h>
 #include <lepard/data/readers.h>
+#include <lepard/features/prepare.h>
 #include <lepard/features/vit.h>
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
@@ -31,6 +32,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -97,7 +99,7 @@ int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   cli::init_logging();
   std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels, crop = "centre",
-                                                   weights;
+                                                   weights, label_clusters;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
   double refine_lr = 0.005, refine_anchor = 0.0, saliency_threshold = 0.2;
   bool choose_view = false;
@@ -118,7 +120,9 @@ int main(int argc, char** argv) {
       .flag("crop", &crop,
             "without --boxes: centre (the centred square of the whole image) or saliency (LASSIE's "
             "square around the box of the DINO CLS saliency's largest salient region; needs --weights)")
-      .flag("weights", &weights, "--crop saliency: a DINO checkpoint (torch.save .pth or safetensors)")
+      .flag("weights", &weights,
+            "a DINO checkpoint (torch.save .pth or safetensors) for --crop saliency, and for --label-clusters "
+            "made from DINO features (default there: the checkpoint the clusters were made with)")
       .flag("saliency-threshold", &saliency_threshold,
             "--crop saliency: min-max normalised saliency a patch needs "
             "to count as object, in (0, 1]")
@@ -144,6 +148,10 @@ int main(int argc, char** argv) {
             "folder of <name>.png label maps of the crops (lepard-prepare's "
             "cache/labels/<category>/ for a dataset's crops), needed by --refine and --choose-view, and always by a "
             "model trained with model.label_input (its network sees them)")
+      .flag("label-clusters", &label_clusters,
+            "instead of --pseudo-labels: label each crop here with the part clusters lepard-prepare stored for "
+            "the training collection (its cache root, or <cache>/clusters/<category>/), from the features they "
+            "were made with (the DINO surrogate of synthetic images, or --weights); writes labels/<name>.png")
       .flag("forward-only", &skip_writing, "time the forward pass only: write nothing but the summary")
       .flag("threads", &threads, "intra-op threads (0: every core)")
       .epilog(
@@ -168,12 +176,15 @@ int main(int argc, char** argv) {
     const bool refining = refine > 0 || choose_view;
     bool with_labels = refining;
     std::string needs = refine > 0 ? "--refine" : "--choose-view";
+    if (!pseudo_labels.empty() && !label_clusters.empty())
+      throw std::invalid_argument("--pseudo-labels and --label-clusters both give the labels: give one");
     auto check_labels = [&] {
-      if (with_labels && pseudo_labels.empty())
+      if (with_labels && pseudo_labels.empty() && label_clusters.empty())
         throw std::invalid_argument(needs +
-                                    " needs --pseudo-labels: the label maps of the crops (lepard-prepare writes them "
-                                    "for a dataset under <cache>/labels/<category>/)");
-      if (with_labels && !fs::is_directory(pseudo_labels))
+                                    " needs --pseudo-labels (the label maps of the crops: lepard-prepare writes them "
+                                    "for a dataset under <cache>/labels/<category>/) or --label-clusters (the "
+                                    "training collection's stored clusters, which label new photos)");
+      if (with_labels && !pseudo_labels.empty() && !fs::is_directory(pseudo_labels))
         throw std::invalid_argument("--pseudo-labels " + pseudo_labels + ": not a folder");
     };
     check_labels();
@@ -277,11 +288,38 @@ int main(int argc, char** argv) {
       return stem + "_" + ext;
     };
     fs::create_directories(out);
+    // --label-clusters: each crop labelled here with the training collection's stored clusters,
+    // from the features they were made with (docs/usage.md, "Pseudo-labels for new photos").
+    std::optional<features::StoredClusters> clusters;
+    std::optional<features::DinoVit> label_vit;
+    features::PrepareOptions label_features;
+    io::Palette label_colors;
+    if (!label_clusters.empty()) {
+      clusters = features::read_clusters(label_clusters);
+      label_features = clusters->features;
+      if (!label_features.surrogate) {
+        const fs::path w = weights.empty() ? label_features.weights : fs::path(weights);
+        if (!fs::exists(w))
+          throw std::invalid_argument("--label-clusters " + label_clusters + ": the clusters were made from DINO " +
+                                      "features of " + label_features.weights.string() +
+                                      ", which is not there: give --weights");
+        label_vit.emplace(features::DinoVit::load(w));
+        if (label_vit->arch().name() != clusters->weights_arch)
+          throw std::invalid_argument("--weights " + w.string() + " is a " + label_vit->arch().name() +
+                                      ", but the clusters of " + label_clusters + " were made with a " +
+                                      clusters->weights_arch);
+        // As lepard-prepare: the crop resized to the collection's ViT input side.
+        if (label_features.image_size <= 0) label_features.image_size = clusters->crop_size;
+      }
+      label_colors = features::pseudo_label_palette(clusters->model.clusters());
+      spdlog::info("--label-clusters: {} clusters from {} ({})", clusters->model.clusters(), clusters->dir.string(),
+                   label_features.surrogate ? "the DINO surrogate" : clusters->weights_arch);
+    }
     const auto grid = model::surface_grid(net->options());
     // With explicit ownership, parts take their owned cluster's pseudo-label colour (meshes,
     // overlays, turntables); without, a colour per part.
     const auto ownership = train::checkpoint_ownership(ckpt);
-    double refine_s = 0;
+    double refine_s = 0, label_s = 0;
     const auto colors =
         ownership.defined() ? render::owned_cluster_palette(ownership) : render::part_palette(config.model.parts);
     std::vector<data::Sample> overlays;
@@ -292,21 +330,36 @@ int main(int argc, char** argv) {
       const size_t end = std::min(samples.size(), begin + static_cast<size_t>(batch));
       std::vector<at::Tensor> crops;
       for (size_t i = begin; i < end; ++i) crops.push_back(samples[i].image);
-      const double t0 = now_s(), refined_before = refine_s;
+      const double t0 = now_s(), refined_before = refine_s, labelled_before = label_s;
       const auto normalized = model::normalize_images(at::stack(crops), config.model.image_size);
       model::Prediction pred;
-      if (with_labels) {
-        // Each image's label map, named after the output (stem), at the loss grid.
-        std::vector<at::Tensor> maps;
+      // Each image's label map at the loss grid: read (named after the output's stem) or, with
+      // --label-clusters, made here and written to labels/<name>.png.
+      std::vector<at::Tensor> maps;
+      if (with_labels || clusters) {
         for (size_t i = begin; i < end; ++i) {
-          const auto path = fs::path(pseudo_labels) / (output_name(samples[i]) + ".png");
-          if (!fs::exists(path))
-            throw std::runtime_error(path.string() + ": no pseudo-labels for " + samples[i].image_path.string() + " (" +
-                                     needs + " needs a label map of each crop)");
-          const auto m = io::read_indexed_png(path).to(at::kFloat).unsqueeze(0).unsqueeze(0);
+          at::Tensor labels;
+          if (clusters) {
+            const double l0 = now_s();
+            const auto f = features::sample_features(samples[i], label_features, label_vit ? &*label_vit : nullptr);
+            labels = features::assign_labels(clusters->model, f.features);
+            label_s += now_s() - l0;
+            if (!skip_writing)
+              io::write_indexed_png(fs::path(out) / "labels" / (output_name(samples[i]) + ".png"), labels,
+                                    label_colors);
+          } else {
+            const auto path = fs::path(pseudo_labels) / (output_name(samples[i]) + ".png");
+            if (!fs::exists(path))
+              throw std::runtime_error(path.string() + ": no pseudo-labels for " + samples[i].image_path.string() +
+                                       " (" + needs + " needs a label map of each crop)");
+            labels = io::read_indexed_png(path);
+          }
+          const auto m = labels.to(at::kFloat).unsqueeze(0).unsqueeze(0);
           const int64_t r = config.loss.render_size;
           maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));
         }
+      }
+      if (with_labels) {
         if (refining) {
           const double r0 = now_s();
           train::RefineOptions ro{refine, refine_lr, refine_anchor};
@@ -325,7 +378,7 @@ int main(int argc, char** argv) {
       const auto rec = model::reconstruct(pred, grid, model::flow_options(net->options()));
       const auto& projected = rec.image;
       const auto& world = rec.world;
-      forward_s += now_s() - t0 - (refine_s - refined_before);  // the forward pass alone
+      forward_s += now_s() - t0 - (refine_s - refined_before) - (label_s - labelled_before);  // the forward pass alone
       if (skip_writing) {
         progress.update("infer (forward only)", static_cast<int64_t>(end), static_cast<int64_t>(samples.size()));
         continue;
@@ -383,6 +436,10 @@ int main(int argc, char** argv) {
       summary["refine_seconds_per_image"] = refine_s / n;
     }
     if (choose_view) summary["choose_view"] = true;
+    if (clusters) {
+      summary["label_clusters"] = clusters->dir.string();
+      summary["label_seconds_per_image"] = label_s / n;
+    }
     io::write_file_atomic(fs::path(out) / "summary.json", summary.dump(2) + "\n");
     std::cout << summary.dump(2) << std::endl;
   } catch (const std::invalid_argument& e) {

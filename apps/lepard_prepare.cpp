@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   const features::CosegOptions coseg_defaults;  // the co-segmentation flags' defaults are the library's
   std::string data, out, weights, format = "auto", category, images, facet = "key", device = "cpu", heads = "0,2,4,5",
-                                  foreground = features::foreground_name(coseg_defaults.foreground);
+                                  assign, foreground = features::foreground_name(coseg_defaults.foreground);
   double vote_saliency = coseg_defaults.vote_saliency, vote_share = coseg_defaults.vote_share;
   bool surrogate = false, raw = false, elbow = coseg_defaults.elbow, force = false, skip_bad = false;
   int64_t crop_size = 256, image_size = 0, stride = 0, layer = -1, clusters = coseg_defaults.fg_clusters,
@@ -148,6 +148,10 @@ int main(int argc, char** argv) {
       .flag("vote-saliency", &vote_saliency, "--foreground vote: a group's mean saliency that counts as a vote")
       .flag("vote-share", &vote_share, "--foreground vote: share of the images whose vote makes a group foreground")
       .flag("pca", &pca, "also write foreground-PCA features of this many dimensions (pca/)")
+      .flag("assign", &assign,
+            "label this dataset with the clusters stored in another prepared cache (its root, or its "
+            "clusters/<category>/ folder) instead of co-segmenting it: new images labelled as the collection a "
+            "model was trained on; the feature source and settings must be that cache's")
       .flag("seed", &seed, "k-means seed")
       .flag("restarts", &restarts, "k-means restarts")
       .flag("iterations", &iterations, "k-means iterations")
@@ -163,6 +167,7 @@ int main(int argc, char** argv) {
           "  lepard-synth --count 200 --out runs/synth\n"
           "  lepard-prepare --data runs/synth --surrogate --out runs/synth/cache\n"
           "  lepard-prepare --data data/lassie --weights dino_deitsmall8_pretrain.pth --out cache/lassie\n"
+          "  lepard-prepare --data runs/new_horses --surrogate --assign runs/synth/cache --out runs/new_horses/cache\n"
           "  lepard-prepare --raw --images photos/ --weights dino_vitbase16_pretrain.pth --stride 8 --out feats/");
   parser.parse(argc, argv);
   cli::init_logging();
@@ -191,6 +196,7 @@ int main(int argc, char** argv) {
     if (!fs::is_directory(data)) throw std::invalid_argument("--data " + data + " is not a folder");
     if (surrogate == !weights.empty())
       throw std::invalid_argument("give one feature source: --weights FILE or --surrogate");
+    if (!assign.empty() && !fs::exists(assign)) throw std::invalid_argument("--assign " + assign + " does not exist");
     if (!weights.empty() && !fs::exists(weights))
       throw std::invalid_argument("--weights " + weights + " does not exist");
     const auto layout = data::resolve_layout(data, format, "--format");
@@ -235,6 +241,11 @@ int main(int argc, char** argv) {
             "ground-truth mask's box",
             c, read.mask_box_crops);
       po.name = c;
+      if (!assign.empty()) {
+        // A cache root holding this category's clusters, or the folder of one collection's.
+        const auto per_category = features::clusters_dir(assign, c);
+        po.assign = fs::exists(per_category / "clusters.json") ? per_category : fs::path(assign);
+      }
       po.progress = [&progress, c](const std::string& stage, int64_t done, int64_t total) {
         progress.update(c + " " + stage, done, total);
       };
@@ -242,11 +253,14 @@ int main(int argc, char** argv) {
       std::printf("%s: %lld images (%lld computed, %lld cached), %lld clusters, %.1f%% of patches foreground%s",
                   c.c_str(), static_cast<long long>(r.images), static_cast<long long>(r.computed),
                   static_cast<long long>(r.cached), static_cast<long long>(r.clusters), 100 * r.fg_fraction,
-                  r.coseg_cached ? " (co-segmentation cached)" : "");
+                  !po.assign.empty() ? (" (labelled with the stored clusters of " + po.assign.string() + ")").c_str()
+                  : r.coseg_cached   ? " (co-segmentation cached)"
+                                     : "");
       if (r.voted_groups > 0)
         std::printf(" (%lld of %lld groups voted foreground)", static_cast<long long>(r.voted_groups),
                     static_cast<long long>(clusters + bg_clusters));
-      std::printf("; features %.1f s, co-segmentation %.1f s\n", r.feature_seconds, r.coseg_seconds);
+      std::printf("; features %.1f s, %s %.1f s\n", r.feature_seconds, po.assign.empty() ? "co-segmentation" : "labels",
+                  r.coseg_seconds);
       // The pseudo-labels scored as a prediction, as lepard-eval --pseudo-labels scores them
       // (the paper's "DINO clustering" row): overall IoU, and part IoU with clusters matched to
       // the ground-truth labels by majority overlap. Needs ground truth on every sample.

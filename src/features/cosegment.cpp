@@ -88,6 +88,17 @@ Votes vote_foreground(const at::Tensor& all, const std::vector<at::Tensor>& flat
   return v;
 }
 
+// Labels (N) int64 of normalised points (N, D): 0 background, 1..C (assign_labels' rule).
+at::Tensor assign_points(const ClusterModel& m, const at::Tensor& points) {
+  const auto [part_dist, part_index] = squared_distances(points, m.parts).min(1);
+  at::Tensor is_fg;
+  if (m.foreground == Foreground::vote)
+    is_fg = vote_assign(points, m.fg_groups, m.background);
+  else
+    is_fg = part_dist < std::get<0>(squared_distances(points, m.background).min(1));
+  return at::where(is_fg, part_index + 1, at::zeros_like(part_index));
+}
+
 }  // namespace
 
 const char* foreground_name(Foreground rule) { return rule == Foreground::vote ? "vote" : "lassie"; }
@@ -129,14 +140,14 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
   if (salient.sum().item<int64_t>() == 0)
     throw std::invalid_argument("cosegment: no patch has saliency >= " + std::to_string(o.saliency_threshold));
   CosegResult r;
+  r.model.foreground = o.foreground;
   r.salient_mean = all.index({salient}).mean(0);
-  at::Tensor fg_points, bg_points, is_fg;
+  at::Tensor fg_points, bg_points;
   if (o.foreground == Foreground::vote) {
     auto votes = vote_foreground(all, flat, sal, o);
-    r.bg_centroids = votes.bg_centroids;
-    r.fg_groups = votes.fg_groups;
-    is_fg = votes.is_fg;
-    fg_points = all.index({is_fg});
+    r.model.background = votes.bg_centroids;
+    r.model.fg_groups = votes.fg_groups;
+    fg_points = all.index({votes.is_fg});
     if (fg_points.size(0) == 0) throw std::invalid_argument("cosegment: the saliency vote left no foreground patch");
   } else {
     for (const auto& x : flat) {
@@ -164,15 +175,14 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
   } else {
     fg = fit(fg_points, o.fg_clusters, o, o.kmeans.seed);
   }
-  r.fg_centroids = fg.centroids;
+  r.model.parts = fg.centroids;
   r.clusters = fg.centroids.size(0);
-  const auto [fg_dist, fg_index] = squared_distances(all, fg.centroids).min(1);
-  if (o.foreground == Foreground::lassie) {
-    const auto bg = fit(bg_points, o.bg_clusters, o, o.kmeans.seed + 1);
-    r.bg_centroids = bg.centroids;
-    is_fg = fg_dist < std::get<0>(squared_distances(all, bg.centroids).min(1));
-  }
-  const auto labels = at::where(is_fg, fg_index + 1, at::zeros_like(fg_index)).to(at::kByte).cpu();
+  if (o.foreground == Foreground::lassie)
+    r.model.background = fit(bg_points, o.bg_clusters, o, o.kmeans.seed + 1).centroids;
+  // Every patch labelled by the rule that labels new images (assign_labels).
+  const auto all_labels = assign_points(r.model, all);
+  const auto is_fg = all_labels > 0;
+  const auto labels = all_labels.to(at::kByte).cpu();
   r.fg_fraction = is_fg.to(at::kDouble).mean().item<double>();
 
   at::Tensor components, centre;
@@ -194,6 +204,20 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
     offset += n;
   }
   return r;
+}
+
+at::Tensor assign_labels(const ClusterModel& m, const at::Tensor& features) {
+  if (!m.parts.defined() || m.parts.dim() != 2 || m.parts.size(0) == 0 || !m.background.defined() ||
+      (m.foreground == Foreground::vote && !m.fg_groups.defined()))
+    throw std::invalid_argument("assign_labels: the cluster model is incomplete");
+  const int64_t D = m.parts.size(1);
+  if (features.dim() != 3 || features.size(2) != D)
+    throw std::invalid_argument("assign_labels: features " + c10::str(features.sizes()) +
+                                " for clusters of dimension " + std::to_string(D) + " (expected (gh, gw, " +
+                                std::to_string(D) + "))");
+  auto x = features.reshape({-1, D}).to(m.parts.device(), at::kFloat);
+  x = x / at::linalg_vector_norm(x, 2, {1}, true).clamp_min(1e-12);
+  return assign_points(m, x).to(at::kByte).cpu().view({features.size(0), features.size(1)});
 }
 
 at::Tensor upsample_labels(const at::Tensor& labels, int64_t H, int64_t W) {

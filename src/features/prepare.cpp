@@ -15,9 +15,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 namespace lepard::features {
@@ -94,7 +96,9 @@ bool read_cached(const fs::path& fpath, const fs::path& spath, at::Tensor* f, at
   }
 }
 
-io::Palette label_palette(int64_t clusters) {
+}  // namespace
+
+io::Palette pseudo_label_palette(int64_t clusters) {
   const auto p = render::part_palette(clusters + 1).contiguous();
   io::Palette out{{0, 0, 0}};
   for (int64_t i = 1; i <= clusters; ++i) {
@@ -104,7 +108,107 @@ io::Palette label_palette(int64_t clusters) {
   return out;
 }
 
+namespace {
+
+// The settings that decide what a feature means: a stored cluster model labels features made
+// with the same ones (the checkpoint may have moved; the surrogate resamples any crop side).
+nlohmann::json comparable_features(nlohmann::json j) {
+  j.erase("weights");
+  j.erase("weights_modified");
+  if (j.value("source", "") == "surrogate") j.erase("crop_size");
+  return j;
+}
+
+void write_clusters(const fs::path& dir, const ClusterModel& m, const nlohmann::json& settings) {
+  io::write_npy(dir / "parts.npy", m.parts.cpu().contiguous());
+  io::write_npy(dir / "background.npy", m.background.cpu().contiguous());
+  if (m.foreground == Foreground::vote) io::write_npy(dir / "fg_groups.npy", m.fg_groups.cpu().contiguous());
+  nlohmann::json j = {
+      {"foreground", foreground_name(m.foreground)}, {"clusters", m.clusters()}, {"features", settings}};
+  io::write_file_atomic(dir / "clusters.json", j.dump(2) + "\n");  // last: the folder is complete
+}
+
 }  // namespace
+
+fs::path clusters_dir(const fs::path& cache, const std::string& name) {
+  return name.empty() ? cache / "clusters" : cache / "clusters" / name;
+}
+
+StoredClusters read_clusters(const fs::path& given) {
+  fs::path dir = given;
+  if (!fs::exists(dir / "clusters.json") && fs::is_directory(dir / "clusters")) {
+    // A cache root: its one collection's clusters, or a list of them to choose from.
+    std::vector<fs::path> found;
+    for (const auto& e : fs::directory_iterator(dir / "clusters"))
+      if (fs::exists(e.path() / "clusters.json")) found.push_back(e.path());
+    if (fs::exists(dir / "clusters" / "clusters.json")) found.push_back(dir / "clusters");
+    std::sort(found.begin(), found.end());
+    if (found.size() != 1) {
+      std::string names;
+      for (const auto& f : found) names += (names.empty() ? "" : ", ") + f.string();
+      throw data::DataError(given.string() + ": a cache with " + std::to_string(found.size()) +
+                            " stored cluster models" + (found.empty() ? "" : " (" + names + "); name one"));
+    }
+    dir = found[0];
+  }
+  const auto json_path = dir / "clusters.json";
+  if (!fs::exists(json_path))
+    throw data::DataError(given.string() +
+                          ": no stored clusters (clusters.json); lepard-prepare stores them under "
+                          "<cache>/clusters/<category>/ since 2026-12-03: rerun it on the collection to add them");
+  StoredClusters out;
+  out.dir = dir;
+  try {
+    const auto j = nlohmann::json::parse(read_text(json_path));
+    out.model.foreground = parse_foreground(j.at("foreground").get<std::string>(), json_path.string() + ": foreground");
+    const auto& f = j.at("features");
+    out.crop_size = f.value("crop_size", int64_t{0});
+    if (f.at("source").get<std::string>() == "surrogate") {
+      out.features.surrogate = true;
+      out.features.surrogate_grid = f.at("grid").get<int64_t>();
+    } else {
+      out.features.weights = f.at("weights").get<std::string>();
+      out.features.image_size = f.at("image_size").get<int64_t>();
+      out.features.stride = f.at("stride").get<int64_t>();
+      out.features.facet = parse_facet(f.at("facet").get<std::string>());
+      out.features.layer = f.at("layer").get<int64_t>();
+      out.features.saliency_heads = f.at("saliency_heads").get<std::vector<int64_t>>();
+      out.weights_arch = f.at("arch").get<std::string>();
+    }
+    const int64_t clusters = j.at("clusters").get<int64_t>();
+    out.model.parts = io::read_npy(dir / "parts.npy").to(at::kFloat);
+    out.model.background = io::read_npy(dir / "background.npy").to(at::kFloat);
+    if (out.model.foreground == Foreground::vote)
+      out.model.fg_groups = io::read_npy(dir / "fg_groups.npy").to(at::kFloat);
+    const auto& p = out.model.parts;
+    if (p.dim() != 2 || p.size(0) != clusters || p.size(0) < 1)
+      throw std::runtime_error("parts.npy has shape " + c10::str(p.sizes()) + " for " + std::to_string(clusters) +
+                               " clusters");
+    for (const auto* t : {&out.model.background, &out.model.fg_groups})
+      if (t->defined() && (t->dim() != 2 || t->size(1) != p.size(1)))
+        throw std::runtime_error("a group file has shape " + c10::str(t->sizes()) + " for features of dimension " +
+                                 std::to_string(p.size(1)));
+  } catch (const data::DataError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw data::DataError(dir.string() + ": unreadable stored clusters: " + e.what());
+  }
+  return out;
+}
+
+SampleFeatures sample_features(const data::Sample& s, const PrepareOptions& o, const DinoVit* vit) {
+  if (o.surrogate) {
+    auto maps = load_surrogate(s, o.surrogate_grid);
+    return {maps.features, maps.saliency};
+  }
+  if (!vit) throw std::invalid_argument("sample_features: weights named but no ViT loaded");
+  ExtractOptions eo;
+  eo.facet = o.facet;
+  eo.layer = o.layer;
+  eo.stride = o.stride;
+  const auto maps = extract_image(*vit, s.image, eo, o.saliency_heads, std::max<int64_t>(o.image_size, 0));
+  return {maps.facet / at::linalg_vector_norm(maps.facet, 2, {-1}, true).clamp_min(1e-12), maps.saliency};
+}
 
 std::string input_stamp(const data::Sample& s) {
   uint64_t h = core::kFnvOffset;
@@ -172,7 +276,8 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   // 1. Features and saliency per sample.
   const auto start = Clock::now();
   std::vector<at::Tensor> features(samples.size()), saliency(samples.size());
-  const int64_t image_size = o.image_size > 0 ? o.image_size : crop;
+  auto feature_options = o;
+  if (feature_options.image_size <= 0) feature_options.image_size = crop;
   // Content stamps: a sample whose input changed since it was cached is recomputed.
   auto stamps = read_input_stamps(cache);
   for (size_t i = 0; i < samples.size(); ++i) {
@@ -185,19 +290,9 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
     if (stamp_ok && same_input && read_cached(fpath, spath, &features[i], &saliency[i])) {
       ++report.cached;
     } else {
-      if (o.surrogate) {
-        auto maps = load_surrogate(s, o.surrogate_grid);
-        features[i] = maps.features;
-        saliency[i] = maps.saliency;
-      } else {
-        ExtractOptions eo;
-        eo.facet = o.facet;
-        eo.layer = o.layer;
-        eo.stride = o.stride;
-        auto maps = extract_image(*vit, s.image, eo, o.saliency_heads, image_size);
-        features[i] = maps.facet / at::linalg_vector_norm(maps.facet, 2, {-1}, true).clamp_min(1e-12);
-        saliency[i] = maps.saliency;
-      }
+      auto maps = sample_features(s, feature_options, vit ? &*vit : nullptr);
+      features[i] = maps.features;
+      saliency[i] = maps.saliency;
       io::write_npy(fpath, features[i]);
       io::write_npy(spath, saliency[i]);
       ++report.computed;
@@ -211,9 +306,21 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
     io::write_file_atomic(cache / "features" / "inputs.json", j.dump(1) + "\n");
   }
 
-  // 2. Co-segmentation of the whole collection, unless its result is cached and valid.
+  // 2. Co-segmentation of the whole collection, unless its result is cached and valid; or,
+  // with o.assign, the labels of another collection's stored clusters.
   const auto coseg_start = Clock::now();
+  std::optional<StoredClusters> stored;
+  if (!o.assign.empty()) {
+    stored = read_clusters(o.assign);
+    const auto made = nlohmann::json::parse(read_text(stored->dir / "clusters.json")).at("features");
+    if (comparable_features(made) != comparable_features(settings))
+      throw std::invalid_argument(o.assign.string() + ": the clusters were made from features " +
+                                  comparable_features(made).dump() + ", this run's are " +
+                                  comparable_features(settings).dump() +
+                                  ": use the feature source and settings of the collection they came from");
+  }
   nlohmann::json coseg_stamp = {{"features", settings}, {"coseg", coseg_settings(o.coseg)}};
+  if (stored) coseg_stamp = {{"features", settings}, {"assign", fs::absolute(o.assign).string()}};
   std::string ids;
   for (const auto& s : samples) ids += s.id + "\n";
   coseg_stamp["ids"] = std::hash<std::string>{}(ids);
@@ -229,7 +336,9 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   } catch (const std::exception&) {
   }
   std::vector<at::Tensor> labels;
-  if (!o.force && report.computed == 0 && previous.contains("stamp") && previous["stamp"] == coseg_stamp) {
+  // Cached only with its stored clusters, which caches made before 2026-12-03 lack.
+  if (!stored && !o.force && report.computed == 0 && previous.contains("stamp") && previous["stamp"] == coseg_stamp &&
+      fs::exists(clusters_dir(cache, o.name) / "clusters.json")) {
     try {
       for (const auto& s : samples) labels.push_back(io::read_indexed_png(cache_path(cache, "labels", s.id, ".png")));
       report.coseg_cached = true;
@@ -241,18 +350,32 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
       labels.clear();
     }
   }
-  if (!report.coseg_cached) {
+  if (stored) {
+    progress("labels", 0, report.images);
+    double fg = 0, total = 0;
+    const auto palette = pseudo_label_palette(stored->model.clusters());
+    for (size_t i = 0; i < samples.size(); ++i) {
+      labels.push_back(assign_labels(stored->model, features[i]));
+      fg += (labels.back() > 0).sum().item<double>();
+      total += static_cast<double>(labels.back().numel());
+      io::write_indexed_png(cache_path(cache, "labels", samples[i].id, ".png"), labels.back(), palette);
+      progress("labels", static_cast<int64_t>(i) + 1, report.images);
+    }
+    report.clusters = stored->model.clusters();
+    report.fg_fraction = fg / total;
+  } else if (!report.coseg_cached) {
     progress("co-segmentation", 0, 1);
     auto r = cosegment(features, saliency, o.coseg);
     labels = r.labels;
     report.clusters = r.clusters;
     report.fg_fraction = r.fg_fraction;
-    if (r.fg_groups.defined()) report.voted_groups = r.fg_groups.size(0);
-    const auto palette = label_palette(r.clusters);
+    if (r.model.fg_groups.defined()) report.voted_groups = r.model.fg_groups.size(0);
+    const auto palette = pseudo_label_palette(r.clusters);
     for (size_t i = 0; i < samples.size(); ++i) {
       io::write_indexed_png(cache_path(cache, "labels", samples[i].id, ".png"), labels[i], palette);
       if (!r.pca.empty()) io::write_npy(cache_path(cache, "pca", samples[i].id, ".npy"), r.pca[i]);
     }
+    write_clusters(clusters_dir(cache, o.name), r.model, settings);
     progress("co-segmentation", 1, 1);
   }
   report.coseg_seconds = seconds_since(coseg_start);
@@ -265,6 +388,7 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
 
   nlohmann::json j;
   j["stamp"] = coseg_stamp;
+  if (stored) j["assigned_from"] = fs::absolute(o.assign).string();
   j["images"] = report.images;
   j["clusters"] = report.clusters;
   j["fg_fraction"] = report.fg_fraction;

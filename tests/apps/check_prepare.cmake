@@ -44,6 +44,30 @@ endif()
 if(NOT EXISTS "${OUT}/cache/features/inputs.json")
   message(FATAL_ERROR "lepard-prepare wrote no content stamps (features/inputs.json)")
 endif()
+foreach(f clusters/horse/clusters.json clusters/horse/parts.npy clusters/horse/fg_groups.npy clusters/horse/background.npy)
+  if(NOT EXISTS "${OUT}/cache/${f}")
+    message(FATAL_ERROR "lepard-prepare stored no ${f}")
+  endif()
+endforeach()
+# --assign: new horses labelled with the stored clusters (no co-segmentation, no clusters of
+# their own), scored like any pseudo-labels; features made otherwise are refused.
+execute_process(COMMAND "${SYNTH}" --out "${OUT}/fresh" --count 6 --size 64 --seed 9 --contact-sheet 0
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+execute_process(COMMAND "${TOOL}" --data "${OUT}/fresh" --surrogate --out "${OUT}/fresh_cache" --surrogate-grid 16
+                        --crop-size 64 --assign "${OUT}/cache"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE stdout_assign ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT stdout_assign MATCHES "horse: 6 images \(6 computed, 0 cached\), 8 clusters.*labelled with the stored clusters of .*cache/clusters/horse.*overall IoU 0\.[0-9]+")
+  message(FATAL_ERROR "lepard-prepare --assign (${rc}): ${stdout_assign} ${err}")
+endif()
+if(NOT EXISTS "${OUT}/fresh_cache/labels/horse/5.png" OR EXISTS "${OUT}/fresh_cache/clusters")
+  message(FATAL_ERROR "lepard-prepare --assign: no labels, or clusters of its own")
+endif()
+execute_process(COMMAND "${TOOL}" --data "${OUT}/fresh" --surrogate --out "${OUT}/fresh_other" --surrogate-grid 8
+                        --crop-size 64 --assign "${OUT}/cache"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "the clusters were made from features")
+  message(FATAL_ERROR "lepard-prepare --assign with another surrogate grid: expected a refusal, got ${rc}: ${out} ${err}")
+endif()
 # The co-segmentation flags: bad values stop the tool before any work, naming the flag.
 foreach(bad "--foreground;salient" "--vote-share;0" "--vote-share;1.5")
   execute_process(COMMAND "${TOOL}" --data "${OUT}/data" --surrogate --out "${OUT}/cache" ${bad}

@@ -297,6 +297,21 @@ run_tool("lepard-infer (labels in)" 0 "${INFER}" --checkpoint "${OUT}/run_labels
 if(NOT EXISTS "${OUT}/labelled/twin_png.json" OR NOT EXISTS "${OUT}/labelled/twin_jpg.json")
   message(FATAL_ERROR "lepard-infer (labels in) wrote no predictions: ${out}")
 endif()
+# --label-clusters: photos labelled here with the training collection's stored clusters (from
+# the surrogate beside these synthetic images), each label map written to labels/.
+run_tool("lepard-infer (labels in, --label-clusters)" 0 "${INFER}" --checkpoint "${OUT}/run_labels" --images
+         "${OUT}/data/images/horse" --out "${OUT}/clustered" --label-clusters "${OUT}/cache" --crop-size 64
+         --formats json --contact-sheet 0 --threads 1)
+if(NOT out MATCHES "\"label_clusters\": \"[^\"]*cache/clusters/horse\"" OR NOT EXISTS "${OUT}/clustered/labels/input_11.png"
+   OR NOT EXISTS "${OUT}/clustered/input_11.json")
+  message(FATAL_ERROR "lepard-infer --label-clusters: ${out}")
+endif()
+expect_message("lepard-infer with two label sources" 2 "--pseudo-labels and --label-clusters both give the labels"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --pseudo-labels
+               "${OUT}/twin_labels" --label-clusters "${OUT}/cache")
+expect_message("lepard-infer --label-clusters without clusters" 1 "twin_labels: no stored clusters" "${INFER}"
+               --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
+               "${OUT}/twin_labels")
 # One missing ground-truth file is an error naming the image, not a metric silently zeroed.
 file(RENAME "${OUT}/data/gt/horse/parts_3.png" "${OUT}/parts_3.png.bak")
 run_tool("lepard-eval (a part map missing)" 1 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all

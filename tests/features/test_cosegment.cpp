@@ -9,6 +9,7 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/TensorIndexing.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/bincount.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/eye.h>
@@ -18,6 +19,7 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/rand.h>
 #include <ATen/ops/randn.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -91,6 +93,55 @@ TEST(Cosegment, FindsTheObjectAndItsParts) {
   for (size_t i = 0; i < r.labels.size(); ++i) EXPECT_TRUE(again.labels[i].equal(r.labels[i]));
 }
 
+// The label a part's patches take most often.
+int64_t majority(const at::Tensor& labels, const at::Tensor& parts, int64_t part) {
+  return labels.to(at::kLong).masked_select(parts == part).bincount({}, 8).argmax().item<int64_t>();
+}
+
+// A collection's clusters label other images of the same kind as they labelled the
+// collection: on the collection's own images assign_labels gives cosegment's labels; on new
+// images it finds the object, and each part takes the label it has in the collection. Under
+// both rules.
+TEST(Cosegment, AssignLabelsLabelsNewImagesWithTheCollectionsClusters) {
+  const auto c = make_collection(12, 20, 32, 0.3, 1);
+  const auto fresh = make_collection(6, 20, 32, 0.3, 9);
+  for (auto rule : {Foreground::lassie, Foreground::vote}) {
+    SCOPED_TRACE(foreground_name(rule));
+    const auto r = cosegment(c.features, c.saliency, options(3, rule));
+    EXPECT_EQ(r.model.foreground, rule);
+    EXPECT_EQ(r.model.clusters(), 3);
+    for (size_t i = 0; i < r.labels.size(); ++i)
+      EXPECT_TRUE(at::equal(assign_labels(r.model, c.features[i]), r.labels[i])) << "image " << i;
+    std::vector<at::Tensor> labels, masks;
+    for (size_t i = 0; i < fresh.features.size(); ++i) {
+      labels.push_back(assign_labels(r.model, fresh.features[i]));
+      EXPECT_EQ(labels.back().sizes(), (at::IntArrayRef{20, 20}));
+      EXPECT_EQ(labels.back().scalar_type(), at::kByte);
+      masks.push_back((fresh.parts[i] > 0).to(at::kByte));
+    }
+    EXPECT_GT(foreground_iou(labels, masks), 0.97);
+    const auto collection_labels = at::stack(r.labels), collection_parts = at::stack(c.parts);
+    const auto new_labels = at::stack(labels), new_parts = at::stack(fresh.parts);
+    for (int64_t part = 1; part <= 3; ++part) {
+      const int64_t label = majority(collection_labels, collection_parts, part);
+      EXPECT_GT(label, 0) << "part " << part;
+      EXPECT_EQ(majority(new_labels, new_parts, part), label) << "part " << part;
+      EXPECT_GT(
+          (new_labels.to(at::kLong).masked_select(new_parts == part) == label).to(at::kDouble).mean().item<double>(),
+          0.95)
+          << "part " << part;
+    }
+    // Features of another dimension, or an empty model, are named.
+    try {
+      assign_labels(r.model, at::zeros({4, 4, 31}));
+      ADD_FAILURE();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("clusters of dimension 32"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(assign_labels(ClusterModel{}, c.features[0]), std::invalid_argument);
+  }
+}
+
 TEST(Cosegment, ElbowFindsThreePartsAndPcaOrdersVariance) {
   // Less noise than above: LASSIE's distance threshold is relative to each image's
   // farthest patch, and noisy outliers push ordinary background patches below it.
@@ -161,9 +212,9 @@ TEST(Cosegment, TheSaliencyVoteKeepsAThinObjectThatLassiesRuleSwaps) {
   o.foreground = Foreground::vote;
   const auto r = cosegment(c.features, c.saliency, o);
   EXPECT_EQ(r.clusters, 2);
-  ASSERT_TRUE(r.fg_groups.defined());
-  EXPECT_EQ(r.fg_groups.size(0), 2);     // the two parts of four groups
-  EXPECT_EQ(r.bg_centroids.size(0), 2);  // the background, split in two
+  ASSERT_TRUE(r.model.fg_groups.defined());
+  EXPECT_EQ(r.model.fg_groups.size(0), 2);   // the two parts of four groups
+  EXPECT_EQ(r.model.background.size(0), 2);  // the background, split in two
   EXPECT_GT(foreground_iou(r.labels, masks), 0.97);
   std::vector<at::Tensor> fg_labels, fg_parts;
   for (size_t i = 0; i < r.labels.size(); ++i) {
@@ -176,7 +227,8 @@ TEST(Cosegment, TheSaliencyVoteKeepsAThinObjectThatLassiesRuleSwaps) {
   for (size_t i = 0; i < r.labels.size(); ++i) {
     auto x = c.features[i].reshape({-1, c.features[i].size(-1)}).to(at::kFloat);
     x = x / at::linalg_vector_norm(x, 2, {1}, true).clamp_min(1e-12);
-    EXPECT_TRUE(at::equal(vote_assign(x, r.fg_groups, r.bg_centroids), r.labels[i].reshape({-1}) > 0)) << "image " << i;
+    EXPECT_TRUE(at::equal(vote_assign(x, r.model.fg_groups, r.model.background), r.labels[i].reshape({-1}) > 0))
+        << "image " << i;
   }
   // The share is a fraction of the images, checked by the library as well as the CLI.
   for (double share : {0.0, 1.5}) {

@@ -12,6 +12,7 @@
 #include "test_support.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/equal.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -124,6 +125,79 @@ TEST_F(Prepare, PseudoLabelsFindTheAnimalAndTheCacheIsReused) {
   auto unknown = samples_;
   unknown[0].id = "horse/unknown";
   EXPECT_THROW(read_label_maps(unknown, cache, 128), data::DataError);
+}
+
+// The clusters stored beside the pseudo-labels label images outside the collection: the
+// collection's own images exactly as the co-segmentation did, a new collection about as well
+// as its own co-segmentation would, under either foreground rule; features made otherwise, a
+// folder without clusters and a cache made before they were stored are each handled.
+TEST_F(Prepare, StoredClustersLabelNewImagesAsTheCollection) {
+  data::MenagerieOptions mo;
+  mo.count = 12;
+  mo.size = 128;
+  mo.seed = 11;  // other horses
+  mo.surrogate.noise = 1.0;
+  const auto fresh_root = testing::temp_dir("prepare_fresh");
+  data::write_menagerie(fresh_root, mo);
+  data::ReaderOptions ro;
+  ro.crop_size = 128;
+  const auto fresh = data::read_lassie_web_images(fresh_root, "horse", ro).samples;
+  for (auto rule : {Foreground::lassie, Foreground::vote}) {
+    SCOPED_TRACE(foreground_name(rule));
+    const auto cache = testing::temp_dir(std::string("prepare_clusters_") + foreground_name(rule));
+    auto o = options();
+    o.coseg.foreground = rule;
+    const auto own = prepare_pseudo_labels(samples_, cache, o);
+    const auto stored = read_clusters(clusters_dir(cache, "horse"));
+    EXPECT_EQ(stored.model.foreground, rule);
+    EXPECT_EQ(stored.model.clusters(), own.clusters);
+    EXPECT_TRUE(stored.features.surrogate);
+    EXPECT_EQ(stored.features.surrogate_grid, 32);
+    EXPECT_EQ(read_clusters(cache).dir, clusters_dir(cache, "horse"));  // a cache root with one collection
+    // The collection's own images, labelled from the stored clusters: the same files.
+    auto assign = o;
+    assign.assign = clusters_dir(cache, "horse");
+    const auto again_cache = testing::temp_dir(std::string("prepare_again_") + foreground_name(rule));
+    const auto again = prepare_pseudo_labels(samples_, again_cache, assign);
+    EXPECT_EQ(again.clusters, own.clusters);
+    EXPECT_FALSE(fs::exists(clusters_dir(again_cache, "horse")));  // it stores no clusters of its own
+    for (const auto& s : samples_)
+      EXPECT_TRUE(at::equal(io::read_indexed_png(cache_path(cache, "labels", s.id, ".png")),
+                            io::read_indexed_png(cache_path(again_cache, "labels", s.id, ".png"))))
+          << s.id;
+    // New horses: they find the animal about as well as the collection's own labels do,
+    // and the labels are assign_labels' of their features.
+    const auto fresh_cache = testing::temp_dir(std::string("prepare_fresh_") + foreground_name(rule));
+    const auto labelled = prepare_pseudo_labels(fresh, fresh_cache, assign);
+    ASSERT_TRUE(labelled.foreground_iou.has_value());
+    EXPECT_GT(*labelled.foreground_iou, *own.foreground_iou - 0.05);  // lassie 0.591 / 0.611, vote 0.812 / 0.812
+    const auto f = sample_features(fresh[2], o, nullptr);
+    EXPECT_TRUE(at::equal(assign_labels(stored.model, f.features),
+                          io::read_indexed_png(cache_path(fresh_cache, "labels", fresh[2].id, ".png"))));
+    // Features made otherwise are refused, naming both settings.
+    auto other = assign;
+    other.surrogate_grid = 16;
+    try {
+      prepare_pseudo_labels(fresh, testing::temp_dir("prepare_other"), other);
+      ADD_FAILURE();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("the clusters were made from features"), std::string::npos) << e.what();
+    }
+    // A cache made before the clusters were stored recomputes its co-segmentation (same
+    // labels: same features and seed) and stores them.
+    fs::remove_all(cache / "clusters");
+    const auto rerun = prepare_pseudo_labels(samples_, cache, o);
+    EXPECT_FALSE(rerun.coseg_cached);
+    EXPECT_TRUE(fs::exists(clusters_dir(cache, "horse") / "clusters.json"));
+    EXPECT_TRUE(prepare_pseudo_labels(samples_, cache, o).coseg_cached);
+  }
+  // A folder without clusters names itself and says how to get them.
+  try {
+    read_clusters(testing::temp_dir("prepare_none"));
+    ADD_FAILURE();
+  } catch (const data::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("no stored clusters"), std::string::npos) << e.what();
+  }
 }
 
 // The calibration (issue 5): on 200 synthetic horses of 256x256 with the default surrogate,

@@ -60,13 +60,24 @@ struct CosegOptions {
   KMeansOptions kmeans;  // iterations, restarts, seed (k is set from the counts above)
 };
 
+// What the co-segmentation of a collection learnt: enough to label the patches of any image,
+// in or outside the collection, by the rule that labelled the collection (assign_labels).
+// lepard-prepare stores it beside the pseudo-labels (prepare.h) so that new photos can be
+// labelled with the clusters a model was trained on.
+struct ClusterModel {
+  Foreground foreground = Foreground::vote;
+  at::Tensor parts;       // (C, D) the part clusters' centroids; label c + 1 is centroid c
+  at::Tensor fg_groups;   // vote: (G1, D) the groups voted foreground; lassie: undefined
+  at::Tensor background;  // vote: (G0, D) the groups voted background (G0 may be 0);
+                          // lassie: (bg_clusters, D) the background clusters
+  int64_t clusters() const { return parts.defined() ? parts.size(0) : 0; }
+};
+
 struct CosegResult {
   std::vector<at::Tensor> labels;  // per image (gh, gw) uint8: 0 background, 1..clusters
   std::vector<at::Tensor> pca;     // per image (gh, gw, pca_dims) float32, if asked
   int64_t clusters = 0;            // foreground clusters (C)
-  at::Tensor fg_centroids;         // (C, D)
-  at::Tensor bg_centroids;         // (bg_clusters, D); vote: the groups voted background
-  at::Tensor fg_groups;            // vote: (G, D) the groups voted foreground; else undefined
+  ClusterModel model;              // what labels them (and other images)
   at::Tensor salient_mean;         // (D)
   double fg_fraction = 0;          // share of patches labelled foreground
 };
@@ -80,6 +91,14 @@ CosegResult cosegment(const std::vector<at::Tensor>& features, const std::vector
 // The vote's foreground test: (N) bool, true where a point's nearest group is one of
 // fg_groups (G1, D) rather than bg_groups (G0, D; may be empty).
 at::Tensor vote_assign(const at::Tensor& points, const at::Tensor& fg_groups, const at::Tensor& bg_groups);
+
+// The labels of one image's patches under a collection's clusters: features (gh, gw, D)
+// (normalised here, as cosegment does) -> (gh, gw) uint8, 0 background and 1..C. A patch is
+// foreground by the model's rule (vote: its nearest group was voted foreground; lassie: its
+// nearest part centroid is nearer than its nearest background centroid), and takes the
+// label of its nearest part centroid. On the collection's own images it gives cosegment's
+// labels. Throws std::invalid_argument when the feature dimension is not the model's.
+at::Tensor assign_labels(const ClusterModel& model, const at::Tensor& features);
 
 // Label map (gh, gw) -> (H, W), nearest by pixel centre: pixel y takes row
 // floor((y + 0.5) gh / H).

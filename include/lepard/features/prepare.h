@@ -11,6 +11,11 @@
 //   labels/<id>.png     (G, G) indexed PNG: 0 background, 1..C clusters
 //   pca/<id>.npy        (G, G, P) float32, when asked
 //   features/stamp.json the feature settings the files were made with
+//   clusters/NAME/      the cluster model the labels were made with (cosegment.h's
+//                       ClusterModel): parts.npy (C, D), background.npy, fg_groups.npy (the
+//                       vote), clusters.json (the rule, C and the feature settings). It labels
+//                       images outside the collection: PrepareOptions::assign, lepard-infer
+//                       --label-clusters.
 //   prepare[_NAME].json settings, cluster count, timings, foreground IoU (with ground truth)
 //   pseudo_labels[_NAME].png  contact sheet: pseudo-labels over the crops, ground-truth outline
 // (NAME: PrepareOptions::name, the category, so that several collections share a cache.)
@@ -18,6 +23,7 @@
 #include <lepard/data/sample.h>
 #include <lepard/features/cosegment.h>
 #include <lepard/features/vit.h>
+#include <lepard/io/indexed_png.h>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -44,6 +50,11 @@ struct PrepareOptions {
   std::vector<int64_t> saliency_heads = {0, 2, 4, 5};
   c10::Device device = c10::Device(c10::kCPU);
   CosegOptions coseg;
+  // Non-empty: no co-segmentation; the samples are labelled with the stored clusters of
+  // another collection (a clusters/NAME folder of its cache, read_clusters), so that their
+  // labels mean what that collection's mean. The feature settings must be those the
+  // clusters were made with.
+  std::filesystem::path assign;
   std::string name;            // collection name for the report files ("" = none)
   int64_t contact_sheet = 24;  // samples on the sheet (0: no sheet)
   bool force = false;          // recompute everything
@@ -62,6 +73,33 @@ struct PrepareReport {
   std::optional<double> foreground_iou;  // when every sample has a ground-truth mask
   double feature_seconds = 0, coseg_seconds = 0;
 };
+
+// A cache's folder of stored clusters: cache/clusters/NAME (cache/clusters when NAME is "").
+std::filesystem::path clusters_dir(const std::filesystem::path& cache, const std::string& name);
+
+// Stored clusters and what the features they label must be.
+struct StoredClusters {
+  std::filesystem::path dir;  // the folder read (a cache root resolved to its collection's)
+  ClusterModel model;
+  // The feature source and settings the clusters were made with: surrogate and
+  // surrogate_grid, or (weights) image_size, stride, facet, layer, saliency_heads; weights
+  // holds the checkpoint's path as it was then.
+  PrepareOptions features;
+  int64_t crop_size = 0;     // the crop side of the collection
+  std::string weights_arch;  // weights: the ViT's architecture name (vit_small8, ...)
+};
+
+// Reads a clusters folder (or a cache root holding one collection's). Throws
+// data::DataError naming the folder or file that is missing or malformed.
+StoredClusters read_clusters(const std::filesystem::path& dir);
+
+// One sample's crop through the feature source: (G, G, D) features, L2-normalised, and
+// (G, G) saliency. vit: the loaded checkpoint when options name weights (else unused);
+// the crop is resized to options.image_size (0: its own side).
+struct SampleFeatures {
+  at::Tensor features, saliency;
+};
+SampleFeatures sample_features(const data::Sample& sample, const PrepareOptions& options, const DinoVit* vit);
 
 PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, const std::filesystem::path& cache,
                                     const PrepareOptions& options);
@@ -85,6 +123,9 @@ std::map<std::string, std::string> read_input_stamps(const std::filesystem::path
 // The cache's file for a sample: cache / kind / (id + ext).
 std::filesystem::path cache_path(const std::filesystem::path& cache, const std::string& kind, const std::string& id,
                                  const std::string& ext);
+
+// The colours of pseudo-label PNGs: black background, then the part palette for 1..clusters.
+io::Palette pseudo_label_palette(int64_t clusters);
 
 // Pseudo-labels over crops (nearest upsampling), the ground-truth outline where there is
 // one: (H, W, 3) uint8.
