@@ -341,7 +341,15 @@ int main(int argc, char** argv) {
           at::Tensor labels;
           if (clusters) {
             const double l0 = now_s();
-            const auto f = features::sample_features(samples[i], label_features, label_vit ? &*label_vit : nullptr);
+            features::SampleFeatures f;
+            try {
+              f = features::sample_features(samples[i], label_features, label_vit ? &*label_vit : nullptr);
+            } catch (const data::DataError& e) {
+              if (!label_features.surrogate) throw;
+              throw data::DataError(std::string(e.what()) + "; the clusters of " + clusters->dir.string() +
+                                    " were made from the DINO surrogate, which only lepard-synth's images have: "
+                                    "prepare the training collection with --weights to label other photos");
+            }
             labels = features::assign_labels(clusters->model, f.features);
             label_s += now_s() - l0;
             if (!skip_writing)

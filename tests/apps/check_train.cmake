@@ -309,6 +309,10 @@ endif()
 expect_message("lepard-infer with two label sources" 2 "--pseudo-labels and --label-clusters both give the labels"
                "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --pseudo-labels
                "${OUT}/twin_labels" --label-clusters "${OUT}/cache")
+# Surrogate clusters on photos that have no surrogate: the error says why, and what to do.
+expect_message("lepard-infer --label-clusters, no surrogate" 1 "twin.jpg.*were made from the DINO surrogate.*--weights"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
+               "${OUT}/cache" --crop-size 64 --threads 1)
 expect_message("lepard-infer --label-clusters without clusters" 1 "twin_labels: no stored clusters" "${INFER}"
                --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
                "${OUT}/twin_labels")
