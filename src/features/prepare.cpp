@@ -162,6 +162,7 @@ StoredClusters read_clusters(const fs::path& given) {
     const auto j = nlohmann::json::parse(read_text(json_path));
     out.model.foreground = parse_foreground(j.at("foreground").get<std::string>(), json_path.string() + ": foreground");
     const auto& f = j.at("features");
+    out.feature_settings = f.dump();
     out.crop_size = f.value("crop_size", int64_t{0});
     if (f.at("source").get<std::string>() == "surrogate") {
       out.features.surrogate = true;
@@ -312,7 +313,7 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   std::optional<StoredClusters> stored;
   if (!o.assign.empty()) {
     stored = read_clusters(o.assign);
-    const auto made = nlohmann::json::parse(read_text(stored->dir / "clusters.json")).at("features");
+    const auto made = nlohmann::json::parse(stored->feature_settings);
     if (comparable_features(made) != comparable_features(settings))
       throw std::invalid_argument(o.assign.string() + ": the clusters were made from features " +
                                   comparable_features(made).dump() + ", this run's are " +

@@ -85,8 +85,9 @@ struct StoredClusters {
   // surrogate_grid, or (weights) image_size, stride, facet, layer, saliency_heads; weights
   // holds the checkpoint's path as it was then.
   PrepareOptions features;
-  int64_t crop_size = 0;     // the crop side of the collection
-  std::string weights_arch;  // weights: the ViT's architecture name (vit_small8, ...)
+  int64_t crop_size = 0;         // the crop side of the collection
+  std::string weights_arch;      // weights: the ViT's architecture name (vit_small8, ...)
+  std::string feature_settings;  // the stored settings as JSON text (what --assign compares)
 };
 
 // Reads a clusters folder (or a cache root holding one collection's). Throws
