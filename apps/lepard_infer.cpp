@@ -296,6 +296,12 @@ int main(int argc, char** argv) {
     io::Palette label_colors;
     if (!label_clusters.empty()) {
       clusters = features::read_clusters(label_clusters);
+      // Labels the model consumes must number its clusters as its training collection did.
+      if (with_labels && clusters->model.clusters() != net->options().clusters)
+        throw std::invalid_argument("--label-clusters " + label_clusters + ": " +
+                                    std::to_string(clusters->model.clusters()) + " clusters, but " + ckpt.string() +
+                                    " was trained on " + std::to_string(net->options().clusters) +
+                                    ": give the clusters of the collection it was trained on");
       label_features = clusters->features;
       if (!label_features.surrogate) {
         const fs::path w = weights.empty() ? label_features.weights : fs::path(weights);

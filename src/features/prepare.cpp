@@ -270,6 +270,18 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   PrepareReport report;
   report.images = static_cast<int64_t>(samples.size());
   const auto settings = feature_settings(samples, o, vit ? &*vit : nullptr);
+  // With o.assign, the stored clusters' feature settings are checked before any feature is
+  // computed: a refusal costs nothing.
+  std::optional<StoredClusters> stored;
+  if (!o.assign.empty()) {
+    stored = read_clusters(o.assign);
+    const auto made = nlohmann::json::parse(stored->feature_settings);
+    if (comparable_features(made) != comparable_features(settings))
+      throw std::invalid_argument(o.assign.string() + ": the clusters were made from features " +
+                                  comparable_features(made).dump() + ", this run's are " +
+                                  comparable_features(settings).dump() +
+                                  ": use the feature source and settings of the collection they came from");
+  }
   const auto stamp_path = cache / "features" / "stamp.json";
   const bool stamp_ok = !o.force && read_text(stamp_path) == settings.dump(2);
   if (!stamp_ok) io::write_file_atomic(stamp_path, settings.dump(2));
@@ -310,16 +322,6 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
   // 2. Co-segmentation of the whole collection, unless its result is cached and valid; or,
   // with o.assign, the labels of another collection's stored clusters.
   const auto coseg_start = Clock::now();
-  std::optional<StoredClusters> stored;
-  if (!o.assign.empty()) {
-    stored = read_clusters(o.assign);
-    const auto made = nlohmann::json::parse(stored->feature_settings);
-    if (comparable_features(made) != comparable_features(settings))
-      throw std::invalid_argument(o.assign.string() + ": the clusters were made from features " +
-                                  comparable_features(made).dump() + ", this run's are " +
-                                  comparable_features(settings).dump() +
-                                  ": use the feature source and settings of the collection they came from");
-  }
   nlohmann::json coseg_stamp = {{"features", settings}, {"coseg", coseg_settings(o.coseg)}};
   if (stored) coseg_stamp = {{"features", settings}, {"assign", fs::absolute(o.assign).string()}};
   std::string ids;

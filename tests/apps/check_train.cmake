@@ -316,6 +316,63 @@ expect_message("lepard-infer --label-clusters, no surrogate" 1 "twin.jpg.*were m
 expect_message("lepard-infer --label-clusters without clusters" 1 "twin_labels: no stored clusters" "${INFER}"
                --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
                "${OUT}/twin_labels")
+# Clusters made from DINO weights (the features suite's random ViT-S/8, copied so that it can be
+# moved): --assign with the same weights relabels the collection file for file; lepard-infer
+# runs the ViT from the path the cache stored, or from --weights once that path is gone; another
+# architecture, other feature settings and another number of clusters are refused by name.
+file(COPY_FILE "${VIT}" "${OUT}/vit_here.pth")
+run_tool("lepard-prepare --weights" 0 "${PREPARE}" --data "${OUT}/data" --weights "${OUT}/vit_here.pth"
+         --out "${OUT}/vit_cache" --crop-size 64 --restarts 1 --contact-sheet 0 --threads 1)
+run_tool("lepard-prepare --weights --assign" 0 "${PREPARE}" --data "${OUT}/data" --weights "${OUT}/vit_here.pth"
+         --out "${OUT}/vit_assigned" --crop-size 64 --assign "${OUT}/vit_cache" --contact-sheet 0 --threads 1)
+file(GLOB vit_labels RELATIVE "${OUT}/vit_cache/labels/horse" "${OUT}/vit_cache/labels/horse/*.png")
+list(LENGTH vit_labels n_vit_labels)
+if(NOT n_vit_labels EQUAL 12)
+  message(FATAL_ERROR "lepard-prepare --weights wrote ${n_vit_labels} label files, expected 12")
+endif()
+foreach(f ${vit_labels})
+  file(SHA256 "${OUT}/vit_cache/labels/horse/${f}" made)
+  file(SHA256 "${OUT}/vit_assigned/labels/horse/${f}" assigned)
+  if(NOT made STREQUAL assigned)
+    message(FATAL_ERROR "lepard-prepare --assign with the same weights changed the label file ${f}")
+  endif()
+endforeach()
+expect_message("lepard-prepare --assign with another ViT" 1 "vit_cache.*made from features.*ViT-S/8.*this run's.*ViT-B/16"
+               "${PREPARE}" --data "${OUT}/data" --weights "${VIT_BASE}" --out "${OUT}/vit_refused" --crop-size 64
+               --assign "${OUT}/vit_cache" --contact-sheet 0 --threads 1)
+if(EXISTS "${OUT}/vit_refused/features")
+  message(FATAL_ERROR "lepard-prepare --assign computed features before refusing the clusters")
+endif()
+run_tool("lepard-infer --label-clusters (ViT)" 0 "${INFER}" --checkpoint "${OUT}/run_labels" --images
+         "${OUT}/data/images/horse" --out "${OUT}/vit_clustered" --label-clusters "${OUT}/vit_cache" --crop-size 64
+         --formats json --contact-sheet 0 --threads 1)
+if(NOT err MATCHES "--label-clusters: 8 clusters from .*vit_cache/clusters/horse \\(ViT-S/8\\)"
+   OR NOT EXISTS "${OUT}/vit_clustered/labels/input_11.png")
+  message(FATAL_ERROR "lepard-infer --label-clusters (ViT): ${err}")
+endif()
+file(RENAME "${OUT}/vit_here.pth" "${OUT}/vit_moved.pth")
+expect_message("lepard-infer --label-clusters, weights moved" 2 "vit_here.pth, which is not there: give --weights"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
+               "${OUT}/vit_cache" --crop-size 64 --threads 1)
+run_tool("lepard-infer --label-clusters --weights" 0 "${INFER}" --checkpoint "${OUT}/run_labels" --images
+         "${OUT}/data/images/horse" --out "${OUT}/vit_clustered2" --label-clusters "${OUT}/vit_cache" --weights
+         "${OUT}/vit_moved.pth" --crop-size 64 --formats json --contact-sheet 0 --threads 1)
+foreach(i 0 11)
+  file(SHA256 "${OUT}/vit_clustered/labels/input_${i}.png" first)
+  file(SHA256 "${OUT}/vit_clustered2/labels/input_${i}.png" second)
+  if(NOT first STREQUAL second)
+    message(FATAL_ERROR "lepard-infer --label-clusters: the same weights at another path gave other labels")
+  endif()
+endforeach()
+expect_message("lepard-infer --label-clusters, another ViT" 2 "vit_base16.pth is a ViT-B/16, but the clusters of .*vit_cache were made with a ViT-S/8"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
+               "${OUT}/vit_cache" --weights "${VIT_BASE}" --crop-size 64 --threads 1)
+run_tool("lepard-prepare --weights --clusters 5" 0 "${PREPARE}" --data "${OUT}/data" --weights "${OUT}/vit_moved.pth"
+         --out "${OUT}/vit_cache5" --crop-size 64 --clusters 5 --restarts 1 --contact-sheet 0 --threads 1)
+expect_message("lepard-infer --label-clusters, another number of clusters" 2
+               "vit_cache5: 5 clusters, but .*run_labels/checkpoint.pt was trained on 8"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
+               "${OUT}/vit_cache5" --weights "${OUT}/vit_moved.pth" --crop-size 64 --threads 1)
 # One missing ground-truth file is an error naming the image, not a metric silently zeroed.
 file(RENAME "${OUT}/data/gt/horse/parts_3.png" "${OUT}/parts_3.png.bak")
 run_tool("lepard-eval (a part map missing)" 1 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all
