@@ -368,6 +368,7 @@ int main(int argc, char** argv) {
                                        " (" + needs + " needs a label map of each crop)");
             labels = io::read_indexed_png(path);
           }
+          if (!with_labels) continue;  // labels only written, not consumed
           const auto m = labels.to(at::kFloat).unsqueeze(0).unsqueeze(0);
           const int64_t r = config.loss.render_size;
           maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));

@@ -306,6 +306,15 @@ if(NOT out MATCHES "\"label_clusters\": \"[^\"]*cache/clusters/horse\"" OR NOT E
    OR NOT EXISTS "${OUT}/clustered/input_11.json")
   message(FATAL_ERROR "lepard-infer --label-clusters: ${out}")
 endif()
+# On a model that does not consume them, the labels are only written: the same maps.
+run_tool("lepard-infer (labels only written, --label-clusters)" 0 "${INFER}" --checkpoint "${OUT}/run" --images
+         "${OUT}/data/images/horse" --out "${OUT}/clustered_only" --label-clusters "${OUT}/cache" --crop-size 64
+         --formats json --contact-sheet 0 --threads 1)
+file(SHA256 "${OUT}/clustered/labels/input_11.png" consumed)
+file(SHA256 "${OUT}/clustered_only/labels/input_11.png" written)
+if(NOT consumed STREQUAL written)
+  message(FATAL_ERROR "lepard-infer --label-clusters wrote other labels for a model that does not consume them")
+endif()
 expect_message("lepard-infer with two label sources" 2 "--pseudo-labels and --label-clusters both give the labels"
                "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --pseudo-labels
                "${OUT}/twin_labels" --label-clusters "${OUT}/cache")
