@@ -185,10 +185,11 @@ StoredClusters read_clusters(const fs::path& given) {
     if (p.dim() != 2 || p.size(0) != clusters || p.size(0) < 1)
       throw std::runtime_error("parts.npy has shape " + c10::str(p.sizes()) + " for " + std::to_string(clusters) +
                                " clusters");
-    for (const auto* t : {&out.model.background, &out.model.fg_groups})
+    for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"background.npy", &out.model.background},
+                                  {"fg_groups.npy", &out.model.fg_groups}})
       if (t->defined() && (t->dim() != 2 || t->size(1) != p.size(1)))
-        throw std::runtime_error("a group file has shape " + c10::str(t->sizes()) + " for features of dimension " +
-                                 std::to_string(p.size(1)));
+        throw std::runtime_error(std::string(name) + " has shape " + c10::str(t->sizes()) +
+                                 " for features of dimension " + std::to_string(p.size(1)));
   } catch (const data::DataError&) {
     throw;
   } catch (const std::exception& e) {

@@ -190,6 +190,23 @@ TEST_F(Prepare, StoredClustersLabelNewImagesAsTheCollection) {
     EXPECT_FALSE(rerun.coseg_cached);
     EXPECT_TRUE(fs::exists(clusters_dir(cache, "horse") / "clusters.json"));
     EXPECT_TRUE(prepare_pseudo_labels(samples_, cache, o).coseg_cached);
+    // A group file of another feature dimension is named, with the folder.
+    std::vector<std::string> group_files{"background.npy"};
+    if (rule == Foreground::vote) group_files.push_back("fg_groups.npy");
+    for (const auto& name : group_files) {
+      const auto path = clusters_dir(cache, "horse") / name;
+      const auto good = io::read_npy(path);
+      io::write_npy(path, at::zeros({good.size(0), good.size(1) + 1}));
+      try {
+        read_clusters(cache);
+        ADD_FAILURE() << name;
+      } catch (const data::DataError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find(clusters_dir(cache, "horse").string()), std::string::npos) << what;
+        EXPECT_NE(what.find(name + " has shape"), std::string::npos) << what;
+      }
+      io::write_npy(path, good);
+    }
   }
   // A folder without clusters names itself and says how to get them.
   try {
