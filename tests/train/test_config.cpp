@@ -175,7 +175,7 @@ TEST(ConfigFiles, ShippedConfigsParseAndValidate) {
 
 TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   // synthetic_horse_1200_labels.yaml is documented as the benchmark recipe plus model.label_input
-  // on its own (12-cluster) cache: any other difference would make its figures a different recipe's.
+  // on its own (16-cluster) cache: any other difference would make its figures a different recipe's.
   TrainConfig base, labels;
   base.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200.yaml");
   labels.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200_labels.yaml");
