@@ -365,8 +365,14 @@ int main(int argc, char** argv) {
         const auto cache = !pseudo_labels.empty()         ? fs::path(pseudo_labels)
                            : !m.config.data.cache.empty() ? fs::path(m.config.data.cache)
                                                           : fs::path(m.config.data.root) / "cache";
-        if (refined || m.config.model.label_input)
+        if (refined || m.config.model.label_input) {
+          if (!refined || !m.config.model.label_input)  // once per model
+            features::check_label_clusters(
+                features::cache_path(cache, "labels", samples.front().id, ".png").parent_path(),
+                m.net->options().clusters, !pseudo_labels.empty() ? "--pseudo-labels" : "the checkpoint's data.cache",
+                m.checkpoint.string());
           m.labels = features::read_label_maps(samples, cache, m.config.loss.render_size);
+        }
         if (refined) {
           // Each image's prediction refined against its pseudo-labels, once, at the labels' grid.
           const auto& labels = m.labels;

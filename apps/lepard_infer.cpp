@@ -218,6 +218,9 @@ int main(int argc, char** argv) {
       needs = ckpt.string() + " (trained with model.label_input: the network sees the pseudo-labels)";
       check_labels();
     }
+    // Labels the model consumes or refines against must number its clusters.
+    if (with_labels && !pseudo_labels.empty())
+      features::check_label_clusters(pseudo_labels, net->options().clusters, "--pseudo-labels", ckpt.string());
     if (choose_view && net->options().viewpoints < 2)
       throw std::invalid_argument("--choose-view: " + ckpt.string() +
                                   " was trained with model.viewpoints 1 (no turns to choose among)");
@@ -318,6 +321,8 @@ int main(int argc, char** argv) {
         if (label_features.image_size <= 0) label_features.image_size = clusters->crop_size;
       }
       label_colors = features::pseudo_label_palette(clusters->model.clusters());
+      if (!skip_writing)
+        features::write_label_clusters(fs::path(out) / "labels", clusters->model.clusters(), clusters->dir);
       spdlog::info("--label-clusters: {} clusters from {} ({})", clusters->model.clusters(), clusters->dir.string(),
                    label_features.surrogate ? "the DINO surrogate" : clusters->weights_arch);
     }

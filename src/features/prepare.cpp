@@ -426,6 +426,49 @@ at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const fs::p
   return at::stack(maps);
 }
 
+std::optional<int64_t> recorded_label_clusters(const fs::path& folder) {
+  auto count = [](const fs::path& file) -> std::optional<int64_t> {
+    if (!fs::exists(file)) return std::nullopt;
+    try {
+      const auto j = nlohmann::json::parse(read_text(file));
+      if (j.contains("clusters") && j["clusters"].is_number_integer()) return j["clusters"].get<int64_t>();
+    } catch (const std::exception&) {
+    }
+    throw data::DataError(file.string() + ": no integer \"clusters\" (the number of part clusters of the labels)");
+  };
+  if (auto c = count(folder / "labels.json")) return c;
+  const auto dir =
+      folder.lexically_normal().has_filename() ? folder.lexically_normal() : folder.lexically_normal().parent_path();
+  if (dir.filename() == "labels") return count(dir.parent_path() / "prepare.json");
+  if (dir.parent_path().filename() == "labels")
+    return count(dir.parent_path().parent_path() / ("prepare_" + dir.filename().string() + ".json"));
+  return std::nullopt;
+}
+
+void check_label_clusters(const fs::path& folder, int64_t clusters, const std::string& flag, const std::string& model) {
+  const auto recorded = recorded_label_clusters(folder);
+  if (!recorded) {
+    spdlog::warn(
+        "{} {}: the number of clusters of these labels is not recorded (no labels.json, and not a "
+        "lepard-prepare cache's labels folder): a label above {} is refused, but labels of fewer "
+        "clusters than {} was trained on cannot be told apart",
+        flag, folder.string(), clusters, model);
+    return;
+  }
+  if (*recorded != clusters)
+    throw std::invalid_argument(flag + " " + folder.string() + ": labels of " + std::to_string(*recorded) +
+                                " clusters, but " + model + " was trained on " + std::to_string(clusters) +
+                                ": give the labels of the clusters it was trained on");
+}
+
+void write_label_clusters(const fs::path& folder, int64_t clusters, const fs::path& from) {
+  nlohmann::json j;
+  j["clusters"] = clusters;
+  j["from"] = fs::absolute(from).lexically_normal().string();
+  fs::create_directories(folder);
+  io::write_file_atomic(folder / "labels.json", j.dump(2));
+}
+
 at::Tensor pseudo_label_sheet(const std::vector<data::Sample>& samples, const std::vector<at::Tensor>& labels,
                               int64_t columns) {
   std::vector<data::Sample> shown;

@@ -297,6 +297,21 @@ run_tool("lepard-infer (labels in)" 0 "${INFER}" --checkpoint "${OUT}/run_labels
 if(NOT EXISTS "${OUT}/labelled/twin_png.json" OR NOT EXISTS "${OUT}/labelled/twin_jpg.json")
   message(FATAL_ERROR "lepard-infer (labels in) wrote no predictions: ${out}")
 endif()
+# A bare folder of label maps records no number of clusters: said, since fewer pass unnoticed.
+if(NOT err MATCHES "--pseudo-labels [^ ]*twin_labels: the number of clusters of these labels is not recorded")
+  message(FATAL_ERROR "lepard-infer (labels in) did not warn of the unrecorded cluster count: ${err}")
+endif()
+# A labels.json beside them that gives another number, or none, is refused by name.
+file(WRITE "${OUT}/twin_labels/labels.json" "{\"clusters\": 5}")
+expect_message("lepard-infer --pseudo-labels of another number of clusters" 2
+               "--pseudo-labels [^ ]*twin_labels: labels of 5 clusters, but .*run_labels/checkpoint.pt was trained on 8"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --pseudo-labels
+               "${OUT}/twin_labels" --crop-size 64 --threads 1)
+file(WRITE "${OUT}/twin_labels/labels.json" "{\"clusters\": \"eight\"}")
+expect_message("lepard-infer --pseudo-labels, labels.json without a count" 1
+               "twin_labels/labels.json: no integer \"clusters\"" "${INFER}" --checkpoint "${OUT}/run_labels"
+               --images "${OUT}/twins" --out "${OUT}/bad" --pseudo-labels "${OUT}/twin_labels" --crop-size 64 --threads 1)
+file(REMOVE "${OUT}/twin_labels/labels.json")
 # --label-clusters: photos labelled here with the training collection's stored clusters (from
 # the surrogate beside these synthetic images), each label map written to labels/.
 run_tool("lepard-infer (labels in, --label-clusters)" 0 "${INFER}" --checkpoint "${OUT}/run_labels" --images
@@ -310,6 +325,20 @@ endif()
 run_tool("lepard-infer (labels only written, --label-clusters)" 0 "${INFER}" --checkpoint "${OUT}/run" --images
          "${OUT}/data/images/horse" --out "${OUT}/clustered_only" --label-clusters "${OUT}/cache" --crop-size 64
          --formats json --contact-sheet 0 --threads 1)
+# The labels it wrote record their clusters, so they serve as --pseudo-labels with no warning,
+# and give the same predictions as when they were made.
+file(READ "${OUT}/clustered/labels/labels.json" recorded)
+if(NOT recorded MATCHES "\"clusters\": 8" OR NOT recorded MATCHES "\"from\": \"[^\"]*cache/clusters/horse\"")
+  message(FATAL_ERROR "lepard-infer --label-clusters recorded no cluster count: ${recorded}")
+endif()
+run_tool("lepard-infer (labels in, its own written labels)" 0 "${INFER}" --checkpoint "${OUT}/run_labels" --images
+         "${OUT}/data/images/horse" --out "${OUT}/clustered_again" --pseudo-labels "${OUT}/clustered/labels"
+         --crop-size 64 --formats json --contact-sheet 0 --threads 1)
+file(SHA256 "${OUT}/clustered/input_11.json" first)
+file(SHA256 "${OUT}/clustered_again/input_11.json" again)
+if(err MATCHES "not recorded" OR NOT first STREQUAL again)
+  message(FATAL_ERROR "lepard-infer on the labels --label-clusters wrote: ${err}")
+endif()
 file(SHA256 "${OUT}/clustered/labels/input_11.png" consumed)
 file(SHA256 "${OUT}/clustered_only/labels/input_11.png" written)
 if(NOT consumed STREQUAL written)
@@ -382,6 +411,15 @@ expect_message("lepard-infer --label-clusters, another number of clusters" 2
                "vit_cache5: 5 clusters, but .*run_labels/checkpoint.pt was trained on 8"
                "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
                "${OUT}/vit_cache5" --weights "${OUT}/vit_moved.pth" --crop-size 64 --threads 1)
+# A cache's label folder records its clusters in the cache's report: both tools refuse another number.
+expect_message("lepard-infer --pseudo-labels, a cache of another number of clusters" 2
+               "--pseudo-labels [^ ]*vit_cache5/labels/horse: labels of 5 clusters, but .*run_labels/checkpoint.pt was trained on 8"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --pseudo-labels
+               "${OUT}/vit_cache5/labels/horse" --crop-size 64 --threads 1)
+expect_message("lepard-eval --pseudo-labels, a cache of another number of clusters" 2
+               "--pseudo-labels [^ ]*vit_cache5/labels/horse: labels of 5 clusters, but .*run_labels/checkpoint.pt was trained on 8"
+               "${EVAL}" --checkpoint "${OUT}/run_labels" --pseudo-labels "${OUT}/vit_cache5" --data "${OUT}/data"
+               --split all --crop-size 64 --overlays 0 --threads 1)
 # One missing ground-truth file is an error naming the image, not a metric silently zeroed.
 file(RENAME "${OUT}/data/gt/horse/parts_3.png" "${OUT}/parts_3.png.bak")
 run_tool("lepard-eval (a part map missing)" 1 "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --split all

@@ -122,9 +122,48 @@ TEST_F(Prepare, PseudoLabelsFindTheAnimalAndTheCacheIsReused) {
 
   const auto maps = read_label_maps(samples_, cache, 128);
   EXPECT_EQ(maps.sizes(), (at::IntArrayRef{24, 128, 128}));
+  // The labels' folder is found to hold 8 clusters, from the report lepard-prepare wrote.
+  EXPECT_EQ(recorded_label_clusters(cache_path(cache, "labels", samples_[0].id, ".png").parent_path()),
+            std::optional<int64_t>(8));
   auto unknown = samples_;
   unknown[0].id = "horse/unknown";
   EXPECT_THROW(read_label_maps(unknown, cache, 128), data::DataError);
+}
+
+// The number of clusters of a folder of label maps: its labels.json first, else the report of
+// the cache whose labels/<name>/ (or labels/) it is; nothing for a bare folder; a count that
+// differs from the model's refused with both numbers, a malformed record named.
+TEST(LabelClusters, RecordedBesideTheLabelsOrInTheCacheReport) {
+  const auto root = testing::temp_dir("label_clusters");
+  fs::create_directories(root / "labels" / "horse");
+  io::write_file_atomic(root / "prepare_horse.json", R"({"clusters": 6, "images": 2})");
+  io::write_file_atomic(root / "prepare.json", R"({"clusters": 4})");
+  EXPECT_EQ(recorded_label_clusters(root / "labels" / "horse"), std::optional<int64_t>(6));
+  EXPECT_EQ(recorded_label_clusters((root / "labels" / "horse").string() + "/"), std::optional<int64_t>(6));
+  EXPECT_EQ(recorded_label_clusters(root / "labels"), std::optional<int64_t>(4));
+  EXPECT_EQ(recorded_label_clusters(root / "labels" / "zebra"), std::nullopt);  // no prepare_zebra.json
+  EXPECT_EQ(recorded_label_clusters(root), std::nullopt);
+  // labels.json beside the maps wins over the cache's report.
+  write_label_clusters(root / "labels" / "horse", 12, root / "clusters" / "horse");
+  EXPECT_EQ(recorded_label_clusters(root / "labels" / "horse"), std::optional<int64_t>(12));
+  EXPECT_NO_THROW(check_label_clusters(root / "labels" / "horse", 12, "--pseudo-labels", "model.pt"));
+  try {
+    check_label_clusters(root / "labels" / "horse", 16, "--pseudo-labels", "model.pt");
+    ADD_FAILURE() << "labels of 12 clusters accepted by a model of 16";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--pseudo-labels " + (root / "labels" / "horse").string() +
+                                         ": labels of 12 clusters, but model.pt was trained on 16"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(check_label_clusters(root / "labels" / "zebra", 16, "--pseudo-labels", "model.pt"));  // warns
+  io::write_file_atomic(root / "labels" / "horse" / "labels.json", R"({"clusters": "twelve"})");
+  try {
+    recorded_label_clusters(root / "labels" / "horse");
+    ADD_FAILURE() << "a labels.json without an integer count accepted";
+  } catch (const data::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("labels.json: no integer \"clusters\""), std::string::npos) << e.what();
+  }
 }
 
 // The clusters stored beside the pseudo-labels label images outside the collection: the

@@ -110,6 +110,24 @@ PrepareReport prepare_pseudo_labels(const std::vector<data::Sample>& samples, co
 // data::DataError naming the file of a sample the cache lacks.
 at::Tensor read_label_maps(const std::vector<data::Sample>& samples, const std::filesystem::path& cache, int64_t size);
 
+// How many part clusters the label maps of `folder` number, where that is recorded: in the
+// labels.json that lepard-infer --label-clusters writes beside its maps, or, for a cache's
+// labels/<name>/ folder (labels/ for an unnamed collection), in the cache's prepare_<name>.json.
+// nullopt where neither is there. What lets a model.label_input network refuse labels made with
+// another number of clusters than it was trained on (fewer would otherwise pass unnoticed).
+std::optional<int64_t> recorded_label_clusters(const std::filesystem::path& folder);
+
+// Refuses label maps of `folder` whose recorded number of clusters is not `clusters`, the
+// number the model `model` was trained on (invalid_argument naming `flag`, the flag or setting
+// that gave the folder, and both counts); warns where no number is recorded, since then only
+// labels above `clusters` are caught (by model::label_planes).
+void check_label_clusters(const std::filesystem::path& folder, int64_t clusters, const std::string& flag,
+                          const std::string& model);
+
+// Writes folder/labels.json recording that its label maps number `clusters` clusters, made with
+// those of `from` (what recorded_label_clusters reads back).
+void write_label_clusters(const std::filesystem::path& folder, int64_t clusters, const std::filesystem::path& from);
+
 // The content stamp of a sample's input: FNV-1a of its image file's bytes and its crop box
 // (of the crop's pixels when it has no file), as 16 hex digits. The cache keeps each id's
 // stamp in features/inputs.json: lepard-prepare recomputes a sample whose stamp changed (a
