@@ -250,10 +250,12 @@ int main(int argc, char** argv) {
         crop_source[s.id] = "boxes";
       }
     }
+    // --crop saliency's ViT, kept for --label-clusters when its clusters were made from the same file.
+    std::optional<features::DinoVit> crop_vit;
     if (crop == "saliency") {
       // The object's box from the ViT's CLS saliency, then LASSIE's square around it; an image
       // with no salient patch keeps the centred square (warned).
-      auto vit = features::DinoVit::load(weights);
+      const auto& vit = crop_vit.emplace(features::DinoVit::load(weights));
       spdlog::info("--crop saliency: {} from {}, saliency >= {} at {}", vit.arch().name(), weights, saliency_threshold,
                    saliency_size > 0 ? std::to_string(saliency_size) + " px" : std::string("each image's own size"));
       const int64_t patch = vit.arch().patch;
@@ -312,7 +314,12 @@ int main(int argc, char** argv) {
           throw std::invalid_argument("--label-clusters " + label_clusters + ": the clusters were made from DINO " +
                                       "features of " + label_features.weights.string() +
                                       ", which is not there: give --weights");
-        label_vit.emplace(features::DinoVit::load(w));
+        if (crop_vit && fs::equivalent(w, weights)) {
+          label_vit = std::move(crop_vit);
+          spdlog::info("--label-clusters: the ViT of --crop saliency ({})", w.string());
+        } else {
+          label_vit.emplace(features::DinoVit::load(w));
+        }
         if (label_vit->arch().name() != clusters->weights_arch)
           throw std::invalid_argument("--weights " + w.string() + " is a " + label_vit->arch().name() +
                                       ", but the clusters of " + label_clusters + " were made with a " +

@@ -402,6 +402,15 @@ foreach(i 0 11)
     message(FATAL_ERROR "lepard-infer --label-clusters: the same weights at another path gave other labels")
   endif()
 endforeach()
+# With --crop saliency on the same weights, the ViT is loaded once and serves both.
+expect_message("lepard-infer --label-clusters --crop saliency" 0
+               "--label-clusters: the ViT of --crop saliency \\([^)]*vit_moved.pth\\)" "${INFER}" --checkpoint
+               "${OUT}/run_labels" --images "${OUT}/data/images/horse" --out "${OUT}/vit_salient" --label-clusters
+               "${OUT}/vit_cache" --weights "${OUT}/vit_moved.pth" --crop saliency --saliency-threshold 0.6
+               --crop-size 64 --formats json --contact-sheet 0 --threads 1)
+if(NOT EXISTS "${OUT}/vit_salient/labels/input_11.png" OR NOT EXISTS "${OUT}/vit_salient/input_11.json")
+  message(FATAL_ERROR "lepard-infer --label-clusters --crop saliency wrote no labels or predictions: ${out}")
+endif()
 expect_message("lepard-infer --label-clusters, another ViT" 2 "vit_base16.pth is a ViT-B/16, but the clusters of .*vit_cache were made with a ViT-S/8"
                "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/twins" --out "${OUT}/bad" --label-clusters
                "${OUT}/vit_cache" --weights "${VIT_BASE}" --crop-size 64 --threads 1)
