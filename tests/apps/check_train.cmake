@@ -100,12 +100,16 @@ if(leftovers OR NOT after_full STREQUAL before_full)
 endif()
 # A data-parallel rank whose peer never comes: an error within the timeout naming who was
 # waited for, not a hang (or, built without Gloo, the error saying so).
+# The port is drawn at random in 30000..39999, so that a training run of one's own on a fixed
+# port (29500, 29731, ...) does not make the test fail on "Address already in use".
+string(RANDOM LENGTH 4 ALPHABET 0123456789 digits)
+set(port "3${digits}")
 string(TIMESTAMP t0 "%s")
 run_tool("lepard-train --world-size 2 without a peer" 1 "${TOOL}" --config "${OUT}/good.yaml" --world-size 2 --rank 0
-         --timeout 2 --master-port 29731 --set train.out=${OUT}/lonely --threads 1)
+         --timeout 2 --master-port ${port} --set train.out=${OUT}/lonely --threads 1)
 string(TIMESTAMP t1 "%s")
 math(EXPR waited "${t1} - ${t0}")
-if(NOT err MATCHES "rank 0 of 2: no rendezvous at 127.0.0.1:29731 within 2 s: waited for ranks 1..1" AND
+if(NOT err MATCHES "rank 0 of 2: no rendezvous at 127.0.0.1:${port} within 2 s: waited for ranks 1..1" AND
    NOT err MATCHES "built without Gloo")
   message(FATAL_ERROR "lepard-train without its peer: ${err}")
 endif()
