@@ -437,8 +437,8 @@ std::optional<int64_t> recorded_label_clusters(const fs::path& folder) {
     throw data::DataError(file.string() + ": no integer \"clusters\" (the number of part clusters of the labels)");
   };
   if (auto c = count(folder / "labels.json")) return c;
-  const auto dir =
-      folder.lexically_normal().has_filename() ? folder.lexically_normal() : folder.lexically_normal().parent_path();
+  const auto normal = folder.lexically_normal();  // "a/labels/" names its folder "labels" too
+  const auto dir = normal.has_filename() ? normal : normal.parent_path();
   if (dir.filename() == "labels") return count(dir.parent_path() / "prepare.json");
   if (dir.parent_path().filename() == "labels")
     return count(dir.parent_path().parent_path() / ("prepare_" + dir.filename().string() + ".json"));
@@ -449,8 +449,8 @@ void check_label_clusters(const fs::path& folder, int64_t clusters, const std::s
   const auto recorded = recorded_label_clusters(folder);
   if (!recorded) {
     spdlog::warn(
-        "{} {}: the number of clusters of these labels is not recorded (no labels.json, and not a "
-        "lepard-prepare cache's labels folder): a label above {} is refused, but labels of fewer "
+        "{} {}: the number of clusters of these labels is not recorded (no labels.json beside them, "
+        "and no lepard-prepare report for a cache's labels folder): a label above {} is refused, but labels of fewer "
         "clusters than {} was trained on cannot be told apart",
         flag, folder.string(), clusters, model);
     return;
