@@ -175,7 +175,8 @@ TEST(ConfigFiles, ShippedConfigsParseAndValidate) {
 
 TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   // synthetic_horse_1200_labels.yaml is documented as the benchmark recipe plus model.label_input
-  // on its own (16-cluster) cache: any other difference would make its figures a different recipe's.
+  // on its own (16-cluster) cache, its schedule stretched to 6,000 steps: any other difference
+  // would make its figures a different recipe's.
   TrainConfig base, labels;
   base.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200.yaml");
   labels.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200_labels.yaml");
@@ -183,7 +184,10 @@ TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   EXPECT_TRUE(labels.model.label_input);
   EXPECT_NE(labels.data.cache, base.data.cache);
   EXPECT_NE(labels.train.out, base.train.out);
+  EXPECT_EQ(base.train.steps, 3600);
+  EXPECT_EQ(labels.train.steps, 6000);
   labels.model.label_input = false;
+  labels.train.steps = base.train.steps;
   labels.data.cache = base.data.cache;
   labels.train.out = base.train.out;
   EXPECT_EQ(labels.schema().to_yaml(), base.schema().to_yaml());
