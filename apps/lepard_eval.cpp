@@ -131,8 +131,9 @@ core::SurfaceGrid fine_grid(Model& m, const std::vector<data::Sample>& samples, 
 
 nlohmann::json row_json(const std::string& name, const std::string& category, const eval::EvalResult& r, bool transfers,
                         bool three_d) {
-  nlohmann::json j = {{"model", name}, {"category", category},   {"images", r.images},
-                      {"iou", r.iou},  {"part_iou", r.part_iou}, {"assignment", r.assignment}};
+  nlohmann::json j = {{"model", name},      {"category", category},      {"images", r.images},
+                      {"iou", r.iou},       {"part_iou", r.part_iou},    {"precision", r.precision},
+                      {"recall", r.recall}, {"assignment", r.assignment}};
   if (transfers) {
     j["pck_0.05"] = r.pck_paper;
     j["pck_0.1"] = r.pck_lassie;
@@ -154,6 +155,48 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
   j["per_label_iou"] = per;
   j["overlap"] = r.overlap;  // pixels of part (or cluster) k on ground-truth label g, g = 0 background
   return j;
+}
+
+// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string q = "\"";
+  for (const char ch : text) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+std::string csv_number(double v) {
+  if (std::isnan(v)) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+constexpr const char* kPerImageHeader =
+    "model,category,id,iou,precision,recall,part_iou,chamfer,fscore_5,fscore_10,part_agreement_3d\n";
+
+// One per_image.csv line per image of a row, and the row's worst images by IoU in the log.
+std::string per_image_lines(const std::string& name, const std::string& category,
+                            const std::vector<data::Sample>& samples, const eval::EvalResult& r) {
+  std::string lines;
+  for (size_t i = 0; i < r.per_image.size(); ++i) {
+    const auto& m = r.per_image[i];
+    lines += csv_field(name) + "," + csv_field(category) + "," + csv_field(samples[i].id);
+    for (const double v :
+         {m.iou, m.precision, m.recall, m.part_iou, m.chamfer, m.fscore_tight, m.fscore_loose, m.part_agreement_3d})
+      lines += "," + csv_number(v);
+    lines += "\n";
+  }
+  std::vector<size_t> order(r.per_image.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const size_t shown = std::min<size_t>(3, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(shown), order.end(),
+                    [&](size_t a, size_t b) { return r.per_image[a].iou < r.per_image[b].iou; });
+  std::string worst;
+  for (size_t i = 0; i < shown; ++i)
+    worst += (i ? ", " : "") + samples[order[i]].id + " " + csv_number(r.per_image[order[i]].iou);
+  if (shown > 0) spdlog::info("{} on {}: lowest IoU {}", name, category, worst);
+  return lines;
 }
 
 std::string fmt(const nlohmann::json& row, const char* key, const char* format = "%.3f") {
@@ -222,7 +265,9 @@ int main(int argc, char** argv) {
             "training loss against its pseudo-labels instead of by the selection head (before --refine's "
             "iterations; a second row per model)")
       .flag("batch", &batch, "images per forward pass")
-      .flag("out", &out, "folder for metrics.json, metrics.md and overlays_<category>.png (default: print only)")
+      .flag("out", &out,
+            "folder for metrics.json, metrics.md, per_image.csv (every image's scores) and "
+            "overlays_<category>.png (default: print only)")
       .flag("overlays", &overlays,
             "crops on overlays_<category>.png: predicted parts over the image, ground-truth outline (0: none)")
       .flag("threads", &threads, "intra-op threads (0: every core)")
@@ -302,6 +347,7 @@ int main(int argc, char** argv) {
 
     nlohmann::json report;
     report["rows"] = nlohmann::json::array();
+    std::string per_image = kPerImageHeader;
     std::string table =
         "| model | category | images | PCK@0.05 | PCK@0.1 | IoU | part IoU | PCP | occluded | Chamfer | F@5% | F@10% | "
         "3D parts |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -350,6 +396,7 @@ int main(int argc, char** argv) {
         const auto r = eval::evaluate_label_maps(all, clusters, mask_t, parts_t, eo);
         const auto j = row_json("pseudo-labels", c, r, false, false);
         report["rows"].push_back(j);
+        per_image += per_image_lines("pseudo-labels", c, samples, r);
         table += markdown_row(j);
       }
 
@@ -443,6 +490,7 @@ int main(int argc, char** argv) {
         j["seconds"] = total_s;
         report["rows"].push_back(j);
         table += markdown_row(j);
+        per_image += per_image_lines(row_name, c, samples, r);
         spdlog::info("{} on {}: {} images, grid {}x{} (vertex spacing {:.2f} px), {:.1f} s", row_name, c, r.images,
                      grid.rings, grid.segments, spacing, total_s);
 
@@ -505,6 +553,7 @@ int main(int argc, char** argv) {
       fs::create_directories(out);
       io::write_file_atomic(fs::path(out) / "metrics.json", report.dump(2) + "\n");
       io::write_file_atomic(fs::path(out) / "metrics.md", table);
+      io::write_file_atomic(fs::path(out) / "per_image.csv", per_image);
     }
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "lepard-eval: %s\n", e.what());

@@ -207,13 +207,29 @@ EvalResult evaluate_label_maps(const at::Tensor& maps, int64_t parts, const at::
   EvalResult r;
   r.images = maps.size(0);
   const auto ids = maps.cpu().to(at::kLong) - 1;  // -1 background, 0..parts-1
-  r.iou = silhouette_iou(ids >= 0, masks.cpu());
+  const auto sil = silhouette_scores(ids >= 0, masks.cpu());
+  r.iou = sil.iou.mean().item<double>();
+  r.precision = sil.precision.mean().item<double>();
+  r.recall = sil.recall.mean().item<double>();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.per_image.resize(static_cast<size_t>(r.images));
+  const auto iou = sil.iou.accessor<double, 1>(), pr = sil.precision.accessor<double, 1>(),
+             re = sil.recall.accessor<double, 1>();
+  for (int64_t i = 0; i < r.images; ++i) {
+    auto& im = r.per_image[static_cast<size_t>(i)];
+    im.iou = iou[i];
+    im.precision = pr[i];
+    im.recall = re[i];
+    im.part_iou = im.chamfer = im.fscore_tight = im.fscore_loose = im.part_agreement_3d = nan;
+  }
   if (part_labels.defined()) {
     const auto p = part_iou(ids, part_labels.cpu(), parts, o.labels);
     r.part_iou = p.mean;
     r.assignment = p.assignment;
     r.per_label_iou = p.per_label;
     r.overlap = p.overlap;
+    for (int64_t i = 0; i < r.images; ++i)
+      r.per_image[static_cast<size_t>(i)].part_iou = p.per_image[static_cast<size_t>(i)];
   }
   return r;
 }
@@ -360,6 +376,11 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
       const auto& m = in.meshes[static_cast<size_t>(i)];
       if (!m.verts.defined()) continue;
       const auto a = accuracy_3d(verts[i], faces, m, r.assignment, o);
+      auto& im = r.per_image[static_cast<size_t>(i)];
+      im.chamfer = a.chamfer;
+      im.fscore_tight = a.fscore_tight;
+      im.fscore_loose = a.fscore_loose;
+      if (!r.assignment.empty()) im.part_agreement_3d = a.part_agreement;
       sums[0] += a.chamfer;
       sums[1] += a.fscore_tight;
       sums[2] += a.fscore_loose;

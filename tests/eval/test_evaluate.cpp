@@ -64,6 +64,15 @@ TEST(Evaluate, GroundTruthMeshesScorePerfectly) {
   EXPECT_EQ(r.fscore_tight, 1.0);
   EXPECT_EQ(r.fscore_loose, 1.0);
   EXPECT_EQ(r.part_agreement_3d, 1.0);
+  ASSERT_EQ(r.per_image.size(), 12u);
+  for (const auto& im : r.per_image) {
+    EXPECT_EQ(im.iou, 1.0);
+    EXPECT_EQ(im.precision, 1.0);
+    EXPECT_EQ(im.recall, 1.0);
+    EXPECT_EQ(im.part_iou, 1.0);
+    EXPECT_LT(im.chamfer, 1e-6);
+    EXPECT_EQ(im.part_agreement_3d, 1.0);
+  }
   // LASSIE's nearest-visible-vertex rule on the coarse 10 x 12 tube grid is worse.
   EvalOptions lassie;
   lassie.transfer = KeypointTransfer::NearestVertex;
@@ -116,6 +125,24 @@ TEST(Evaluate, AShiftedPartLosesEveryMetric) {
   }
   const auto r = evaluate(shifted);
   print("largest part shifted", r);
+  // Every image's own figures: the set's means are theirs, and each image lost.
+  ASSERT_EQ(r.per_image.size(), 12u);
+  double iou = 0, precision = 0, recall = 0, chamfer = 0;
+  for (const auto& im : r.per_image) {
+    EXPECT_LT(im.iou, 1.0);
+    EXPECT_LT(im.part_iou, 1.0);
+    EXPECT_GT(im.chamfer, 0.001);
+    iou += im.iou / 12;
+    precision += im.precision / 12;
+    recall += im.recall / 12;
+    chamfer += im.chamfer / 12;
+  }
+  EXPECT_NEAR(iou, r.iou, 1e-12);
+  EXPECT_NEAR(precision, r.precision, 1e-12);
+  EXPECT_NEAR(recall, r.recall, 1e-12);
+  EXPECT_NEAR(chamfer, r.chamfer, 1e-12);
+  EXPECT_LT(r.recall, 1.0);  // the moved parts leave their pixels
+  EXPECT_LT(r.precision, 1.0);
   EXPECT_LT(r.iou, base.iou - 0.05);
   EXPECT_LT(r.part_iou, base.part_iou - 0.05);
   EXPECT_LT(r.pck_paper, base.pck_paper - 0.02);

@@ -416,6 +416,20 @@ TEST(Metrics, SilhouetteIouOnConstructedMasks) {
   ref[0].narrow(0, 1, 2).fill_(1);   // 8 pixels, 4 shared: IoU 4 / 12
   // Image 1: both empty counts as 1.
   EXPECT_NEAR(eval::silhouette_iou(pred, ref), (4.0 / 12.0 + 1.0) / 2.0, 1e-12);
+  // Per image: image 0 shares 4 of its 8 predicted and 4 of the 8 reference pixels.
+  pred[1][0][0] = 1;  // image 1: one false positive, nothing to find
+  const auto s = eval::silhouette_scores(pred, ref);
+  EXPECT_NEAR(s.iou[0].item<double>(), 4.0 / 12.0, 1e-12);
+  EXPECT_NEAR(s.precision[0].item<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(s.recall[0].item<double>(), 0.5, 1e-12);
+  EXPECT_EQ(s.iou[1].item<double>(), 0.0);
+  EXPECT_EQ(s.precision[1].item<double>(), 0.0);
+  EXPECT_EQ(s.recall[1].item<double>(), 1.0);  // an empty reference is fully recalled
+  pred[1][0][0] = 0;
+  ref[1][3][3] = 1;  // image 1: one pixel missed, nothing predicted
+  const auto t = eval::silhouette_scores(pred, ref);
+  EXPECT_EQ(t.precision[1].item<double>(), 1.0);  // nothing predicted, nothing wrong
+  EXPECT_EQ(t.recall[1].item<double>(), 0.0);
 }
 
 TEST(Metrics, PartIouAssignsPartsToLabelsByOverlap) {
@@ -442,6 +456,34 @@ TEST(Metrics, PartIouAssignsPartsToLabelsByOverlap) {
   EXPECT_NEAR(r.per_label[1], 4.0 / 8.0, 1e-12);
   EXPECT_EQ(r.assignment[1], -1);  // part 1 covers nothing
   EXPECT_NEAR(r.mean, (4.0 / 12.0 + 0.5) / 2.0, 1e-12);
+  ASSERT_EQ(r.per_image.size(), 1u);
+  EXPECT_NEAR(r.per_image[0], r.mean, 1e-12);  // one image: its own part IoU is the set's
+}
+
+TEST(Metrics, PartIouPerImageUsesTheSetsAssignment) {
+  // Image 0: part 0 on label 1 exactly. Image 1: part 0 on label 2 (4 pixels), and label 1
+  // uncovered. Pooled, part 0 covers 8 pixels of label 1 and 4 of label 2: it goes to label 1.
+  auto ref = at::zeros({3, 4, 4}, at::kLong);
+  ref[0].narrow(0, 0, 2).fill_(1);
+  ref[1].narrow(0, 0, 1).fill_(1);
+  ref[1].narrow(0, 2, 1).fill_(2);
+  ref[2].narrow(0, 0, 2).fill_(1);
+  auto pred = at::full({3, 4, 4}, -1, at::kLong);
+  pred[0].narrow(0, 0, 2).fill_(0);
+  pred[1].narrow(0, 2, 1).fill_(0);
+  const auto r = eval::part_iou(pred, ref, 2, 2);
+  EXPECT_EQ(r.assignment, (std::vector<int64_t>{1, -1}));
+  ASSERT_EQ(r.per_image.size(), 3u);
+  EXPECT_NEAR(r.per_image[0], 1.0, 1e-12);
+  // Image 1: label 1 (4 px) has part 0's 4 px on label 2 as its prediction: IoU 0; label 2
+  // has no part: IoU 0.
+  EXPECT_NEAR(r.per_image[1], 0.0, 1e-12);
+  EXPECT_NEAR(r.per_image[2], 0.0, 1e-12);  // label 1 present, nothing predicted
+  // Pooled: label 1 is 8 + 4 + 8 = 20 px, predicted 8 + 4 = 12 with 8 shared: 8 / 24.
+  EXPECT_NEAR(r.per_label[0], 8.0 / 24.0, 1e-12);
+  // An image with no labelled pixel has no part IoU.
+  ref[2].zero_();
+  EXPECT_TRUE(std::isnan(eval::part_iou(pred, ref, 2, 2).per_image[2]));
 }
 
 }  // namespace

@@ -92,6 +92,14 @@ struct EvalResult {
   std::vector<std::vector<int64_t>> overlap;  // pixels of part k on label g (g = 0: background), pooled
   int64_t mesh_images = 0;                    // images with 3D metrics
   double chamfer = 0, fscore_tight = 0, fscore_loose = 0, part_agreement_3d = 0;
+  double precision = 0, recall = 0;  // the silhouette's, means over images (metrics.h)
+  // Per image, in input order (metrics.h; NaN where a figure does not apply: part IoU
+  // without part labels, the 3D figures without a mesh).
+  struct Image {
+    double iou = 0, precision = 0, recall = 0, part_iou = 0;
+    double chamfer = 0, fscore_tight = 0, fscore_loose = 0, part_agreement_3d = 0;
+  };
+  std::vector<Image> per_image;
 };
 
 EvalResult evaluate(const EvalInputs& inputs, const EvalOptions& options = {});

@@ -12,6 +12,12 @@
 //      |pred in parts of g OR ref = g|, pooled over the set; part IoU is the mean over g.
 // Silhouette IoU is the mean over images of |pred AND ref| / |pred OR ref| (an image where
 // both are empty counts as 1).
+//
+// Per image (lepard-eval's per_image.csv, for finding the failures behind a mean): the
+// silhouette's IoU, precision |pred AND ref| / |pred| (1 where nothing is predicted) and
+// recall |pred AND ref| / |ref| (1 where the reference is empty); the image's part IoU is
+// step 3 within that image, with the set's assignment of step 2, averaged over the labels
+// present in that image's reference (NaN where it has none).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -22,11 +28,18 @@ namespace lepard::eval {
 // pred, ref: (N, H, W) bool or integer (non-zero = object). Returns the mean over images.
 double silhouette_iou(const at::Tensor& pred, const at::Tensor& ref);
 
+// The same per image: (N) float64 tensors.
+struct SilhouetteScores {
+  at::Tensor iou, precision, recall;
+};
+SilhouetteScores silhouette_scores(const at::Tensor& pred, const at::Tensor& ref);
+
 struct PartIou {
   double mean = 0;                            // mean over the labels present in the reference
   std::vector<int64_t> assignment;            // label assigned to each part, -1 for none
   std::vector<double> per_label;              // IoU per label 1..L (NaN where the label is absent)
   std::vector<std::vector<int64_t>> overlap;  // overlap[k][g]: pixels of part k on label g (g = 0: background)
+  std::vector<double> per_image;              // each image's part IoU (NaN: no label in its reference)
 };
 
 // pred: (N, H, W) int64 part index in [0, parts), -1 for background.
