@@ -98,8 +98,8 @@ at::Tensor turntable(const at::Tensor& verts, const at::Tensor& faces, int64_t v
 int main(int argc, char** argv) {
   cli::tune_runtime(argv);
   cli::init_logging();
-  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay", pseudo_labels, crop = "centre",
-                                                   weights, label_clusters;
+  std::string checkpoint, images, out, boxes_path, formats = "obj,ply,glb,json,overlay,parts", pseudo_labels,
+                                                   crop = "centre", weights, label_clusters;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
   double refine_lr = 0.005, refine_anchor = 0.0, saliency_threshold = 0.2;
   bool choose_view = false;
@@ -108,8 +108,9 @@ int main(int argc, char** argv) {
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
                      "then N iterations of the training forces on each image's own parts) and writes, per image: "
                      "<name>.obj (+ .mtl part colours), <name>.ply, <name>.glb,\n"
-                     "<name>_overlay.png (projected parts over the crop) and <name>.json (camera and part\n"
-                     "parameters); and contact_sheet.png. Meshes are in the camera's orientation, centred on the\n"
+                     "<name>_overlay.png (projected parts over the crop), <name>_parts.png (the part map: 8-bit\n"
+                     "palette PNG, 0 background, k + 1 part k) and <name>.json (camera and part parameters); and\n"
+                     "contact_sheet.png. Meshes are in the camera's orientation, centred on the\n"
                      "object, y up (glTF's convention), so viewers show them as the image does.");
   parser.flag("checkpoint", &checkpoint, "checkpoint.pt of lepard-train (or its run folder)")
       .flag("images", &images, "folder of .png/.jpg/.jpeg/.bmp images")
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
             "to count as object, in (0, 1]")
       .flag("saliency-size", &saliency_size,
             "--crop saliency: side the image is resized to for the ViT (0: its own size)")
-      .flag("formats", &formats, "comma-separated outputs: obj, ply, glb, json, overlay")
+      .flag("formats", &formats, "comma-separated outputs: obj, ply, glb, json, overlay, parts")
       .flag("crop-size", &crop_size, "crop side in pixels (overlays are drawn at this size)")
       .flag("batch", &batch, "images per forward pass")
       .flag("contact-sheet", &sheet, "overlays on contact_sheet.png (0: none)")
@@ -203,8 +204,9 @@ int main(int argc, char** argv) {
     {
       std::stringstream list(formats);
       for (std::string f; std::getline(list, f, ',');) {
-        if (f != "obj" && f != "ply" && f != "glb" && f != "json" && f != "overlay")
-          throw std::invalid_argument("--formats: unknown output '" + f + "' (expected obj, ply, glb, json, overlay)");
+        if (f != "obj" && f != "ply" && f != "glb" && f != "json" && f != "overlay" && f != "parts")
+          throw std::invalid_argument("--formats: unknown output '" + f +
+                                      "' (expected obj, ply, glb, json, overlay, parts)");
         wanted.insert(f);
       }
     }
@@ -213,6 +215,9 @@ int main(int argc, char** argv) {
     if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
     train::TrainConfig config;
     auto net = train::load_model(ckpt, &config);
+    if (has("parts") && config.model.parts > 255)
+      throw std::invalid_argument("--formats parts: " + ckpt.string() + " has " + std::to_string(config.model.parts) +
+                                  " parts, more than an 8-bit part map holds (255); leave parts out of --formats");
     if (net->options().label_input && !with_labels) {
       with_labels = true;
       needs = ckpt.string() + " (trained with model.label_input: the network sees the pseudo-labels)";
@@ -340,6 +345,13 @@ int main(int argc, char** argv) {
     double refine_s = 0, label_s = 0;
     const auto colors =
         ownership.defined() ? render::owned_cluster_palette(ownership) : render::part_palette(config.model.parts);
+    // <name>_parts.png: index 0 background, k + 1 part k, in the parts' colours.
+    io::Palette palette = {{0, 0, 0}};
+    {
+      const auto c = colors.to(at::kByte).contiguous();
+      const auto ca = c.accessor<uint8_t, 2>();
+      for (int64_t k = 0; k < c.size(0); ++k) palette.push_back({ca[k][0], ca[k][1], ca[k][2]});
+    }
     std::vector<data::Sample> overlays;
     cli::Progress progress;
     double forward_s = 0;
@@ -437,6 +449,8 @@ int main(int argc, char** argv) {
         }
         const auto overlay = blended[b];
         if (has("overlay")) io::write_png(base.string() + "_overlay.png", overlay);
+        if (has("parts"))
+          io::write_indexed_png(base.string() + "_parts.png", (frags.part_id[b] + 1).to(at::kByte), palette);
         if (static_cast<int64_t>(i) < turntables) {
           const auto centred = core::rotate_points(pred.camera.rotation[b].view({1, 1, 4}), world[b]);
           io::write_png(base.string() + "_turntable.png", turntable(centred, grid.faces, 8, 160, colors));

@@ -157,15 +157,30 @@ if(NOT out MATCHES "\"images\": 3" OR NOT out MATCHES "\"failed\": 1")
 endif()
 foreach(p ${pngs})
   get_filename_component(stem "${p}" NAME_WE)
-  foreach(ext .obj .mtl .ply .glb .json _overlay.png)
+  foreach(ext .obj .mtl .ply .glb .json _overlay.png _parts.png)
     if(NOT EXISTS "${OUT}/infer/${stem}${ext}")
       message(FATAL_ERROR "lepard-infer wrote no ${stem}${ext}")
     endif()
   endforeach()
 endforeach()
+# The part maps: 8-bit palette PNGs at the crop size, black background, indices within 16
+# parts (this small model has 4), several parts shown, some of the crop covered and some not
+# (about 4% is covered: the model is small and short-trained).
+list(GET pngs 0 first_png)
+get_filename_component(first_stem "${first_png}" NAME_WE)
+run_tool("the part map" 0 "${PYTHON}" -c "
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1])
+assert im.mode == 'P', im.mode
+assert im.size == (64, 64), im.size
+assert im.getpalette()[:3] == [0, 0, 0]
+ids = list(im.getdata())
+covered = sum(i > 0 for i in ids) / len(ids)
+assert max(ids) <= 16 and len(set(ids)) >= 3 and 0.005 < covered < 0.98, (sorted(set(ids)), covered)
+" "${OUT}/infer/${first_stem}_parts.png")
 # Two inputs with one stem (twin.png, twin.jpg): one set of outputs each, none overwritten.
 file(MAKE_DIRECTORY "${OUT}/twins")
-list(GET pngs 0 first_png)
 configure_file("${first_png}" "${OUT}/twins/twin.png" COPYONLY)
 configure_file("${first_png}" "${OUT}/twins/twin.jpg" COPYONLY)
 run_tool("lepard-infer (twins)" 0 "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/twins_out"
