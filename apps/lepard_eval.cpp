@@ -153,7 +153,11 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
   for (size_t g = 0; g < r.per_label_iou.size(); ++g)
     if (!std::isnan(r.per_label_iou[g])) per[std::to_string(g + 1)] = r.per_label_iou[g];
   j["per_label_iou"] = per;
-  j["overlap"] = r.overlap;  // pixels of part (or cluster) k on ground-truth label g, g = 0 background
+  nlohmann::json missed = nlohmann::json::object();
+  for (size_t g = 0; g < r.missed_per_label.size(); ++g)
+    if (!std::isnan(r.missed_per_label[g])) missed[std::to_string(g + 1)] = r.missed_per_label[g];
+  j["missed_per_label"] = missed;  // share of each label's pixels that no part (or cluster) covers
+  j["overlap"] = r.overlap;        // pixels of part (or cluster) k on ground-truth label g, g = 0 background
   return j;
 }
 

@@ -227,6 +227,7 @@ EvalResult evaluate_label_maps(const at::Tensor& maps, int64_t parts, const at::
     r.part_iou = p.mean;
     r.assignment = p.assignment;
     r.per_label_iou = p.per_label;
+    r.missed_per_label = p.missed;
     r.overlap = p.overlap;
     for (int64_t i = 0; i < r.images; ++i)
       r.per_image[static_cast<size_t>(i)].part_iou = p.per_image[static_cast<size_t>(i)];

@@ -85,6 +85,12 @@ PartIou part_iou(const at::Tensor& pred, const at::Tensor& ref, int64_t parts, i
   for (int64_t k = 0; k < parts; ++k)
     for (int64_t g = 0; g <= labels; ++g) out.overlap[k][g] = c[k + 1][g];
   out.per_label = label_ious(c, parts, labels, out.assignment);
+  out.missed.assign(static_cast<size_t>(labels), std::numeric_limits<double>::quiet_NaN());
+  for (int64_t g = 1; g <= labels; ++g) {
+    int64_t ref_g = 0;
+    for (int64_t k = 0; k <= parts; ++k) ref_g += c[k][g];
+    if (ref_g > 0) out.missed[static_cast<size_t>(g - 1)] = static_cast<double>(c[0][g]) / static_cast<double>(ref_g);
+  }
   out.mean = present_mean(out.per_label);
   if (std::isnan(out.mean)) out.mean = 0.0;
   const auto a = per_image.accessor<int64_t, 3>();

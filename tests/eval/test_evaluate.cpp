@@ -64,6 +64,8 @@ TEST(Evaluate, GroundTruthMeshesScorePerfectly) {
   EXPECT_EQ(r.fscore_tight, 1.0);
   EXPECT_EQ(r.fscore_loose, 1.0);
   EXPECT_EQ(r.part_agreement_3d, 1.0);
+  ASSERT_EQ(r.missed_per_label.size(), 16u);
+  for (const double m : r.missed_per_label) EXPECT_TRUE(std::isnan(m) || m == 0.0);
   ASSERT_EQ(r.per_image.size(), 12u);
   for (const auto& im : r.per_image) {
     EXPECT_EQ(im.iou, 1.0);
@@ -141,7 +143,8 @@ TEST(Evaluate, AShiftedPartLosesEveryMetric) {
   EXPECT_NEAR(precision, r.precision, 1e-12);
   EXPECT_NEAR(recall, r.recall, 1e-12);
   EXPECT_NEAR(chamfer, r.chamfer, 1e-12);
-  EXPECT_LT(r.recall, 1.0);  // the moved parts leave their pixels
+  EXPECT_LT(r.recall, 1.0);                // the moved parts leave their pixels
+  EXPECT_GT(r.missed_per_label[1], 0.05);  // LASSIE label 2, the head, moved off its own pixels
   EXPECT_LT(r.precision, 1.0);
   EXPECT_LT(r.iou, base.iou - 0.05);
   EXPECT_LT(r.part_iou, base.part_iou - 0.05);

@@ -456,6 +456,9 @@ TEST(Metrics, PartIouAssignsPartsToLabelsByOverlap) {
   EXPECT_NEAR(r.per_label[1], 4.0 / 8.0, 1e-12);
   EXPECT_EQ(r.assignment[1], -1);  // part 1 covers nothing
   EXPECT_NEAR(r.mean, (4.0 / 12.0 + 0.5) / 2.0, 1e-12);
+  // Column 0 (label 1) is left uncovered: half of label 1; label 2 is fully covered.
+  EXPECT_NEAR(r.missed[0], 0.5, 1e-12);
+  EXPECT_NEAR(r.missed[1], 0.0, 1e-12);
   ASSERT_EQ(r.per_image.size(), 1u);
   EXPECT_NEAR(r.per_image[0], r.mean, 1e-12);  // one image: its own part IoU is the set's
 }

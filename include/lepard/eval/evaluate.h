@@ -89,6 +89,7 @@ struct EvalResult {
   double iou = 0, part_iou = 0;
   std::vector<int64_t> assignment;            // label matched to each part (-1: none)
   std::vector<double> per_label_iou;          // part IoU of each label 1..labels (NaN: absent)
+  std::vector<double> missed_per_label;       // share of each label's pixels no part covers (NaN: absent)
   std::vector<std::vector<int64_t>> overlap;  // pixels of part k on label g (g = 0: background), pooled
   int64_t mesh_images = 0;                    // images with 3D metrics
   double chamfer = 0, fscore_tight = 0, fscore_loose = 0, part_agreement_3d = 0;

@@ -40,6 +40,7 @@ struct PartIou {
   std::vector<double> per_label;              // IoU per label 1..L (NaN where the label is absent)
   std::vector<std::vector<int64_t>> overlap;  // overlap[k][g]: pixels of part k on label g (g = 0: background)
   std::vector<double> per_image;              // each image's part IoU (NaN: no label in its reference)
+  std::vector<double> missed;  // share of each label's pixels 1..L that no part covers (NaN: absent), pooled
 };
 
 // pred: (N, H, W) int64 part index in [0, parts), -1 for background.
