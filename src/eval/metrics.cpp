@@ -45,7 +45,7 @@ double present_mean(const std::vector<double>& per_label) {
 
 SilhouetteScores silhouette_scores(const at::Tensor& pred, const at::Tensor& ref) {
   if (pred.sizes() != ref.sizes() || pred.dim() != 3)
-    throw std::invalid_argument("silhouette_iou: expected two (N, H, W) maps of the same size");
+    throw std::invalid_argument("silhouette_scores: expected two (N, H, W) maps of the same size");
   const auto p = pred.ne(0).flatten(1), r = ref.ne(0).flatten(1);
   const auto inter = (p & r).sum(1).to(at::kDouble), uni = (p | r).sum(1).to(at::kDouble);
   const auto np = p.sum(1).to(at::kDouble), nr = r.sum(1).to(at::kDouble);
