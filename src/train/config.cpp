@@ -268,6 +268,11 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.part_normalize", &loss.part_normalize,
              "true: the per-part silhouette of each cluster relative to its area (thin clusters, the legs, count as "
              "much as the torso)")
+      .field("loss.part_coverage_balance", &loss.part_coverage_balance,
+             "in [0, 1], with loss.part_normalize: false: each cluster's misses in the per-part silhouette weighted "
+             "by its area to this power's negative, scaled to average 1 over the owned pixels (0: every pixel alike; "
+             "1: every cluster alike, so a thin leg cluster weighs as much as the torso); the containment half stays "
+             "per pixel")
       .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
       .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
       .field("loss.weight_center", &loss.weights.center, "generalized-force weight of q_c")
@@ -376,6 +381,11 @@ void TrainConfig::validate(const std::string& source) const {
          "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");
   if (!(loss.split_min_fraction > 0 && loss.split_min_fraction <= 1))
     fail("loss.split_min_fraction", "must be in (0, 1]");
+  if (!(loss.part_coverage_balance >= 0 && loss.part_coverage_balance <= 1))
+    fail("loss.part_coverage_balance", "must be in [0, 1]");
+  if (loss.part_coverage_balance > 0 && loss.part_normalize)
+    fail("loss.part_coverage_balance",
+         "needs loss.part_normalize: false (part_normalize already divides each cluster's misses by its area)");
   if (loss.split_shared && !loss.ownership) fail("loss.split_shared", "needs loss.ownership: true");
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
   if (!(loss.viewpoint >= 0)) fail("loss.viewpoint", "must be non-negative");

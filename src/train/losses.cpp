@@ -169,8 +169,18 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       const auto onehot = at::one_hot(part_labels.clamp(0, c), c + 1)
                               .narrow(3, 1, c)
                               .permute({0, 3, 1, 2})
-                              .to(shape.scalar_type());                                   // (B, C, H, W)
-      const auto miss = (1.0 - owners_union).pow(2) * onehot * owned.view({b, c, 1, 1});  // (B, C, H, W)
+                              .to(shape.scalar_type());                             // (B, C, H, W)
+      auto miss = (1.0 - owners_union).pow(2) * onehot * owned.view({b, c, 1, 1});  // (B, C, H, W)
+      if (s.part_coverage_balance > 0.0) {
+        // Each owned cluster's misses weighted by its area to the power -balance, scaled so
+        // that the weights times the areas sum to the owned pixels (a uniform miss costs
+        // what it did): at 1 every cluster present weighs the same in total, at 0 every pixel.
+        const auto area = (onehot * owned.view({b, c, 1, 1})).sum({2, 3});  // (B, C)
+        const auto present = (area > 0.5).to(area.scalar_type());
+        const auto raw = area.clamp_min(1.0).pow(-s.part_coverage_balance) * present;
+        const auto weight = raw * area.sum(1, true) / (raw * area).sum(1, true).clamp_min(1e-12);
+        miss = miss * weight.view({b, c, 1, 1});
+      }
       const auto mine = (s.split_shared ? at::einsum("bchw,bkc->bkhw", {onehot, own})
                                         : at::einsum("bchw,kc->bkhw", {onehot, shared_own}))
                             .clamp_max(1.0);                              // (B, K, H, W)

@@ -140,6 +140,9 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
       << error_of(good, {"loss.layout=1"});
   EXPECT_NE(error_of(good, {"loss.layout=-1"}).find("loss.layout"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_pull=-0.5"}).find("loss.part_pull"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.part_coverage_balance=1.5"}).find("loss.part_coverage_balance"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.part_normalize=true", "loss.part_coverage_balance=0.5"}).find("part_normalize"),
+            std::string::npos);
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

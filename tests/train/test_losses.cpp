@@ -326,6 +326,54 @@ TEST_P(LossesDevices, ThePullWeightScalesTheForceThatThinsAPartOverAThinCluster)
   EXPECT_NEAR(gh, 0.5 * (g1 + g0), 1e-12);
 }
 
+// loss.part_coverage_balance reweighs the coverage half by cluster: a 72-pixel cluster under
+// part 0 and a 16-pixel cluster half under part 1, each part owning one, containment off.
+// Each part's force comes from its own cluster's misses alone, so with the balance it is
+// exactly the unbalanced force times its cluster's weight, area^-balance scaled so that the
+// weights average 1 over the 88 owned pixels: at balance 1, 88 / (2 x 72) and 88 / (2 x 16),
+// the small cluster's part pushed 4.5 times harder than before against the large one's.
+TEST_P(LossesDevices, CoverageBalanceWeighsEachClustersMissesByItsArea) {
+  const auto device = GetParam();
+  auto labels = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  labels.narrow(1, 12, 8).narrow(2, 18, 9).fill_(1);  // 72 pixels, x in [0.125, 0.6875]
+  labels.narrow(1, 14, 4).narrow(2, 8, 4).fill_(2);   // 16 pixels, x in [-0.5, -0.25]
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  auto s = only_per_part(&LossSettings::part_silhouette);
+  s.part_normalize = false;
+  s.part_containment = 0.0;
+  // Part 0 at image x = 0.4 over cluster 1, part 1 at -0.2 reaching half over cluster 2.
+  auto energy_and_forces = [&](double balance) {
+    s.part_coverage_balance = balance;
+    auto in = spheres_over_clusters(0.8, at::eye(2, opts), device);
+    const auto out = compute_losses(in, LossTargets{labels.to(device)}, grid, s);
+    out.total.backward();
+    const auto g = in.parts.center.grad().cpu();
+    return std::array<double, 3>{out.total.item<double>(), g[0][0][0].item<double>(), g[0][1][0].item<double>()};
+  };
+  const auto flat = energy_and_forces(0.0);
+  ASSERT_GT(std::abs(flat[1]), 1e-8);
+  ASSERT_GT(std::abs(flat[2]), 1e-8);
+  EXPECT_GT(flat[2], 0.0);  // descent moves part 1 to -x, over the rest of its cluster
+  for (const double balance : {0.5, 1.0}) {
+    const double raw_large = std::pow(72.0, -balance), raw_small = std::pow(16.0, -balance);
+    const double scale = 88.0 / (72.0 * raw_large + 16.0 * raw_small);
+    const auto balanced = energy_and_forces(balance);
+    EXPECT_NEAR(balanced[1], scale * raw_large * flat[1], 1e-9 * std::abs(flat[1])) << balance;
+    EXPECT_NEAR(balanced[2], scale * raw_small * flat[2], 1e-9 * std::abs(flat[2])) << balance;
+  }
+  const auto full = energy_and_forces(1.0);
+  EXPECT_NEAR((full[2] / flat[2]) / (full[1] / flat[1]), 4.5, 1e-9);
+  // Misses everywhere (no part near either cluster) cost the same with any balance.
+  auto far = [&](double balance) {
+    s.part_coverage_balance = balance;
+    auto in = spheres_over_clusters(-3.0, at::eye(2, opts), device);
+    return compute_losses(in, LossTargets{labels.to(device)}, grid, s).total.item<double>();
+  };
+  EXPECT_NEAR(far(1.0), far(0.0), 1e-12);
+  EXPECT_NEAR(far(0.0), 88.0 / (kClusterGrid * kClusterGrid), 1e-6);
+}
+
 // Split shared clusters (loss.split_shared): one cluster in two pieces (the legs of one leg
 // cluster), both parts own it and both sit on its left piece; the right piece is uncovered.
 // Shared, the parts stand for the union, and the one nearer the right piece (part 1) is only

@@ -29,6 +29,9 @@
 //                With part_normalize each cluster's sum over pixels is divided by its area in
 //                the image (at least one pixel), and the clusters present are averaged: a thin
 //                leg cluster then weighs as much as the torso instead of its few pixels' share
+//                (both halves). part_coverage_balance in (0, 1] instead reweighs only the
+//                coverage half: cluster c's misses by area_c^-balance, scaled so that the
+//                weights average 1 over the owned pixels
 //   part_attraction  the reach beyond the soft rasteriser's band, per part: a Chamfer between
 //                each part's projected points and the pixels of its own clusters (points to
 //                the nearest owned pixel; each cluster's pixels to the nearest point of the
@@ -68,7 +71,12 @@ struct LossSettings {
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
   bool part_normalize = true;     // part_silhouette per cluster divided by the cluster's area in the image
   double part_containment = 1.0;  // part_silhouette: weight of a part's strays against its cluster's misses
-  double part_pull = 1.0;         // part_attraction: weight of the points-to-pixels half against the cover
+  // part_silhouette without part_normalize: each cluster's misses weighted by its area in the
+  // image to the power -part_coverage_balance, the weights scaled so that they average 1 over
+  // the owned pixels (0: every pixel alike; 1: every cluster alike, a thin leg as the torso).
+  // The containment half stays a mean over pixels.
+  double part_coverage_balance = 0.0;
+  double part_pull = 1.0;  // part_attraction: weight of the points-to-pixels half against the cover
   // Per image, the pieces of a cluster several parts share become clusters of their own, each
   // owned by its nearest owner (train/ownership.h split_shared_clusters); pieces smaller than
   // split_min_fraction of the cluster's pixels in the image join the nearest larger one.
