@@ -117,6 +117,7 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (o.parts < 1 || o.clusters < 1) throw std::invalid_argument("model needs at least one part and one cluster");
   if (!(o.max_exponent > 0.3 && o.max_exponent < 2.0))
     throw std::invalid_argument("model.max_exponent must be in (0.3, 2)");
+  if (!(o.max_size > 0.35 && o.max_size <= 1.5)) throw std::invalid_argument("model.max_size must be in (0.35, 1.5]");
   encoder_ = register_module("encoder", Encoder(o));
   hidden_ = register_module("hidden", torch::nn::Linear(encoder_->out_features(), o.hidden));
   camera_head_ = register_module("camera_head", torch::nn::Linear(o.hidden, 7));
@@ -157,7 +158,7 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     } else {
       pb[k][3] = 1.0;  // identity quaternion (w first)
     }
-    pb[k][7 + core::kA0] = logit((0.3 - 0.05) / 0.45);
+    pb[k][7 + core::kA0] = logit((0.3 - 0.05) / (o.max_size - 0.05));
     const double aspect[3] = {limb ? 0.25 : 0.6, limb ? 0.25 : 0.6, limb ? 1.0 - 1e-3 : 0.6};
     for (int64_t a = 0; a < 3; ++a) pb[k][7 + core::kA1 + a] = logit((aspect[a] - kMinAspect) / (1.0 - kMinAspect));
     // The template's exponents: 1 (an ellipsoid), or just under the bound when it is below 1.
@@ -244,12 +245,12 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   const auto s = raw.narrow(2, 7, core::kShapeDim);
   const auto sig = at::sigmoid(s), th = at::tanh(s);
   const double deformable = o.rigid ? 0.0 : 1.0;  // rigid superquadrics: no taper, no bend
-  p.parts.shape =
-      at::cat({0.05 + 0.45 * sig.narrow(2, core::kA0, 1), kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
-               0.2 + (o.max_exponent - 0.2) * sig.narrow(2, core::kE1, 2),
-               0.5 * deformable * th.narrow(2, core::kT1, 2), 0.1 * deformable * th.narrow(2, core::kB1, 1),
-               th.narrow(2, core::kB2, 1), 0.2 + 0.8 * sig.narrow(2, core::kB3, 1)},
-              2);
+  p.parts.shape = at::cat({0.05 + (o.max_size - 0.05) * sig.narrow(2, core::kA0, 1),
+                           kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
+                           0.2 + (o.max_exponent - 0.2) * sig.narrow(2, core::kE1, 2),
+                           0.5 * deformable * th.narrow(2, core::kT1, 2), 0.1 * deformable * th.narrow(2, core::kB1, 1),
+                           th.narrow(2, core::kB2, 1), 0.2 + 0.8 * sig.narrow(2, core::kB3, 1)},
+                          2);
   if (r.flow.defined()) {
     const int64_t g = o.flow_grid;
     p.velocity = o.max_velocity * at::tanh(r.flow).view({b, o.parts, 3, g, g, g});

@@ -212,6 +212,9 @@ ConfigSchema TrainConfig::schema() {
       .field("model.max_velocity", &model.max_velocity, "bound of the local velocity (normalised units)")
       .field("model.max_exponent", &model.max_exponent,
              "upper bound of the squareness exponents e1, e2, in (0.3, 2) (above 1 a part may pinch to a spindle)")
+      .field("model.max_size", &model.max_size,
+             "upper bound of a part's size a0 (its largest half-extent, object units), in (0.35, 1.5]; the template "
+             "starts at 0.3 whatever the bound")
       .field("model.viewpoints", &model.viewpoints,
              "turns about the vertical axis the camera chooses among (a selection head trained by the viewpoint "
              "search, loss.viewpoint; 2: the animal faces one way or the other); 1: none")
@@ -357,6 +360,7 @@ void TrainConfig::validate(const std::string& source) const {
   if (model.segments < 3) fail("model.segments", "must be at least 3");
   if (loss.render_size < 8) fail("loss.render_size", "must be at least 8");
   if (!(model.max_exponent > 0.3 && model.max_exponent < 2.0)) fail("model.max_exponent", "must be in (0.3, 2)");
+  if (!(model.max_size > 0.35 && model.max_size <= 1.5)) fail("model.max_size", "must be in (0.35, 1.5]");
   for (const auto& [key, v] :
        std::vector<std::pair<std::string, double>>{{"loss.silhouette", loss.silhouette},
                                                    {"loss.parts", loss.parts},

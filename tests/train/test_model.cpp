@@ -146,6 +146,42 @@ TEST(Model, RigidSuperquadricsHaveNoTaperOrBend) {
   EXPECT_TRUE(d.parts.shape.narrow(2, core::kB2, 2).equal(r.parts.shape.narrow(2, core::kB2, 2)));
 }
 
+// model.max_size bounds a part's size a0: raw outputs driven to both ends reach 0.05 and the
+// bound, the rest of the decoding is unchanged, and the template starts at a0 = 0.3 whatever
+// the bound (the same raw outputs at the start give the same parts).
+TEST(Model, TheSizeBoundFollowsMaxSize) {
+  ModelOptions o;
+  o.parts = 4;
+  o.clusters = 4;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.local_deformation = false;
+  LepardNet small(o);
+  o.max_size = 0.9;
+  LepardNet large(o);
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  for (LepardNet* net : {&small, &large})
+    EXPECT_NEAR((*net)->forward(images).parts.shape.select(2, core::kA0).mean().item<double>(), 0.3, 0.02);
+  RawPrediction raw = small->forward_raw(images);
+  auto a0_range = [&](LepardNet& net, double gain) {
+    RawPrediction r = raw;
+    r.parts = raw.parts.clone();
+    r.parts.select(2, 7 + core::kA0).fill_(gain);
+    return net->decode(r).parts.shape.select(2, core::kA0).mean().item<double>();
+  };
+  EXPECT_NEAR(a0_range(small, 50.0), 0.5, 1e-6);
+  EXPECT_NEAR(a0_range(large, 50.0), 0.9, 1e-6);
+  EXPECT_NEAR(a0_range(small, -50.0), 0.05, 1e-6);
+  EXPECT_NEAR(a0_range(large, -50.0), 0.05, 1e-6);
+  EXPECT_NEAR(a0_range(large, 0.0), 0.05 + 0.85 * 0.5, 1e-6);
+  const auto ds = small->decode(raw).parts.shape, dl = large->decode(raw).parts.shape;
+  EXPECT_TRUE(ds.narrow(2, core::kA1, core::kShapeDim - 1).equal(dl.narrow(2, core::kA1, core::kShapeDim - 1)));
+  o.max_size = 0.3;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+}
+
 // model.label_input: the labels become one-hot planes after the RGB channels, and the
 // prediction follows them.
 TEST(Model, LabelInputSeesThePseudoLabels) {

@@ -10,7 +10,7 @@
 //   camera position  c_cam = (0.3 tanh, 0.3 tanh, distance * exp(0.3 tanh))
 //   q_c              1.5 * tanh (object units; the object is about 2 units across)
 //   q_theta          raw output plus the identity quaternion
-//   q_s              a0 in [0.05, 0.5], a1..a3 in [0.1, 1], e1, e2 in [0.2, max_exponent (1.7)],
+//   q_s              a0 in [0.05, max_size (0.5)], a1..a3 in [0.1, 1], e1, e2 in [0.2, max_exponent (1.7)],
 //                    t1, t2 in 0.5 tanh, b1 in 0.1 tanh, b2 in tanh, b3 in [0.2, 1]
 //   q_d              max_velocity * tanh, a (3, G, G, G) B-spline velocity grid per part
 // The last layer of each head starts with small weights and biases that place the K parts

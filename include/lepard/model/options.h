@@ -33,6 +33,10 @@ struct ModelOptions {
   int64_t segments = 12;         //   and longitude segments
   double max_velocity = 0.15;    // bound of q_d (normalised units; core/local_flow.h)
   double max_exponent = 1.7;     // upper bound of the squareness exponents e1, e2 (lower 0.2)
+  // Upper bound of a part's size a0 (its largest half-extent, object units; lower 0.05). At
+  // 0.5 the leg parts of the label-input recipe sat at the bound (a0 0.47-0.49, where the
+  // sigmoid's gradient is nearly gone) with the lower legs uncovered (docs/BENCHMARKS.md).
+  double max_size = 0.5;
   double camera_distance = 3.0;
   double focal = 2.0;
   double cluster_prior = 3.0;  // initial logit of part k's own cluster (k mod C)
