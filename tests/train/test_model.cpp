@@ -16,6 +16,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A small network with four parts on a 32-pixel input and no local deformation.
+ModelOptions small_rigid_options() {
+  ModelOptions o;
+  o.parts = 4;
+  o.clusters = 4;
+  o.image_size = 32;
+  o.encoder_depth = 2;
+  o.encoder_width = 8;
+  o.hidden = 16;
+  o.local_deformation = false;
+  return o;
+}
+
 TEST(Model, OutputsHaveTheirShapesAndBounds) {
   ModelOptions o;
   o.parts = 5;
@@ -123,14 +136,7 @@ TEST(Model, ReconstructionOnAnyGridAndZeroVelocityIsRigid) {
 }
 
 TEST(Model, RigidSuperquadricsHaveNoTaperOrBend) {
-  ModelOptions o;
-  o.parts = 4;
-  o.clusters = 4;
-  o.image_size = 32;
-  o.encoder_depth = 2;
-  o.encoder_width = 8;
-  o.hidden = 16;
-  o.local_deformation = false;
+  auto o = small_rigid_options();
   LepardNet deformable(o);
   o.rigid = true;
   LepardNet rigid(o);
@@ -150,14 +156,7 @@ TEST(Model, RigidSuperquadricsHaveNoTaperOrBend) {
 // bound, the rest of the decoding is unchanged, and the template starts at a0 = 0.3 whatever
 // the bound (the same raw outputs at the start give the same parts).
 TEST(Model, TheSizeBoundFollowsMaxSize) {
-  ModelOptions o;
-  o.parts = 4;
-  o.clusters = 4;
-  o.image_size = 32;
-  o.encoder_depth = 2;
-  o.encoder_width = 8;
-  o.hidden = 16;
-  o.local_deformation = false;
+  auto o = small_rigid_options();
   LepardNet small(o);
   o.max_size = 0.9;
   LepardNet large(o);
