@@ -34,8 +34,8 @@ struct ModelOptions {
   double max_velocity = 0.15;    // bound of q_d (normalised units; core/local_flow.h)
   double max_exponent = 1.7;     // upper bound of the squareness exponents e1, e2 (lower 0.2)
   // Upper bound of a part's size a0 (its largest half-extent, object units; lower 0.05). At
-  // 0.5 the leg parts of the label-input recipe sat at the bound (a0 0.47-0.49, where the
-  // sigmoid's gradient is nearly gone) with the lower legs uncovered (docs/BENCHMARKS.md).
+  // 0.5 the leg parts of the label-input recipe sit near the bound (a0 0.47-0.49); at 0.8
+  // every part grew and the camera moved back, with no gain (docs/BENCHMARKS.md).
   double max_size = 0.5;
   double camera_distance = 3.0;
   double focal = 2.0;
