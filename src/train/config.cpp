@@ -276,6 +276,13 @@ ConfigSchema TrainConfig::schema() {
              "by its area to this power's negative, scaled to average 1 over the owned pixels (0: every pixel alike; "
              "1: every cluster alike, so a thin leg cluster weighs as much as the torso); the containment half stays "
              "per pixel")
+      .field("loss.rim_share", &loss.rim_share,
+             "the rim: a cluster of which at least this share of pixels touch the background (the outline's mixed "
+             "cells) is owned by no part, and its pixels count loss.rim_target as foreground (0: off; needs "
+             "loss.ownership)")
+      .field("loss.rim_target", &loss.rim_target,
+             "in [0, 1]: the silhouette's foreground target on the rim's pixels (0.5: the outline halfway through "
+             "them); the part image and the parts' containment weigh them as background by 1 minus this")
       .field("loss.generalized_forces", &loss.generalized_forces, "false: plain autograd image loss (ablation)")
       .field("loss.collisions", &loss.collisions, "false: no collision forces (ablation)")
       .field("loss.weight_center", &loss.weights.center, "generalized-force weight of q_c")
@@ -391,6 +398,10 @@ void TrainConfig::validate(const std::string& source) const {
     fail("loss.part_coverage_balance",
          "needs loss.part_normalize: false (part_normalize already divides each cluster's misses by its area)");
   if (loss.split_shared && !loss.ownership) fail("loss.split_shared", "needs loss.ownership: true");
+  if (!(loss.rim_share >= 0 && loss.rim_share <= 1)) fail("loss.rim_share", "must be in [0, 1] (0: no rim)");
+  if (loss.rim_share > 0 && !loss.ownership)
+    fail("loss.rim_share", "needs loss.ownership: true (the rim is the clusters no part owns)");
+  if (!(loss.rim_target >= 0 && loss.rim_target <= 1)) fail("loss.rim_target", "must be in [0, 1]");
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
   if (!(loss.viewpoint >= 0)) fail("loss.viewpoint", "must be non-negative");
   if (loss.viewpoint > 0 && model.viewpoints < 2)

@@ -97,7 +97,20 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
   raster.height = h;
   raster.width = w;
   raster.sigma = s.sigma;
-  const auto target_mask = (labels > 0).to(shape.scalar_type());
+  // The rim (loss.rim_share): the clusters no part owns, whose pixels straddle the outline.
+  // Their pixels count rim_target as foreground; every other term reads the core labels
+  // (the rim as background), the part image and the containment with weight 1 - rim_target.
+  at::Tensor core_labels = labels, rim;  // rim: (B, H, W) 1 on the rim's pixels, or undefined
+  if (s.rim_share > 0.0 && in.ownership.defined()) {
+    const auto unowned = in.ownership.to(labels.device()).sum(0) < 0.5;  // (C)
+    const auto lut = at::cat({at::zeros({1}, unowned.options()), unowned});
+    rim = lut.index_select(0, labels.clamp(0, unowned.size(0)).reshape(-1)).view_as(labels);
+    core_labels = labels.masked_fill(rim, 0);
+    rim = rim.to(shape.scalar_type());
+  }
+  const auto target_mask = rim.defined() ? (core_labels > 0).to(shape.scalar_type()) + s.rim_target * rim
+                                         : (labels > 0).to(shape.scalar_type());
+  const auto rim_keep = rim.defined() ? 1.0 - s.rim_target * rim : at::Tensor();  // (B, H, W)
 
   auto add = [&](const std::string& name, double weight, const at::Tensor& value) {
     if (weight == 0.0) return;
@@ -124,13 +137,15 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     auto background = at::zeros({c + 1}, distribution.options());
     background[0] = 1.0;
     const auto image = render::soft_attributes(points, faces, attributes, background, attr);  // (B, C+1, H, W)
-    const auto onehot = at::one_hot(labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
-    add("parts", s.parts, batch_mean((image - onehot).pow(2).sum(1).mean({1, 2})));
+    const auto onehot = at::one_hot(core_labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
+    auto err = (image - onehot).pow(2).sum(1);  // (B, H, W)
+    if (rim_keep.defined()) err = err * rim_keep;
+    add("parts", s.parts, batch_mean(err.mean({1, 2})));
   }
   if (s.attraction != 0.0) {
     const auto idx = spread_indices(v, s.attraction_points).to(points.device());
     const auto pts = points.index_select(2, idx).narrow(3, 0, 2).reshape({b, -1, 2});
-    const auto [pix, valid] = mask_pixels(labels, s.attraction_pixels, pts);
+    const auto [pix, valid] = mask_pixels(core_labels, s.attraction_pixels, pts);
     const auto d2 = (pts.unsqueeze(2) - pix.unsqueeze(1)).pow(2).sum(3);  // (B, P, M)
     const auto per_image = std::get<0>(d2.min(2)).mean(1) + std::get<0>(d2.min(1)).mean(1);
     add("attraction", s.attraction, batch_mean(per_image * valid));
@@ -183,8 +198,9 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       }
       const auto mine = (s.split_shared ? at::einsum("bchw,bkc->bkhw", {onehot, own})
                                         : at::einsum("bchw,kc->bkhw", {onehot, shared_own}))
-                            .clamp_max(1.0);                              // (B, K, H, W)
-      const auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);  // (B, K, H, W)
+                            .clamp_max(1.0);                        // (B, K, H, W)
+      auto stray = s.part_containment * sil.pow(2) * (1.0 - mine);  // (B, K, H, W)
+      if (rim_keep.defined()) stray = stray * rim_keep.unsqueeze(1);
       if (s.part_normalize) {
         // Each cluster's misses relative to its area, each part's strays relative to the area
         // of its own clusters; means over the owned clusters and the parts the image has.

@@ -155,12 +155,34 @@ at::Tensor assign_ownership(const std::vector<RegionStats>& parts, const std::ve
 }
 
 at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labels, int64_t parts, int64_t clusters,
-                             double slack, int64_t capacity) {
+                             double slack, int64_t capacity, const std::vector<bool>& exclude) {
   if (part_maps.sizes() != labels.sizes())
     throw std::invalid_argument("initial_ownership: part maps and pseudo-labels differ in size");
+  if (!exclude.empty() && static_cast<int64_t>(exclude.size()) != clusters)
+    throw std::invalid_argument("initial_ownership: exclude must have one entry per cluster");
   const auto part_stats = region_stats(part_maps.cpu().to(at::kLong) + 1, parts);
-  const auto cluster_stats = region_stats(labels, clusters);
+  auto cluster_stats = region_stats(labels, clusters);
+  for (size_t j = 0; j < exclude.size(); ++j)
+    if (exclude[j]) cluster_stats[j].images = 0;
   return assign_ownership(part_stats, cluster_stats, slack, capacity);
+}
+
+std::vector<double> rim_shares(const at::Tensor& labels_in, int64_t clusters) {
+  if (labels_in.dim() != 3) throw std::invalid_argument("rim_shares: labels must be (N, H, W)");
+  const auto labels = labels_in.cpu().to(at::kLong);
+  // Background pixels dilated by one (3 x 3); max-pooling pads with -inf, so the map's edge
+  // does not count as background.
+  const auto bg = labels.eq(0).to(at::kFloat).unsqueeze(1);
+  const auto touch = at::max_pool2d(bg, {3, 3}, {1, 1}, {1, 1}).squeeze(1) > 0.5;
+  const auto flat = labels.reshape(-1).clamp(0, clusters);
+  const auto all = at::bincount(flat, {}, clusters + 1);
+  const auto near = at::bincount(flat.masked_select(touch.reshape(-1)), {}, clusters + 1);
+  std::vector<double> out(static_cast<size_t>(clusters), 0.0);
+  for (int64_t c = 1; c <= clusters; ++c) {
+    const auto n = all[c].item<int64_t>();
+    if (n > 0) out[static_cast<size_t>(c - 1)] = static_cast<double>(near[c].item<int64_t>()) / static_cast<double>(n);
+  }
+  return out;
 }
 
 ImageOwnership split_shared_clusters(const at::Tensor& labels_in, const at::Tensor& ownership,

@@ -371,8 +371,20 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
                                               m.train.labels.narrow(0, 0, n).to(m.device));
     const auto maps =
         render::rasterize_hard(points.cpu(), m.grid.faces, c.loss.render_size, c.loss.render_size).part_id;
+    // The rim (loss.rim_share): clusters of the outline's mixed cells, owned by no part.
+    std::vector<bool> rim;
+    if (c.loss.rim_share > 0) {
+      const auto shares =
+          rim_shares(m.train.labels.narrow(0, 0, std::min<int64_t>(256, m.train.size())), m.train.clusters);
+      std::string list;
+      for (size_t j = 0; j < shares.size(); ++j) {
+        rim.push_back(shares[j] >= c.loss.rim_share);
+        list += fmt::format(" c{} {:.2f}{}", j + 1, shares[j], rim.back() ? " (rim)" : "");
+      }
+      spdlog::info("share of each cluster's pixels on the outline (loss.rim_share {}):{}", c.loss.rim_share, list);
+    }
     m.ownership = initial_ownership(maps, m.train.labels.narrow(0, 0, n), c.model.parts, m.train.clusters,
-                                    c.loss.ownership_slack, c.loss.ownership_capacity)
+                                    c.loss.ownership_slack, c.loss.ownership_capacity, rim)
                       .to(m.device);
     spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
   }

@@ -144,6 +144,12 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.part_coverage_balance=1.5"}).find("loss.part_coverage_balance"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_normalize=true", "loss.part_coverage_balance=0.5"}).find("part_normalize"),
             std::string::npos);
+  // The rim's settings.
+  EXPECT_NE(error_of(good, {"loss.rim_share=1.5"}).find("key 'loss.rim_share'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.rim_share=0.9"}).find("needs loss.ownership"), std::string::npos)
+      << error_of(good, {"loss.rim_share=0.9"});
+  EXPECT_NE(error_of(good, {"loss.rim_target=-0.5"}).find("key 'loss.rim_target'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.rim_target=2"}).find("key 'loss.rim_target'"), std::string::npos);
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

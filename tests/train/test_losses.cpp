@@ -14,6 +14,8 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <string>
 
 namespace lepard::train {
 namespace {
@@ -372,6 +374,71 @@ TEST_P(LossesDevices, CoverageBalanceWeighsEachClustersMissesByItsArea) {
   };
   EXPECT_NEAR(far(1.0), far(0.0), 1e-12);
   EXPECT_NEAR(far(0.0), 88.0 / (kClusterGrid * kClusterGrid), 1e-6);
+}
+
+// The rim (loss.rim_share): two clusters under their own parts, and a third, a one-pixel ring
+// around both (the outline's mixed cells), that no part owns. At rim_target 0 every term is
+// exactly that of the same labels with the ring as background; at 0.5 the silhouette's target
+// is 0.5 on the ring; the part image and the containment weigh the ring by 1 - rim_target,
+// linearly. With rim_share 0 the ring is a cluster like any other.
+TEST_P(LossesDevices, TheRimIsForegroundByRimTargetAndBackgroundOtherwise) {
+  const auto device = GetParam();
+  auto labels = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  labels.narrow(1, 11, 10).narrow(2, 6, 20).fill_(3);  // the ring: rows 11 and 20, columns 6 and 25
+  labels.narrow(1, 12, 8).narrow(2, 7, 9).fill_(1);
+  labels.narrow(1, 12, 8).narrow(2, 16, 9).fill_(2);
+  labels = labels.to(device);
+  const auto ring = labels.eq(3);
+  ASSERT_EQ(ring.sum().item<int64_t>(), 2 * 20 + 2 * 8);
+  const auto no_ring = labels.masked_fill(ring, 0);
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  // Part 0 owns cluster 2 (it sits on it), part 1 cluster 1; nobody owns the ring.
+  const auto ownership = at::tensor({0.0, 1.0, 0.0, 1.0, 0.0, 0.0}, opts).view({2, 3});
+  auto s = small_settings();
+  s.render_size = kClusterGrid;
+  s.collision = 0.0;
+  s.part_silhouette = s.part_attraction = 1.0;
+  s.part_normalize = false;
+  s.part_containment = 0.3;
+  struct Result {
+    std::map<std::string, double> terms;
+    at::Tensor force, silhouette;
+  };
+  auto run = [&](const at::Tensor& l, double share, double target) {
+    s.rim_share = share;
+    s.rim_target = target;
+    auto in = spheres_over_clusters(0.5, ownership, device);
+    in.distribution = at::full({2, 3}, 1.0 / 3.0, opts);
+    const auto out = compute_losses(in, LossTargets{l}, grid, s);
+    out.total.backward();
+    Result r;
+    for (const auto& [name, value] : out.terms) r.terms[name] = value.item<double>();
+    r.force = in.parts.center.grad().cpu();
+    r.silhouette = out.silhouette.detach();
+    return r;
+  };
+  const auto rim0 = run(labels, 0.5, 0.0), background = run(no_ring, 0.0, 0.5), plain = run(labels, 0.0, 0.5);
+  ASSERT_EQ(rim0.terms.size(), 5u);
+  for (const auto& [name, value] : background.terms) {
+    EXPECT_NEAR(rim0.terms.at(name), value, 1e-12 * std::max(1.0, std::abs(value))) << name;
+    // Without the rim the ring changes the union's terms; the per-part terms already read an
+    // unowned cluster's pixels as not their own (stray, nothing to cover or pull toward).
+    if (name == "silhouette" || name == "parts" || name == "attraction")
+      EXPECT_GT(std::abs(plain.terms.at(name) - value), 1e-6) << name;
+  }
+  EXPECT_TRUE(at::allclose(rim0.force, background.force, 1e-9, 1e-12));
+  // At 0.5 the silhouette's target is 1 on the clusters, 0.5 on the ring, 0 elsewhere.
+  const auto half = run(labels, 0.5, 0.5), full = run(labels, 0.5, 1.0);
+  const auto target = no_ring.gt(0).to(at::kDouble) + 0.5 * ring.to(at::kDouble);
+  EXPECT_NEAR(half.terms.at("silhouette"), (half.silhouette - target).pow(2).mean().item<double>(), 1e-12);
+  // At 1 the ring is foreground to the silhouette, as without the rim.
+  EXPECT_NEAR(full.terms.at("silhouette"), plain.terms.at("silhouette"), 1e-12);
+  // The part image and the containment weigh the ring by 1 - rim_target: linear in it.
+  for (const char* name : {"parts", "part_silhouette"})
+    EXPECT_NEAR(half.terms.at(name), 0.5 * (rim0.terms.at(name) + full.terms.at(name)), 1e-12) << name;
+  for (const char* name : {"parts", "part_silhouette"})
+    EXPECT_LT(full.terms.at(name), rim0.terms.at(name) - 1e-6) << name;
 }
 
 // Split shared clusters (loss.split_shared): one cluster in two pieces (the legs of one leg

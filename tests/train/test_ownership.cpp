@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <stdexcept>
 
 namespace lepard::train {
@@ -80,6 +82,63 @@ TEST(Ownership, InitialOwnershipFromMapsAndTable) {
   const auto table = ownership_table(o);
   EXPECT_NE(table.find("c1"), std::string::npos) << table;
   EXPECT_NE(table.find("  0    .   x"), std::string::npos) << table;
+}
+
+// rim_shares: the share of each cluster's pixels with a background pixel among their 8
+// neighbours, against a brute-force count; a one-pixel ring around the object is all rim, the
+// interior none, and the map's edge is not background.
+TEST(Ownership, RimSharesCountTheClustersPixelsOnTheOutline) {
+  auto labels = at::zeros({2, 12, 12}, at::kLong);
+  labels[0].narrow(0, 2, 8).narrow(1, 2, 8).fill_(2);   // the ring ...
+  labels[0].narrow(0, 3, 6).narrow(1, 3, 6).fill_(1);   // ... around the interior
+  labels[1].narrow(0, 0, 4).narrow(1, 0, 12).fill_(3);  // a band along the top edge
+  labels[1][5][5] = 1;                                  // an isolated pixel of cluster 1
+  const auto shares = rim_shares(labels, 4);
+  ASSERT_EQ(shares.size(), 4u);
+  const auto a = labels.accessor<int64_t, 3>();
+  std::array<double, 5> all{}, near{};
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t y = 0; y < 12; ++y)
+      for (int64_t x = 0; x < 12; ++x) {
+        const auto c = a[n][y][x];
+        if (c == 0) continue;
+        bool touch = false;
+        for (int64_t dy = -1; dy <= 1; ++dy)
+          for (int64_t dx = -1; dx <= 1; ++dx) {
+            const int64_t yy = y + dy, xx = x + dx;
+            if (yy >= 0 && yy < 12 && xx >= 0 && xx < 12 && a[n][yy][xx] == 0) touch = true;
+          }
+        all[static_cast<size_t>(c)] += 1;
+        near[static_cast<size_t>(c)] += touch ? 1 : 0;
+      }
+  for (size_t c = 1; c <= 3; ++c) EXPECT_DOUBLE_EQ(shares[c - 1], near[c] / all[c]) << c;
+  EXPECT_DOUBLE_EQ(shares[1], 1.0);          // the ring
+  EXPECT_DOUBLE_EQ(shares[0], 1.0 / 37.0);   // 36 interior pixels and the isolated one
+  EXPECT_DOUBLE_EQ(shares[2], 12.0 / 48.0);  // the band's bottom row only
+  EXPECT_DOUBLE_EQ(shares[3], 0.0);          // no pixel
+  EXPECT_THROW(rim_shares(labels[0], 4), std::invalid_argument);
+}
+
+// initial_ownership's exclude: an excluded cluster is owned by nobody, as if absent, and the
+// parts go to the others.
+TEST(Ownership, ExcludedClustersAreOwnedByNobody) {
+  // The scene of InitialOwnershipFromMapsAndTable, with a flat strip of cluster 3 along the
+  // bottom and a third part drawn over it.
+  auto parts = at::full({2, 40, 40}, -1, at::kLong), labels = at::zeros({2, 40, 40}, at::kLong);
+  parts.narrow(1, 2, 16).narrow(2, 10, 16).fill_(0);
+  parts.narrow(1, 22, 14).narrow(2, 12, 3).fill_(1);
+  parts.narrow(1, 36, 2).narrow(2, 8, 20).fill_(2);
+  labels.narrow(1, 0, 20).narrow(2, 8, 20).fill_(2);
+  labels.narrow(1, 20, 16).narrow(2, 12, 4).fill_(1);
+  labels.narrow(1, 36, 2).narrow(2, 8, 20).fill_(3);
+  const auto with = initial_ownership(parts, labels, 3, 3);
+  EXPECT_EQ(with[2][2].item<float>(), 1.0f);  // every cluster owned, the strip by the strip's part
+  const auto without = initial_ownership(parts, labels, 3, 3, 0.0, 0, {false, false, true});
+  EXPECT_EQ(without.sum(0)[2].item<float>(), 0.0f);
+  EXPECT_EQ(without[0][1].item<float>(), 1.0f);
+  EXPECT_EQ(without[1][0].item<float>(), 1.0f);
+  EXPECT_EQ(without[2].sum().item<float>(), 1.0f);  // the third part goes to one of the others
+  EXPECT_THROW(initial_ownership(parts, labels, 3, 3, 0.0, 0, {true}), std::invalid_argument);
 }
 
 TEST(Ownership, SlackSharesTheClustersAPartCannotTellApart) {

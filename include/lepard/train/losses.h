@@ -77,6 +77,15 @@ struct LossSettings {
   // The containment half stays a mean over pixels.
   double part_coverage_balance = 0.0;
   double part_pull = 1.0;  // part_attraction: weight of the points-to-pixels half against the cover
+  // The rim (needs LossInputs::ownership): with rim_share > 0 the clusters that no part owns
+  // are the rim, the clusters whose pixels straddle the outline (the trainer leaves a cluster
+  // unowned when at least rim_share of its pixels touch the background; train/ownership.h
+  // rim_shares). Their pixels are foreground by rim_target in the silhouette (0: background,
+  // 0.5: the outline halfway through them, 1: foreground); the part image and every part's
+  // containment treat them as background with weight 1 - rim_target; the attraction pulls
+  // toward the other clusters' pixels only.
+  double rim_share = 0.0;
+  double rim_target = 0.5;
   // Per image, the pieces of a cluster several parts share become clusters of their own, each
   // owned by its nearest owner (train/ownership.h split_shared_clusters); pieces smaller than
   // split_min_fraction of the cluster's pixels in the image join the nearest larger one.
