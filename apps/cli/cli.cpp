@@ -5,6 +5,7 @@
 #include <lepard/core/text.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -274,6 +275,12 @@ void tune_runtime(char** argv) {
 void set_threads(int64_t n) {
   if (n < 1) throw std::invalid_argument("--threads must be at least 1, got " + std::to_string(n));
   at::set_num_threads(static_cast<int>(n));
+  // OpenBLAS (Debian's LibTorch) keeps a pool of its own, one thread per core, whose idle
+  // workers spin on sched_yield between matrix products: at --threads 1 a second thread
+  // still used most of a core. Its size follows --threads where the library is OpenBLAS
+  // (looked up at run time: a LibTorch with MKL has no such symbol).
+  using SetThreads = void (*)(int);
+  if (auto* f = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(static_cast<int>(n));
 }
 
 }  // namespace lepard::cli

@@ -96,8 +96,11 @@ void init_logging();
 // glibc.malloc setting in the environment keeps your own choice.
 void tune_runtime(char** argv);
 
-// Sets LibTorch's intra-op threads (LibTorch starts with one). Throws
-// std::invalid_argument naming --threads when n < 1.
+// Sets LibTorch's intra-op threads (LibTorch starts with one), and OpenBLAS's own pool to
+// the same number where the BLAS is OpenBLAS (Debian's LibTorch; found at run time), whose
+// idle workers otherwise spin on sched_yield: at --threads 1 a second thread used most of a
+// core (docs/BENCHMARKS.md, "Two processes of one thread"). Throws std::invalid_argument
+// naming --threads when n < 1.
 void set_threads(int64_t n);
 
 }  // namespace lepard::cli

@@ -1,6 +1,9 @@
 // The flag parser every tool uses.
 #include "cli/cli.h"
 
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -69,6 +72,21 @@ TEST(Cli, ErrorsNameTheFlag) {
   EXPECT_EQ(message({"--count"}), "--count needs a value (INT)");
   EXPECT_EQ(message({"--verbose=1"}), "--verbose is a switch and takes no value");
   EXPECT_THROW(set_threads(0), std::invalid_argument);
+}
+
+// --threads also sizes OpenBLAS's own pool where the BLAS is OpenBLAS (Debian's LibTorch);
+// elsewhere (MKL) there is nothing to check.
+TEST(Cli, SetThreadsSizesOpenBlasToo) {
+  using GetThreads = int (*)();
+  auto* get = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (get == nullptr) GTEST_SKIP() << "the BLAS is not OpenBLAS";
+  set_threads(1);
+  EXPECT_EQ(get(), 1);
+  EXPECT_EQ(at::get_num_threads(), 1);
+  set_threads(2);
+  EXPECT_EQ(get(), 2);
+  set_threads(1);
+  EXPECT_EQ(get(), 1);
 }
 
 TEST(Cli, HelpListsFlagsWithDefaults) {
