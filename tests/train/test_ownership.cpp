@@ -10,6 +10,7 @@
 #include <array>
 
 #include <stdexcept>
+#include <utility>
 
 namespace lepard::train {
 namespace {
@@ -68,14 +69,20 @@ TEST(Ownership, LegsGoToTheLegClusterAndEveryClusterIsOwned) {
   }
 }
 
-TEST(Ownership, InitialOwnershipFromMapsAndTable) {
-  // Two images, the same layout: parts 0 (compact, top) and 1 (bar, bottom) drawn where clusters
-  // 2 (compact, top) and 1 (bar, bottom) are: part 0 owns cluster 2, part 1 cluster 1.
+// Two images, the same layout: parts 0 (compact, top) and 1 (bar, bottom) drawn where clusters
+// 2 (compact, top) and 1 (bar, bottom) are.
+std::pair<at::Tensor, at::Tensor> compact_and_bar_scene() {
   auto parts = at::full({2, 40, 40}, -1, at::kLong), labels = at::zeros({2, 40, 40}, at::kLong);
   parts.narrow(1, 2, 16).narrow(2, 10, 16).fill_(0);
   parts.narrow(1, 22, 14).narrow(2, 12, 3).fill_(1);
   labels.narrow(1, 0, 20).narrow(2, 8, 20).fill_(2);
   labels.narrow(1, 20, 16).narrow(2, 12, 4).fill_(1);
+  return {parts, labels};
+}
+
+TEST(Ownership, InitialOwnershipFromMapsAndTable) {
+  // Part 0 owns cluster 2, part 1 cluster 1.
+  const auto [parts, labels] = compact_and_bar_scene();
   const auto o = initial_ownership(parts, labels, 2, 2);
   EXPECT_EQ(o[0][1].item<float>(), 1.0f);
   EXPECT_EQ(o[1][0].item<float>(), 1.0f);
@@ -122,14 +129,10 @@ TEST(Ownership, RimSharesCountTheClustersPixelsOnTheOutline) {
 // initial_ownership's exclude: an excluded cluster is owned by nobody, as if absent, and the
 // parts go to the others.
 TEST(Ownership, ExcludedClustersAreOwnedByNobody) {
-  // The scene of InitialOwnershipFromMapsAndTable, with a flat strip of cluster 3 along the
-  // bottom and a third part drawn over it.
-  auto parts = at::full({2, 40, 40}, -1, at::kLong), labels = at::zeros({2, 40, 40}, at::kLong);
-  parts.narrow(1, 2, 16).narrow(2, 10, 16).fill_(0);
-  parts.narrow(1, 22, 14).narrow(2, 12, 3).fill_(1);
+  // The compact-and-bar scene with a flat strip of cluster 3 along the bottom and a third
+  // part drawn over it.
+  auto [parts, labels] = compact_and_bar_scene();
   parts.narrow(1, 36, 2).narrow(2, 8, 20).fill_(2);
-  labels.narrow(1, 0, 20).narrow(2, 8, 20).fill_(2);
-  labels.narrow(1, 20, 16).narrow(2, 12, 4).fill_(1);
   labels.narrow(1, 36, 2).narrow(2, 8, 20).fill_(3);
   const auto with = initial_ownership(parts, labels, 3, 3);
   EXPECT_EQ(with[2][2].item<float>(), 1.0f);  // every cluster owned, the strip by the strip's part
