@@ -342,6 +342,11 @@ int main(int argc, char** argv) {
     // With explicit ownership, parts take their owned cluster's pseudo-label colour (meshes,
     // overlays, turntables); without, a colour per part.
     const auto ownership = train::checkpoint_ownership(ckpt);
+    // The crops that --pseudo-labels' maps were made for, where recorded (--label-clusters'
+    // labels.json), and those of the maps --label-clusters writes here.
+    const auto recorded_crops = with_labels && !pseudo_labels.empty() ? features::recorded_label_crops(pseudo_labels)
+                                                                      : std::map<std::string, data::CropBox>{};
+    std::map<std::string, data::CropBox> written_crops;
     double refine_s = 0, label_s = 0;
     const auto colors =
         ownership.defined() ? render::owned_cluster_palette(ownership) : render::part_palette(config.model.parts);
@@ -382,14 +387,27 @@ int main(int argc, char** argv) {
             }
             labels = features::assign_labels(clusters->model, f.features);
             label_s += now_s() - l0;
-            if (!skip_writing)
+            if (!skip_writing) {
               io::write_indexed_png(fs::path(out) / "labels" / (output_name(samples[i]) + ".png"), labels,
                                     label_colors);
+              written_crops[output_name(samples[i])] = samples[i].crop;
+            }
           } else {
             const auto path = fs::path(pseudo_labels) / (output_name(samples[i]) + ".png");
             if (!fs::exists(path))
               throw std::runtime_error(path.string() + ": no pseudo-labels for " + samples[i].image_path.string() +
                                        " (" + needs + " needs a label map of each crop)");
+            const auto made_for = recorded_crops.find(output_name(samples[i]));
+            const auto& c = samples[i].crop;
+            if (made_for != recorded_crops.end() &&
+                (made_for->second.left != c.left || made_for->second.top != c.top || made_for->second.size != c.size))
+              throw std::runtime_error(
+                  path.string() + ": made for the crop at (" + std::to_string(made_for->second.left) + ", " +
+                  std::to_string(made_for->second.top) + ") of side " + std::to_string(made_for->second.size) + " of " +
+                  samples[i].image_path.string() + ", but this run crops it at (" + std::to_string(c.left) + ", " +
+                  std::to_string(c.top) + ") of side " + std::to_string(c.size) +
+                  " (labels.json beside it): label it again with this run's crop (--label-clusters), or crop it as "
+                  "those labels were (--crop, --boxes)");
             labels = io::read_indexed_png(path);
           }
           if (!with_labels) continue;  // labels only written, not consumed
@@ -397,6 +415,10 @@ int main(int argc, char** argv) {
           const int64_t r = config.loss.render_size;
           maps.push_back(at::upsample_nearest2d(m, {r, r}).squeeze(0).squeeze(0).to(at::kLong));
         }
+        // labels.json again with this batch's crops: what a later --pseudo-labels checks.
+        if (clusters && !skip_writing)
+          features::write_label_clusters(fs::path(out) / "labels", clusters->model.clusters(), clusters->dir,
+                                         written_crops);
       }
       if (with_labels) {
         if (refining) {

@@ -461,12 +461,46 @@ void check_label_clusters(const fs::path& folder, int64_t clusters, const std::s
                                 ": give the labels of the clusters it was trained on");
 }
 
-void write_label_clusters(const fs::path& folder, int64_t clusters, const fs::path& from) {
+void write_label_clusters(const fs::path& folder, int64_t clusters, const fs::path& from,
+                          const std::map<std::string, data::CropBox>& crops) {
   nlohmann::json j;
   j["clusters"] = clusters;
   j["from"] = fs::absolute(from).lexically_normal().string();
+  if (!crops.empty()) {
+    auto& c = j["crops"];
+    for (const auto& [name, box] : crops) c[name] = {{"left", box.left}, {"top", box.top}, {"size", box.size}};
+  }
   fs::create_directories(folder);
   io::write_file_atomic(folder / "labels.json", j.dump(2));
+}
+
+std::map<std::string, data::CropBox> recorded_label_crops(const fs::path& folder) {
+  const auto file = folder / "labels.json";
+  std::map<std::string, data::CropBox> out;
+  if (!fs::exists(file)) return out;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(file));
+  } catch (const std::exception& e) {
+    throw data::DataError(file.string() + ": not JSON (" + e.what() + ")");
+  }
+  if (!j.is_object() || !j.contains("crops")) return out;
+  const auto& crops = j["crops"];
+  auto bad = [&](const std::string& what) {
+    return data::DataError(file.string() + ": \"crops\" " + what +
+                           " (each label map's crop: \"name\": {\"left\": L, \"top\": T, \"size\": S})");
+  };
+  if (!crops.is_object()) throw bad("is not an object");
+  for (const auto& [name, box] : crops.items()) {
+    if (!box.is_object()) throw bad("entry '" + name + "' is not an object");
+    data::CropBox b;
+    for (auto [key, field] : {std::pair<const char*, int64_t*>{"left", &b.left}, {"top", &b.top}, {"size", &b.size}}) {
+      if (!box.contains(key) || !box[key].is_number_integer()) throw bad("entry '" + name + "' has no integer " + key);
+      *field = box[key].get<int64_t>();
+    }
+    out[name] = b;
+  }
+  return out;
 }
 
 at::Tensor pseudo_label_sheet(const std::vector<data::Sample>& samples, const std::vector<at::Tensor>& labels,

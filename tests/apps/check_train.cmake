@@ -370,6 +370,23 @@ file(SHA256 "${OUT}/clustered_again/input_11.json" again)
 if(err MATCHES "not recorded" OR NOT first STREQUAL again)
   message(FATAL_ERROR "lepard-infer on the labels --label-clusters wrote: ${err}")
 endif()
+# The labels record the crop each map was made for; under another crop of the same images
+# (--boxes here, the centred square there) they are refused, naming the map and both crops.
+if(NOT recorded MATCHES "\"crops\": {.*\"input_11\": {")
+  message(FATAL_ERROR "lepard-infer --label-clusters recorded no crops: ${recorded}")
+endif()
+file(GLOB horse_pngs "${OUT}/data/images/horse/*.png")
+set(rows "file,left,top,width,height\n")
+foreach(png IN LISTS horse_pngs)
+  get_filename_component(png_name "${png}" NAME)
+  string(APPEND rows "${png_name},8,8,36,36\n")
+endforeach()
+file(WRITE "${OUT}/other_boxes.csv" "${rows}")
+expect_message("lepard-infer --pseudo-labels made for another crop" 1
+               "labels/input_[0-9]+\\.png: made for the crop at \\(0, 0\\) of side 64 of .*input_[0-9]+\\.png, but this run crops it at \\([0-9-]+, [0-9-]+\\) of side 54"
+               "${INFER}" --checkpoint "${OUT}/run_labels" --images "${OUT}/data/images/horse" --out "${OUT}/bad"
+               --pseudo-labels "${OUT}/clustered/labels" --boxes "${OUT}/other_boxes.csv" --crop-size 64
+               --formats json --contact-sheet 0 --threads 1)
 file(SHA256 "${OUT}/clustered/labels/input_11.png" consumed)
 file(SHA256 "${OUT}/clustered_only/labels/input_11.png" written)
 if(NOT consumed STREQUAL written)

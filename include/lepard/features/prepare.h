@@ -125,8 +125,16 @@ void check_label_clusters(const std::filesystem::path& folder, int64_t clusters,
                           const std::string& model);
 
 // Writes folder/labels.json recording that its label maps number `clusters` clusters, made with
-// those of `from` (what recorded_label_clusters reads back).
-void write_label_clusters(const std::filesystem::path& folder, int64_t clusters, const std::filesystem::path& from);
+// those of `from` (what recorded_label_clusters reads back), and the crop of the original image
+// each map was made for, by map name without ".png" (what recorded_label_crops reads back).
+void write_label_clusters(const std::filesystem::path& folder, int64_t clusters, const std::filesystem::path& from,
+                          const std::map<std::string, data::CropBox>& crops = {});
+
+// The crops recorded in folder/labels.json (its "crops": name -> left, top, size in the original
+// image), so that label maps are not used for another crop of their image than the one they
+// were made for; empty where none are recorded (a cache's labels, labels from elsewhere).
+// data::DataError naming the file where "crops" is there but malformed.
+std::map<std::string, data::CropBox> recorded_label_crops(const std::filesystem::path& folder);
 
 // The content stamp of a sample's input: FNV-1a of its image file's bytes and its crop box
 // (of the crop's pixels when it has no file), as 16 hex digits. The cache keeps each id's
