@@ -2,6 +2,8 @@
 
 #include <lepard/io/checkpoint.h>
 #include <lepard/core/rotation.h>
+#include <lepard/model/reconstruct.h>
+#include <lepard/render/hard_rasterize.h>
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/normalization.h>
@@ -67,10 +69,10 @@ at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
   return at::relu(y + (downsample_ ? downsample_->forward(x) : x));
 }
 
-EncoderImpl::EncoderImpl(const ModelOptions& o) {
+EncoderImpl::EncoderImpl(const ModelOptions& o, int64_t extra_channels) {
   if (o.encoder_depth < 1 || o.encoder_width < 1 || o.encoder_blocks < 1)
     throw std::invalid_argument("encoder depth, width and blocks must be at least 1");
-  const int64_t channels = 3 + (o.label_input ? o.clusters + 1 : 0);
+  const int64_t channels = 3 + (o.label_input ? o.clusters + 1 : 0) + extra_channels;
   conv1_ = register_module("conv1", conv(channels, o.encoder_width, 7, 2));
   bn1_ = register_module("bn1", Norm(o.encoder_width, o.norm));
   int64_t in = o.encoder_width;
@@ -112,6 +114,38 @@ constexpr double kMinAspect = 0.1;
 double logit(double p) { return std::log(p / (1.0 - p)); }
 
 }  // namespace
+
+HeadsImpl::HeadsImpl(const ModelOptions& o, int64_t in_features) {
+  hidden = register_module("hidden", torch::nn::Linear(in_features, o.hidden));
+  camera = register_module("camera", torch::nn::Linear(o.hidden, 7));
+  part = register_module("part", torch::nn::Linear(o.hidden, o.parts * kPartOutputs));
+  if (o.local_deformation) flow = register_module("flow", torch::nn::Linear(o.hidden, o.parts * flow_values(o)));
+  // A corrector starts at zero: the first pass's prediction unchanged.
+  at::NoGradGuard no_grad;
+  for (auto* head : {&camera, &part, &flow}) {
+    if (!*head) continue;
+    (*head)->weight.zero_();
+    (*head)->bias.zero_();
+  }
+}
+
+RawPrediction HeadsImpl::forward(const at::Tensor& features) {
+  const auto h = at::relu(hidden->forward(features));
+  RawPrediction r;
+  r.camera = camera->forward(h);
+  r.parts = part->forward(h).view({features.size(0), -1, kPartOutputs});
+  if (flow) r.flow = flow->forward(h);
+  return r;
+}
+
+at::Tensor feedback_planes(const Prediction& p, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow,
+                           int64_t size) {
+  at::NoGradGuard no_grad;
+  const int64_t parts = p.parts.center.size(1);
+  const auto points = reconstruct(p, grid, flow).image;
+  const auto id = render::rasterize_hard(points.detach().cpu(), grid.faces, size, size).part_id;
+  return at::one_hot(id + 1, parts + 1).permute({0, 3, 1, 2}).to(points.options());
+}
 
 LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (o.parts < 1 || o.clusters < 1) throw std::invalid_argument("model needs at least one part and one cluster");
@@ -171,6 +205,14 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   // from the first step (legs included) instead of every part wanting the whole animal.
   cluster_logits_.normal_(0.0, 0.1);
   for (int64_t k = 0; k < o.parts; ++k) cluster_logits_[k][k % o.clusters] += o.cluster_prior;
+  // model.feedback's corrector, made last so that the first pass starts as without it.
+  if (o.feedback < 0) throw std::invalid_argument("model.feedback must be at least 0");
+  if (o.feedback > 0) {
+    if (o.viewpoints > 1) throw std::invalid_argument("model.feedback needs model.viewpoints 1");
+    feedback_encoder_ = register_module("feedback_encoder", Encoder(o, o.parts + 1));
+    feedback_heads_ = register_module("feedback_heads", Heads(o, feedback_encoder_->out_features()));
+    grid_ = surface_grid(o);
+  }
 }
 
 at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size) {
@@ -214,6 +256,14 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Ten
   r.parts = part_head_->forward(h).view({b, o.parts, kPartOutputs});
   if (flow_head_) r.flow = flow_head_->forward(h);
   if (view_head_) r.view_logits = view_head_->forward(h);
+  // model.feedback: each pass renders the prediction so far and adds the corrector's output.
+  for (int64_t pass = 0; pass < o.feedback; ++pass) {
+    const auto planes = feedback_planes(decode(r), grid_, flow_options(o), images.size(2));
+    const auto d = feedback_heads_->forward(feedback_encoder_->forward(at::cat({input, planes}, 1)));
+    r.camera = r.camera + d.camera;
+    r.parts = r.parts + d.parts;
+    if (r.flow.defined()) r.flow = r.flow + d.flow;
+  }
   return r;
 }
 

@@ -221,6 +221,9 @@ ConfigSchema TrainConfig::schema() {
       .field("model.label_input", &model.label_input,
              "true: the network also sees each image's pseudo-labels (C + 1 one-hot input channels); inference "
              "then needs them too (lepard-prepare's cache)")
+      .field("model.feedback", &model.feedback,
+             "feedback passes: the prediction is rendered and a second encoder, seeing the input and the rendered "
+             "parts, corrects it (iterative error feedback; 0: none; needs model.viewpoints 1)")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -403,6 +406,9 @@ void TrainConfig::validate(const std::string& source) const {
     fail("loss.rim_share", "needs loss.ownership: true (the rim is the clusters no part owns)");
   if (!(loss.rim_target >= 0 && loss.rim_target <= 1)) fail("loss.rim_target", "must be in [0, 1]");
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
+  if (model.feedback < 0) fail("model.feedback", "must be at least 0 (0: no feedback passes)");
+  if (model.feedback > 0 && model.viewpoints > 1)
+    fail("model.feedback", "needs model.viewpoints 1 (a corrected camera would no longer match the chosen turn)");
   if (!(loss.viewpoint >= 0)) fail("loss.viewpoint", "must be non-negative");
   if (loss.viewpoint > 0 && model.viewpoints < 2)
     fail("loss.viewpoint", "needs model.viewpoints > 1 (the turns its selection head chooses among)");

@@ -150,6 +150,12 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
       << error_of(good, {"loss.rim_share=0.9"});
   EXPECT_NE(error_of(good, {"loss.rim_target=-0.5"}).find("key 'loss.rim_target'"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.rim_target=2"}).find("key 'loss.rim_target'"), std::string::npos);
+  // Feedback passes.
+  EXPECT_NE(error_of(good, {"model.feedback=-1"}).find("key 'model.feedback'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.feedback=1", "model.viewpoints=2", "loss.viewpoint=1"})
+                .find("key 'model.feedback' needs model.viewpoints 1"),
+            std::string::npos)
+      << error_of(good, {"model.feedback=1", "model.viewpoints=2", "loss.viewpoint=1"});
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

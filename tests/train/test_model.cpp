@@ -4,6 +4,7 @@
 #include <lepard/model/model.h>
 #include <lepard/model/reconstruct.h>
 #include <lepard/core/rotation.h>
+#include <lepard/render/hard_rasterize.h>
 
 #include "test_support.h"
 
@@ -219,6 +220,83 @@ TEST(Model, LabelInputSeesThePseudoLabels) {
   LepardNet plain(o);
   EXPECT_EQ(plain->named_parameters()["encoder.conv1.weight"].size(1), 3);
   EXPECT_TRUE(plain->forward_raw(images, a).parts.equal(plain->forward_raw(images).parts));
+}
+
+TEST(Model, FeedbackPlanesMarkWhereEachPartIsInFront) {
+  // Two blobs of the small network's template, one left and one right of the image.
+  auto o = small_rigid_options();
+  o.parts = 2;
+  LepardNet net(o);
+  const auto images = normalize_images(at::randint(0, 256, {1, 32, 32, 3}, at::kByte), 32);
+  at::NoGradGuard no_grad;
+  auto p = net->forward(images);
+  p.camera.rotation = at::tensor({1.0, 0.0, 0.0, 0.0}).view({1, 4}).to(p.camera.rotation.options());
+  p.camera.translation = at::tensor({0.0, 0.0, 3.0}).view({1, 3}).to(p.camera.translation.options());
+  p.parts.center = at::tensor({-0.6, 0.0, 0.0, 0.6, 0.0, 0.0}).view({1, 2, 3}).to(p.parts.center.options());
+  p.parts.shape = p.parts.shape.narrow(1, 1, 1).expand({1, 2, -1}).contiguous();  // both the blob of part 1
+  p.parts.rotation = p.camera.rotation.view({1, 1, 4}).expand({1, 2, 4}).contiguous();
+  const auto grid = surface_grid(o);
+  const auto planes = feedback_planes(p, grid, flow_options(o), 32);
+  ASSERT_EQ(planes.sizes(), (at::IntArrayRef{1, 3, 32, 32}));
+  // One-hot: every pixel is the background or exactly one part.
+  EXPECT_TRUE(planes.sum(1).eq(1).all().item<bool>());
+  // Part 0 lies in the left half of the image (x < 0 is left), part 1 in the right.
+  const auto left = planes.narrow(3, 0, 16), right = planes.narrow(3, 16, 16);
+  EXPECT_GT(left[0][1].sum().item<double>(), 10.0);
+  EXPECT_EQ(right[0][1].sum().item<double>(), 0.0);
+  EXPECT_GT(right[0][2].sum().item<double>(), 10.0);
+  EXPECT_EQ(left[0][2].sum().item<double>(), 0.0);
+  // The planes are the hard rasteriser's front part, pixel by pixel.
+  const auto id = render::rasterize_hard(reconstruct(p, grid, flow_options(o)).image, grid.faces, 32, 32).part_id;
+  EXPECT_TRUE(planes.argmax(1).equal(id + 1));
+}
+
+TEST(Model, FeedbackStartsAsThePlainNetworkAndReadsTheRenderedParts) {
+  auto o = small_rigid_options();
+  o.local_deformation = true;
+  o.flow_grid = 2;
+  o.flow_integration = 4;
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  torch::manual_seed(3);
+  LepardNet plain(o);
+  o.feedback = 2;
+  torch::manual_seed(3);
+  LepardNet net(o);
+  // The first pass is the plain network's, and the corrector starts at zero: the same outputs.
+  {
+    at::NoGradGuard no_grad;
+    const auto a = plain->forward_raw(images), b = net->forward_raw(images);
+    EXPECT_TRUE(a.parts.equal(b.parts));
+    EXPECT_TRUE(a.camera.equal(b.camera));
+    EXPECT_TRUE(a.flow.equal(b.flow));
+  }
+  auto params = net->named_parameters();
+  ASSERT_TRUE(params.contains("feedback_encoder.conv1.weight"));
+  // Input: the image and K + 1 part planes.
+  EXPECT_EQ(params["feedback_encoder.conv1.weight"].size(1), 3 + o.parts + 1);
+  {
+    at::NoGradGuard no_grad;
+    for (const auto* head :
+         {"feedback_heads.camera.weight", "feedback_heads.part.weight", "feedback_heads.flow.weight"})
+      params[head].normal_(0.0, 0.05);
+  }
+  // Now the outputs differ, and the loss's gradient reaches the corrector's filters of the
+  // part planes: the rendered parts enter the correction.
+  const auto r = net->forward_raw(images);
+  {
+    at::NoGradGuard no_grad;
+    EXPECT_GT((r.parts - plain->forward_raw(images).parts).abs().max().item<double>(), 1e-6);
+  }
+  (r.parts.square().sum() + r.camera.square().sum() + r.flow.square().sum()).backward();
+  const auto g = params["feedback_encoder.conv1.weight"].grad();
+  ASSERT_TRUE(g.defined());
+  EXPECT_GT(g.narrow(1, 3, o.parts + 1).abs().max().item<double>(), 0.0);
+  EXPECT_GT(params["encoder.conv1.weight"].grad().abs().max().item<double>(), 0.0);  // the first pass learns too
+  o.viewpoints = 2;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+  o.viewpoints = 1;
+  o.feedback = -1;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
 }
 
 class TorchvisionWeights : public ::testing::Test {

@@ -30,6 +30,7 @@
 #include <lepard/model/options.h>
 #include <lepard/core/project_parts.h>
 #include <lepard/core/superquadric.h>
+#include <lepard/core/surface_grid.h>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -92,8 +93,10 @@ TORCH_MODULE(BasicBlock);
 
 class EncoderImpl : public torch::nn::Module {
  public:
-  explicit EncoderImpl(const ModelOptions& options);
-  // (B, 3 (+ C + 1 with model.label_input), S, S) -> (B, out_features())
+  // extra_channels: input planes beyond the image's and the labels' (the feedback encoder's
+  // K + 1 part planes).
+  explicit EncoderImpl(const ModelOptions& options, int64_t extra_channels = 0);
+  // (B, 3 (+ C + 1 with model.label_input) (+ extra_channels), S, S) -> (B, out_features())
   at::Tensor forward(const at::Tensor& images);
   int64_t out_features() const { return out_features_; }
 
@@ -105,6 +108,24 @@ class EncoderImpl : public torch::nn::Module {
   int64_t out_features_ = 0;
 };
 TORCH_MODULE(Encoder);
+
+// The heads that map a feature vector to the raw outputs: an MLP layer, then the camera, the
+// parts and (with local deformation) the flow. model.feedback's corrector has its own.
+class HeadsImpl : public torch::nn::Module {
+ public:
+  HeadsImpl(const ModelOptions& options, int64_t in_features);
+  // (B, in_features) -> camera (B, 7), parts (B, K, 18), flow (B, K * 3 G^3) or undefined.
+  RawPrediction forward(const at::Tensor& features);
+  torch::nn::Linear hidden{nullptr}, camera{nullptr}, part{nullptr}, flow{nullptr};
+};
+TORCH_MODULE(Heads);
+
+// The K + 1 feedback planes of a prediction (model.feedback): its parts on `grid`,
+// hard-rasterised at size x size, one-hot over the background (plane 0) and the K parts
+// (plane k + 1 where part k is in front). (B, K + 1, size, size) float, no gradient, on the
+// device of the prediction (the rasteriser runs on the CPU).
+at::Tensor feedback_planes(const Prediction& prediction, const core::SurfaceGrid& grid,
+                           const core::LocalFlowOptions& flow, int64_t size);
 
 // The C + 1 label channels of a model.label_input network: (B, R, R) integer pseudo-labels
 // (0 background, 1..C) -> float (B, C + 1, size, size) one-hot planes, nearest-resized, on
@@ -131,6 +152,10 @@ class LepardNetImpl : public torch::nn::Module {
   Encoder encoder_{nullptr};
   torch::nn::Linear hidden_{nullptr}, camera_head_{nullptr}, part_head_{nullptr}, flow_head_{nullptr},
       view_head_{nullptr};
+  // model.feedback: the corrector's encoder and heads, and the grid its renderings use.
+  Encoder feedback_encoder_{nullptr};
+  Heads feedback_heads_{nullptr};
+  core::SurfaceGrid grid_;
   at::Tensor cluster_logits_;
 };
 TORCH_MODULE(LepardNet);

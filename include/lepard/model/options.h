@@ -49,6 +49,13 @@ struct ModelOptions {
   // it reads where each cluster is instead of learning it from the pixels alone. Every
   // forward pass then needs the labels (lepard-prepare's cache, or the surrogate's).
   bool label_input = false;
+  // Feedback passes (iterative error feedback): 0, none. With N > 0 the network's prediction is
+  // rendered (hard z-buffer, one-hot planes of the K parts and the background at image_size)
+  // and a second encoder, which sees the input and those planes, adds a correction to the raw
+  // outputs; N times, the same weights each pass. The rendering carries no gradient: the
+  // corrector learns to read where the parts are against where the labels or pixels say they
+  // should be. Needs model.viewpoints 1.
+  int64_t feedback = 0;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
