@@ -63,6 +63,33 @@ void run(benchmark::State& state, bool binning) {
   state.counters["peak_rss_MB"] = peak_rss_mb();
 }
 
+// The part image of training (loss.parts): soft_attributes forward + backward on one
+// process's share of the batch (8 images), the training grid (8 rings x 12 segments, 192
+// faces per part), one thread as in two-process training, one-hot attributes over 17
+// channels (each part owns one cluster, as ownership gives) and gamma 1e-4.
+void BM_SoftAttributes_Training(benchmark::State& state) {
+  at::set_num_threads(1);
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto verts = scene(grid).requires_grad_();
+  const int64_t B = verts.size(0), K = verts.size(1), C = 17;
+  render::SoftAttributeSettings s;
+  s.raster.height = s.raster.width = state.range(0);
+  s.raster.sigma = 1e-4;
+  auto attr = at::zeros({B, K, C}, verts.options().requires_grad(false));
+  for (int64_t k = 0; k < K; ++k) attr.select(1, k).select(1, 1 + k % (C - 1)).fill_(1.0);
+  auto bg = at::zeros({C}, attr.options());
+  bg[0] = 1.0;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
+  const auto grad = at::randn({B, C, s.raster.height, s.raster.width}, gen, attr.options());
+  for (auto _ : state) {
+    const auto image = render::soft_attributes(verts, grid.faces, attr, bg, s);
+    auto g = torch::autograd::grad({image}, {verts}, {grad});
+    benchmark::DoNotOptimize(g);
+  }
+  state.counters["peak_rss_MB"] = peak_rss_mb();
+}
+BENCHMARK(BM_SoftAttributes_Training)->ArgName("size")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void BM_SoftSilhouettes_Binned(benchmark::State& state) { run(state, true); }
 void BM_SoftSilhouettes_Dense(benchmark::State& state) { run(state, false); }
 

@@ -164,7 +164,8 @@ class SoftAttributeFunction : public torch::autograd::Function<SoftAttributeFunc
     if (!grads[0].defined()) return out;
     const auto bg = saved[3].numel() == 0 ? at::Tensor() : saved[3];
     auto g = detail::soft_attributes_cpu(saved[0], saved[1], saved[2], bg,
-                                         unpack(ctx->saved_data["settings"].toDoubleVector()), grads[0]);
+                                         unpack(ctx->saved_data["settings"].toDoubleVector()), grads[0],
+                                         ctx->needs_input_grad(2));
     out[0] = g.first;
     out[2] = g.second;
     return out;

@@ -1,6 +1,7 @@
 // CPU kernel of the soft rasteriser: per part, faces are binned into square tiles by
-// their bounding box grown by the cutoff radius, and each pixel visits only its tile's
-// faces. With binning off, every pixel visits every face (the dense kernel).
+// their bounding box grown by the cutoff radius; within a tile each face visits the pixels its
+// box holds, and each pixel gathers its faces' contributions in the tile list's order. With
+// binning off, every pixel visits every face (the dense kernel).
 #include "soft_rasterize_kernel.h"
 
 #include <Eigen/Core>
@@ -24,6 +25,9 @@ struct Face {
   T ax, ay, bx, by, cx, cy;
   T az, bz, cz;              // depths
   T area;                    // twice the signed screen area
+  T inv_area;                // 1 / area (0 without area)
+  T inv_len2[3];             // 1 / squared length of edges a->b, b->c, c->a (0 for a point)
+  T inv_z[3];                // 1 / depth of a, b, c (with depths)
   T xmin, xmax, ymin, ymax;  // bounding box grown by the cutoff radius
   int64_t v[3];
   bool has_area;
@@ -43,11 +47,11 @@ struct Hit {
 template <typename T>
 using Vec2 = Eigen::Matrix<T, 2, 1>;
 
+// inv_len2: 1 / |b - a|^2, or 0 when a = b (then the closest point is a).
 template <typename T>
-inline T segment_distance2(T px, T py, T ax, T ay, T bx, T by, T& t, T& rx, T& ry) {
+inline T segment_distance2(T px, T py, T ax, T ay, T bx, T by, T inv_len2, T& t, T& rx, T& ry) {
   const Vec2<T> ab(bx - ax, by - ay), ap(px - ax, py - ay);
-  const T len2 = ab.squaredNorm();
-  t = len2 > 0 ? ap.dot(ab) / len2 : T(0);
+  t = ap.dot(ab) * inv_len2;
   t = std::min(std::max(t, T(0)), T(1));
   const Vec2<T> r = ap - t * ab;
   rx = r.x();
@@ -62,17 +66,18 @@ inline T edge_function(T px, T py, T ax, T ay, T bx, T by) {
 }
 
 // Evaluates face f at pixel (px, py); false when it is truncated (outside, beyond the cutoff).
+// e receives the edge functions e(p; a, b), e(p; b, c), e(p; c, a).
 template <typename T>
-inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T inv_sigma, Hit<T>& hit) {
-  const T e0 = edge_function(px, py, f.ax, f.ay, f.bx, f.by);
-  const T e1 = edge_function(px, py, f.bx, f.by, f.cx, f.cy);
-  const T e2 = edge_function(px, py, f.cx, f.cy, f.ax, f.ay);
+inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T inv_sigma, Hit<T>& hit, T* e) {
+  const T e0 = e[0] = edge_function(px, py, f.ax, f.ay, f.bx, f.by);
+  const T e1 = e[1] = edge_function(px, py, f.bx, f.by, f.cx, f.cy);
+  const T e2 = e[2] = edge_function(px, py, f.cx, f.cy, f.ax, f.ay);
   const bool inside = f.has_area && ((e0 >= 0 && e1 >= 0 && e2 >= 0) || (e0 <= 0 && e1 <= 0 && e2 <= 0));
   T t, rx, ry, t1, rx1, ry1, t2, rx2, ry2;
-  T d2 = segment_distance2(px, py, f.ax, f.ay, f.bx, f.by, t, rx, ry);
+  T d2 = segment_distance2(px, py, f.ax, f.ay, f.bx, f.by, f.inv_len2[0], t, rx, ry);
   int edge = 0;
-  const T d2b = segment_distance2(px, py, f.bx, f.by, f.cx, f.cy, t1, rx1, ry1);
-  const T d2c = segment_distance2(px, py, f.cx, f.cy, f.ax, f.ay, t2, rx2, ry2);
+  const T d2b = segment_distance2(px, py, f.bx, f.by, f.cx, f.cy, f.inv_len2[1], t1, rx1, ry1);
+  const T d2c = segment_distance2(px, py, f.cx, f.cy, f.ax, f.ay, f.inv_len2[2], t2, rx2, ry2);
   if (d2b < d2) {
     d2 = d2b;
     t = t1;
@@ -90,6 +95,12 @@ inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T in
   if (!inside && d2 >= cutoff) return false;
   hit = {index, T(1) / (T(1) + std::exp(-(inside ? d2 : -d2) * inv_sigma)), rx, ry, t, edge, inside};
   return true;
+}
+
+template <typename T>
+inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T inv_sigma, Hit<T>& hit) {
+  T e[3];
+  return evaluate(f, index, px, py, cutoff, inv_sigma, hit, e);
 }
 
 // One part's faces and their tiles.
@@ -122,6 +133,15 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
     }
     f.area = edge_function(f.cx, f.cy, f.ax, f.ay, f.bx, f.by);
     f.has_area = f.area != 0;
+    f.inv_area = f.has_area ? T(1) / f.area : T(0);
+    const T ex[3] = {f.bx - f.ax, f.cx - f.bx, f.ax - f.cx}, ey[3] = {f.by - f.ay, f.cy - f.by, f.ay - f.cy};
+    for (int e = 0; e < 3; ++e) {
+      const T len2 = ex[e] * ex[e] + ey[e] * ey[e];
+      f.inv_len2[e] = len2 > 0 ? T(1) / len2 : T(0);
+    }
+    f.inv_z[0] = stride >= 3 ? T(1) / f.az : T(0);
+    f.inv_z[1] = stride >= 3 ? T(1) / f.bz : T(0);
+    f.inv_z[2] = stride >= 3 ? T(1) / f.cz : T(0);
     f.xmin = std::min({f.ax, f.bx, f.cx}) - radius;
     f.xmax = std::max({f.ax, f.bx, f.cx}) + radius;
     f.ymin = std::min({f.ay, f.by, f.cy}) - radius;
@@ -177,32 +197,67 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
   }
 }
 
-// Calls fn(pixel index, px, py, faces of the pixel's tile) for every pixel of the image.
-template <typename T, typename Fn>
-void for_each_pixel(const Bins<T>& bins, const SoftRasterSettings& s, Fn&& fn) {
+// The centre of pixel column j (or row i) of a W-wide (H-high) image, in normalised units.
+template <typename T>
+inline T pixel_centre(int64_t j, int64_t W) {
+  return T(2 * j + 1 - W) / T(W);
+}
+
+// Tile by tile, face-major: calls visit(pixel, l, px, py, face) for every face of the tile
+// and every pixel of the tile the face's grown box holds (every pixel in the dense mode), with
+// pixel the index in the image and l the index within the tile (row-major, the tile's width);
+// then done(pixel, l, px, py) for each pixel of the tile. Each pixel sees its faces in the
+// tile list's order, the order a pixel-major loop over the list would give, so sums and
+// products come out the same; the face-major loop only spares the pixels outside a face's
+// box their test.
+template <typename T, typename Visit, typename Done>
+void for_each_tile(const Bins<T>& bins, const SoftRasterSettings& s, Visit&& visit, Done&& done) {
   const int64_t H = s.height, W = s.width;
+  // Pixel ranges of a box, one pixel wider each side than rounding could leave out; the
+  // exact test below decides.
+  auto first_col = [&](T x) { return static_cast<int64_t>(std::floor((x * W + W - 1) / 2)); };
+  auto last_col = [&](T x) { return static_cast<int64_t>(std::ceil((x * W + W - 1) / 2)); };
+  auto first_row = [&](T y) { return static_cast<int64_t>(std::floor((y * H + H - 1) / 2)); };
+  auto last_row = [&](T y) { return static_cast<int64_t>(std::ceil((y * H + H - 1) / 2)); };
   for (int64_t ty = 0; ty < bins.tiles_y; ++ty) {
     for (int64_t tx = 0; tx < bins.tiles_x; ++tx) {
       const int64_t tile = ty * bins.tiles_x + tx;
-      const int64_t* first = bins.list.data() + bins.start[tile];
-      const int64_t count = bins.start[tile + 1] - bins.start[tile];
-      const int64_t i1 = std::min(H, (ty + 1) * bins.tile), j1 = std::min(W, (tx + 1) * bins.tile);
-      for (int64_t i = ty * bins.tile; i < i1; ++i) {
-        const T py = T(2 * i + 1 - H) / T(H);
-        for (int64_t j = tx * bins.tile; j < j1; ++j) {
-          const T px = T(2 * j + 1 - W) / T(W);
-          fn(i * W + j, px, py, first, count);
+      const int64_t i0 = ty * bins.tile, j0 = tx * bins.tile;
+      const int64_t i1 = std::min(H, i0 + bins.tile), j1 = std::min(W, j0 + bins.tile);
+      const int64_t cols = j1 - j0;
+      for (int64_t n = bins.start[tile]; n < bins.start[tile + 1]; ++n) {
+        const int64_t face = bins.list[n];
+        const Face<T>& f = bins.faces[face];
+        int64_t r0 = i0, r1 = i1 - 1, c0 = j0, c1 = j1 - 1;
+        if (s.binning) {
+          if (!std::isfinite(f.xmin + f.xmax + f.ymin + f.ymax)) continue;  // binned into no tile anyway
+          r0 = std::max(r0, first_row(f.ymin) - 1);
+          r1 = std::min(r1, last_row(f.ymax) + 1);
+          c0 = std::max(c0, first_col(f.xmin) - 1);
+          c1 = std::min(c1, last_col(f.xmax) + 1);
         }
+        for (int64_t i = r0; i <= r1; ++i) {
+          const T py = pixel_centre<T>(i, H);
+          if (s.binning && (py < f.ymin || py > f.ymax)) continue;
+          for (int64_t j = c0; j <= c1; ++j) {
+            const T px = pixel_centre<T>(j, W);
+            if (s.binning && (px < f.xmin || px > f.xmax)) continue;
+            visit(i * W + j, (i - i0) * cols + (j - j0), px, py, face);
+          }
+        }
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        const T py = pixel_centre<T>(i, H);
+        for (int64_t j = j0; j < j1; ++j) done(i * W + j, (i - i0) * cols + (j - j0), pixel_centre<T>(j, W), py);
       }
     }
   }
 }
 
-// Whether face f can reach pixel (px, py): its grown box holds the pixel (binned mode only;
-// the dense kernel evaluates every face).
+// The number of pixels of the largest tile (the per-pixel buffers of for_each_tile).
 template <typename T>
-inline bool may_reach(const Face<T>& f, T px, T py, bool binning) {
-  return !binning || (px >= f.xmin && px <= f.xmax && py >= f.ymin && py <= f.ymax);
+int64_t tile_pixels(const Bins<T>& bins) {
+  return bins.tile * bins.tile;
 }
 
 }  // namespace
@@ -223,19 +278,20 @@ at::Tensor soft_silhouettes_forward_cpu(const at::Tensor& verts_in, const at::Te
     at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
       Bins<T> bins;
       Hit<T> hit;
+      std::vector<T> prod;
       for (int64_t part = begin; part < end; ++part) {
         build_bins(vp + part * V * 3, 3, fp, F, s, radius, bins);
+        prod.assign(static_cast<size_t>(tile_pixels(bins)), T(1));
         T* image = op + part * s.height * s.width;
-        for_each_pixel(bins, s, [&](int64_t pixel, T px, T py, const int64_t* list, int64_t count) {
-          T prod = 1;
-          for (int64_t n = 0; n < count; ++n) {
-            const Face<T>& f = bins.faces[list[n]];
-            if (may_reach(f, px, py, s.binning) && evaluate(f, list[n], px, py, cutoff, inv_sigma, hit)) {
-              prod *= 1 - hit.D;
-            }
-          }
-          image[pixel] = 1 - prod;
-        });
+        for_each_tile(
+            bins, s,
+            [&](int64_t, int64_t l, T px, T py, int64_t face) {
+              if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) prod[l] *= 1 - hit.D;
+            },
+            [&](int64_t pixel, int64_t l, T, T) {
+              image[pixel] = 1 - prod[l];
+              prod[l] = 1;
+            });
       }
     });
   });
@@ -260,43 +316,48 @@ at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts_in, const at::T
     T* op = out.data_ptr<T>();
     at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
       Bins<T> bins;
-      std::vector<Hit<T>> hits;
+      std::vector<std::vector<Hit<T>>> buckets;  // per pixel of the tile
       std::vector<T> prefix, suffix;
       std::vector<Acc> acc(static_cast<size_t>(V * 2));
       for (int64_t part = begin; part < end; ++part) {
         const T* g_image = gp + part * s.height * s.width;
         build_bins(vp + part * V * 3, 3, fp, F, s, radius, bins);
+        buckets.resize(static_cast<size_t>(tile_pixels(bins)));
         std::fill(acc.begin(), acc.end(), Acc(0));
-        for_each_pixel(bins, s, [&](int64_t pixel, T px, T py, const int64_t* list, int64_t count) {
-          const T g = g_image[pixel];
-          if (g == 0) return;
-          hits.clear();
-          Hit<T> hit;
-          for (int64_t n = 0; n < count; ++n) {
-            const Face<T>& f = bins.faces[list[n]];
-            if (may_reach(f, px, py, s.binning) && evaluate(f, list[n], px, py, cutoff, inv_sigma, hit)) {
-              hits.push_back(hit);
-            }
-          }
-          const size_t n = hits.size();
-          // dA/dD_j = prod_{i != j} (1 - D_i), from prefix and suffix products (exact, no division).
-          prefix.assign(n + 1, T(1));
-          suffix.assign(n + 1, T(1));
-          for (size_t j = 0; j < n; ++j) prefix[j + 1] = prefix[j] * (1 - hits[j].D);
-          for (size_t j = n; j-- > 0;) suffix[j] = suffix[j + 1] * (1 - hits[j].D);
-          for (size_t j = 0; j < n; ++j) {
-            const Hit<T>& h = hits[j];
-            // dD/d(d^2) = delta D (1 - D) / sigma; d(d^2)/dp0 = -2 r (1 - t), d(d^2)/dp1 = -2 r t.
-            const T dd2 = g * prefix[j] * suffix[j + 1] * (h.inside ? 1 : -1) * h.D * (1 - h.D) * inv_sigma;
-            const Face<T>& f = bins.faces[h.face];
-            const int64_t v0 = f.v[h.edge], v1 = f.v[(h.edge + 1) % 3];
-            const T w0 = -2 * dd2 * (1 - h.t), w1 = -2 * dd2 * h.t;
-            acc[2 * v0] += w0 * h.rx;
-            acc[2 * v0 + 1] += w0 * h.ry;
-            acc[2 * v1] += w1 * h.rx;
-            acc[2 * v1 + 1] += w1 * h.ry;
-          }
-        });
+        Hit<T> hit;
+        for_each_tile(
+            bins, s,
+            [&](int64_t pixel, int64_t l, T px, T py, int64_t face) {
+              if (g_image[pixel] == 0) return;
+              if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) buckets[l].push_back(hit);
+            },
+            [&](int64_t pixel, int64_t l, T, T) {
+              auto& hits = buckets[l];
+              const T g = g_image[pixel];
+              if (g == 0 || hits.empty()) {
+                hits.clear();
+                return;
+              }
+              const size_t n = hits.size();
+              // dA/dD_j = prod_{i != j} (1 - D_i), from prefix and suffix products (exact, no division).
+              prefix.assign(n + 1, T(1));
+              suffix.assign(n + 1, T(1));
+              for (size_t j = 0; j < n; ++j) prefix[j + 1] = prefix[j] * (1 - hits[j].D);
+              for (size_t j = n; j-- > 0;) suffix[j] = suffix[j + 1] * (1 - hits[j].D);
+              for (size_t j = 0; j < n; ++j) {
+                const Hit<T>& h = hits[j];
+                // dD/d(d^2) = delta D (1 - D) / sigma; d(d^2)/dp0 = -2 r (1 - t), d(d^2)/dp1 = -2 r t.
+                const T dd2 = g * prefix[j] * suffix[j + 1] * (h.inside ? 1 : -1) * h.D * (1 - h.D) * inv_sigma;
+                const Face<T>& f = bins.faces[h.face];
+                const int64_t v0 = f.v[h.edge], v1 = f.v[(h.edge + 1) % 3];
+                const T w0 = -2 * dd2 * (1 - h.t), w1 = -2 * dd2 * h.t;
+                acc[2 * v0] += w0 * h.rx;
+                acc[2 * v0 + 1] += w0 * h.ry;
+                acc[2 * v1] += w1 * h.rx;
+                acc[2 * v1 + 1] += w1 * h.ry;
+              }
+              hits.clear();
+            });
         T* dst = op + part * V * 3;
         for (int64_t v = 0; v < V; ++v) {
           dst[3 * v] = static_cast<T>(acc[2 * v]);
@@ -322,40 +383,62 @@ struct DepthHit {
   T weight;  // exp((zn - zmax) / gamma)
 };
 
+// Each part's non-zero attribute channels (CSR): part k's are list[start[k] .. start[k + 1]).
+// Attributes from an ownership table are one-hot or nearly, so the channel loops visit few.
+struct Channels {
+  std::vector<int64_t> start, list;
+};
+
+template <typename T>
+void nonzero_channels(const T* attr, int64_t K, int64_t C, Channels& out) {
+  out.start.assign(static_cast<size_t>(K + 1), 0);
+  out.list.clear();
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t c = 0; c < C; ++c)
+      if (attr[k * C + c] != T(0)) out.list.push_back(c);
+    out.start[k + 1] = static_cast<int64_t>(out.list.size());
+  }
+}
+
 // One image of soft_attributes: forward writes `image` (C, P); backward (grad != nullptr)
-// accumulates into grad_verts (K V, 3) and grad_attr (K, C).
+// accumulates into grad_verts (K V, 3) and, unless it is null, grad_attr (K, C).
+// Faces whose depth weight underflows to zero (far behind the front at a small gamma) add
+// nothing to the image nor to any gradient, so the loops skip them: the result is the same.
 template <typename T, typename Acc>
 void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_t F, int64_t C, const T* attr,
-                     const T* bg, T* image, const T* grad, Acc* grad_verts, Acc* grad_attr) {
+                     const Channels& nz, const T* bg, T* image, const T* grad, Acc* grad_verts, Acc* grad_attr) {
   const auto& rs = s.raster;
   const int64_t P = rs.height * rs.width;
   const T cutoff = static_cast<T>(rs.sigma * std::log(1.0 / rs.eps - 1.0));
   const T inv_sigma = static_cast<T>(1.0 / rs.sigma), inv_gamma = static_cast<T>(1.0 / s.gamma);
-  const T zfar = static_cast<T>(s.zfar), zrange = static_cast<T>(s.zfar - s.znear);
+  const T zfar = static_cast<T>(s.zfar), zrange = static_cast<T>(s.zfar - s.znear), inv_zrange = 1 / zrange;
   const T zback = static_cast<T>(s.background_depth);
-  std::vector<DepthHit<T>> hits;
+  std::vector<std::vector<DepthHit<T>>> buckets(static_cast<size_t>(tile_pixels(bins)));  // per pixel of the tile
   std::vector<Acc> value(static_cast<size_t>(C));
-  for_each_pixel(bins, rs, [&](int64_t pixel, T px, T py, const int64_t* list, int64_t count) {
-    hits.clear();
+  DepthHit<T> h;
+  auto visit = [&](int64_t, int64_t l, T px, T py, int64_t face) {
+    const Face<T>& f = bins.faces[face];
+    if (!f.has_area) return;
+    T e[3];
+    if (!evaluate(f, face, px, py, cutoff, inv_sigma, h.hit, e)) return;
+    // Screen barycentrics: l_A = e(p; B, C) / area, l_B = e(p; C, A) / area, l_C = e(p; A, B) / area.
+    h.l[0] = e[1] * f.inv_area;
+    h.l[1] = e[2] * f.inv_area;
+    h.l[2] = e[0] * f.inv_area;
+    const T m0 = std::max(h.l[0], T(0)), m1 = std::max(h.l[1], T(0)), m2 = std::max(h.l[2], T(0));
+    h.sum_m = m0 + m1 + m2;
+    const T inv_sum = 1 / h.sum_m;
+    h.n[0] = m0 * inv_sum;
+    h.n[1] = m1 * inv_sum;
+    h.n[2] = m2 * inv_sum;
+    h.zp = 1 / (h.n[0] * f.inv_z[0] + h.n[1] * f.inv_z[1] + h.n[2] * f.inv_z[2]);
+    h.zn = (zfar - h.zp) * inv_zrange;
+    buckets[l].push_back(h);
+  };
+  for_each_tile(bins, rs, visit, [&](int64_t pixel, int64_t l, T px, T py) {
+    auto& hits = buckets[l];
     T zmax = zback;
-    DepthHit<T> h;
-    for (int64_t q = 0; q < count; ++q) {
-      const Face<T>& f = bins.faces[list[q]];
-      if (!f.has_area || !may_reach(f, px, py, rs.binning)) continue;
-      if (!evaluate(f, list[q], px, py, cutoff, inv_sigma, h.hit)) continue;
-      h.l[0] = edge_function(px, py, f.bx, f.by, f.cx, f.cy) / f.area;
-      h.l[1] = edge_function(px, py, f.cx, f.cy, f.ax, f.ay) / f.area;
-      h.l[2] = edge_function(px, py, f.ax, f.ay, f.bx, f.by) / f.area;
-      const T m0 = std::max(h.l[0], T(0)), m1 = std::max(h.l[1], T(0)), m2 = std::max(h.l[2], T(0));
-      h.sum_m = m0 + m1 + m2;
-      h.n[0] = m0 / h.sum_m;
-      h.n[1] = m1 / h.sum_m;
-      h.n[2] = m2 / h.sum_m;
-      h.zp = 1 / (h.n[0] / f.az + h.n[1] / f.bz + h.n[2] / f.cz);
-      h.zn = (zfar - h.zp) / zrange;
-      zmax = std::max(zmax, h.zn);
-      hits.push_back(h);
-    }
+    for (const auto& x : hits) zmax = std::max(zmax, x.zn);
     // zmax only shifts the exponents for stability: the weights do not depend on it.
     const T delta = std::exp((zback - zmax) * inv_gamma);
     Acc den = delta;
@@ -365,24 +448,30 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
     }
     for (int64_t c = 0; c < C; ++c) value[c] = delta * (bg ? bg[c] : T(0));
     for (const auto& x : hits) {
-      const T* a = attr + (x.hit.face / F) * C;
+      if (x.weight == 0) continue;
+      const int64_t part = x.hit.face / F;
+      const T* a = attr + part * C;
       const Acc num = x.hit.D * x.weight;
-      for (int64_t c = 0; c < C; ++c) value[c] += num * a[c];
+      for (int64_t n = nz.start[part]; n < nz.start[part + 1]; ++n) value[nz.list[n]] += num * a[nz.list[n]];
     }
     for (int64_t c = 0; c < C; ++c) value[c] /= den;
     if (!grad) {
       for (int64_t c = 0; c < C; ++c) image[c * P + pixel] = static_cast<T>(value[c]);
+      hits.clear();
       return;
     }
     const T* g = grad + pixel;  // channel c at g[c * P]
+    Acc g_value = 0;            // <dE/dI, I>
+    for (int64_t c = 0; c < C; ++c) g_value += g[c * P] * value[c];
     for (const auto& x : hits) {
+      if (x.weight == 0) continue;
       const int64_t part = x.hit.face / F;
       const T* a = attr + part * C;
       const Acc num = x.hit.D * x.weight;
-      Acc gj = 0;  // dE/dnum_j = <dE/dI, a_j - I> / den
-      for (int64_t c = 0; c < C; ++c) {
-        gj += g[c * P] * (a[c] - value[c]);
-        grad_attr[part * C + c] += num / den * g[c * P];
+      Acc gj = -g_value;  // dE/dnum_j = <dE/dI, a_j - I> / den
+      for (int64_t n = nz.start[part]; n < nz.start[part + 1]; ++n) gj += g[nz.list[n] * P] * a[nz.list[n]];
+      if (grad_attr) {
+        for (int64_t c = 0; c < C; ++c) grad_attr[part * C + c] += num / den * g[c * P];
       }
       gj /= den;
       const Face<T>& f = bins.faces[x.hit.face];
@@ -396,25 +485,24 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
       gv[e1][1] += -2 * dd2 * x.hit.t * x.hit.ry;
       // Through zn_j: zn = (zfar - zp) / zrange, zp = 1 / sum_i n_i / z_i.
       const Acc gzn = gj * num * inv_gamma;
-      const Acc ginv = gzn * x.zp * x.zp / zrange;  // dE/d(1/zp)
-      const T zs[3] = {f.az, f.bz, f.cz};
+      const Acc ginv = gzn * x.zp * x.zp * inv_zrange;  // dE/d(1/zp)
       Acc gn[3], dot = 0;
       for (int i = 0; i < 3; ++i) {
-        gv[i][2] += -ginv * x.n[i] / (zs[i] * zs[i]);
-        gn[i] = ginv / zs[i];
+        gv[i][2] += -ginv * x.n[i] * (f.inv_z[i] * f.inv_z[i]);
+        gn[i] = ginv * f.inv_z[i];
         dot += x.n[i] * gn[i];
       }
       Acc gl[3], garea = 0;
       for (int i = 0; i < 3; ++i) {
         gl[i] = x.l[i] > 0 ? (gn[i] - dot) / x.sum_m : Acc(0);
-        garea -= gl[i] * x.l[i] / f.area;
+        garea -= gl[i] * x.l[i] * f.inv_area;
       }
       // l_A = e(p; B, C) / area, l_B = e(p; C, A) / area, l_C = e(p; A, B) / area, with
       // e(p; U, W) = (W - U) x (p - U): de/dU = (W_y - p_y, p_x - W_x), de/dW = (p_y - U_y, U_x - p_x).
       const T P0[2] = {f.ax, f.ay}, P1[2] = {f.bx, f.by}, P2[2] = {f.cx, f.cy};
       const T* vx[3] = {P0, P1, P2};
       for (int i = 0; i < 3; ++i) {
-        const Acc ge = gl[i] / f.area;
+        const Acc ge = gl[i] * f.inv_area;
         const int u = (i + 1) % 3, w = (i + 2) % 3;  // the edge opposite vertex i: U -> W
         gv[u][0] += ge * (vx[w][1] - py);
         gv[u][1] += ge * (px - vx[w][0]);
@@ -429,6 +517,7 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
       gv[2][0] += garea * (P0[1] - P1[1]);
       gv[2][1] += garea * (P1[0] - P0[0]);
     }
+    hits.clear();
   });
 }
 
@@ -444,7 +533,8 @@ std::vector<int64_t> image_faces(const int64_t* faces, int64_t F, int64_t K, int
 
 std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in, const at::Tensor& faces_in,
                                                       const at::Tensor& attr_in, const at::Tensor& bg_in,
-                                                      const SoftAttributeSettings& s, const at::Tensor& grad_in) {
+                                                      const SoftAttributeSettings& s, const at::Tensor& grad_in,
+                                                      bool want_attr_grad) {
   const auto verts = verts_in.contiguous();
   const auto attr = attr_in.contiguous();
   const auto bg = bg_in.defined() ? bg_in.to(verts.options()).contiguous() : at::Tensor();
@@ -456,7 +546,7 @@ std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in
   at::Tensor image, grad_verts, grad_attr;
   if (backward) {
     grad_verts = at::zeros({B, K, V, 3}, verts.options());
-    grad_attr = at::zeros({B, K, C}, verts.options());
+    if (want_attr_grad) grad_attr = at::zeros({B, K, C}, verts.options());
   } else {
     image = at::empty({B, C, s.raster.height, s.raster.width}, verts.options());
   }
@@ -468,21 +558,26 @@ std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in
     const int64_t P = s.raster.height * s.raster.width;
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       Bins<T> bins;
+      Channels nz;
       std::vector<Acc> gv, ga;
       for (int64_t b = begin; b < end; ++b) {
         build_bins(verts.data_ptr<T>() + b * K * V * 3, 3, all_faces.data(), K * F, s.raster, radius, bins);
         const T* a = attr.data_ptr<T>() + b * K * C;
+        nonzero_channels(a, K, C, nz);
         const T* bgp = bg.defined() ? bg.data_ptr<T>() : nullptr;
         if (!backward) {
-          attribute_image<T, Acc>(bins, s, F, C, a, bgp, image.data_ptr<T>() + b * C * P, nullptr, nullptr, nullptr);
+          attribute_image<T, Acc>(bins, s, F, C, a, nz, bgp, image.data_ptr<T>() + b * C * P, nullptr, nullptr,
+                                  nullptr);
           continue;
         }
         gv.assign(static_cast<size_t>(K * V * 3), Acc(0));
-        ga.assign(static_cast<size_t>(K * C), Acc(0));
-        attribute_image<T, Acc>(bins, s, F, C, a, bgp, nullptr, grad.data_ptr<T>() + b * C * P, gv.data(), ga.data());
+        if (want_attr_grad) ga.assign(static_cast<size_t>(K * C), Acc(0));
+        attribute_image<T, Acc>(bins, s, F, C, a, nz, bgp, nullptr, grad.data_ptr<T>() + b * C * P, gv.data(),
+                                want_attr_grad ? ga.data() : nullptr);
         T* dv = grad_verts.data_ptr<T>() + b * K * V * 3;
-        T* da = grad_attr.data_ptr<T>() + b * K * C;
         for (size_t i = 0; i < gv.size(); ++i) dv[i] = static_cast<T>(gv[i]);
+        if (!want_attr_grad) continue;
+        T* da = grad_attr.data_ptr<T>() + b * K * C;
         for (size_t i = 0; i < ga.size(); ++i) da[i] = static_cast<T>(ga[i]);
       }
     });

@@ -78,6 +78,25 @@ TEST(SoftAttributes, GradientsMatchReferenceAndFiniteDifferences) {
     EXPECT_LT(max_abs_diff(ours[i], ref[i]) / scale, 1e-8) << (i == 0 ? "verts" : "attributes");
   }
   EXPECT_GT(ref[0].select(-1, 2).abs().max().item<double>(), 1e-4) << "depth must matter";
+  // One-hot attributes that need no gradient (an ownership table's rows): the kernel visits
+  // each part's non-zero channels only and leaves the attributes' gradient out.
+  {
+    auto onehot = at::zeros({1, 2, 3}, opt);
+    onehot[0][0][2] = 1.0;
+    onehot[0][1][0] = 1.0;
+    auto v_ours = verts0.clone().requires_grad_();
+    auto v_ref = verts0.clone().requires_grad_();
+    const auto g_ours =
+        torch::autograd::grad({(soft_attributes(v_ours, grid.faces, onehot, {}, s) * w).sum()}, {v_ours});
+    const auto g_ref =
+        torch::autograd::grad({(soft_attributes_reference(v_ref, grid.faces, onehot, {}, s) * w).sum()}, {v_ref});
+    const double scale = g_ref[0].abs().max().item<double>();
+    ASSERT_GT(scale, 1e-3);
+    EXPECT_LT(max_abs_diff(g_ours[0], g_ref[0]) / scale, 1e-8);
+    EXPECT_LT(max_abs_diff(soft_attributes(verts0, grid.faces, onehot, {}, s),
+                           soft_attributes_reference(verts0, grid.faces, onehot, {}, s)),
+              1e-12);
+  }
   // Central differences over every vertex coordinate (x, y and depth).
   const double h = 1e-6;
   auto loss = [&](const at::Tensor& v) {
