@@ -69,6 +69,66 @@ std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64
   return {out.to(like.device()), valid.to(like.device())};
 }
 
+NearestDistances owned_nearest_distances(const at::Tensor& points, const at::Tensor& pixels, const at::Tensor& own,
+                                         const at::Tensor& valid, double big) {
+  const int64_t b = points.size(0), k = points.size(1), p = points.size(2), c = pixels.size(1), n = pixels.size(2);
+  const auto far = at::full({}, big, points.options());
+  NearestDistances out;
+  if (own.dim() == 3) {  // per image: every (part, cluster) pair
+    const auto d2 =
+        (points.reshape({b, k * p, 1, 2}) - pixels.reshape({b, 1, c * n, 2})).pow(2).sum(3).view({b, k, p, c, n});
+    const auto allowed = (own.view({b, k, 1, c}) * valid.view({b, 1, 1, c})) > 0.5;  // (B, K, 1, C)
+    out.to_pixels = std::get<0>(at::where(allowed, std::get<0>(d2.min(4)), far).min(3));
+    out.to_points = std::get<0>(at::where(own.view({b, k, c, 1}) > 0.5, std::get<0>(d2.min(2)), far).min(1));
+    return out;
+  }
+  // The shared table: the owned pairs, and per part (per cluster) its pairs, padded with an
+  // index past the last pair that points at a row of `big`.
+  const auto table = (own.detach().cpu() > 0.5).contiguous();
+  const auto t = table.accessor<bool, 2>();
+  std::vector<int64_t> pair_part, pair_cluster;
+  std::vector<std::vector<int64_t>> of_part(static_cast<size_t>(k)), of_cluster(static_cast<size_t>(c));
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < c; ++j)
+      if (t[i][j]) {
+        of_part[i].push_back(static_cast<int64_t>(pair_part.size()));
+        of_cluster[j].push_back(static_cast<int64_t>(pair_part.size()));
+        pair_part.push_back(i);
+        pair_cluster.push_back(j);
+      }
+  const auto pairs = static_cast<int64_t>(pair_part.size());
+  if (pairs == 0) {
+    out.to_pixels = at::full({b, k, p}, big, points.options());
+    out.to_points = at::full({b, c, n}, big, points.options());
+    return out;
+  }
+  auto padded = [&](const std::vector<std::vector<int64_t>>& lists) {
+    size_t width = 1;
+    for (const auto& l : lists) width = std::max(width, l.size());
+    std::vector<int64_t> flat(lists.size() * width, pairs);
+    for (size_t i = 0; i < lists.size(); ++i) std::copy(lists[i].begin(), lists[i].end(), flat.begin() + i * width);
+    return std::make_pair(at::tensor(flat, at::kLong).to(points.device()), static_cast<int64_t>(width));
+  };
+  const auto ik = at::tensor(pair_part, at::kLong).to(points.device());
+  const auto ic = at::tensor(pair_cluster, at::kLong).to(points.device());
+  const auto d2 = (points.index_select(1, ik).unsqueeze(3) - pixels.index_select(1, ic).unsqueeze(2))
+                      .pow(2)
+                      .sum(4);                                          // (B, pairs, P, n)
+  const auto present = (valid.index_select(1, ic) > 0.5).unsqueeze(2);  // (B, pairs, 1)
+  const auto to_cluster = at::where(present, std::get<0>(d2.min(3)), far);
+  const auto [by_part, m] = padded(of_part);
+  out.to_pixels = std::get<0>(at::cat({to_cluster, at::full({b, 1, p}, big, points.options())}, 1)
+                                  .index_select(1, by_part)
+                                  .view({b, k, m, p})
+                                  .min(2));
+  const auto [by_cluster, m2] = padded(of_cluster);
+  out.to_points = std::get<0>(at::cat({std::get<0>(d2.min(2)), at::full({b, 1, n}, big, points.options())}, 1)
+                                  .index_select(1, by_cluster)
+                                  .view({b, c, m2, n})
+                                  .min(2));
+  return out;
+}
+
 at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid,
                                const core::LocalFlowOptions& flow) {
   return model::local_displacement(in.parts.shape, in.velocity, grid, flow);
@@ -221,22 +281,14 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       const auto idx = spread_indices(v, s.part_points).to(points.device());
       const auto pts = points.index_select(2, idx).narrow(3, 0, 2);                  // (B, K, P, 2)
       const auto [pix, valid] = cluster_pixels(part_labels, c, s.part_pixels, pts);  // (B, C, n, 2), (B, C)
-      const int64_t p = pts.size(2), n = pix.size(2);
-      const auto d2 =
-          (pts.reshape({b, k * p, 1, 2}) - pix.reshape({b, 1, c * n, 2})).pow(2).sum(3).view({b, k, p, c, n});
-      const double big = 1e6;
-      // Points to the nearest pixel of their own clusters present in the image.
-      const auto to_cluster = std::get<0>(d2.min(4));                                  // (B, K, P, C)
-      const auto allowed = (own.view({b, k, 1, c}) * valid.view({b, 1, 1, c})) > 0.5;  // (B, K, 1, C)
-      const auto pt_cost =
-          std::get<0>(at::where(allowed, to_cluster, at::full({}, big, d2.options())).min(3));  // (B, K, P)
-      const auto part_has = allowed.squeeze(2).any(2).to(shape.scalar_type());                  // (B, K)
+      // Points to the nearest pixel of their own clusters present in the image, and each
+      // cluster's pixels to the nearest point of the parts that own it.
+      const auto near = owned_nearest_distances(pts, pix, s.split_shared ? own : shared_own, valid, 1e6);
+      const auto& pt_cost = near.to_pixels;                          // (B, K, P)
+      const auto& px_cost = near.to_points;                          // (B, C, n)
+      const auto allowed = (own * valid.view({b, 1, c})) > 0.5;      // (B, K, C)
+      const auto part_has = allowed.any(2).to(shape.scalar_type());  // (B, K)
       const auto pull = (pt_cost.mean(2) * part_has).sum(1) / part_has.sum(1).clamp_min(1.0);
-      // Each cluster's pixels to the nearest point of the parts that own it.
-      const auto to_part = std::get<0>(d2.min(2));  // (B, K, C, n)
-      const auto owners = (own.view({b, k, c, 1}) > 0.5);
-      const auto px_cost =
-          std::get<0>(at::where(owners, to_part, at::full({}, big, d2.options())).min(1));  // (B, C, n)
       const auto cover_valid = valid * owned;
       const auto cover = (px_cost.mean(2) * cover_valid).sum(1) / cover_valid.sum(1).clamp_min(1.0);
       add("part_attraction", s.part_attraction, batch_mean(s.part_pull * pull + cover));

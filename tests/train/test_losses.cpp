@@ -10,6 +10,7 @@
 #include "training_fixture.h"
 
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <array>
 #include <cmath>
@@ -296,6 +297,69 @@ TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {
   // is gone (what is left pulls it toward the middle of the two clusters, -x).
   EXPECT_LT(e_both, e_one);
   EXPECT_GT(g_both, 0.0);
+}
+
+// The per-part attraction's nearest distances over the owned pairs of the shared table equal
+// those over every pair with the table per image, and a brute-force loop; their gradients too.
+// Part 0 owns clusters 0 and 1, part 1 owns 1, part 2 nothing, part 3 owns 0; no part owns
+// cluster 2; image 1 lacks cluster 1.
+TEST_P(LossesDevices, OwnedPairsGiveTheDistancesOfEveryPair) {
+  const auto device = GetParam();
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  at::manual_seed(5);
+  const int64_t B = 2, K = 4, P = 5, C = 3, n = 6;
+  const auto pts0 = at::rand({B, K, P, 2}, opts);
+  const auto pix0 = at::rand({B, C, n, 2}, opts);
+  const auto own = at::tensor({1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0}, opts).view({K, C});
+  const auto valid = at::tensor({1.0, 1.0, 1.0, 1.0, 0.0, 1.0}, opts).view({B, C});
+  const double big = 1e6;
+  auto run = [&](const at::Tensor& table) {
+    auto pts = pts0.clone().requires_grad_();
+    auto pix = pix0.clone().requires_grad_();
+    const auto d = owned_nearest_distances(pts, pix, table, valid, big);
+    const auto w1 = at::linspace(0.5, 1.5, P, opts), w2 = at::linspace(1.0, 2.0, n, opts);
+    const auto grads =
+        torch::autograd::grad({(at::where(d.to_pixels < big, d.to_pixels, at::zeros({}, opts)) * w1).sum() +
+                               (at::where(d.to_points < big, d.to_points, at::zeros({}, opts)) * w2).sum()},
+                              {pts, pix});
+    return std::tuple{d.to_pixels.detach().cpu(), d.to_points.detach().cpu(), grads[0].cpu(), grads[1].cpu()};
+  };
+  const auto [pairs_pt, pairs_px, pairs_gpt, pairs_gpix] = run(own);
+  const auto [every_pt, every_px, every_gpt, every_gpix] = run(own.unsqueeze(0).expand({B, K, C}));
+  EXPECT_EQ(testing::max_abs_diff(pairs_pt, every_pt), 0.0);
+  EXPECT_EQ(testing::max_abs_diff(pairs_px, every_px), 0.0);
+  EXPECT_LT(testing::max_abs_diff(pairs_gpt, every_gpt), 1e-12);
+  EXPECT_LT(testing::max_abs_diff(pairs_gpix, every_gpix), 1e-12);
+  EXPECT_GT(pairs_gpt.abs().max().item<double>(), 0.1);
+  // Brute force.
+  const auto pt = pts0.cpu(), px = pix0.cpu(), o = own.cpu(), ok = valid.cpu();
+  auto d2 = [&](int64_t b, int64_t k, int64_t p, int64_t c, int64_t j) {
+    return (pt[b][k][p] - px[b][c][j]).pow(2).sum().item<double>();
+  };
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t p = 0; p < P; ++p) {
+        double best = big;
+        for (int64_t c = 0; c < C; ++c)
+          if (o[k][c].item<double>() > 0.5 && ok[b][c].item<double>() > 0.5)
+            for (int64_t j = 0; j < n; ++j) best = std::min(best, d2(b, k, p, c, j));
+        EXPECT_DOUBLE_EQ(pairs_pt[b][k][p].item<double>(), best) << b << " " << k << " " << p;
+      }
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < n; ++j) {
+        double best = big;
+        for (int64_t k = 0; k < K; ++k)
+          if (o[k][c].item<double>() > 0.5)
+            for (int64_t p = 0; p < P; ++p) best = std::min(best, d2(b, k, p, c, j));
+        EXPECT_DOUBLE_EQ(pairs_px[b][c][j].item<double>(), best) << b << " " << c << " " << j;
+      }
+  }
+  EXPECT_EQ(pairs_pt[0][2][0].item<double>(), big);  // part 2 owns nothing
+  EXPECT_EQ(pairs_px[1][2][0].item<double>(), big);  // cluster 2 has no owner
+  // No owned pair at all: every distance is big.
+  const auto none = owned_nearest_distances(pts0, pix0, at::zeros({K, C}, opts), valid, big);
+  EXPECT_EQ(none.to_pixels.min().item<double>(), big);
+  EXPECT_EQ(none.to_points.min().item<double>(), big);
 }
 
 // loss.part_pull weighs the per-part attraction's points-to-pixels half: a sphere over a thin

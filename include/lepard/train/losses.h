@@ -140,6 +140,22 @@ struct LossTerms {
   at::Tensor silhouette_parts;  // (B, K, H, W) each part's soft silhouette (when computed)
 };
 
+// The per-part attraction's nearest squared distances between the parts' points (B, K, P, 2)
+// and the clusters' pixels (B, C, n, 2) (cluster_pixels; valid (B, C) 1 where the image has the
+// cluster), each side to the other side's owners:
+//   to_pixels (B, K, P): each point to the nearest pixel of the clusters its part owns and
+//                        the image has; `big` where there are none;
+//   to_points (B, C, n): each pixel to the nearest point of the parts that own its cluster;
+//                        `big` where none does.
+// own is the shared (K, C) table, measured over the owned (part, cluster) pairs only (a part
+// owns a few clusters, so about a tenth of all the distances), or (B, K, C) per image,
+// measured over every pair. Both give the same values.
+struct NearestDistances {
+  at::Tensor to_pixels, to_points;
+};
+NearestDistances owned_nearest_distances(const at::Tensor& points, const at::Tensor& pixels, const at::Tensor& own,
+                                         const at::Tensor& valid, double big);
+
 // Up to n pixel centres of every cluster 1..C of each image (labels (B, H, W)), spread evenly
 // over the cluster in raster order: (B, C, n, 2) in `like`'s dtype and device, and (B, C) 1
 // where the image has the cluster.
