@@ -1,5 +1,6 @@
 #include <lepard/train/losses.h>
 
+#include <lepard/train/nearest.h>
 #include <lepard/train/ownership.h>
 
 #include <lepard/core/rotation.h>
@@ -111,21 +112,21 @@ NearestDistances owned_nearest_distances(const at::Tensor& points, const at::Ten
   };
   const auto ik = at::tensor(pair_part, at::kLong).to(points.device());
   const auto ic = at::tensor(pair_cluster, at::kLong).to(points.device());
-  const auto d2 = (points.index_select(1, ik).unsqueeze(3) - pixels.index_select(1, ic).unsqueeze(2))
-                      .pow(2)
-                      .sum(4);                                          // (B, pairs, P, n)
+  const auto [pair_to_pixels, pair_to_points] = nearest_squared_distances(
+      points.index_select(1, ik).reshape({b * pairs, p, 2}), pixels.index_select(1, ic).reshape({b * pairs, n, 2}));
   const auto present = (valid.index_select(1, ic) > 0.5).unsqueeze(2);  // (B, pairs, 1)
-  const auto to_cluster = at::where(present, std::get<0>(d2.min(3)), far);
+  const auto to_cluster = at::where(present, pair_to_pixels.view({b, pairs, p}), far);
   const auto [by_part, m] = padded(of_part);
   out.to_pixels = std::get<0>(at::cat({to_cluster, at::full({b, 1, p}, big, points.options())}, 1)
                                   .index_select(1, by_part)
                                   .view({b, k, m, p})
                                   .min(2));
   const auto [by_cluster, m2] = padded(of_cluster);
-  out.to_points = std::get<0>(at::cat({std::get<0>(d2.min(2)), at::full({b, 1, n}, big, points.options())}, 1)
-                                  .index_select(1, by_cluster)
-                                  .view({b, c, m2, n})
-                                  .min(2));
+  out.to_points =
+      std::get<0>(at::cat({pair_to_points.view({b, pairs, n}), at::full({b, 1, n}, big, points.options())}, 1)
+                      .index_select(1, by_cluster)
+                      .view({b, c, m2, n})
+                      .min(2));
   return out;
 }
 
@@ -206,8 +207,8 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const auto idx = spread_indices(v, s.attraction_points).to(points.device());
     const auto pts = points.index_select(2, idx).narrow(3, 0, 2).reshape({b, -1, 2});
     const auto [pix, valid] = mask_pixels(core_labels, s.attraction_pixels, pts);
-    const auto d2 = (pts.unsqueeze(2) - pix.unsqueeze(1)).pow(2).sum(3);  // (B, P, M)
-    const auto per_image = std::get<0>(d2.min(2)).mean(1) + std::get<0>(d2.min(1)).mean(1);
+    const auto [to_pixels, to_points] = nearest_squared_distances(pts, pix);  // (B, P), (B, M)
+    const auto per_image = to_pixels.mean(1) + to_points.mean(1);
     add("attraction", s.attraction, batch_mean(per_image * valid));
   }
   if (in.ownership.defined() && (s.part_silhouette != 0.0 || s.part_attraction != 0.0)) {
