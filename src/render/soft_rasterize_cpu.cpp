@@ -112,6 +112,14 @@ struct Bins {
   int64_t tiles_x = 1, tiles_y = 1, tile = 1;
 };
 
+// floor or ceil of v as an index into n pixels, clamped to [-2, n + 1] first, so that a huge
+// or infinite coordinate (finite vertices far off screen) never overflows the cast.
+template <typename T>
+inline int64_t pixel_index(T v, int64_t n, bool up) {
+  const T c = std::min(std::max(v, T(-2)), T(n + 1));
+  return static_cast<int64_t>(up ? std::ceil(c) : std::floor(c));
+}
+
 template <typename T>
 void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, const SoftRasterSettings& s, T radius,
                 Bins<T>& bins) {
@@ -166,8 +174,8 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
   bins.start.assign(n_tiles + 1, 0);
   for (int64_t j = 0; j < F; ++j) {
     const Face<T>& f = bins.faces[j];
-    int64_t c0 = static_cast<int64_t>(std::ceil(col(f.xmin))), c1 = static_cast<int64_t>(std::floor(col(f.xmax)));
-    int64_t r0 = static_cast<int64_t>(std::ceil(row(f.ymin))), r1 = static_cast<int64_t>(std::floor(row(f.ymax)));
+    int64_t c0 = pixel_index(col(f.xmin), W, true), c1 = pixel_index(col(f.xmax), W, false);
+    int64_t r0 = pixel_index(row(f.ymin), H, true), r1 = pixel_index(row(f.ymax), H, false);
     c0 = std::max<int64_t>(c0, 0);
     c1 = std::min<int64_t>(c1, W - 1);
     r0 = std::max<int64_t>(r0, 0);
@@ -215,10 +223,10 @@ void for_each_tile(const Bins<T>& bins, const SoftRasterSettings& s, Visit&& vis
   const int64_t H = s.height, W = s.width;
   // Pixel ranges of a box, one pixel wider each side than rounding could leave out; the
   // exact test below decides.
-  auto first_col = [&](T x) { return static_cast<int64_t>(std::floor((x * W + W - 1) / 2)); };
-  auto last_col = [&](T x) { return static_cast<int64_t>(std::ceil((x * W + W - 1) / 2)); };
-  auto first_row = [&](T y) { return static_cast<int64_t>(std::floor((y * H + H - 1) / 2)); };
-  auto last_row = [&](T y) { return static_cast<int64_t>(std::ceil((y * H + H - 1) / 2)); };
+  auto first_col = [&](T x) { return pixel_index((x * W + W - 1) / 2, W, false); };
+  auto last_col = [&](T x) { return pixel_index((x * W + W - 1) / 2, W, true); };
+  auto first_row = [&](T y) { return pixel_index((y * H + H - 1) / 2, H, false); };
+  auto last_row = [&](T y) { return pixel_index((y * H + H - 1) / 2, H, true); };
   for (int64_t ty = 0; ty < bins.tiles_y; ++ty) {
     for (int64_t tx = 0; tx < bins.tiles_x; ++tx) {
       const int64_t tile = ty * bins.tiles_x + tx;

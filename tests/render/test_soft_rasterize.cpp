@@ -12,6 +12,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/cat.h>
+#include <ATen/ops/eye.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros_like.h>
@@ -143,6 +144,32 @@ TEST(SoftRasterize, BadSettingsAreErrors) {
 // Non-finite vertices are an error naming the tensor and the first bad index, in the soft
 // kernel, its dense reference, the attribute renderer and the hard rasteriser, not triangles
 // skipped in silence.
+// A part whose vertices are finite but far off screen (1e30 in float: its box's pixel range
+// overflows any integer) covers nothing, in silhouettes and in the part image, and gets a zero
+// gradient; the part on screen is rendered as it is alone.
+TEST(SoftRasterize, FarOffScreenPartsRenderNothing) {
+  const auto grid = core::make_surface_grid(4, 6);
+  const auto base = projected_parts(1, 2, grid, at::kFloat, 7);
+  auto verts = base.clone();
+  verts.select(1, 1).narrow(2, 0, 2).add_(1e30);
+  verts.requires_grad_();
+  SoftRasterSettings s;
+  s.height = s.width = 24;
+  s.sigma = 3e-4;
+  const auto sil = soft_silhouettes(verts, grid.faces, s);
+  EXPECT_EQ(sil.select(1, 1).abs().max().item<double>(), 0.0);
+  EXPECT_EQ(max_abs_diff(sil.select(1, 0), soft_silhouettes(base.narrow(1, 0, 1), grid.faces, s).select(1, 0)), 0.0);
+  const auto g = torch::autograd::grad({sil.sum()}, {verts});
+  EXPECT_TRUE(g[0].isfinite().all().item<bool>());
+  EXPECT_EQ(g[0].select(1, 1).abs().max().item<double>(), 0.0);
+  SoftAttributeSettings a;
+  a.raster = s;
+  const auto attr = at::eye(2, at::kFloat).unsqueeze(0);  // part k shows channel k
+  const auto image = soft_attributes(verts, grid.faces, attr, {}, a);
+  EXPECT_EQ(image.select(1, 1).abs().max().item<double>(), 0.0);
+  EXPECT_GT(image.select(1, 0).max().item<double>(), 0.5);
+}
+
 TEST(SoftRasterize, NonFiniteVerticesAreNamedErrors) {
   const auto grid = core::make_surface_grid(4, 6);
   auto verts = projected_parts(2, 3, grid, at::kFloat, 1);
