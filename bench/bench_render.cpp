@@ -1,6 +1,7 @@
 // Soft rasterisation of part silhouettes, forward + backward: the binned CPU kernel
 // against the dense kernel (every pixel against every face, the brute-force reference),
-// B = 8 images of K = 16 parts with 642 vertices (1280 faces) each, float32, sigma 1e-4.
+// B = 8 images of K = 16 parts with 642 vertices (1280 faces) each, float32, sigma 1e-4;
+// and the part image of training (soft_attributes, BM_SoftAttributes_Training).
 //
 //   build/bench/bench_render --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
