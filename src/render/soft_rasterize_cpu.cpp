@@ -112,11 +112,19 @@ struct Bins {
   int64_t tiles_x = 1, tiles_y = 1, tile = 1;
 };
 
-// floor or ceil of v as an index into n pixels, clamped to [-2, n + 1] first, so that a huge
-// or infinite coordinate (finite vertices far off screen) never overflows the cast.
+// The centre of pixel j of an n-pixel axis, in normalised units: column j of a W-wide image
+// has its centre at x = (2j + 1 - W) / W.
 template <typename T>
-inline int64_t pixel_index(T v, int64_t n, bool up) {
-  const T c = std::min(std::max(v, T(-2)), T(n + 1));
+inline T pixel_centre(int64_t j, int64_t n) {
+  return T(2 * j + 1 - n) / T(n);
+}
+
+// The inverse: floor or ceil of coordinate x's fractional pixel index (x n + n - 1) / 2,
+// clamped to [-2, n + 1] first, so that a huge or infinite coordinate (finite vertices far
+// off screen) never overflows the cast.
+template <typename T>
+inline int64_t pixel_index(T x, int64_t n, bool up) {
+  const T c = std::min(std::max((x * n + n - 1) / 2, T(-2)), T(n + 1));
   return static_cast<int64_t>(up ? std::ceil(c) : std::floor(c));
 }
 
@@ -167,15 +175,13 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
   bins.tiles_x = (W + s.tile_size - 1) / s.tile_size;
   bins.tiles_y = (H + s.tile_size - 1) / s.tile_size;
   const int64_t n_tiles = bins.tiles_x * bins.tiles_y;
-  // Pixel ranges of each face's grown box: column j has centre x = (2j + 1 - W) / W.
-  auto col = [&](T x) { return (x * W + W - 1) / 2; };
-  auto row = [&](T y) { return (y * H + H - 1) / 2; };
+  // Pixel ranges of each face's grown box.
   std::vector<int64_t> range(4 * F);
   bins.start.assign(n_tiles + 1, 0);
   for (int64_t j = 0; j < F; ++j) {
     const Face<T>& f = bins.faces[j];
-    int64_t c0 = pixel_index(col(f.xmin), W, true), c1 = pixel_index(col(f.xmax), W, false);
-    int64_t r0 = pixel_index(row(f.ymin), H, true), r1 = pixel_index(row(f.ymax), H, false);
+    int64_t c0 = pixel_index(f.xmin, W, true), c1 = pixel_index(f.xmax, W, false);
+    int64_t r0 = pixel_index(f.ymin, H, true), r1 = pixel_index(f.ymax, H, false);
     c0 = std::max<int64_t>(c0, 0);
     c1 = std::min<int64_t>(c1, W - 1);
     r0 = std::max<int64_t>(r0, 0);
@@ -205,12 +211,6 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
   }
 }
 
-// The centre of pixel column j (or row i) of a W-wide (H-high) image, in normalised units.
-template <typename T>
-inline T pixel_centre(int64_t j, int64_t W) {
-  return T(2 * j + 1 - W) / T(W);
-}
-
 // Tile by tile, face-major: calls visit(pixel, l, px, py, face) for every face of the tile
 // and every pixel of the tile the face's grown box holds (every pixel in the dense mode), with
 // pixel the index in the image and l the index within the tile (row-major, the tile's width);
@@ -221,12 +221,6 @@ inline T pixel_centre(int64_t j, int64_t W) {
 template <typename T, typename Visit, typename Done>
 void for_each_tile(const Bins<T>& bins, const SoftRasterSettings& s, Visit&& visit, Done&& done) {
   const int64_t H = s.height, W = s.width;
-  // Pixel ranges of a box, one pixel wider each side than rounding could leave out; the
-  // exact test below decides.
-  auto first_col = [&](T x) { return pixel_index((x * W + W - 1) / 2, W, false); };
-  auto last_col = [&](T x) { return pixel_index((x * W + W - 1) / 2, W, true); };
-  auto first_row = [&](T y) { return pixel_index((y * H + H - 1) / 2, H, false); };
-  auto last_row = [&](T y) { return pixel_index((y * H + H - 1) / 2, H, true); };
   for (int64_t ty = 0; ty < bins.tiles_y; ++ty) {
     for (int64_t tx = 0; tx < bins.tiles_x; ++tx) {
       const int64_t tile = ty * bins.tiles_x + tx;
@@ -239,10 +233,12 @@ void for_each_tile(const Bins<T>& bins, const SoftRasterSettings& s, Visit&& vis
         int64_t r0 = i0, r1 = i1 - 1, c0 = j0, c1 = j1 - 1;
         if (s.binning) {
           if (!std::isfinite(f.xmin + f.xmax + f.ymin + f.ymax)) continue;  // binned into no tile anyway
-          r0 = std::max(r0, first_row(f.ymin) - 1);
-          r1 = std::min(r1, last_row(f.ymax) + 1);
-          c0 = std::max(c0, first_col(f.xmin) - 1);
-          c1 = std::min(c1, last_col(f.xmax) + 1);
+          // A box's pixel range, one pixel wider each side than rounding could leave out; the
+          // exact test below decides.
+          r0 = std::max(r0, pixel_index(f.ymin, H, false) - 1);
+          r1 = std::min(r1, pixel_index(f.ymax, H, true) + 1);
+          c0 = std::max(c0, pixel_index(f.xmin, W, false) - 1);
+          c1 = std::min(c1, pixel_index(f.xmax, W, true) + 1);
         }
         for (int64_t i = r0; i <= r1; ++i) {
           const T py = pixel_centre<T>(i, H);
