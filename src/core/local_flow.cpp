@@ -1,6 +1,8 @@
 #include <lepard/core/local_flow.h>
 #include <lepard/core/superquadric.h>
 
+#include "trilinear_kernel.h"
+
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/grid_sampler.h>
 #include <ATen/ops/linspace.h>
@@ -28,14 +30,27 @@ at::Tensor identity_grid(int64_t size, const at::TensorOptions& options) {
 }
 }  // namespace
 
-at::Tensor sample_field(const at::Tensor& field, const at::Tensor& points) {
+namespace {
+// (N, C, P): the field's channels at the points (N, P, 3).
+at::Tensor sample_channels(const at::Tensor& field, const at::Tensor& points, Backend backend) {
+  const bool on_cpu = field.device().is_cpu() && points.device().is_cpu();
+  TORCH_CHECK(backend != Backend::Kernel || on_cpu, "sample_field: Backend::Kernel needs CPU tensors");
+  if (backend == Backend::Kernel || (backend == Backend::Auto && on_cpu))
+    return detail::trilinear_sample_cpu(field, points);
+  const int64_t N = points.size(0), P = points.size(1);
+  const auto grid = points.reshape({N, 1, 1, P, 3});
+  return at::grid_sampler(field, grid, kBilinear, kBorderPadding, /*align_corners=*/true)
+      .reshape({N, field.size(1), P});
+}
+}  // namespace
+
+at::Tensor sample_field(const at::Tensor& field, const at::Tensor& points, Backend backend) {
   TORCH_CHECK(field.dim() == 5, "sample_field: field must be (N, C, D, H, W), got sizes ", field.sizes());
   TORCH_CHECK(points.dim() == 3 && points.size(0) == field.size(0) && points.size(2) == 3,
               "sample_field: points must be (N, P, 3) with N = ", field.size(0), ", got sizes ", points.sizes());
-  const int64_t N = points.size(0), P = points.size(1);
-  const auto grid = points.reshape({N, 1, 1, P, 3});
-  const auto out = at::grid_sampler(field, grid, kBilinear, kBorderPadding, /*align_corners=*/true);
-  return out.reshape({N, field.size(1), P}).transpose(1, 2);
+  TORCH_CHECK(field.scalar_type() == points.scalar_type() && field.device() == points.device(),
+              "sample_field: field and points must share dtype and device");
+  return sample_channels(field, points, backend).transpose(1, 2);
 }
 
 at::Tensor bspline_basis(int64_t samples, int64_t controls, const at::TensorOptions& options) {
@@ -72,10 +87,11 @@ at::Tensor integrate_velocity(const at::Tensor& velocity, const LocalFlowOptions
   const auto v = at::einsum("zi,yj,xk,ncijk->nczyx", {M, M, M, velocity});
   auto phi = v / std::ldexp(1.0, static_cast<int>(options.steps));
   const auto id = identity_grid(S, velocity.options()).unsqueeze(0);  // (1, S, S, S, 3)
+  const int64_t N = velocity.size(0);
   for (int64_t t = 0; t < options.steps; ++t) {
     // phi <- phi + phi o (id + phi)
-    const auto pos = id + phi.permute({0, 2, 3, 4, 1});
-    phi = phi + at::grid_sampler(phi, pos, kBilinear, kBorderPadding, /*align_corners=*/true);
+    const auto pos = (id + phi.permute({0, 2, 3, 4, 1})).reshape({N, S * S * S, 3});
+    phi = phi + sample_channels(phi, pos, options.backend).view({N, 3, S, S, S});
   }
   return phi;
 }
@@ -94,7 +110,7 @@ at::Tensor local_displacement(const at::Tensor& shape, const at::Tensor& surface
   const auto extent = part_extent(shape, options.margin).unsqueeze(2);  // (B, K, 1, 3)
   const auto normalised = (surface / extent).reshape({B * K, V, 3});
   const auto phi = integrate_velocity(velocity.flatten(0, 1), options);
-  return sample_field(phi, normalised).reshape({B, K, V, 3}) * extent;
+  return sample_field(phi, normalised, options.backend).reshape({B, K, V, 3}) * extent;
 }
 
 }  // namespace lepard::core

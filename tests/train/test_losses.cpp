@@ -488,8 +488,9 @@ TEST_P(LossesDevices, TheRimIsForegroundByRimTargetAndBackgroundOtherwise) {
     EXPECT_NEAR(rim0.terms.at(name), value, 1e-12 * std::max(1.0, std::abs(value))) << name;
     // Without the rim the ring changes the union's terms; the per-part terms already read an
     // unowned cluster's pixels as not their own (stray, nothing to cover or pull toward).
-    if (name == "silhouette" || name == "parts" || name == "attraction")
+    if (name == "silhouette" || name == "parts" || name == "attraction") {
       EXPECT_GT(std::abs(plain.terms.at(name) - value), 1e-6) << name;
+    }
   }
   EXPECT_TRUE(at::allclose(rim0.force, background.force, 1e-9, 1e-12));
   // At 0.5 the silhouette's target is 1 on the clusters, 0.5 on the ring, 0 elsewhere.

@@ -21,6 +21,8 @@
 // (1.0 = the part's half-extent times the margin), so a local deformation is
 // relative to the part's size; d = extent * phi(n) in the part frame.
 
+#include <lepard/core/backend.h>
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -37,6 +39,8 @@ struct LocalFlowOptions {
   // to max_positive_velocity when larger deformation matters more than exact inversion.
   double max_velocity = 0.03;
   double max_positive_velocity = 0.3;
+  // Who samples the fields (sample_field below): the CPU kernel on the CPU, else grid_sampler.
+  Backend backend = Backend::Auto;
 };
 
 // Scaling and squaring. velocity: (N, 3, G, G, G) B-spline control values, channels
@@ -52,7 +56,11 @@ at::Tensor bspline_basis(int64_t samples, int64_t controls, const at::TensorOpti
 
 // Trilinear sampling of a field (N, C, D, H, W) at points (N, P, 3) given as (x, y, z)
 // in [-1, 1]; outside the grid the field keeps its border values. Returns (N, P, C).
-at::Tensor sample_field(const at::Tensor& field, const at::Tensor& points);
+// Differentiable in both. On the CPU (Backend::Auto or Kernel) a loop kernel with an analytic
+// backward; elsewhere (or Backend::TensorOps) at::grid_sampler (trilinear, border padding,
+// align_corners), whose values and gradients the kernel reproduces, the gradient's convention
+// at the border included (zero in the coordinate that the border clamps, on the border too).
+at::Tensor sample_field(const at::Tensor& field, const at::Tensor& points, Backend backend = Backend::Auto);
 
 // The local displacement d of each surface point.
 //   shape: (B, K, 11) q_s;  surface: (B, K, V, 3) the points s;  velocity: (B, K, 3, G, G, G) q_d.
