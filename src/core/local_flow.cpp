@@ -28,9 +28,7 @@ at::Tensor identity_grid(int64_t size, const at::TensorOptions& options) {
   const auto x = r.view({1, 1, size}).expand({size, size, size});
   return at::stack({x, y, z}, -1);
 }
-}  // namespace
 
-namespace {
 // (N, C, P): the field's channels at the points (N, P, 3).
 at::Tensor sample_channels(const at::Tensor& field, const at::Tensor& points, Backend backend) {
   const bool on_cpu = field.device().is_cpu() && points.device().is_cpu();
