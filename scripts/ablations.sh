@@ -5,20 +5,27 @@
 # Every row is the shipped benchmark config with one switch changed.
 #
 #   scripts/ablations.sh [--config configs/synthetic_horse_1200.yaml] [--steps 3600]
-#                        [--seeds "1 2"] [--threads 2] [--bin build/apps] [--data runs/h1200]
+#                        [--seeds "1 2"] [--threads 2] [--procs 1] [--port 29561]
+#                        [--bin build/apps] [--data runs/h1200]
 #                        [--rows "full autograd nolocal nocollision rigid"] OUT
 #
 # --steps shortens the whole schedule (warm-up, decay, annealing and staging all scale with
 # it), for pilots. --bin names the folder of the tools: copy them aside first when the build
 # folder may change during the runs. Writes OUT/<row>_s<seed>/ (runs), OUT/<row>_s<seed>.txt
 # (logs), OUT/eval/ (lepard-eval's report) and OUT/ablations.md (the table and the commands);
-# a row already trained (its summary.json exists) is not trained again.
+# a row already trained (its summary.json exists) is not trained again, so a run trained
+# elsewhere with the same recipe can stand in as a row (a link OUT/full_s0 -> its folder).
+# --procs N trains each run data-parallel, as N processes of --threads threads on this
+# machine (rendezvous on 127.0.0.1:--port); the benchmark configs' figures are from
+# --procs 2 --threads 1, which is faster on 2 cores than one process of two threads.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 config=configs/synthetic_horse_1200.yaml
 steps=""
 seeds="1 2"
 threads=2
+procs=1
+port=29561
 bin=build/apps
 data=""
 rows="full autograd nolocal nocollision rigid"
@@ -29,15 +36,18 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --procs) procs=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     -*) echo "ablations.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
 done
 [ -n "$out" ] || { echo "ablations.sh: give an output folder (see --help)" >&2; exit 2; }
+case "$procs" in ''|*[!0-9]*|0) echo "ablations.sh: --procs $procs: give a whole number of at least 1" >&2; exit 2 ;; esac
 [ -f "$config" ] || { echo "ablations.sh: --config $config: no such file" >&2; exit 2; }
 for tool in lepard-train lepard-eval; do
   [ -x "$bin/$tool" ] || { echo "ablations.sh: $bin/$tool is missing (build first)" >&2; exit 2; }
@@ -73,10 +83,20 @@ for row in $rows; do
     run=$out/${row}_s$seed
     if [ ! -f "$run/summary.json" ]; then
       echo "== $row seed $seed: $(date -u +%H:%M:%S)"
+      others=()
+      for ((r = 1; r < procs; r++)); do
+        # shellcheck disable=SC2086
+        MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=$procs RANK=$r \
+          "$bin/lepard-train" --config "$config" $common $sw --set train.seed=$seed \
+          --set train.out="$run" >"$run.r$r.txt" 2>&1 &
+        others+=($!)
+      done
       # shellcheck disable=SC2086
-      "$bin/lepard-train" --config "$config" $common $sw --set train.seed=$seed \
+      MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=$procs RANK=0 \
+        "$bin/lepard-train" --config "$config" $common $sw --set train.seed=$seed \
         --set train.out="$run" >"$run.txt" 2>&1
       rc=$?
+      for pid in "${others[@]}"; do wait "$pid" || rc=1; done
       echo "rc=$rc" >>"$run.txt"
       [ $rc -eq 0 ] || { echo "ablations.sh: $row seed $seed failed (see $run.txt)" >&2; failed=1; continue; }
     fi
@@ -92,7 +112,7 @@ pseudo=()
 "$bin/lepard-eval" "${pseudo[@]}" "${eval_args[@]}" --data "$evaluation_data" --out "$out/eval" >"$out/eval.txt" 2>&1 \
   || { echo "ablations.sh: lepard-eval failed (see $out/eval.txt)" >&2; exit 1; }
 {
-  echo "# Ablations: $config${steps:+, $steps steps}, seeds $seeds, $threads thread(s)"
+  echo "# Ablations: $config${steps:+, $steps steps}, seeds $seeds, $procs process(es) of $threads thread(s)"
   echo
   for row in $rows; do
     for seed in $seeds; do
