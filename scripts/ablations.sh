@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     -*) echo "ablations.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
@@ -83,18 +83,14 @@ for row in $rows; do
     run=$out/${row}_s$seed
     if [ ! -f "$run/summary.json" ]; then
       echo "== $row seed $seed: $(date -u +%H:%M:%S)"
+      # shellcheck disable=SC2206
+      train=("$bin/lepard-train" --config "$config" $common $sw --set train.seed="$seed" --set train.out="$run")
       others=()
       for ((r = 1; r < procs; r++)); do
-        # shellcheck disable=SC2086
-        MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=$procs RANK=$r \
-          "$bin/lepard-train" --config "$config" $common $sw --set train.seed=$seed \
-          --set train.out="$run" >"$run.r$r.txt" 2>&1 &
+        MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=$procs RANK=$r "${train[@]}" >"$run.r$r.txt" 2>&1 &
         others+=($!)
       done
-      # shellcheck disable=SC2086
-      MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=$procs RANK=0 \
-        "$bin/lepard-train" --config "$config" $common $sw --set train.seed=$seed \
-        --set train.out="$run" >"$run.txt" 2>&1
+      MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=$procs RANK=0 "${train[@]}" >"$run.txt" 2>&1
       rc=$?
       for pid in "${others[@]}"; do wait "$pid" || rc=1; done
       echo "rc=$rc" >>"$run.txt"
