@@ -7,7 +7,7 @@
 #   scripts/ablations.sh [--config configs/synthetic_horse_1200.yaml] [--steps 3600]
 #                        [--seeds "1 2"] [--threads 2] [--procs 1] [--port 29561]
 #                        [--bin build/apps] [--data runs/h1200]
-#                        [--rows "full autograd nolocal nocollision rigid"] OUT
+#                        [--rows "full autograd nolocal nocollision rigid"] [--eval-only] OUT
 #
 # --steps shortens the whole schedule (warm-up, decay, annealing and staging all scale with
 # it), for pilots. --bin names the folder of the tools: copy them aside first when the build
@@ -18,6 +18,9 @@
 # --procs N trains each run data-parallel, as N processes of --threads threads on this
 # machine (rendezvous on 127.0.0.1:--port); the benchmark configs' figures are from
 # --procs 2 --threads 1, which is faster on 2 cores than one process of two threads.
+# --eval-only trains nothing and scores every row and seed given, all of which must be trained:
+# the way to one table after the seeds were trained by separate calls (each call's own
+# evaluation covers only the rows and seeds it was given).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 config=configs/synthetic_horse_1200.yaml
@@ -29,6 +32,7 @@ port=29561
 bin=build/apps
 data=""
 rows="full autograd nolocal nocollision rigid"
+eval_only=0
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,7 +45,8 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
-    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    --eval-only) eval_only=1; shift ;;
+    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
     -*) echo "ablations.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
@@ -71,12 +76,23 @@ label() {
     rigid) echo "rigid superquadrics" ;;
   esac
 }
-mkdir -p "$out"
+for row in $rows; do switch "$row" >/dev/null || exit 2; done
+[ $eval_only -eq 1 ] || mkdir -p "$out"
 common="--threads $threads --set train.validate_every=100000 --set train.checkpoint_every=100000"
 [ -n "$steps" ] && common="$common --set train.steps=$steps"
 [ -n "$data" ] && common="$common --set data.root=$data --set data.cache=$data/cache"
 eval_args=()
 failed=0
+if [ $eval_only -eq 1 ]; then
+  missing=0
+  for row in $rows; do
+    for seed in $seeds; do
+      [ -f "$out/${row}_s$seed/summary.json" ] \
+        || { echo "ablations.sh: --eval-only: $out/${row}_s$seed/summary.json is missing (train it first)" >&2; missing=1; }
+    done
+  done
+  [ $missing -eq 0 ] || exit 2
+fi
 for row in $rows; do
   sw=$(switch "$row") || exit 2
   for seed in $seeds; do
