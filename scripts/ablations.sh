@@ -124,7 +124,11 @@ pseudo=()
 "$bin/lepard-eval" "${pseudo[@]}" "${eval_args[@]}" --data "$evaluation_data" --out "$out/eval" >"$out/eval.txt" 2>&1 \
   || { echo "ablations.sh: lepard-eval failed (see $out/eval.txt)" >&2; exit 1; }
 {
-  echo "# Ablations: $config${steps:+, $steps steps}, seeds $seeds, $procs process(es) of $threads thread(s)"
+  if [ $eval_only -eq 1 ]; then
+    echo "# Ablations: $config, seeds $seeds (scored only: the runs' own config.yaml and summary.json say how they trained)"
+  else
+    echo "# Ablations: $config${steps:+, $steps steps}, seeds $seeds, $procs process(es) of $threads thread(s)"
+  fi
   echo
   for row in $rows; do
     for seed in $seeds; do
