@@ -7,7 +7,8 @@
 #   scripts/ablations.sh [--config configs/synthetic_horse_1200.yaml] [--steps 3600]
 #                        [--seeds "1 2"] [--threads 2] [--procs 1] [--port 29561]
 #                        [--bin build/apps] [--data runs/h1200]
-#                        [--rows "full autograd nolocal nocollision rigid"] [--eval-only] OUT
+#                        [--rows "full autograd nolocal nocollision rigid"] [--overlays 24]
+#                        [--eval-only] OUT
 #
 # --steps shortens the whole schedule (warm-up, decay, annealing and staging all scale with
 # it), for pilots. --bin names the folder of the tools: copy them aside first when the build
@@ -21,6 +22,7 @@
 # --eval-only trains nothing and scores every row and seed given, all of which must be trained:
 # the way to one table after the seeds were trained by separate calls (each call's own
 # evaluation covers only the rows and seeds it was given).
+# --overlays N is lepard-eval's: overlay crops per run in the report (0: none, fastest).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 config=configs/synthetic_horse_1200.yaml
@@ -33,6 +35,7 @@ bin=build/apps
 data=""
 rows="full autograd nolocal nocollision rigid"
 eval_only=0
+overlays=""
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,12 +49,14 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
     --eval-only) eval_only=1; shift ;;
-    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
+    --overlays) overlays=$2; shift 2 ;;
+    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
     -*) echo "ablations.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
 done
 [ -n "$out" ] || { echo "ablations.sh: give an output folder (see --help)" >&2; exit 2; }
+case "$overlays" in *[!0-9]*) echo "ablations.sh: --overlays $overlays: give a whole number (0: none)" >&2; exit 2 ;; esac
 case "$procs" in ''|*[!0-9]*|0) echo "ablations.sh: --procs $procs: give a whole number of at least 1" >&2; exit 2 ;; esac
 [ -f "$config" ] || { echo "ablations.sh: --config $config: no such file" >&2; exit 2; }
 for tool in lepard-train lepard-eval; do
@@ -119,9 +124,10 @@ done
 evaluation_data=${data:-$(sed -n 's/^  root: *//p' "$config" | head -n 1)}
 cache=${data:+$data/cache}
 cache=${cache:-$(sed -n 's/^  cache: *//p' "$config" | head -n 1)}
-pseudo=()
-[ -d "$cache" ] && pseudo=(--pseudo-labels "$cache")
-"$bin/lepard-eval" "${pseudo[@]}" "${eval_args[@]}" --data "$evaluation_data" --out "$out/eval" >"$out/eval.txt" 2>&1 \
+eval_opts=()
+[ -d "$cache" ] && eval_opts=(--pseudo-labels "$cache")
+[ -n "$overlays" ] && eval_opts+=(--overlays "$overlays")
+"$bin/lepard-eval" "${eval_opts[@]}" "${eval_args[@]}" --data "$evaluation_data" --out "$out/eval" >"$out/eval.txt" 2>&1 \
   || { echo "ablations.sh: lepard-eval failed (see $out/eval.txt)" >&2; exit 1; }
 {
   if [ $eval_only -eq 1 ]; then
