@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
                     eval_grid = "auto";
   int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048, refine = 0;
   double test_fraction = -1, refine_lr = 0.005, refine_anchor = 0.0;
-  bool choose_view = false;
+  bool choose_view = false, live_weights = false;
   cli::Parser parser("lepard-eval",
                      "Evaluates trained models as the paper does (Tables 1 and 2): keypoint transfer PCK at 0.05\n"
                      "and 0.1 of the crop side over all ordered image pairs, overall IoU, part IoU (parts matched\n"
@@ -241,6 +241,9 @@ int main(int argc, char** argv) {
       .flag("checkpoint", &checkpoints,
             "checkpoint.pt of lepard-train (or its run folder); repeat for a table of models")
       .flag("name", &names, "row name of each --checkpoint, in order (default: the run folder's name)")
+      .flag("live-weights", &live_weights,
+            "score the trained weights of every --checkpoint rather than their moving average (checkpoints "
+            "of runs with train.ema only; the model of the others is their trained weights already)")
       .flag("pseudo-labels", &pseudo_labels,
             "pseudo-label cache of lepard-prepare: adds its row (overall and part IoU)")
       .flag("data", &data, "dataset root with ground truth: LASSIE layout, Pascal-Part or the synthetic menagerie")
@@ -326,7 +329,7 @@ int main(int argc, char** argv) {
       Model m;
       m.checkpoint = checkpoints[i];
       if (fs::is_directory(m.checkpoint)) m.checkpoint /= "checkpoint.pt";
-      m.net = train::load_model(m.checkpoint, &m.config);
+      m.net = train::load_model(m.checkpoint, &m.config, live_weights ? train::Weights::Live : train::Weights::Model);
       m.net->eval();
       m.ownership = train::checkpoint_ownership(m.checkpoint);  // refinement's forces, the overlays' colours
       if (choose_view && m.net->options().viewpoints < 2)

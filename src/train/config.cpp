@@ -306,6 +306,8 @@ ConfigSchema TrainConfig::schema() {
                                "learning-rate schedule after the warm-up")
       .field("train.warmup", &train.warmup, "linear warm-up steps")
       .field("train.grad_clip", &train.grad_clip, "gradient norm clip (0: none)")
+      .field("train.ema", &train.ema,
+             "decay of the moving average of the weights that the checkpoint's model holds (0: off; e.g. 0.999)")
       .field("train.sigma_start", &train.sigma_start, "soft rasteriser sigma at the start")
       .field("train.sigma_end", &train.sigma_end, "soft rasteriser sigma at the end")
       .field("train.flip", &train.flip, "random horizontal flips")
@@ -430,6 +432,7 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(train.lr > 0)) fail("train.lr", "must be positive");
   if (train.warmup < 0) fail("train.warmup", "must be non-negative");
   if (train.grad_clip < 0) fail("train.grad_clip", "must be non-negative (0: no clipping)");
+  if (!(train.ema >= 0 && train.ema < 1)) fail("train.ema", "must be in [0, 1) (0: no moving average)");
   if (train.targets < 0) fail("train.targets", "must be non-negative (0: off)");
   if (!(train.target_lr > 0)) fail("train.target_lr", "must be positive");
   if (!(train.target_weight >= 0)) fail("train.target_weight", "must be non-negative");

@@ -30,6 +30,7 @@
 #include <cmath>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -152,6 +153,25 @@ torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
   return archive;
 }
 
+// Reads the trained weights a checkpoint of a run with train.ema holds beside its model (the
+// network's parameters then buffers, in order) into `weights`.
+void read_live_weights(torch::serialize::InputArchive& live, const std::vector<at::Tensor>& weights,
+                       const fs::path& path) {
+  at::Tensor count;
+  live.read("count", count);
+  if (count.item<int64_t>() != static_cast<int64_t>(weights.size()))
+    throw std::runtime_error(path.string() + ": holds " + std::to_string(count.item<int64_t>()) +
+                             " trained weight tensors for a model of " + std::to_string(weights.size()));
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    at::Tensor t;
+    live.read(std::to_string(i), t);
+    if (!t.sizes().equals(weights[i].sizes()))
+      throw std::runtime_error(path.string() + ": trained weight tensor " + std::to_string(i) + " has the wrong shape");
+    weights[i].detach().copy_(t);
+  }
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -177,6 +197,52 @@ struct Trainer::Impl {
   // The sampler: the permutation of the current epoch.
   int64_t perm_epoch = -1;
   std::vector<int64_t> perm;
+  // The moving average of the weights (train.ema): one tensor per entry of weights(), empty
+  // until the first step; ema_steps counts the steps averaged.
+  std::vector<at::Tensor> ema;
+  int64_t ema_steps = 0;
+
+  // The network's parameters, then its buffers: what the moving average covers.
+  std::vector<at::Tensor> weights() const {
+    auto w = net->parameters();
+    for (const auto& b : net->buffers()) w.push_back(b);
+    return w;
+  }
+  void update_ema() {
+    at::NoGradGuard no_grad;
+    const auto w = weights();
+    if (ema.empty()) {
+      for (const auto& t : w) ema.push_back(t.detach().clone());
+    } else {
+      const double n = static_cast<double>(ema_steps);
+      const double d = std::min(config.train.ema, (1.0 + n) / (10.0 + n));
+      for (size_t i = 0; i < w.size(); ++i) {
+        if (at::isFloatingType(w[i].scalar_type()))
+          ema[i].mul_(d).add_(w[i].detach(), 1.0 - d);
+        else
+          ema[i].copy_(w[i]);
+      }
+    }
+    ++ema_steps;
+  }
+  // Exchanges the network's weights with their moving average (a no-op before it exists).
+  void swap_ema() {
+    at::NoGradGuard no_grad;
+    const auto w = weights();
+    for (size_t i = 0; i < ema.size(); ++i) {
+      auto live = w[i].detach().clone();
+      w[i].detach().copy_(ema[i]);
+      ema[i].copy_(live);
+    }
+  }
+  // Holds the moving average in the network for a scope (validation, the checkpoint's model).
+  struct EmaInNet {
+    Impl& m;
+    explicit EmaInNet(Impl& impl) : m(impl) { m.swap_ema(); }
+    ~EmaInNet() { m.swap_ema(); }
+    EmaInNet(const EmaInNet&) = delete;
+    EmaInNet& operator=(const EmaInNet&) = delete;
+  };
 
   int64_t rank() const { return distributed ? distributed->rank() : 0; }
   int64_t world() const { return distributed ? distributed->world_size() : 1; }
@@ -543,6 +609,7 @@ void Trainer::run(int64_t until) {
       throw TrainingError("step " + std::to_string(s + 1) + ": the gradient norm is " + std::to_string(norm) +
                           " (loss terms were finite); the last checkpoint is from before it");
     m.optimizer->step();
+    if (c.train.ema > 0) m.update_ema();
     m.step = s + 1;
     window_images += global;
 
@@ -586,6 +653,7 @@ void Trainer::run(int64_t until) {
 ValidationReport Trainer::validate() {
   auto& m = *impl_;
   const auto& c = m.config;
+  const Impl::EmaInNet average(m);  // validation scores the checkpoint's model
   ValidationReport r;
   r.step = m.step;
   r.images = c.train.validate_images > 0 ? std::min(m.val.size(), c.train.validate_images) : m.val.size();
@@ -616,14 +684,15 @@ ValidationReport Trainer::validate() {
 }
 
 void Trainer::save_checkpoint(const fs::path& path) const {
-  const auto& m = *impl_;
+  // Not const inside: the moving average is swapped into the network while it is written, and
+  // back before this returns.
+  auto& m = *impl_;
   // Never leave a diverged model as the last checkpoint: the previous one stays.
   for (const auto& item : m.net->named_parameters())
     if (!item.value().isfinite().all().item<bool>())
       throw TrainingError("step " + std::to_string(m.step) + ": parameter '" + item.key() +
                           "' holds NaN or Inf; no checkpoint written, " + path.string() + " is from before it");
   torch::serialize::OutputArchive archive;
-  m.net->save(archive);
   torch::serialize::OutputArchive optimizer;
   m.optimizer->save(optimizer);
   archive.write("lepard_optimizer", optimizer);
@@ -643,7 +712,22 @@ void Trainer::save_checkpoint(const fs::path& path) const {
   auto cfg = m.config;
   archive.write("lepard_config", c10::IValue(cfg.schema().to_yaml()));
   std::ostringstream bytes;
-  archive.save_to(bytes);
+  {
+    // An archive holds its tensors by reference until save_to: with train.ema the model is
+    // written while the network holds the moving average, and the trained weights (in m.ema
+    // for that while) beside it, so that a resumed run goes on from them.
+    std::optional<Impl::EmaInNet> average;
+    if (!m.ema.empty()) {
+      average.emplace(m);
+      torch::serialize::OutputArchive live;
+      live.write("count", at::tensor(static_cast<int64_t>(m.ema.size()), at::kLong));
+      for (size_t i = 0; i < m.ema.size(); ++i) live.write(std::to_string(i), m.ema[i]);
+      archive.write("lepard_live", live);
+      archive.write("lepard_ema_steps", at::tensor(m.ema_steps, at::kLong));
+    }
+    m.net->save(archive);
+    archive.save_to(bytes);
+  }
   io::write_file_atomic(path, bytes.str());
   if (m.ownership.defined())
     io::write_file_atomic(
@@ -656,6 +740,20 @@ void Trainer::resume(const fs::path& path) {
   auto archive = open_checkpoint(path);
   try {
     m.net->load(archive);
+    m.ema.clear();
+    m.ema_steps = 0;
+    torch::serialize::InputArchive live;
+    if (archive.try_read("lepard_live", live)) {
+      // Trained with train.ema: the model read above is the average, the training goes on from
+      // the trained weights. (With train.ema now 0 the average is dropped.)
+      if (m.config.train.ema > 0) {
+        for (const auto& t : m.weights()) m.ema.push_back(t.detach().clone());
+        at::Tensor steps;
+        archive.read("lepard_ema_steps", steps);
+        m.ema_steps = steps.item<int64_t>();
+      }
+      read_live_weights(live, m.weights(), path);
+    }
     torch::serialize::InputArchive optimizer;
     archive.read("lepard_optimizer", optimizer);
     m.optimizer->load(optimizer);
@@ -690,6 +788,7 @@ void Trainer::resume(const fs::path& path) {
                              "); resume with the configuration the checkpoint was trained with");
   }
   m.net->to(m.device);
+  for (auto& t : m.ema) t = t.to(m.device);
 }
 
 std::pair<std::string, int64_t> checkpoint_config(const fs::path& path) {
@@ -712,7 +811,7 @@ at::Tensor checkpoint_ownership(const fs::path& path) {
   return own;
 }
 
-model::LepardNet load_model(const fs::path& path, TrainConfig* config_out) {
+model::LepardNet load_model(const fs::path& path, TrainConfig* config_out, Weights weights) {
   const auto [yaml, clusters] = checkpoint_config(path);
   TrainConfig config;
   config.schema().load_string(yaml, path.string());
@@ -720,6 +819,16 @@ model::LepardNet load_model(const fs::path& path, TrainConfig* config_out) {
   auto archive = open_checkpoint(path);
   try {
     net->load(archive);
+    if (weights == Weights::Live) {
+      torch::serialize::InputArchive live;
+      if (!archive.try_read("lepard_live", live))
+        throw std::runtime_error(path.string() +
+                                 ": holds no trained weights apart from its model (it was trained without "
+                                 "train.ema, so its model is the trained weights)");
+      auto w = net->parameters();
+      for (const auto& b : net->buffers()) w.push_back(b);
+      read_live_weights(live, w, path);
+    }
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() + ": " + e.what_without_backtrace());
   }

@@ -164,6 +164,11 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"train.target_decay=1.5"}).find("train.target_decay"), std::string::npos);
   EXPECT_NE(error_of(good, {"train.target_from=1"}).find("train.target_from"), std::string::npos);
   EXPECT_NE(error_of(good, {"train.target_lr=0"}).find("train.target_lr"), std::string::npos);
+  // The moving average's decay is in [0, 1).
+  for (const std::string bad : {"train.ema=-0.1", "train.ema=1"})
+    EXPECT_NE(error_of(good, {bad}).find("key 'train.ema' must be in [0, 1)"), std::string::npos)
+        << error_of(good, {bad});
+  EXPECT_EQ(error_of(good, {"train.ema=0.999"}), "no error");
 }
 
 TEST(ConfigFiles, ShippedConfigsParseAndValidate) {

@@ -381,6 +381,98 @@ TEST(Trainer, ResumeWithTheViewpointSearchIsExact) {
   EXPECT_NE(first_line.find("viewpoint_turned"), std::string::npos) << first_line;
 }
 
+// train.ema: the checkpoint's model is the moving average of the weights after each step,
+// computed here from the weights the run went through (the first step's weights, then
+// e <- d e + (1 - d) w with d = min(ema, (1 + n) / (10 + n)), n the steps averaged so far; 12
+// steps at 0.5 reach both sides of the min). The trained weights load with Weights::Live and
+// stay in the network through validation.
+TEST(Trainer, MovingAverageOfTheWeightsIsTheCheckpointsModel) {
+  const auto dir = testing::temp_dir("train_ema");
+  auto c = testing::tiny_config(dir / "ema");
+  c.train.steps = 12;
+  c.train.ema = 0.5;
+  c.train.lr = 0.03;  // weights that move far enough for the averages to tell apart
+  const auto data = testing::blob_dataset(8, 32, 16, 3), val = testing::blob_dataset(4, 32, 16, 4);
+  Trainer t(c, data, val);
+  // The average as specified, and one without the warm-up (d = 0.5 throughout), which the
+  // checkpoint must not match.
+  std::vector<at::Tensor> expected, no_warmup;
+  int64_t averaged = 0;
+  t.on_step = [&](const StepReport&) {
+    const auto w = t.net()->parameters();
+    if (expected.empty()) {
+      for (const auto& p : w) {
+        expected.push_back(p.detach().to(at::kDouble));
+        no_warmup.push_back(p.detach().to(at::kDouble));
+      }
+    } else {
+      const double n = static_cast<double>(averaged);
+      const double d = std::min(0.5, (1.0 + n) / (10.0 + n));
+      for (size_t i = 0; i < w.size(); ++i) {
+        expected[i] = d * expected[i] + (1.0 - d) * w[i].detach().to(at::kDouble);
+        no_warmup[i] = 0.5 * no_warmup[i] + 0.5 * w[i].detach().to(at::kDouble);
+      }
+    }
+    ++averaged;
+  };
+  t.run();
+  ASSERT_EQ(averaged, 12);
+  auto average = load_model(dir / "ema" / "checkpoint.pt");
+  auto live = load_model(dir / "ema" / "checkpoint.pt", nullptr, Weights::Live);
+  const auto mp = average->parameters();
+  ASSERT_EQ(mp.size(), expected.size());
+  double worst = 0, other = 0;
+  for (size_t i = 0; i < mp.size(); ++i) {
+    worst = std::max(worst, testing::max_abs_diff(mp[i].to(at::kDouble), expected[i]));
+    other = std::max(other, testing::max_abs_diff(mp[i].to(at::kDouble), no_warmup[i]));
+  }
+  std::printf("moving average: largest difference from the recomputed average %.3g, from one without warm-up %.3g\n",
+              worst, other);
+  EXPECT_LE(worst, 5e-6);  // float32 against float64 over 12 updates
+  EXPECT_GT(other, 1e-4);
+  EXPECT_EQ(max_param_diff(live, t.net()), 0.0);
+  // The average is not the trained weights (the comparison above is not of two copies).
+  EXPECT_GT(max_param_diff(average, t.net()), 1e-5);
+  // Validation scores the average and gives the trained weights back.
+  std::vector<at::Tensor> before;
+  for (const auto& p : t.net()->parameters()) before.push_back(p.detach().clone());
+  t.validate();
+  const auto after = t.net()->parameters();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(after[i].equal(before[i])) << "parameter " << i;
+
+  // A run without the average has no separate trained weights to load.
+  auto plain = testing::tiny_config(dir / "plain");
+  plain.train.steps = 1;
+  Trainer p(plain, data, {});
+  p.run();
+  try {
+    load_model(dir / "plain" / "checkpoint.pt", nullptr, Weights::Live);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("trained without train.ema"), std::string::npos) << e.what();
+  }
+}
+
+// With train.ema, the average is part of the run's state: a resumed run goes on from the
+// trained weights (not the average the checkpoint's model holds) and continues the average.
+TEST(Trainer, ResumeWithTheMovingAverageIsExact) {
+  const auto dir = testing::temp_dir("train_resume_ema");
+  auto config = [&](const fs::path& out) {
+    auto c = testing::tiny_config(out);
+    c.train.steps = 6;
+    c.train.ema = 0.9;
+    return c;
+  };
+  const auto data = testing::blob_dataset(10, 32, 16, 5);
+  auto runs = run_full_and_resumed(config, data, dir);
+  EXPECT_LE(max_param_diff(runs.full->net(), runs.resumed->net()), 1e-6);
+  auto full = load_model(dir / "full" / "checkpoint.pt"), resumed = load_model(dir / "split" / "checkpoint.pt");
+  const double diff = max_param_diff(full, resumed);
+  std::printf("resume with the moving average: average difference %.3g\n", diff);
+  EXPECT_LE(diff, 1e-6);
+  EXPECT_GT(max_param_diff(full, runs.full->net()), 1e-5);  // the average, not the weights
+}
+
 TEST(Trainer, BadCheckpointsAreNamed) {
   const auto dir = testing::temp_dir("train_badckpt");
   io::write_file_atomic(dir / "cut.pt", "PK\x03\x04 not really a zip");

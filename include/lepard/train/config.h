@@ -123,6 +123,11 @@ struct TrainConfig {
     enum class Schedule { Constant, Cosine, Step } schedule = Schedule::Cosine;  // of the learning rate
     int64_t warmup = 100;
     double grad_clip = 1.0;
+    // Exponential moving average of the weights (Polyak averaging): after each step the average
+    // moves toward the weights by 1 - min(ema, (1 + n) / (10 + n)), n the steps averaged so far.
+    // The checkpoint's model (what validation, lepard-eval and lepard-infer use) is the average;
+    // the trained weights ride along for resume and for load_model(..., Weights::Live). 0: off.
+    double ema = 0.0;
     double sigma_start = 3e-4, sigma_end = 3e-5;  // soft rasteriser sharpness, annealed
     bool flip = true;                             // random horizontal flips (image and pseudo-labels)
     int64_t log_every = 10;                       // steps between metrics.jsonl lines

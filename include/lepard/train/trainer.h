@@ -104,7 +104,13 @@ std::pair<std::string, int64_t> checkpoint_config(const std::filesystem::path& c
 // none (loss.ownership false).
 at::Tensor checkpoint_ownership(const std::filesystem::path& checkpoint);
 
+// Which weights of a checkpoint load_model reads: its model (the moving average of the
+// weights where the run had train.ema, else the trained weights), or the trained weights
+// themselves (only in checkpoints of runs with train.ema; an error otherwise).
+enum class Weights { Model, Live };
+
 // Reads a checkpoint's model into a new network (for inference and evaluation).
-model::LepardNet load_model(const std::filesystem::path& checkpoint, TrainConfig* config = nullptr);
+model::LepardNet load_model(const std::filesystem::path& checkpoint, TrainConfig* config = nullptr,
+                            Weights weights = Weights::Model);
 
 }  // namespace lepard::train
