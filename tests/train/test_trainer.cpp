@@ -471,6 +471,12 @@ TEST(Trainer, ResumeWithTheMovingAverageIsExact) {
   std::printf("resume with the moving average: average difference %.3g\n", diff);
   EXPECT_LE(diff, 1e-6);
   EXPECT_GT(max_param_diff(full, runs.full->net()), 1e-5);  // the average, not the weights
+  // Resumed with the average turned off, the run trains on from the trained weights.
+  auto off = config(dir / "off");
+  off.train.ema = 0.0;
+  Trainer without(off, data, {});
+  without.resume(dir / "full" / "checkpoint.pt");
+  EXPECT_EQ(max_param_diff(without.net(), runs.full->net()), 0.0);
 }
 
 TEST(Trainer, BadCheckpointsAreNamed) {
