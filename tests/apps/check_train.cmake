@@ -498,6 +498,17 @@ run_tool("lepard-eval --name without its checkpoint" 2 "${EVAL}" --checkpoint "$
 if(NOT err MATCHES "--name: 2 names for 1 checkpoints")
   message(FATAL_ERROR "lepard-eval --name: ${err}")
 endif()
+# train.ema: the checkpoint's model is the average; --live-weights scores the trained weights
+# beside it, and is an error for a checkpoint that has none.
+run_tool("lepard-train (moving average)" 0 "${TOOL}" --config "${OUT}/good.yaml" --set train.ema=0.9
+         --set train.out=${OUT}/run_ema --threads 1)
+run_tool("lepard-eval --live-weights" 0 "${EVAL}" --checkpoint "${OUT}/run_ema" --name live --live-weights
+         --eval-grid 8x12 --data "${OUT}/data" --split all --crop-size 64 --overlays 0 --threads 1)
+if(NOT out MATCHES "\\| live \\| horse \\| 12 \\| ${num} \\|")
+  message(FATAL_ERROR "unexpected lepard-eval --live-weights table: ${out}")
+endif()
+expect_message("lepard-eval --live-weights without an average" 1 "run/checkpoint.pt: holds no trained weights apart from its model \\(it was trained without train.ema"
+               "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --live-weights)
 foreach(f metrics.json metrics.md per_image.csv overlays_horse.png)
   if(NOT EXISTS "${OUT}/eval/${f}")
     message(FATAL_ERROR "lepard-eval wrote no ${f}")
