@@ -153,6 +153,14 @@ torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
   return archive;
 }
 
+// A network's parameters, then its buffers: what train.ema averages and what a checkpoint
+// keeps of the trained weights beside the average, in this order.
+std::vector<at::Tensor> network_weights(const model::LepardNet& net) {
+  auto w = net->parameters();
+  for (const auto& b : net->buffers()) w.push_back(b);
+  return w;
+}
+
 // Reads the trained weights a checkpoint of a run with train.ema holds beside its model (the
 // network's parameters then buffers, in order) into `weights`.
 void read_live_weights(torch::serialize::InputArchive& live, const std::vector<at::Tensor>& weights,
@@ -202,12 +210,7 @@ struct Trainer::Impl {
   std::vector<at::Tensor> ema;
   int64_t ema_steps = 0;
 
-  // The network's parameters, then its buffers: what the moving average covers.
-  std::vector<at::Tensor> weights() const {
-    auto w = net->parameters();
-    for (const auto& b : net->buffers()) w.push_back(b);
-    return w;
-  }
+  std::vector<at::Tensor> weights() const { return network_weights(net); }
   void update_ema() {
     at::NoGradGuard no_grad;
     const auto w = weights();
@@ -825,9 +828,7 @@ model::LepardNet load_model(const fs::path& path, TrainConfig* config_out, Weigh
         throw std::runtime_error(path.string() +
                                  ": holds no trained weights apart from its model (it was trained without "
                                  "train.ema, so its model is the trained weights)");
-      auto w = net->parameters();
-      for (const auto& b : net->buffers()) w.push_back(b);
-      read_live_weights(live, w, path);
+      read_live_weights(live, network_weights(net), path);
     }
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() + ": " + e.what_without_backtrace());
