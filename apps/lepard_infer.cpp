@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
                                                    crop = "centre", weights, label_clusters;
   int64_t threads = 0, batch = 32, crop_size = 256, sheet = 48, turntables = 0, refine = 0, saliency_size = 224;
   double refine_lr = 0.005, refine_anchor = 0.0, saliency_threshold = 0.2;
-  bool choose_view = false;
+  bool choose_view = false, live_weights = false;
   bool skip_writing = false;
   cli::Parser parser("lepard-infer",
                      "Reconstructs every image of a folder with one forward pass of a trained model (with --refine,\n"
@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
                      "contact_sheet.png. Meshes are in the camera's orientation, centred on the\n"
                      "object, y up (glTF's convention), so viewers show them as the image does.");
   parser.flag("checkpoint", &checkpoint, "checkpoint.pt of lepard-train (or its run folder)")
+      .flag("live-weights", &live_weights,
+            "reconstruct with the checkpoint's trained weights rather than their moving average (runs with "
+            "train.ema only; the model of the others is their trained weights already)")
       .flag("images", &images, "folder of .png/.jpg/.jpeg/.bmp images")
       .flag("out", &out, "output folder")
       .flag("boxes", &boxes_path,
@@ -214,7 +217,7 @@ int main(int argc, char** argv) {
     fs::path ckpt(checkpoint);
     if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
     train::TrainConfig config;
-    auto net = train::load_model(ckpt, &config);
+    auto net = train::load_model(ckpt, &config, live_weights ? train::Weights::Live : train::Weights::Model);
     if (has("parts") && config.model.parts > 255)
       throw std::invalid_argument("--formats parts: " + ckpt.string() + " has " + std::to_string(config.model.parts) +
                                   " parts, more than an 8-bit part map holds (255); leave parts out of --formats");

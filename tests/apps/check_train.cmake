@@ -509,6 +509,21 @@ if(NOT out MATCHES "\\| live \\| horse \\| 12 \\| ${num} \\|")
 endif()
 expect_message("lepard-eval --live-weights without an average" 1 "run/checkpoint.pt: holds no trained weights apart from its model \\(it was trained without train.ema"
                "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data" --live-weights)
+# lepard-infer reconstructs with either: the two differ (the average lags the trained weights).
+foreach(which average live)
+  set(extra)
+  if(which STREQUAL "live")
+    set(extra --live-weights)
+  endif()
+  run_tool("lepard-infer (${which} weights)" 0 "${INFER}" --checkpoint "${OUT}/run_ema" --images "${OUT}/twins"
+           --out "${OUT}/ema_${which}" --crop-size 64 --formats json --contact-sheet 0 --threads 1 ${extra})
+  file(READ "${OUT}/ema_${which}/twin_png.json" json_${which})
+endforeach()
+if(json_average STREQUAL json_live)
+  message(FATAL_ERROR "lepard-infer --live-weights wrote the moving average's reconstruction")
+endif()
+expect_message("lepard-infer --live-weights without an average" 1 "run/checkpoint.pt: holds no trained weights apart from its model"
+               "${INFER}" --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/bad" --live-weights)
 foreach(f metrics.json metrics.md per_image.csv overlays_horse.png)
   if(NOT EXISTS "${OUT}/eval/${f}")
     message(FATAL_ERROR "lepard-eval wrote no ${f}")
