@@ -90,13 +90,40 @@ EncoderImpl::EncoderImpl(const ModelOptions& o, int64_t extra_channels) {
   int64_t side = o.image_size;
   for (int64_t i = 0; i < 2 + o.encoder_depth - 1; ++i) side = (side + 1) / 2;
   out_features_ = flatten_ ? in * side * side : in;
+  if (o.keypoints < 0) throw std::invalid_argument("model.keypoints must be at least 0");
+  if (o.keypoints > 0) {
+    if (o.keypoint_stage < 1 || o.keypoint_stage > o.encoder_depth)
+      throw std::invalid_argument("model.keypoint_stage must be in 1..model.encoder_depth");
+    keypoint_stage_ = o.keypoint_stage;
+    const int64_t channels = o.encoder_width << (o.keypoint_stage - 1);
+    keypoints_ = register_module("keypoints", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, o.keypoints, 1)));
+    out_features_ += 2 * o.keypoints;
+  }
+}
+
+at::Tensor spatial_soft_argmax(const at::Tensor& scores) {
+  if (scores.dim() != 4) throw std::invalid_argument("spatial_soft_argmax: scores must be (B, N, H, W)");
+  const int64_t h = scores.size(2), w = scores.size(3);
+  const auto p = at::softmax(scores.flatten(2), 2).view(scores.sizes());
+  const auto opts = scores.options();
+  // Cell centres (2 j + 1 - n) / n.
+  const auto xs = (at::arange(w, opts) * 2 + 1 - w) / static_cast<double>(w);
+  const auto ys = (at::arange(h, opts) * 2 + 1 - h) / static_cast<double>(h);
+  const auto x = (p.sum(2) * xs).sum(2);  // marginal over rows, then the expectation
+  const auto y = (p.sum(3) * ys).sum(2);
+  return at::stack({x, y}, 2);
 }
 
 at::Tensor EncoderImpl::forward(const at::Tensor& images) {
   auto x = at::relu(bn1_->forward(conv1_->forward(images)));
   x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
-  for (auto& layer : layers_) x = layer->forward(x);
-  return flatten_ ? x.flatten(1) : x.mean({2, 3});
+  at::Tensor points;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    x = layers_[i]->forward(x);
+    if (static_cast<int64_t>(i) + 1 == keypoint_stage_) points = spatial_soft_argmax(keypoints_->forward(x)).flatten(1);
+  }
+  auto features = flatten_ ? x.flatten(1) : x.mean({2, 3});
+  return points.defined() ? at::cat({features, points}, 1) : features;
 }
 
 namespace {
@@ -358,7 +385,9 @@ int64_t load_encoder_weights(LepardNet& net, const std::filesystem::path& path) 
     dst.copy_(*src);
     ++loaded;
   };
-  for (auto& item : net->encoder()->named_parameters(true)) copy_into(item.key(), item.value());
+  // model.keypoints' convolution is lepard's own, not the ResNet's: it keeps its start.
+  for (auto& item : net->encoder()->named_parameters(true))
+    if (item.key().rfind("keypoints.", 0) != 0) copy_into(item.key(), item.value());
   for (auto& item : net->encoder()->named_buffers(true)) copy_into(item.key(), item.value());
   return loaded;
 }

@@ -224,6 +224,11 @@ ConfigSchema TrainConfig::schema() {
       .field("model.feedback", &model.feedback,
              "feedback passes: the prediction is rendered and a second encoder, seeing the input and the rendered "
              "parts, corrects it (iterative error feedback; 0: none; needs model.viewpoints 1)")
+      .field("model.keypoints", &model.keypoints,
+             "spatial soft-argmax keypoints: N score maps on an encoder stage's map whose expected positions (2N "
+             "coordinates) join the features the MLP reads (0: none)")
+      .field("model.keypoint_stage", &model.keypoint_stage,
+             "the encoder stage (1-based) whose map feeds model.keypoints (2: 16 x 16 at the 128-pixel input)")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -409,6 +414,9 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(loss.rim_target >= 0 && loss.rim_target <= 1)) fail("loss.rim_target", "must be in [0, 1]");
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
   if (model.feedback < 0) fail("model.feedback", "must be at least 0 (0: no feedback passes)");
+  if (model.keypoints < 0) fail("model.keypoints", "must be at least 0 (0: no keypoints)");
+  if (model.keypoints > 0 && (model.keypoint_stage < 1 || model.keypoint_stage > model.encoder_depth))
+    fail("model.keypoint_stage", "must be in 1..model.encoder_depth (" + std::to_string(model.encoder_depth) + ")");
   if (model.feedback > 0 && model.viewpoints > 1)
     fail("model.feedback", "needs model.viewpoints 1 (a corrected camera would no longer match the chosen turn)");
   if (!(loss.viewpoint >= 0)) fail("loss.viewpoint", "must be non-negative");

@@ -156,6 +156,13 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
                 .find("key 'model.feedback' needs model.viewpoints 1"),
             std::string::npos)
       << error_of(good, {"model.feedback=1", "model.viewpoints=2", "loss.viewpoint=1"});
+  // Spatial soft-argmax keypoints: a count of at least 0 on a stage the encoder has.
+  EXPECT_NE(error_of(good, {"model.keypoints=-1"}).find("key 'model.keypoints'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.keypoints=8", "model.keypoint_stage=5"}).find("key 'model.keypoint_stage'"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"model.keypoints=8", "model.keypoint_stage=0"}).find("key 'model.keypoint_stage'"),
+            std::string::npos);
+  EXPECT_EQ(error_of(good, {"model.keypoints=8", "model.keypoint_stage=4"}), "no error");
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

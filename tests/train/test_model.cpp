@@ -299,6 +299,62 @@ TEST(Model, FeedbackStartsAsThePlainNetworkAndReadsTheRenderedParts) {
   EXPECT_THROW(LepardNet{o}, std::invalid_argument);
 }
 
+TEST(Model, SpatialSoftArgmaxIsTheExpectedPosition) {
+  // Against the expectation written out, in double.
+  const auto scores = at::randn({2, 3, 5, 7}, at::kDouble) * 2;
+  const auto got = spatial_soft_argmax(scores);
+  ASSERT_EQ(got.sizes(), at::IntArrayRef({2, 3, 2}));
+  const auto s = scores.accessor<double, 4>();
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t n = 0; n < 3; ++n) {
+      double z = 0, x = 0, y = 0;
+      for (int64_t i = 0; i < 5; ++i)
+        for (int64_t j = 0; j < 7; ++j) {
+          const double w = std::exp(s[b][n][i][j]);
+          z += w;
+          x += w * (2 * j + 1 - 7) / 7.0;
+          y += w * (2 * i + 1 - 5) / 5.0;
+        }
+      EXPECT_NEAR(got[b][n][0].item<double>(), x / z, 1e-12);
+      EXPECT_NEAR(got[b][n][1].item<double>(), y / z, 1e-12);
+    }
+  // A sharp peak at row 1, column 5 is that cell's centre, x right and y down.
+  auto peak = at::zeros({1, 1, 5, 7}, at::kDouble);
+  peak[0][0][1][5] = 60.0;
+  const auto p = spatial_soft_argmax(peak);
+  EXPECT_NEAR(p[0][0][0].item<double>(), (2 * 5 + 1 - 7) / 7.0, 1e-12);
+  EXPECT_NEAR(p[0][0][1].item<double>(), (2 * 1 + 1 - 5) / 5.0, 1e-12);
+  EXPECT_THROW(spatial_soft_argmax(at::zeros({2, 5, 7})), std::invalid_argument);
+}
+
+TEST(Model, KeypointsJoinTheFeaturesTheMlpReads) {
+  auto o = small_rigid_options();
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  LepardNet plain(o);
+  o.keypoints = 3;
+  o.keypoint_stage = 1;
+  LepardNet net(o);
+  EXPECT_EQ(net->encoder()->out_features(), plain->encoder()->out_features() + 2 * 3);
+  auto params = net->named_parameters();
+  ASSERT_TRUE(params.contains("encoder.keypoints.weight"));
+  EXPECT_EQ(params["encoder.keypoints.weight"].size(1), o.encoder_width);  // stage 1's channels
+  // The last 2N features are the soft-argmax of the keypoint maps: inside the image's
+  // normalised square.
+  const auto f = net->encoder()->forward(images);
+  const auto points = f.narrow(1, f.size(1) - 6, 6);
+  EXPECT_LE(points.abs().max().item<double>(), 1.0);
+  // The outputs depend on them: the loss's gradient reaches the keypoint filters.
+  const auto r = net->forward_raw(images);
+  (r.parts.square().sum() + r.camera.square().sum()).backward();
+  ASSERT_TRUE(params["encoder.keypoints.weight"].grad().defined());
+  EXPECT_GT(params["encoder.keypoints.weight"].grad().abs().max().item<double>(), 0.0);
+  o.keypoint_stage = 3;  // beyond encoder_depth 2
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+  o.keypoint_stage = 2;
+  o.keypoints = -1;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+}
+
 class TorchvisionWeights : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -336,6 +392,18 @@ TEST_F(TorchvisionWeights, EncoderComputesWhatPyTorchComputes) {
   EXPECT_EQ(load_encoder_weights(labelled, dir_ / "resnet.pth"), loaded);
   const auto planes = label_planes(at::randint(0, 5, {x.size(0), 8, 8}, at::kLong), 4, x.size(2));
   EXPECT_LT(testing::max_abs_diff(labelled->encoder()->forward(at::cat({x, planes}, 1)), expected), 1e-5);
+
+  // model.keypoints' filters are lepard's own: the ResNet's load, they keep their start, and
+  // the features before the keypoints are PyTorch's.
+  o_.label_input = false;
+  o_.keypoints = 2;
+  LepardNet pointed(o_);
+  const auto start = pointed->encoder()->named_parameters()["keypoints.weight"].clone();
+  EXPECT_EQ(load_encoder_weights(pointed, dir_ / "resnet.pth"), loaded);
+  EXPECT_TRUE(pointed->encoder()->named_parameters()["keypoints.weight"].equal(start));
+  const auto with_points = pointed->encoder()->forward(x);
+  EXPECT_EQ(with_points.size(1), expected.size(1) + 4);
+  EXPECT_LT(testing::max_abs_diff(with_points.narrow(1, 0, expected.size(1)), expected), 1e-5);
 }
 
 TEST_F(TorchvisionWeights, MismatchesNameTheKey) {

@@ -96,12 +96,15 @@ class EncoderImpl : public torch::nn::Module {
   // extra_channels: input planes beyond the image's and the labels' (the feedback encoder's
   // K + 1 part planes).
   explicit EncoderImpl(const ModelOptions& options, int64_t extra_channels = 0);
-  // (B, 3 (+ C + 1 with model.label_input) (+ extra_channels), S, S) -> (B, out_features())
+  // (B, 3 (+ C + 1 with model.label_input) (+ extra_channels), S, S) -> (B, out_features()):
+  // the last map's features, then with model.keypoints N the 2N keypoint coordinates.
   at::Tensor forward(const at::Tensor& images);
   int64_t out_features() const { return out_features_; }
 
  private:
   bool flatten_ = true;
+  int64_t keypoint_stage_ = 0;  // 1-based stage whose map feeds the keypoints; 0: none
+  torch::nn::Conv2d keypoints_{nullptr};
   torch::nn::Conv2d conv1_{nullptr};
   Norm bn1_{nullptr};
   std::vector<torch::nn::Sequential> layers_;
@@ -119,6 +122,11 @@ class HeadsImpl : public torch::nn::Module {
   torch::nn::Linear hidden{nullptr}, camera{nullptr}, part{nullptr}, flow{nullptr};
 };
 TORCH_MODULE(Heads);
+
+// Spatial soft-argmax: scores (B, N, H, W) -> (B, N, 2), each map's expected position (x, y)
+// under the softmax of its scores over the H W positions, in normalised image coordinates
+// (a cell's centre at (2 j + 1 - W) / W, as the rasterisers' pixel centres; x right, y down).
+at::Tensor spatial_soft_argmax(const at::Tensor& scores);
 
 // The K + 1 feedback planes of a prediction (model.feedback): its parts on `grid`,
 // hard-rasterised at size x size, one-hot over the background (plane 0) and the K parts

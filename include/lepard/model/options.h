@@ -56,6 +56,14 @@ struct ModelOptions {
   // corrector learns to read where the parts are against where the labels or pixels say they
   // should be. Needs model.viewpoints 1.
   int64_t feedback = 0;
+  // Spatial soft-argmax keypoints (Levine et al. 2016's spatial softmax): 0, none. With N > 0
+  // a 1 x 1 convolution maps the output of encoder stage keypoint_stage (1-based; at the
+  // 128-pixel input stage 2 is 16 x 16) to N score maps, each turned by a softmax over its
+  // positions into an expected position (x, y) in the image's normalised coordinates; the 2N
+  // coordinates join the flattened features the MLP reads. They tell it where things are to
+  // a fraction of a cell of that map, which the 4 x 4 last map alone does not.
+  int64_t keypoints = 0;
+  int64_t keypoint_stage = 2;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
