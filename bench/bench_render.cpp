@@ -21,6 +21,10 @@
 
 #include <sys/resource.h>
 
+#ifdef LEPARD_BENCH_TUNE_RUNTIME
+#include "cli/cli.h"
+#endif
+
 #include <thread>
 
 namespace {
@@ -82,14 +86,24 @@ void BM_SoftAttributes_Training(benchmark::State& state) {
   bg[0] = 1.0;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
   const auto grad = at::randn({B, C, s.raster.height, s.raster.width}, gen, attr.options());
+  const bool backward = state.range(1) != 0;
   for (auto _ : state) {
     const auto image = render::soft_attributes(verts, grid.faces, attr, bg, s);
+    if (!backward) {
+      benchmark::DoNotOptimize(image);
+      continue;
+    }
     auto g = torch::autograd::grad({image}, {verts}, {grad});
     benchmark::DoNotOptimize(g);
   }
   state.counters["peak_rss_MB"] = peak_rss_mb();
 }
-BENCHMARK(BM_SoftAttributes_Training)->ArgName("size")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SoftAttributes_Training)
+    ->ArgNames({"size", "backward"})
+    ->Args({64, 1})
+    ->Args({64, 0})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_SoftSilhouettes_Binned(benchmark::State& state) { run(state, true); }
 void BM_SoftSilhouettes_Dense(benchmark::State& state) { run(state, false); }
@@ -105,4 +119,13 @@ BENCHMARK(BM_SoftSilhouettes_Dense)
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+#ifdef LEPARD_BENCH_TUNE_RUNTIME
+  lepard::cli::tune_runtime(argv);  // the tools' memory settings, as in training
+#endif
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -13,6 +13,7 @@
 #include <ATen/ops/stack.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros_like.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -41,23 +42,49 @@ void check_inputs(const at::Tensor& verts, const at::Tensor& faces, const SoftRa
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The hits a kernel's forward kept travel to its backward in the autograd context.
+void save_hits(AutogradContext* ctx, const detail::SavedHits& hits) {
+  if (!hits.records.defined()) return;
+  ctx->saved_data["hit_records"] = hits.records;
+  ctx->saved_data["hit_index"] = hits.index;
+}
+
+detail::SavedHits saved_hits(AutogradContext* ctx) {
+  detail::SavedHits hits;
+  if (ctx->saved_data.count("hit_records")) {
+    hits.records = ctx->saved_data["hit_records"].toTensor();
+    hits.index = ctx->saved_data["hit_index"].toTensor();
+  }
+  return hits;
+}
+
+// Whether a forward keeps its hits: only when a gradient can follow.
+bool keep_hits(const SoftRasterSettings& s, const at::Tensor& a, const at::Tensor& b = at::Tensor()) {
+  return s.keep_hits && at::GradMode::is_enabled() && (a.requires_grad() || (b.defined() && b.requires_grad()));
+}
+
 class SoftSilhouetteFunction : public torch::autograd::Function<SoftSilhouetteFunction> {
  public:
+  // keep_hits: the forward keeps what it found at each pixel for the backward.
   static at::Tensor forward(AutogradContext* ctx, at::Tensor verts, at::Tensor faces, int64_t height, int64_t width,
-                            double sigma, double eps, int64_t tile_size, bool binning) {
+                            double sigma, double eps, int64_t tile_size, bool binning, bool keep_hits) {
     const SoftRasterSettings s{height, width, sigma, eps, tile_size, binning};
     ctx->save_for_backward({verts, faces});
     ctx->saved_data["settings"] =
         std::vector<double>{double(height), double(width), sigma, eps, double(tile_size), binning ? 1.0 : 0.0};
-    return detail::soft_silhouettes_forward_cpu(verts, faces, s);
+    detail::SavedHits hits;
+    auto out = detail::soft_silhouettes_forward_cpu(verts, faces, s, keep_hits ? &hits : nullptr);
+    save_hits(ctx, hits);
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto v = ctx->saved_data["settings"].toDoubleVector();
     const SoftRasterSettings s{int64_t(v[0]), int64_t(v[1]), v[2], v[3], int64_t(v[4]), v[5] != 0.0};
-    variable_list out(8);
-    if (grads[0].defined()) out[0] = detail::soft_silhouettes_backward_cpu(saved[0], saved[1], grads[0], s);
+    variable_list out(9);
+    const auto hits = saved_hits(ctx);
+    if (grads[0].defined()) out[0] = detail::soft_silhouettes_backward_cpu(saved[0], saved[1], grads[0], s, &hits);
     return out;
   }
 };
@@ -150,22 +177,30 @@ SoftAttributeSettings unpack(const std::vector<double>& v) {
 
 class SoftAttributeFunction : public torch::autograd::Function<SoftAttributeFunction> {
  public:
+  // keep_hits: the forward keeps what it found at each pixel for the backward (when a
+  // gradient will be asked for), which then skips evaluating every face again.
   static at::Tensor forward(AutogradContext* ctx, at::Tensor verts, at::Tensor faces, at::Tensor attributes,
-                            at::Tensor background, std::vector<double> settings) {
+                            at::Tensor background, std::vector<double> settings, bool keep_hits) {
     ctx->save_for_backward({verts, faces, attributes, background});
     ctx->saved_data["settings"] = settings;
     const auto bg = background.numel() == 0 ? at::Tensor() : background;
-    return detail::soft_attributes_cpu(verts, faces, attributes, bg, unpack(settings), at::Tensor()).first;
+    detail::SavedHits hits;
+    auto image = detail::soft_attributes_cpu(verts, faces, attributes, bg, unpack(settings), at::Tensor(), true,
+                                             keep_hits ? &hits : nullptr)
+                     .first;
+    save_hits(ctx, hits);
+    return image;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    variable_list out(5);
+    variable_list out(6);
     if (!grads[0].defined()) return out;
     const auto bg = saved[3].numel() == 0 ? at::Tensor() : saved[3];
+    auto hits = saved_hits(ctx);
     auto g = detail::soft_attributes_cpu(saved[0], saved[1], saved[2], bg,
                                          unpack(ctx->saved_data["settings"].toDoubleVector()), grads[0],
-                                         ctx->needs_input_grad(2));
+                                         ctx->needs_input_grad(2), &hits);
     out[0] = g.first;
     out[2] = g.second;
     return out;
@@ -186,7 +221,7 @@ at::Tensor soft_attributes(const at::Tensor& verts, const at::Tensor& faces, con
   const auto bg =
       background.defined() ? background.detach().to(verts.options()).contiguous() : at::zeros({0}, verts.options());
   return SoftAttributeFunction::apply(verts.contiguous(), faces.contiguous(), attributes.contiguous(), bg,
-                                      pack(settings));
+                                      pack(settings), keep_hits(settings.raster, verts, attributes));
 }
 
 at::Tensor soft_attributes_reference(const at::Tensor& verts, const at::Tensor& faces, const at::Tensor& attributes,
@@ -243,7 +278,8 @@ at::Tensor soft_silhouettes(const at::Tensor& verts, const at::Tensor& faces, co
     return soft_silhouettes_reference(verts, faces, settings);
   }
   return SoftSilhouetteFunction::apply(verts.contiguous(), faces.contiguous(), settings.height, settings.width,
-                                       settings.sigma, settings.eps, settings.tile_size, settings.binning);
+                                       settings.sigma, settings.eps, settings.tile_size, settings.binning,
+                                       keep_hits(settings, verts));
 }
 
 at::Tensor union_silhouette(const at::Tensor& part_silhouettes) {

@@ -73,6 +73,15 @@ inline bool evaluate(const Face<T>& f, int64_t index, T px, T py, T cutoff, T in
   const T e1 = e[1] = edge_function(px, py, f.bx, f.by, f.cx, f.cy);
   const T e2 = e[2] = edge_function(px, py, f.cx, f.cy, f.ax, f.ay);
   const bool inside = f.has_area && ((e0 >= 0 && e1 >= 0 && e2 >= 0) || (e0 <= 0 && e1 <= 0 && e2 <= 0));
+  // Outside an edge's line by more than the cutoff is farther than that from the triangle:
+  // e(p; a, b)^2 / |b - a|^2 is the squared distance to the line. The margin leaves the
+  // pixels within rounding of the cutoff to the exact test below.
+  if (!inside && f.has_area) {
+    const T far = cutoff * T(1.0001);
+    if ((e0 * f.area < 0 && e0 * e0 * f.inv_len2[0] > far) || (e1 * f.area < 0 && e1 * e1 * f.inv_len2[1] > far) ||
+        (e2 * f.area < 0 && e2 * e2 * f.inv_len2[2] > far))
+      return false;
+  }
   T t, rx, ry, t1, rx1, ry1, t2, rx2, ry2;
   T d2 = segment_distance2(px, py, f.ax, f.ay, f.bx, f.by, f.inv_len2[0], t, rx, ry);
   int edge = 0;
@@ -211,6 +220,19 @@ void build_bins(const T* xy, int64_t stride, const int64_t* faces, int64_t F, co
   }
 }
 
+// fn(pixel, l, px, py) for each pixel of tile (ty, tx), row by row, l its index within the
+// tile (row-major, the tile's width).
+template <typename T, typename Fn>
+void for_each_pixel_of_tile(const Bins<T>& bins, const SoftRasterSettings& s, int64_t ty, int64_t tx, Fn&& fn) {
+  const int64_t H = s.height, W = s.width;
+  const int64_t i0 = ty * bins.tile, j0 = tx * bins.tile;
+  const int64_t i1 = std::min(H, i0 + bins.tile), j1 = std::min(W, j0 + bins.tile);
+  for (int64_t i = i0; i < i1; ++i) {
+    const T py = pixel_centre<T>(i, H);
+    for (int64_t j = j0; j < j1; ++j) fn(i * W + j, (i - i0) * (j1 - j0) + (j - j0), pixel_centre<T>(j, W), py);
+  }
+}
+
 // Tile by tile, face-major: calls visit(pixel, l, px, py, face) for every face of the tile
 // and every pixel of the tile the face's grown box holds (every pixel in the dense mode), with
 // pixel the index in the image and l the index within the tile (row-major, the tile's width);
@@ -250,12 +272,19 @@ void for_each_tile(const Bins<T>& bins, const SoftRasterSettings& s, Visit&& vis
           }
         }
       }
-      for (int64_t i = i0; i < i1; ++i) {
-        const T py = pixel_centre<T>(i, H);
-        for (int64_t j = j0; j < j1; ++j) done(i * W + j, (i - i0) * cols + (j - j0), pixel_centre<T>(j, W), py);
-      }
+      for_each_pixel_of_tile(bins, s, ty, tx, done);
     }
   }
+}
+
+// Every pixel in the order for_each_tile calls `done` for them: fn(pixel, px, py). A backward
+// that reads kept hits visits the pixels in this order, so its sums are formed in the order of
+// one that evaluates the faces again.
+template <typename T, typename Fn>
+void for_each_pixel(const Bins<T>& bins, const SoftRasterSettings& s, Fn&& fn) {
+  for (int64_t ty = 0; ty < bins.tiles_y; ++ty)
+    for (int64_t tx = 0; tx < bins.tiles_x; ++tx)
+      for_each_pixel_of_tile(bins, s, ty, tx, [&](int64_t pixel, int64_t, T px, T py) { fn(pixel, px, py); });
 }
 
 // The number of pixels of the largest tile (the per-pixel buffers of for_each_tile).
@@ -266,11 +295,82 @@ int64_t tile_pixels(const Bins<T>& bins) {
 
 }  // namespace
 
+namespace {
+
+// Hits kept per pixel (see SavedHits): each item's hits in the order the forward met them,
+// with each pixel's first hit and number of hits.
+template <typename H>
+struct HitList {
+  std::vector<H> hits;
+  std::vector<int64_t> start, count;  // (P) each
+
+  void reset(int64_t pixels) {
+    hits.clear();
+    start.assign(static_cast<size_t>(pixels), 0);
+    count.assign(static_cast<size_t>(pixels), 0);
+  }
+  template <typename Keep>
+  void add(int64_t pixel, const std::vector<H>& from, Keep&& keep) {
+    start[pixel] = static_cast<int64_t>(hits.size());
+    for (const auto& h : from)
+      if (keep(h)) hits.push_back(h);
+    count[pixel] = static_cast<int64_t>(hits.size()) - start[pixel];
+  }
+};
+
+// The same read back from the packed records.
+template <typename H>
+struct HitListView {
+  const H* hits;
+  const int64_t* start;  // (P) each
+  const int64_t* count;
+};
+
+// Packs items' kept hits into kept->records and kept->index (N, 2, P).
+template <typename H>
+void pack_hits(const std::vector<HitList<H>>& items, int64_t P, const at::TensorOptions& opt, SavedHits* kept) {
+  int64_t total = 0;
+  for (const auto& k : items) total += static_cast<int64_t>(k.hits.size());
+  const auto N = static_cast<int64_t>(items.size());
+  kept->records = at::empty({total * static_cast<int64_t>(sizeof(H))}, opt.dtype(at::kByte));
+  kept->index = at::empty({N, 2, P}, opt.dtype(at::kLong));
+  auto* out = reinterpret_cast<H*>(kept->records.data_ptr<uint8_t>());
+  int64_t* index = kept->index.data_ptr<int64_t>();
+  int64_t base = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const auto& k = items[n];
+    std::copy(k.hits.begin(), k.hits.end(), out + base);
+    for (int64_t p = 0; p < P; ++p) {
+      index[n * P * 2 + p] = base + k.start[p];
+      index[n * P * 2 + P + p] = k.count[p];
+    }
+    base += static_cast<int64_t>(k.hits.size());
+  }
+}
+
+// Item n's view of packed records, or an empty view when none were kept.
+template <typename H>
+HitListView<H> view_hits(const SavedHits* kept, int64_t n, int64_t P) {
+  if (!kept || !kept->records.defined()) return {nullptr, nullptr, nullptr};
+  const int64_t* index = kept->index.data_ptr<int64_t>() + n * P * 2;
+  return {reinterpret_cast<const H*>(kept->records.data_ptr<uint8_t>()), index, index + P};
+}
+
+void check_kept(const SavedHits* kept, int64_t N, int64_t P) {
+  if (!kept || !kept->records.defined()) return;
+  TORCH_CHECK(
+      kept->index.dim() == 3 && kept->index.size(0) == N && kept->index.size(1) == 2 && kept->index.size(2) == P,
+      "soft rasteriser: kept hits of another shape");
+}
+
+}  // namespace
+
 at::Tensor soft_silhouettes_forward_cpu(const at::Tensor& verts_in, const at::Tensor& faces_in,
-                                        const SoftRasterSettings& s) {
+                                        const SoftRasterSettings& s, SavedHits* kept) {
   const auto verts = verts_in.contiguous();
   const auto faces = faces_in.contiguous();
   const int64_t B = verts.size(0), K = verts.size(1), V = verts.size(2), F = faces.size(0);
+  const int64_t P = s.height * s.width;
   auto out = at::empty({B, K, s.height, s.width}, verts.options());
   AT_DISPATCH_FLOATING_TYPES(verts.scalar_type(), "soft_silhouettes_forward_cpu", [&] {
     using T = scalar_t;
@@ -279,35 +379,60 @@ at::Tensor soft_silhouettes_forward_cpu(const at::Tensor& verts_in, const at::Te
     const T* vp = verts.data_ptr<T>();
     const int64_t* fp = faces.data_ptr<int64_t>();
     T* op = out.data_ptr<T>();
+    std::vector<HitList<Hit<T>>> items(kept ? static_cast<size_t>(B * K) : 0);
     at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
       Bins<T> bins;
       Hit<T> hit;
       std::vector<T> prod;
+      std::vector<std::vector<Hit<T>>> buckets;  // per pixel of the tile, when kept
       for (int64_t part = begin; part < end; ++part) {
         build_bins(vp + part * V * 3, 3, fp, F, s, radius, bins);
         prod.assign(static_cast<size_t>(tile_pixels(bins)), T(1));
-        T* image = op + part * s.height * s.width;
+        T* image = op + part * P;
+        if (!kept) {
+          for_each_tile(
+              bins, s,
+              [&](int64_t, int64_t l, T px, T py, int64_t face) {
+                if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) prod[l] *= 1 - hit.D;
+              },
+              [&](int64_t pixel, int64_t l, T, T) {
+                image[pixel] = 1 - prod[l];
+                prod[l] = 1;
+              });
+          continue;
+        }
+        auto& item = items[part];
+        item.reset(P);
+        buckets.resize(static_cast<size_t>(tile_pixels(bins)));
         for_each_tile(
             bins, s,
             [&](int64_t, int64_t l, T px, T py, int64_t face) {
-              if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) prod[l] *= 1 - hit.D;
+              if (!evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) return;
+              prod[l] *= 1 - hit.D;
+              buckets[l].push_back(hit);
             },
             [&](int64_t pixel, int64_t l, T, T) {
               image[pixel] = 1 - prod[l];
               prod[l] = 1;
+              item.add(pixel, buckets[l], [](const Hit<T>&) { return true; });
+              buckets[l].clear();
             });
       }
     });
+    if (kept) pack_hits(items, P, verts.options(), kept);
   });
   return out;
 }
 
 at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts_in, const at::Tensor& faces_in,
-                                         const at::Tensor& grad_in, const SoftRasterSettings& s) {
+                                         const at::Tensor& grad_in, const SoftRasterSettings& s,
+                                         const SavedHits* kept) {
   const auto verts = verts_in.contiguous();
   const auto faces = faces_in.contiguous();
   const auto grad = grad_in.contiguous();
   const int64_t B = verts.size(0), K = verts.size(1), V = verts.size(2), F = faces.size(0);
+  const int64_t P = s.height * s.width;
+  check_kept(kept, B * K, P);
   auto out = at::zeros({B, K, V, 3}, verts.options());
   AT_DISPATCH_FLOATING_TYPES(verts.scalar_type(), "soft_silhouettes_backward_cpu", [&] {
     using T = scalar_t;
@@ -323,45 +448,53 @@ at::Tensor soft_silhouettes_backward_cpu(const at::Tensor& verts_in, const at::T
       std::vector<std::vector<Hit<T>>> buckets;  // per pixel of the tile
       std::vector<T> prefix, suffix;
       std::vector<Acc> acc(static_cast<size_t>(V * 2));
+      // A pixel's share of dE/dverts from its hits.
+      auto shade = [&](T g, const Hit<T>* hits, size_t n) {
+        // dA/dD_j = prod_{i != j} (1 - D_i), from prefix and suffix products (exact, no division).
+        prefix.assign(n + 1, T(1));
+        suffix.assign(n + 1, T(1));
+        for (size_t j = 0; j < n; ++j) prefix[j + 1] = prefix[j] * (1 - hits[j].D);
+        for (size_t j = n; j-- > 0;) suffix[j] = suffix[j + 1] * (1 - hits[j].D);
+        for (size_t j = 0; j < n; ++j) {
+          const Hit<T>& h = hits[j];
+          // dD/d(d^2) = delta D (1 - D) / sigma; d(d^2)/dp0 = -2 r (1 - t), d(d^2)/dp1 = -2 r t.
+          const T dd2 = g * prefix[j] * suffix[j + 1] * (h.inside ? 1 : -1) * h.D * (1 - h.D) * inv_sigma;
+          const Face<T>& f = bins.faces[h.face];
+          const int64_t v0 = f.v[h.edge], v1 = f.v[(h.edge + 1) % 3];
+          const T w0 = -2 * dd2 * (1 - h.t), w1 = -2 * dd2 * h.t;
+          acc[2 * v0] += w0 * h.rx;
+          acc[2 * v0 + 1] += w0 * h.ry;
+          acc[2 * v1] += w1 * h.rx;
+          acc[2 * v1 + 1] += w1 * h.ry;
+        }
+      };
       for (int64_t part = begin; part < end; ++part) {
-        const T* g_image = gp + part * s.height * s.width;
+        const T* g_image = gp + part * P;
         build_bins(vp + part * V * 3, 3, fp, F, s, radius, bins);
-        buckets.resize(static_cast<size_t>(tile_pixels(bins)));
         std::fill(acc.begin(), acc.end(), Acc(0));
-        Hit<T> hit;
-        for_each_tile(
-            bins, s,
-            [&](int64_t pixel, int64_t l, T px, T py, int64_t face) {
-              if (g_image[pixel] == 0) return;
-              if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) buckets[l].push_back(hit);
-            },
-            [&](int64_t pixel, int64_t l, T, T) {
-              auto& hits = buckets[l];
-              const T g = g_image[pixel];
-              if (g == 0 || hits.empty()) {
+        const auto view = view_hits<Hit<T>>(kept, part, P);
+        if (view.hits) {
+          for_each_pixel(bins, s, [&](int64_t pixel, T, T) {
+            const T g = g_image[pixel];
+            if (g == 0 || view.count[pixel] == 0) return;
+            shade(g, view.hits + view.start[pixel], static_cast<size_t>(view.count[pixel]));
+          });
+        } else {
+          buckets.resize(static_cast<size_t>(tile_pixels(bins)));
+          Hit<T> hit;
+          for_each_tile(
+              bins, s,
+              [&](int64_t pixel, int64_t l, T px, T py, int64_t face) {
+                if (g_image[pixel] == 0) return;
+                if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) buckets[l].push_back(hit);
+              },
+              [&](int64_t pixel, int64_t l, T, T) {
+                auto& hits = buckets[l];
+                const T g = g_image[pixel];
+                if (g != 0 && !hits.empty()) shade(g, hits.data(), hits.size());
                 hits.clear();
-                return;
-              }
-              const size_t n = hits.size();
-              // dA/dD_j = prod_{i != j} (1 - D_i), from prefix and suffix products (exact, no division).
-              prefix.assign(n + 1, T(1));
-              suffix.assign(n + 1, T(1));
-              for (size_t j = 0; j < n; ++j) prefix[j + 1] = prefix[j] * (1 - hits[j].D);
-              for (size_t j = n; j-- > 0;) suffix[j] = suffix[j + 1] * (1 - hits[j].D);
-              for (size_t j = 0; j < n; ++j) {
-                const Hit<T>& h = hits[j];
-                // dD/d(d^2) = delta D (1 - D) / sigma; d(d^2)/dp0 = -2 r (1 - t), d(d^2)/dp1 = -2 r t.
-                const T dd2 = g * prefix[j] * suffix[j + 1] * (h.inside ? 1 : -1) * h.D * (1 - h.D) * inv_sigma;
-                const Face<T>& f = bins.faces[h.face];
-                const int64_t v0 = f.v[h.edge], v1 = f.v[(h.edge + 1) % 3];
-                const T w0 = -2 * dd2 * (1 - h.t), w1 = -2 * dd2 * h.t;
-                acc[2 * v0] += w0 * h.rx;
-                acc[2 * v0 + 1] += w0 * h.ry;
-                acc[2 * v1] += w1 * h.rx;
-                acc[2 * v1 + 1] += w1 * h.ry;
-              }
-              hits.clear();
-            });
+              });
+        }
         T* dst = op + part * V * 3;
         for (int64_t v = 0; v < V; ++v) {
           dst[3 * v] = static_cast<T>(acc[2 * v]);
@@ -408,72 +541,51 @@ void nonzero_channels(const T* attr, int64_t K, int64_t C, Channels& out) {
 // accumulates into grad_verts (K V, 3) and, unless it is null, grad_attr (K, C).
 // Faces whose depth weight underflows to zero (far behind the front at a small gamma) add
 // nothing to the image nor to any gradient, so the loops skip them: the result is the same.
+// The forward keeps its hits in `record` when it is not null; a backward given them in
+// `replay` takes them from there instead of evaluating every face at every pixel again.
 template <typename T, typename Acc>
 void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_t F, int64_t C, const T* attr,
-                     const Channels& nz, const T* bg, T* image, const T* grad, Acc* grad_verts, Acc* grad_attr) {
+                     const Channels& nz, const T* bg, T* image, const T* grad, Acc* grad_verts, Acc* grad_attr,
+                     HitList<DepthHit<T>>* record, const HitListView<DepthHit<T>>* replay) {
   const auto& rs = s.raster;
   const int64_t P = rs.height * rs.width;
   const T cutoff = static_cast<T>(rs.sigma * std::log(1.0 / rs.eps - 1.0));
   const T inv_sigma = static_cast<T>(1.0 / rs.sigma), inv_gamma = static_cast<T>(1.0 / s.gamma);
   const T zfar = static_cast<T>(s.zfar), zrange = static_cast<T>(s.zfar - s.znear), inv_zrange = 1 / zrange;
   const T zback = static_cast<T>(s.background_depth);
-  std::vector<std::vector<DepthHit<T>>> buckets(static_cast<size_t>(tile_pixels(bins)));  // per pixel of the tile
   std::vector<Acc> value(static_cast<size_t>(C));
-  DepthHit<T> h;
-  auto visit = [&](int64_t, int64_t l, T px, T py, int64_t face) {
-    const Face<T>& f = bins.faces[face];
-    if (!f.has_area) return;
-    T e[3];
-    if (!evaluate(f, face, px, py, cutoff, inv_sigma, h.hit, e)) return;
-    // Screen barycentrics: l_A = e(p; B, C) / area, l_B = e(p; C, A) / area, l_C = e(p; A, B) / area.
-    h.l[0] = e[1] * f.inv_area;
-    h.l[1] = e[2] * f.inv_area;
-    h.l[2] = e[0] * f.inv_area;
-    const T m0 = std::max(h.l[0], T(0)), m1 = std::max(h.l[1], T(0)), m2 = std::max(h.l[2], T(0));
-    h.sum_m = m0 + m1 + m2;
-    const T inv_sum = 1 / h.sum_m;
-    h.n[0] = m0 * inv_sum;
-    h.n[1] = m1 * inv_sum;
-    h.n[2] = m2 * inv_sum;
-    h.zp = 1 / (h.n[0] * f.inv_z[0] + h.n[1] * f.inv_z[1] + h.n[2] * f.inv_z[2]);
-    h.zn = (zfar - h.zp) * inv_zrange;
-    buckets[l].push_back(h);
-  };
-  for_each_tile(bins, rs, visit, [&](int64_t pixel, int64_t l, T px, T py) {
-    auto& hits = buckets[l];
-    T zmax = zback;
-    for (const auto& x : hits) zmax = std::max(zmax, x.zn);
+  // The image (forward) or the gradients (backward) at one pixel from its hits, whose depth
+  // weights are set relative to zmax.
+  auto shade = [&](int64_t pixel, T px, T py, const DepthHit<T>* hits, size_t n, T zmax) {
     // zmax only shifts the exponents for stability: the weights do not depend on it.
     const T delta = std::exp((zback - zmax) * inv_gamma);
     Acc den = delta;
-    for (auto& x : hits) {
-      x.weight = std::exp((x.zn - zmax) * inv_gamma);
-      den += x.hit.D * x.weight;
-    }
+    for (size_t j = 0; j < n; ++j) den += hits[j].hit.D * hits[j].weight;
     for (int64_t c = 0; c < C; ++c) value[c] = delta * (bg ? bg[c] : T(0));
-    for (const auto& x : hits) {
+    for (size_t j = 0; j < n; ++j) {
+      const auto& x = hits[j];
       if (x.weight == 0) continue;
       const int64_t part = x.hit.face / F;
       const T* a = attr + part * C;
       const Acc num = x.hit.D * x.weight;
-      for (int64_t n = nz.start[part]; n < nz.start[part + 1]; ++n) value[nz.list[n]] += num * a[nz.list[n]];
+      for (int64_t k = nz.start[part]; k < nz.start[part + 1]; ++k) value[nz.list[k]] += num * a[nz.list[k]];
     }
     for (int64_t c = 0; c < C; ++c) value[c] /= den;
     if (!grad) {
       for (int64_t c = 0; c < C; ++c) image[c * P + pixel] = static_cast<T>(value[c]);
-      hits.clear();
       return;
     }
     const T* g = grad + pixel;  // channel c at g[c * P]
     Acc g_value = 0;            // <dE/dI, I>
     for (int64_t c = 0; c < C; ++c) g_value += g[c * P] * value[c];
-    for (const auto& x : hits) {
+    for (size_t j = 0; j < n; ++j) {
+      const auto& x = hits[j];
       if (x.weight == 0) continue;
       const int64_t part = x.hit.face / F;
       const T* a = attr + part * C;
       const Acc num = x.hit.D * x.weight;
       Acc gj = -g_value;  // dE/dnum_j = <dE/dI, a_j - I> / den
-      for (int64_t n = nz.start[part]; n < nz.start[part + 1]; ++n) gj += g[nz.list[n] * P] * a[nz.list[n]];
+      for (int64_t k = nz.start[part]; k < nz.start[part + 1]; ++k) gj += g[nz.list[k] * P] * a[nz.list[k]];
       if (grad_attr) {
         for (int64_t c = 0; c < C; ++c) grad_attr[part * C + c] += num / den * g[c * P];
       }
@@ -521,6 +633,47 @@ void attribute_image(const Bins<T>& bins, const SoftAttributeSettings& s, int64_
       gv[2][0] += garea * (P0[1] - P1[1]);
       gv[2][1] += garea * (P1[0] - P0[0]);
     }
+  };
+  if (replay) {
+    for_each_pixel(bins, rs, [&](int64_t pixel, T px, T py) {
+      const DepthHit<T>* hits = replay->hits + replay->start[pixel];
+      const auto n = static_cast<size_t>(replay->count[pixel]);
+      T zmax = zback;
+      for (size_t k = 0; k < n; ++k) zmax = std::max(zmax, hits[k].zn);
+      shade(pixel, px, py, hits, n, zmax);
+    });
+    return;
+  }
+  std::vector<std::vector<DepthHit<T>>> buckets(static_cast<size_t>(tile_pixels(bins)));  // per pixel of the tile
+  DepthHit<T> h;
+  auto visit = [&](int64_t, int64_t l, T px, T py, int64_t face) {
+    const Face<T>& f = bins.faces[face];
+    if (!f.has_area) return;
+    T e[3];
+    if (!evaluate(f, face, px, py, cutoff, inv_sigma, h.hit, e)) return;
+    // Screen barycentrics: l_A = e(p; B, C) / area, l_B = e(p; C, A) / area, l_C = e(p; A, B) / area.
+    h.l[0] = e[1] * f.inv_area;
+    h.l[1] = e[2] * f.inv_area;
+    h.l[2] = e[0] * f.inv_area;
+    const T m0 = std::max(h.l[0], T(0)), m1 = std::max(h.l[1], T(0)), m2 = std::max(h.l[2], T(0));
+    h.sum_m = m0 + m1 + m2;
+    const T inv_sum = 1 / h.sum_m;
+    h.n[0] = m0 * inv_sum;
+    h.n[1] = m1 * inv_sum;
+    h.n[2] = m2 * inv_sum;
+    h.zp = 1 / (h.n[0] * f.inv_z[0] + h.n[1] * f.inv_z[1] + h.n[2] * f.inv_z[2]);
+    h.zn = (zfar - h.zp) * inv_zrange;
+    buckets[l].push_back(h);
+  };
+  if (record) record->reset(P);
+  for_each_tile(bins, rs, visit, [&](int64_t pixel, int64_t l, T px, T py) {
+    auto& hits = buckets[l];
+    T zmax = zback;
+    for (const auto& x : hits) zmax = std::max(zmax, x.zn);
+    for (auto& x : hits) x.weight = std::exp((x.zn - zmax) * inv_gamma);
+    shade(pixel, px, py, hits.data(), hits.size(), zmax);
+    // Faces of zero weight add nothing, nor do they set zmax: they are not kept.
+    if (record) record->add(pixel, hits, [](const DepthHit<T>& x) { return x.weight != 0; });
     hits.clear();
   });
 }
@@ -538,7 +691,7 @@ std::vector<int64_t> image_faces(const int64_t* faces, int64_t F, int64_t K, int
 std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in, const at::Tensor& faces_in,
                                                       const at::Tensor& attr_in, const at::Tensor& bg_in,
                                                       const SoftAttributeSettings& s, const at::Tensor& grad_in,
-                                                      bool want_attr_grad) {
+                                                      bool want_attr_grad, SavedHits* hits) {
   const auto verts = verts_in.contiguous();
   const auto attr = attr_in.contiguous();
   const auto bg = bg_in.defined() ? bg_in.to(verts.options()).contiguous() : at::Tensor();
@@ -547,6 +700,9 @@ std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in
   const auto faces = faces_in.contiguous();
   const auto all_faces = image_faces(faces.data_ptr<int64_t>(), F, K, V);
   const bool backward = grad.defined();
+  const int64_t P = s.raster.height * s.raster.width;
+  const bool record = !backward && hits != nullptr;
+  if (backward) check_kept(hits, B, P);
   at::Tensor image, grad_verts, grad_attr;
   if (backward) {
     grad_verts = at::zeros({B, K, V, 3}, verts.options());
@@ -559,7 +715,7 @@ std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in
     using Acc = at::acc_type<T, /*is_cuda=*/false>;
     const T cutoff = static_cast<T>(s.raster.sigma * std::log(1.0 / s.raster.eps - 1.0));
     const T radius = std::sqrt(cutoff);
-    const int64_t P = s.raster.height * s.raster.width;
+    std::vector<HitList<DepthHit<T>>> kept(record ? static_cast<size_t>(B) : 0);
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       Bins<T> bins;
       Channels nz;
@@ -570,14 +726,15 @@ std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in
         nonzero_channels(a, K, C, nz);
         const T* bgp = bg.defined() ? bg.data_ptr<T>() : nullptr;
         if (!backward) {
-          attribute_image<T, Acc>(bins, s, F, C, a, nz, bgp, image.data_ptr<T>() + b * C * P, nullptr, nullptr,
-                                  nullptr);
+          attribute_image<T, Acc>(bins, s, F, C, a, nz, bgp, image.data_ptr<T>() + b * C * P, nullptr, nullptr, nullptr,
+                                  record ? &kept[b] : nullptr, nullptr);
           continue;
         }
         gv.assign(static_cast<size_t>(K * V * 3), Acc(0));
         if (want_attr_grad) ga.assign(static_cast<size_t>(K * C), Acc(0));
+        const auto view = view_hits<DepthHit<T>>(hits, b, P);
         attribute_image<T, Acc>(bins, s, F, C, a, nz, bgp, nullptr, grad.data_ptr<T>() + b * C * P, gv.data(),
-                                want_attr_grad ? ga.data() : nullptr);
+                                want_attr_grad ? ga.data() : nullptr, nullptr, view.hits ? &view : nullptr);
         T* dv = grad_verts.data_ptr<T>() + b * K * V * 3;
         for (size_t i = 0; i < gv.size(); ++i) dv[i] = static_cast<T>(gv[i]);
         if (!want_attr_grad) continue;
@@ -585,6 +742,7 @@ std::pair<at::Tensor, at::Tensor> soft_attributes_cpu(const at::Tensor& verts_in
         for (size_t i = 0; i < ga.size(); ++i) da[i] = static_cast<T>(ga[i]);
       }
     });
+    if (record) pack_hits(kept, P, verts.options(), hits);
   });
   return backward ? std::make_pair(grad_verts, grad_attr) : std::make_pair(image, at::Tensor());
 }

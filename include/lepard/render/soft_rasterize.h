@@ -29,6 +29,11 @@ struct SoftRasterSettings {
   double eps = 1e-4;      // truncation: D below eps counts as 0
   int64_t tile_size = 8;  // binning tile, pixels
   bool binning = true;    // false: every pixel against every face (the dense kernel the benchmark compares)
+  // CPU kernel, when a gradient can follow: the forward keeps what it found at each pixel
+  // (tens of bytes per face and pixel it reaches) and the backward reads it instead of
+  // evaluating every face again; the gradients are the same to the last bit. false trades
+  // that time back for the memory.
+  bool keep_hits = true;
 };
 
 // Per-part silhouettes.
