@@ -293,10 +293,6 @@ int64_t tile_pixels(const Bins<T>& bins) {
   return bins.tile * bins.tile;
 }
 
-}  // namespace
-
-namespace {
-
 // Hits kept per pixel (see SavedHits): each item's hits in the order the forward met them,
 // with each pixel's first hit and number of hits.
 template <typename H>
