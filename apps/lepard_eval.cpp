@@ -4,6 +4,7 @@
 // each (docs/evaluation.md).
 #include <lepard/core/surface_grid.h>
 #include <lepard/data/contact_sheet.h>
+#include <lepard/data/keypoints.h>
 #include <lepard/data/menagerie.h>
 #include <lepard/data/layout.h>
 #include <lepard/eval/evaluate.h>
@@ -138,6 +139,12 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
     j["pck_0.05"] = r.pck_paper;
     j["pck_0.1"] = r.pck_lassie;
     j["keypoint_trials"] = r.keypoint_pairs;
+    nlohmann::json per_keypoint = nlohmann::json::object();
+    for (size_t q = 0; q < r.pck_per_keypoint.size() && q < data::keypoint_names().size(); ++q)
+      if (!std::isnan(r.pck_per_keypoint[q]))
+        per_keypoint[std::string(data::keypoint_names()[q])] = r.pck_per_keypoint[q];
+    j["pck_0.05_per_keypoint"] = per_keypoint;
+    j["pck_0.05_mirror"] = r.pck_mirror;  // trials that land on the left/right counterpart instead
     j["pcp"] = r.pcp;
     j["pcp_occluded"] = r.pcp_occluded;
     j["pcp_trials"] = r.pcp_trials;
@@ -351,6 +358,7 @@ int main(int argc, char** argv) {
     eval::EvalOptions eo;
     eo.transfer = transfer == "surface" ? eval::KeypointTransfer::Surface : eval::KeypointTransfer::NearestVertex;
     eo.surface_samples = samples_3d;
+    for (int64_t q = 0; q < data::kNumKeypoints; ++q) eo.keypoint_mirror.push_back(data::keypoint_mirror(q));
 
     nlohmann::json report;
     report["rows"] = nlohmann::json::array();

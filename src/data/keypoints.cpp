@@ -1,5 +1,7 @@
 #include <lepard/data/keypoints.h>
 
+#include <string>
+
 namespace lepard::data {
 
 const std::array<std::string_view, kNumKeypoints>& keypoint_names() {
@@ -15,6 +17,14 @@ int64_t keypoint_slot_from_name(std::string_view name) {
     if (names[i] == name) return i;
   }
   return -1;
+}
+
+int64_t keypoint_mirror(int64_t slot) {
+  if (slot < 0 || slot >= kNumKeypoints) return -1;
+  std::string name(keypoint_names()[static_cast<size_t>(slot)]);
+  if (name[0] != 'l' && name[0] != 'r') return -1;
+  name[0] = name[0] == 'l' ? 'r' : 'l';
+  return keypoint_slot_from_name(name);
 }
 
 const std::array<std::string_view, kNumKeypoints>& keypoint_labels() {

@@ -306,13 +306,18 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
                 ka[i][q][0], ka[i][q][1], i, s, frags, covered, pix.data_ptr<float>() + i * k * v * 2, v, face_ptr);
     }
     const double t_paper = o.pck_paper * static_cast<double>(s), t_lassie = o.pck_lassie * static_cast<double>(s);
-    int64_t ok_paper = 0, ok_lassie = 0;
+    int64_t ok_paper = 0, ok_lassie = 0, mirrored = 0;
+    std::vector<int64_t> trials(static_cast<size_t>(p), 0), ok(static_cast<size_t>(p), 0);
+    const auto mirror_of = [&](int64_t q) {
+      return q < static_cast<int64_t>(o.keypoint_mirror.size()) ? o.keypoint_mirror[static_cast<size_t>(q)] : -1;
+    };
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < n; ++j) {
         if (i == j) continue;
         for (int64_t q = 0; q < p; ++q) {
           if (ka[i][q][2] <= 0 || ka[j][q][2] <= 0) continue;
           ++r.keypoint_pairs;
+          ++trials[static_cast<size_t>(q)];
           const auto& sp = source[static_cast<size_t>(i * p + q)];
           if (sp.part < 0) continue;
           double x, y, z;
@@ -320,12 +325,22 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
           const double d = std::hypot(x - ka[j][q][0], y - ka[j][q][1]);
           ok_paper += d <= t_paper;
           ok_lassie += d <= t_lassie;
+          ok[static_cast<size_t>(q)] += d <= t_paper;
+          const int64_t m = mirror_of(q);
+          if (d > t_paper && m >= 0 && m < p && ka[j][m][2] > 0)
+            mirrored += std::hypot(x - ka[j][m][0], y - ka[j][m][1]) <= t_paper;
         }
       }
     if (r.keypoint_pairs > 0) {
       r.pck_paper = static_cast<double>(ok_paper) / static_cast<double>(r.keypoint_pairs);
       r.pck_lassie = static_cast<double>(ok_lassie) / static_cast<double>(r.keypoint_pairs);
+      r.pck_mirror = static_cast<double>(mirrored) / static_cast<double>(r.keypoint_pairs);
     }
+    r.pck_per_keypoint.assign(static_cast<size_t>(p), std::numeric_limits<double>::quiet_NaN());
+    for (int64_t q = 0; q < p; ++q)
+      if (trials[static_cast<size_t>(q)] > 0)
+        r.pck_per_keypoint[static_cast<size_t>(q)] =
+            static_cast<double>(ok[static_cast<size_t>(q)]) / static_cast<double>(trials[static_cast<size_t>(q)]);
   }
 
   if (in.part_labels.defined() && n > 1) {

@@ -25,6 +25,10 @@ int64_t keypoint_slot_from_label(std::string_view label);
 // The slot of a short name ("rfuleg" -> 6), or -1.
 int64_t keypoint_slot_from_name(std::string_view name);
 
+// The left/right counterpart of a slot ("rfuleg" 6 -> "lfuleg" 8, "leye" 0 -> "reye" 1), or
+// -1 for the muzzle and the tail (and for a slot out of range).
+int64_t keypoint_mirror(int64_t slot);
+
 // Part label names, index 1..16: neck, head, torso, tail, (5-8 unused by the grouping),
 // rfuleg, lfuleg, rbuleg, lbuleg, rflleg, lflleg, rblleg, lblleg.
 std::string_view part_label_name(int64_t label);

@@ -52,7 +52,10 @@ struct EvalOptions {
   double pck_paper = 0.05;   // fraction of the crop side
   double pck_lassie = 0.1;   // fraction of the crop side
   int64_t pcp_pixels = 256;  // source pixels per image for PCP
-  int64_t labels = 16;       // ground-truth part labels 1..labels
+  // Each keypoint slot's left/right counterpart (-1: none), for EvalResult::pck_mirror;
+  // empty: no mirror count (lepard-eval fills it from data::keypoint_mirror).
+  std::vector<int64_t> keypoint_mirror;
+  int64_t labels = 16;  // ground-truth part labels 1..labels
   KeypointTransfer transfer = KeypointTransfer::Surface;
   double visibility_tolerance = 0.01;              // relative depth within which a point counts as the front surface
   double focal = 2.0;                              // lifts projected points to the camera frame (3D metrics)
@@ -83,9 +86,14 @@ struct EvalResult {
   int64_t images = 0;
   double pck_paper = 0, pck_lassie = 0;  // keypoint transfer
   int64_t keypoint_pairs = 0;            // (pair, keypoint) trials
-  double pcp = 0;                        // correct among the visible transfers
-  double pcp_occluded = 0;               // share of trials hidden in the target
-  int64_t pcp_trials = 0;                // all trials, occluded included
+  std::vector<double> pck_per_keypoint;  // PCK@pck_paper of each slot (NaN: no trials)
+  // Share of all trials that miss their keypoint at pck_paper and land within it of the
+  // keypoint's left/right counterpart (visible in the target): transfers that took the
+  // mirror limb or eye (EvalOptions::keypoint_mirror).
+  double pck_mirror = 0;
+  double pcp = 0;           // correct among the visible transfers
+  double pcp_occluded = 0;  // share of trials hidden in the target
+  int64_t pcp_trials = 0;   // all trials, occluded included
   double iou = 0, part_iou = 0;
   std::vector<int64_t> assignment;            // label matched to each part (-1: none)
   std::vector<double> per_label_iou;          // part IoU of each label 1..labels (NaN: absent)
