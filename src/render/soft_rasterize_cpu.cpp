@@ -385,32 +385,23 @@ at::Tensor soft_silhouettes_forward_cpu(const at::Tensor& verts_in, const at::Te
         build_bins(vp + part * V * 3, 3, fp, F, s, radius, bins);
         prod.assign(static_cast<size_t>(tile_pixels(bins)), T(1));
         T* image = op + part * P;
-        if (!kept) {
-          for_each_tile(
-              bins, s,
-              [&](int64_t, int64_t l, T px, T py, int64_t face) {
-                if (evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) prod[l] *= 1 - hit.D;
-              },
-              [&](int64_t pixel, int64_t l, T, T) {
-                image[pixel] = 1 - prod[l];
-                prod[l] = 1;
-              });
-          continue;
+        HitList<Hit<T>>* item = kept ? &items[part] : nullptr;
+        if (item) {
+          item->reset(P);
+          buckets.resize(static_cast<size_t>(tile_pixels(bins)));
         }
-        auto& item = items[part];
-        item.reset(P);
-        buckets.resize(static_cast<size_t>(tile_pixels(bins)));
         for_each_tile(
             bins, s,
             [&](int64_t, int64_t l, T px, T py, int64_t face) {
               if (!evaluate(bins.faces[face], face, px, py, cutoff, inv_sigma, hit)) return;
               prod[l] *= 1 - hit.D;
-              buckets[l].push_back(hit);
+              if (item) buckets[l].push_back(hit);
             },
             [&](int64_t pixel, int64_t l, T, T) {
               image[pixel] = 1 - prod[l];
               prod[l] = 1;
-              item.add(pixel, buckets[l], [](const Hit<T>&) { return true; });
+              if (!item) return;
+              item->add(pixel, buckets[l], [](const Hit<T>&) { return true; });
               buckets[l].clear();
             });
       }
