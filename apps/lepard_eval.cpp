@@ -148,6 +148,22 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
     j["pcp"] = r.pcp;
     j["pcp_occluded"] = r.pcp_occluded;
     j["pcp_trials"] = r.pcp_trials;
+    // PCP by the source pixel's label, and where each label's visible transfers land (the
+    // target's ground-truth label; docs/evaluation.md): which labels the parts do not keep.
+    nlohmann::json pcp_per_label = nlohmann::json::object(), confusion = nlohmann::json::object();
+    for (size_t g = 1; g < r.pcp_per_label.size(); ++g) {
+      if (std::isnan(r.pcp_per_label[g])) continue;
+      const std::string name(data::part_label_name(static_cast<int64_t>(g)));
+      pcp_per_label[name] = r.pcp_per_label[g];
+      nlohmann::json row = nlohmann::json::object();
+      for (size_t t = 0; t < r.pcp_confusion[g].size(); ++t)
+        if (r.pcp_confusion[g][t] > 0)
+          row[std::string(data::part_label_name(static_cast<int64_t>(t)))] = r.pcp_confusion[g][t];
+      confusion[name] = row;
+    }
+    j["pcp_per_label"] = pcp_per_label;
+    j["pcp_confusion"] = confusion;
+    j["pcp_mirror"] = r.pcp_mirror;  // visible transfers that land on the left/right counterpart label
   }
   if (three_d && r.mesh_images > 0) {
     j["chamfer"] = r.chamfer;
@@ -359,6 +375,7 @@ int main(int argc, char** argv) {
     eo.transfer = transfer == "surface" ? eval::KeypointTransfer::Surface : eval::KeypointTransfer::NearestVertex;
     eo.surface_samples = samples_3d;
     for (int64_t q = 0; q < data::kNumKeypoints; ++q) eo.keypoint_mirror.push_back(data::keypoint_mirror(q));
+    for (int64_t g = 0; g <= data::kNumPartLabels; ++g) eo.label_mirror.push_back(data::part_label_mirror(g));
 
     nlohmann::json report;
     report["rows"] = nlohmann::json::array();

@@ -61,4 +61,14 @@ std::string_view part_label_name(int64_t label) {
   return label >= 0 && label <= kNumPartLabels ? names[static_cast<size_t>(label)] : std::string_view("invalid");
 }
 
+int64_t part_label_mirror(int64_t label) {
+  if (label <= 0 || label > kNumPartLabels) return -1;
+  std::string name(part_label_name(label));
+  if (name[0] != 'l' && name[0] != 'r') return -1;
+  name[0] = name[0] == 'l' ? 'r' : 'l';
+  for (int64_t g = 1; g <= kNumPartLabels; ++g)
+    if (part_label_name(g) == name) return g;
+  return -1;
+}
+
 }  // namespace lepard::data

@@ -349,7 +349,14 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
     const auto ids = frags.part_id.accessor<int64_t, 3>(), fids = frags.face_id.accessor<int64_t, 3>();
     const auto ba = frags.barycentric.accessor<float, 4>();
     const auto depth = frags.depth.accessor<float, 3>();
-    int64_t ok = 0, occluded = 0;
+    int64_t ok = 0, occluded = 0, mirrored = 0;
+    const int64_t nl = o.labels + 1;
+    std::vector<int64_t> label_trials(static_cast<size_t>(nl), 0), label_occluded(static_cast<size_t>(nl), 0);
+    r.pcp_confusion.assign(static_cast<size_t>(nl), std::vector<int64_t>(static_cast<size_t>(nl), 0));
+    const auto label_of = [&](int64_t g) { return g >= 0 && g < nl ? g : 0; };  // out-of-range labels: column 0
+    const auto mirror_label = [&](int64_t g) {
+      return g < static_cast<int64_t>(o.label_mirror.size()) ? o.label_mirror[static_cast<size_t>(g)] : -1;
+    };
     for (int64_t i = 0; i < n; ++i) {
       const auto labelled = labels[i].reshape({-1}).gt(0).nonzero().squeeze(1).contiguous();
       const int64_t count = labelled.numel();
@@ -360,7 +367,9 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
         const int64_t flat = lab[take == count ? t : (t * (count - 1)) / std::max<int64_t>(take - 1, 1)];
         const int64_t row = flat / s, col = flat % s;
         const int64_t src_label = la[i][row][col];
+        const auto src = static_cast<size_t>(label_of(src_label));
         r.pcp_trials += n - 1;
+        label_trials[src] += n - 1;
         SurfacePoint sp;
         sp.part = ids[i][row][col];
         if (sp.part < 0) continue;  // not covered: wrong for every target
@@ -374,16 +383,29 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
           if (cx < 0 || cy < 0 || cx >= s || cy >= s) continue;  // outside the target: wrong
           if (ids[j][cy][cx] != sp.part || z > depth[j][cy][cx] * (1.0 + o.visibility_tolerance)) {
             ++occluded;  // hidden in the target by another part or a nearer fold of its own: apart
+            ++label_occluded[src];
             continue;
           }
-          ok += la[j][cy][cx] == src_label;
+          const int64_t target_label = la[j][cy][cx];
+          ok += target_label == src_label;
+          ++r.pcp_confusion[src][static_cast<size_t>(label_of(target_label))];
+          const int64_t m = mirror_label(src_label);
+          mirrored += m >= 0 && target_label == m;
         }
       }
     }
     if (r.pcp_trials > 0) {
       r.pcp_occluded = static_cast<double>(occluded) / static_cast<double>(r.pcp_trials);
-      if (r.pcp_trials > occluded) r.pcp = static_cast<double>(ok) / static_cast<double>(r.pcp_trials - occluded);
+      if (r.pcp_trials > occluded) {
+        r.pcp = static_cast<double>(ok) / static_cast<double>(r.pcp_trials - occluded);
+        r.pcp_mirror = static_cast<double>(mirrored) / static_cast<double>(r.pcp_trials - occluded);
+      }
     }
+    r.pcp_per_label.assign(static_cast<size_t>(nl), std::numeric_limits<double>::quiet_NaN());
+    for (size_t g = 1; g < static_cast<size_t>(nl); ++g)
+      if (label_trials[g] > label_occluded[g])
+        r.pcp_per_label[g] =
+            static_cast<double>(r.pcp_confusion[g][g]) / static_cast<double>(label_trials[g] - label_occluded[g]);
   }
 
   if (!in.meshes.empty()) {

@@ -136,6 +136,64 @@ TEST(Evaluate, SwappedLegAnnotationsCountAsMirrorTransfers) {
   EXPECT_EQ(evaluate(s).pck_mirror, 0.0) << "no mirror map, no mirror count";
 }
 
+// PCP per label, its confusion table and the mirror count: the truth keeps every label and
+// moves none to its left/right counterpart; with the left and right legs' part labels swapped
+// in half the images, each leg label loses about half its transfers, and they land on the
+// mirror label, while the neck, head and torso do not move.
+TEST(Evaluate, SwappedLegLabelsCountAsMirrorPartTransfers) {
+  for (int64_t g = 0; g <= data::kNumPartLabels; ++g) {
+    const int64_t m = data::part_label_mirror(g);
+    if (m >= 0) {
+      EXPECT_EQ(data::part_label_mirror(m), g) << data::part_label_name(g);
+    }
+  }
+  EXPECT_EQ(data::part_label_mirror(9), 10);   // rfuleg -> lfuleg
+  EXPECT_EQ(data::part_label_mirror(16), 15);  // lblleg -> rblleg
+  for (const int64_t g : {0, 1, 2, 3, 4, 17}) EXPECT_EQ(data::part_label_mirror(g), -1) << g;
+
+  auto s = ground_truth_set(12, 128);
+  EvalOptions o;
+  for (int64_t g = 0; g <= data::kNumPartLabels; ++g) o.label_mirror.push_back(data::part_label_mirror(g));
+  const auto truth = evaluate(s, o);
+  ASSERT_EQ(truth.pcp_per_label.size(), 17u);
+  ASSERT_EQ(truth.pcp_confusion.size(), 17u);
+  int64_t legs_present = 0;
+  for (int64_t g = 1; g <= 16; ++g) {
+    const double v = truth.pcp_per_label[static_cast<size_t>(g)];
+    if (std::isnan(v)) continue;
+    legs_present += g >= 9;
+    // The diagonal is the label's correct transfers; PCP is its share of the visible ones.
+    int64_t row = 0;
+    for (const int64_t c : truth.pcp_confusion[static_cast<size_t>(g)]) row += c;
+    EXPECT_GE(v, 0.9) << data::part_label_name(g);
+    EXPECT_LE(static_cast<double>(truth.pcp_confusion[static_cast<size_t>(g)][static_cast<size_t>(g)]) /
+                  static_cast<double>(row),
+              1.0);
+  }
+  EXPECT_EQ(legs_present, 8);
+  EXPECT_LT(truth.pcp_mirror, 0.01);
+
+  const auto labels = s.part_labels.clone();
+  for (int64_t i = 6; i < 12; ++i)
+    for (int64_t g = 9; g <= 16; ++g) s.part_labels[i].masked_fill_(labels[i].eq(g), data::part_label_mirror(g));
+  const auto swapped = evaluate(s, o);
+  print("leg labels swapped in half the images", swapped);
+  for (const int64_t g : {1, 2, 3}) {
+    EXPECT_NEAR(swapped.pcp_per_label[static_cast<size_t>(g)], truth.pcp_per_label[static_cast<size_t>(g)], 1e-12)
+        << data::part_label_name(g);
+  }
+  for (int64_t g = 9; g <= 16; ++g) {
+    const auto& row = swapped.pcp_confusion[static_cast<size_t>(g)];
+    const auto m = static_cast<size_t>(data::part_label_mirror(g));
+    EXPECT_LT(swapped.pcp_per_label[static_cast<size_t>(g)], 0.75) << data::part_label_name(g);
+    // Between the two halves (72 of the 132 ordered pairs) the transfers land on the mirror label.
+    EXPECT_GT(row[m], row[static_cast<size_t>(g)] / 2) << data::part_label_name(g);
+  }
+  EXPECT_GT(swapped.pcp_mirror, 0.05);
+  EXPECT_NEAR(swapped.pcp_mirror, truth.pcp - swapped.pcp, 0.02);
+  EXPECT_EQ(evaluate(s).pcp_mirror, 0.0) << "no mirror map, no mirror count";
+}
+
 TEST(Evaluate, RolledPartOrderLosesPartMetricsNotTheSilhouette) {
   const auto s = ground_truth_set(12, 128);
   const auto base = evaluate(s);

@@ -33,4 +33,8 @@ int64_t keypoint_mirror(int64_t slot);
 // rfuleg, lfuleg, rbuleg, lbuleg, rflleg, lflleg, rblleg, lblleg.
 std::string_view part_label_name(int64_t label);
 
+// The left/right counterpart of a part label ("rfuleg" 9 -> "lfuleg" 10), or -1 for the
+// background, neck, head, torso and tail (and for a label out of range).
+int64_t part_label_mirror(int64_t label);
+
 }  // namespace lepard::data

@@ -56,6 +56,10 @@ struct EvalOptions {
   // empty: no mirror count (lepard-eval fills it from data::keypoint_mirror).
   std::vector<int64_t> keypoint_mirror;
   int64_t labels = 16;  // ground-truth part labels 1..labels
+  // Each part label's left/right counterpart, index 0..labels (-1: none), for
+  // EvalResult::pcp_mirror; empty: no mirror count (lepard-eval fills it from
+  // data::part_label_mirror).
+  std::vector<int64_t> label_mirror;
   KeypointTransfer transfer = KeypointTransfer::Surface;
   double visibility_tolerance = 0.01;              // relative depth within which a point counts as the front surface
   double focal = 2.0;                              // lifts projected points to the camera frame (3D metrics)
@@ -94,6 +98,16 @@ struct EvalResult {
   double pcp = 0;           // correct among the visible transfers
   double pcp_occluded = 0;  // share of trials hidden in the target
   int64_t pcp_trials = 0;   // all trials, occluded included
+  // Per source label 1..labels (index 0 unused; NaN: no trial): PCP of the trials whose source
+  // pixel has that label, among those visible in the target.
+  std::vector<double> pcp_per_label;
+  // Visible trials that landed inside the target image, by source label (row) and the target's
+  // ground-truth label there (column, 0 = background); (labels + 1)^2. A row's visible trials
+  // not in it are the source pixels no part covers and the points landing outside the image.
+  std::vector<std::vector<int64_t>> pcp_confusion;
+  // Share of the visible trials that land on the left/right counterpart of their source label
+  // (EvalOptions::label_mirror): parts that cover the other side's leg in other images.
+  double pcp_mirror = 0;
   double iou = 0, part_iou = 0;
   std::vector<int64_t> assignment;            // label matched to each part (-1: none)
   std::vector<double> per_label_iou;          // part IoU of each label 1..labels (NaN: absent)
