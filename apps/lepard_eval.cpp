@@ -163,7 +163,8 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
     }
     j["pcp_per_label"] = pcp_per_label;
     j["pcp_confusion"] = confusion;
-    j["pcp_mirror"] = r.pcp_mirror;  // visible transfers that land on the left/right counterpart label
+    j["pcp_mirror"] = r.pcp_mirror;        // visible transfers that land on the left/right counterpart label
+    j["pcp_uncovered"] = r.pcp_uncovered;  // visible trials whose source pixel no part covers (all wrong)
   }
   if (three_d && r.mesh_images > 0) {
     j["chamfer"] = r.chamfer;

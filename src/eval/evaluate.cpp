@@ -349,7 +349,7 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
     const auto ids = frags.part_id.accessor<int64_t, 3>(), fids = frags.face_id.accessor<int64_t, 3>();
     const auto ba = frags.barycentric.accessor<float, 4>();
     const auto depth = frags.depth.accessor<float, 3>();
-    int64_t ok = 0, occluded = 0, mirrored = 0;
+    int64_t ok = 0, occluded = 0, mirrored = 0, uncovered = 0;
     const int64_t nl = o.labels + 1;
     std::vector<int64_t> label_trials(static_cast<size_t>(nl), 0), label_occluded(static_cast<size_t>(nl), 0);
     r.pcp_confusion.assign(static_cast<size_t>(nl), std::vector<int64_t>(static_cast<size_t>(nl), 0));
@@ -372,7 +372,10 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
         label_trials[src] += n - 1;
         SurfacePoint sp;
         sp.part = ids[i][row][col];
-        if (sp.part < 0) continue;  // not covered: wrong for every target
+        if (sp.part < 0) {  // not covered: wrong for every target
+          uncovered += n - 1;
+          continue;
+        }
         sp.face = fids[i][row][col];
         for (int b = 0; b < 3; ++b) sp.w[b] = ba[i][row][col][b];
         for (int64_t j = 0; j < n; ++j) {
@@ -399,6 +402,7 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
       if (r.pcp_trials > occluded) {
         r.pcp = static_cast<double>(ok) / static_cast<double>(r.pcp_trials - occluded);
         r.pcp_mirror = static_cast<double>(mirrored) / static_cast<double>(r.pcp_trials - occluded);
+        r.pcp_uncovered = static_cast<double>(uncovered) / static_cast<double>(r.pcp_trials - occluded);
       }
     }
     r.pcp_per_label.assign(static_cast<size_t>(nl), std::numeric_limits<double>::quiet_NaN());

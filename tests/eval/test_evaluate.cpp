@@ -260,6 +260,11 @@ TEST(Evaluate, AShiftedPartLosesEveryMetric) {
   EXPECT_LT(r.part_iou, base.part_iou - 0.05);
   EXPECT_LT(r.pck_paper, base.pck_paper - 0.02);
   EXPECT_LT(r.pcp, base.pcp - 0.02);
+  // The moved parts leave source pixels uncovered; each such trial is wrong, so PCP cannot
+  // exceed the rest. The truth covers every labelled pixel.
+  EXPECT_EQ(base.pcp_uncovered, 0.0);
+  EXPECT_GT(r.pcp_uncovered, 0.02);
+  EXPECT_LE(r.pcp, 1.0 - r.pcp_uncovered + 1e-12);
   EXPECT_GT(r.chamfer, 0.01);
   EXPECT_LT(r.fscore_tight, 0.95);
 }

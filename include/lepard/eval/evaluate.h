@@ -108,6 +108,10 @@ struct EvalResult {
   // Share of the visible trials that land on the left/right counterpart of their source label
   // (EvalOptions::label_mirror): parts that cover the other side's leg in other images.
   double pcp_mirror = 0;
+  // Share of the visible trials whose source pixel no part covers: each is wrong in every
+  // target, so a silhouette's misses weigh 1 / (1 - pcp_occluded) times more in PCP than
+  // their share of the pixels.
+  double pcp_uncovered = 0;
   double iou = 0, part_iou = 0;
   std::vector<int64_t> assignment;            // label matched to each part (-1: none)
   std::vector<double> per_label_iou;          // part IoU of each label 1..labels (NaN: absent)
