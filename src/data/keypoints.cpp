@@ -4,6 +4,23 @@
 
 namespace lepard::data {
 
+namespace {
+
+// The index in [first, last] whose name is index's with its leading 'l' and 'r' swapped (the
+// left/right counterpart), or -1: no such name, or index's name starts with neither.
+template <class NameOf>
+int64_t mirror_by_name(int64_t index, int64_t first, int64_t last, NameOf name_of) {
+  if (index < first || index > last) return -1;
+  std::string name(name_of(index));
+  if (name.empty() || (name[0] != 'l' && name[0] != 'r')) return -1;
+  name[0] = name[0] == 'l' ? 'r' : 'l';
+  for (int64_t i = first; i <= last; ++i)
+    if (name_of(i) == name) return i;
+  return -1;
+}
+
+}  // namespace
+
 const std::array<std::string_view, kNumKeypoints>& keypoint_names() {
   static const std::array<std::string_view, kNumKeypoints> names = {"leye",   "reye",   "lear",   "rear",   "muzzle",
                                                                     "tail",   "rfuleg", "rbuleg", "lfuleg", "lbuleg",
@@ -20,11 +37,7 @@ int64_t keypoint_slot_from_name(std::string_view name) {
 }
 
 int64_t keypoint_mirror(int64_t slot) {
-  if (slot < 0 || slot >= kNumKeypoints) return -1;
-  std::string name(keypoint_names()[static_cast<size_t>(slot)]);
-  if (name[0] != 'l' && name[0] != 'r') return -1;
-  name[0] = name[0] == 'l' ? 'r' : 'l';
-  return keypoint_slot_from_name(name);
+  return mirror_by_name(slot, 0, kNumKeypoints - 1, [](int64_t i) { return keypoint_names()[static_cast<size_t>(i)]; });
 }
 
 const std::array<std::string_view, kNumKeypoints>& keypoint_labels() {
@@ -62,13 +75,8 @@ std::string_view part_label_name(int64_t label) {
 }
 
 int64_t part_label_mirror(int64_t label) {
-  if (label <= 0 || label > kNumPartLabels) return -1;
-  std::string name(part_label_name(label));
-  if (name[0] != 'l' && name[0] != 'r') return -1;
-  name[0] = name[0] == 'l' ? 'r' : 'l';
-  for (int64_t g = 1; g <= kNumPartLabels; ++g)
-    if (part_label_name(g) == name) return g;
-  return -1;
+  // Label 0, the background, has no counterpart.
+  return mirror_by_name(label, 1, kNumPartLabels, part_label_name);
 }
 
 }  // namespace lepard::data
