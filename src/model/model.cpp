@@ -179,8 +179,11 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (!(o.max_exponent > 0.3 && o.max_exponent < 2.0))
     throw std::invalid_argument("model.max_exponent must be in (0.3, 2)");
   if (!(o.max_size > 0.35 && o.max_size <= 1.5)) throw std::invalid_argument("model.max_size must be in (0.35, 1.5]");
+  if (o.label_moments && !o.label_input)
+    throw std::invalid_argument("model.label_moments needs model.label_input (the moments are the labels')");
   encoder_ = register_module("encoder", Encoder(o));
-  hidden_ = register_module("hidden", torch::nn::Linear(encoder_->out_features(), o.hidden));
+  const int64_t features = encoder_->out_features() + (o.label_moments ? 6 * o.clusters : 0);
+  hidden_ = register_module("hidden", torch::nn::Linear(features, o.hidden));
   camera_head_ = register_module("camera_head", torch::nn::Linear(o.hidden, 7));
   part_head_ = register_module("part_head", torch::nn::Linear(o.hidden, o.parts * kPartOutputs));
   if (o.local_deformation)
@@ -261,6 +264,27 @@ at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size
                         F::InterpolateFuncOptions().size(std::vector<int64_t>{size, size}).mode(torch::kNearest));
 }
 
+at::Tensor label_moments(const at::Tensor& labels, int64_t clusters) {
+  if (labels.dim() != 3 || labels.size(1) != labels.size(2))
+    throw std::invalid_argument("label_moments: labels must be (B, R, R)");
+  at::NoGradGuard no_grad;
+  const int64_t b = labels.size(0), r = labels.size(1);
+  const auto planes = label_planes(labels, clusters, r).narrow(1, 1, clusters);  // checks the range
+  const auto opts = planes.options();
+  const auto centres = (at::arange(r, opts) * 2 + 1 - r) / static_cast<double>(r);
+  const auto xs = centres.view({1, 1, 1, r}), ys = centres.view({1, 1, r, 1});
+  const auto n = planes.sum({2, 3});
+  const auto safe = n.clamp_min(1.0);
+  const auto mean = [&](const at::Tensor& v) { return (planes * v).sum({2, 3}) / safe; };
+  const auto mx = mean(xs), my = mean(ys);
+  const auto dx = xs - mx.view({b, clusters, 1, 1}), dy = ys - my.view({b, clusters, 1, 1});
+  const auto sx = mean(dx * dx).sqrt(), sy = mean(dy * dy).sqrt();
+  const auto spread = sx * sy;
+  const auto rho = at::where(spread > 1e-12, mean(dx * dy) / spread.clamp_min(1e-12), at::zeros_like(spread));
+  const auto share = (n / static_cast<double>(r * r)).sqrt();
+  return at::stack({share, mx, my, sx, sy, rho}, 2).flatten(1);
+}
+
 Prediction LepardNetImpl::forward(const at::Tensor& images, const at::Tensor& labels) {
   return decode(forward_raw(images, labels));
 }
@@ -277,7 +301,9 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Ten
     if (labels.size(0) != b) throw std::invalid_argument("forward: labels and images differ in batch size");
     input = at::cat({images, label_planes(labels, o.clusters, images.size(2)).to(images.options())}, 1);
   }
-  const auto h = at::relu(hidden_->forward(encoder_->forward(input)));
+  auto features = encoder_->forward(input);
+  if (o.label_moments) features = at::cat({features, label_moments(labels, o.clusters).to(features.options())}, 1);
+  const auto h = at::relu(hidden_->forward(features));
   RawPrediction r;
   r.camera = camera_head_->forward(h);
   r.parts = part_head_->forward(h).view({b, o.parts, kPartOutputs});

@@ -229,6 +229,9 @@ ConfigSchema TrainConfig::schema() {
              "coordinates) join the features the MLP reads (0: none)")
       .field("model.keypoint_stage", &model.keypoint_stage,
              "the encoder stage (1-based) whose map feeds model.keypoints (2: 16 x 16 at the 128-pixel input)")
+      .field("model.label_moments", &model.label_moments,
+             "true: each pseudo-label cluster's share, centroid and spread (6 C values) join the features the MLP "
+             "reads (needs model.label_input)")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -415,6 +418,8 @@ void TrainConfig::validate(const std::string& source) const {
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
   if (model.feedback < 0) fail("model.feedback", "must be at least 0 (0: no feedback passes)");
   if (model.keypoints < 0) fail("model.keypoints", "must be at least 0 (0: no keypoints)");
+  if (model.label_moments && !model.label_input)
+    fail("model.label_moments", "needs model.label_input true (the moments are the pseudo-labels')");
   if (model.keypoints > 0 && (model.keypoint_stage < 1 || model.keypoint_stage > model.encoder_depth))
     fail("model.keypoint_stage", "must be in 1..model.encoder_depth (" + std::to_string(model.encoder_depth) + ")");
   if (model.feedback > 0 && model.viewpoints > 1)

@@ -163,6 +163,11 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"model.keypoints=8", "model.keypoint_stage=0"}).find("key 'model.keypoint_stage'"),
             std::string::npos);
   EXPECT_EQ(error_of(good, {"model.keypoints=8", "model.keypoint_stage=4"}), "no error");
+  // The labels' moments need the labels.
+  EXPECT_NE(error_of(good, {"model.label_moments=true"}).find("key 'model.label_moments' needs model.label_input"),
+            std::string::npos)
+      << error_of(good, {"model.label_moments=true"});
+  EXPECT_EQ(error_of(good, {"model.label_moments=true", "model.label_input=true"}), "no error");
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

@@ -355,6 +355,77 @@ TEST(Model, KeypointsJoinTheFeaturesTheMlpReads) {
   EXPECT_THROW(LepardNet{o}, std::invalid_argument);
 }
 
+TEST(Model, LabelMomentsAreEachClustersShareCentroidAndSpread) {
+  // Against the moments written out cell by cell, in double.
+  const int64_t r = 6, c = 3;
+  auto labels = at::randint(0, 3, {2, r, r}, at::kLong);  // clusters 1 and 2 (and background)
+  labels[1].fill_(0);
+  labels[1][2][4] = 1;  // image 1: cluster 1 one cell, cluster 2 a column, cluster 3 absent
+  for (int64_t y = 1; y < 5; ++y) labels[1][y][0] = 2;
+  const auto got = label_moments(labels, c).to(at::kDouble);
+  ASSERT_EQ(got.sizes(), at::IntArrayRef({2, 6 * c}));
+  const auto l = labels.accessor<int64_t, 3>();
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t k = 1; k <= c; ++k) {
+      double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+      for (int64_t y = 0; y < r; ++y)
+        for (int64_t x = 0; x < r; ++x) {
+          if (l[b][y][x] != k) continue;
+          const double px = (2.0 * x + 1 - r) / r, py = (2.0 * y + 1 - r) / r;
+          n += 1;
+          sx += px;
+          sy += py;
+          sxx += px * px;
+          syy += py * py;
+          sxy += px * py;
+        }
+      const double mx = n > 0 ? sx / n : 0, my = n > 0 ? sy / n : 0;
+      const double vx = n > 0 ? sxx / n - mx * mx : 0, vy = n > 0 ? syy / n - my * my : 0;
+      const double cxy = n > 0 ? sxy / n - mx * my : 0;
+      const double dx = std::sqrt(std::max(vx, 0.0)), dy = std::sqrt(std::max(vy, 0.0));
+      const double rho = dx * dy > 1e-9 ? cxy / (dx * dy) : 0.0;
+      const double want[6] = {std::sqrt(n / (r * r)), mx, my, dx, dy, rho};
+      for (int64_t m = 0; m < 6; ++m)
+        EXPECT_NEAR(got[b][6 * (k - 1) + m].item<double>(), want[m], 1e-5)
+            << "image " << b << " cluster " << k << " moment " << m;
+    }
+  // Image 1's single cell: its centre, no spread; the column: x fixed, y spread, correlation 0
+  // (undefined, so zero); the absent cluster: all zeros.
+  EXPECT_NEAR(got[1][1].item<double>(), (2.0 * 4 + 1 - r) / r, 1e-6);
+  EXPECT_NEAR(got[1][2].item<double>(), (2.0 * 2 + 1 - r) / r, 1e-6);
+  EXPECT_EQ(got[1][6 + 3].item<double>(), 0.0);
+  EXPECT_GT(got[1][6 + 4].item<double>(), 0.1);
+  EXPECT_EQ(got[1][6 + 5].item<double>(), 0.0);
+  EXPECT_EQ(got[1].narrow(0, 12, 6).abs().sum().item<double>(), 0.0);
+  EXPECT_THROW(label_moments(labels + 1, 2), std::invalid_argument);  // a label 3 with 2 clusters
+  EXPECT_THROW(label_moments(at::zeros({1, 4, 5}, at::kLong), 2), std::invalid_argument);
+
+  // In the network: the MLP reads them, so moving one cluster's cells changes the output even
+  // where the encoder sees the same planes (its weights on the label channels zeroed).
+  auto o = small_rigid_options();
+  o.label_input = true;
+  o.label_moments = true;
+  o.clusters = c;
+  LepardNet net(o);
+  LepardNet plain([&] {
+    auto p = o;
+    p.label_moments = false;
+    return p;
+  }());
+  EXPECT_EQ(net->named_parameters()["hidden.weight"].size(1),
+            plain->named_parameters()["hidden.weight"].size(1) + 6 * c);
+  o.label_input = false;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+  at::NoGradGuard no_grad;
+  net->named_parameters()["encoder.conv1.weight"].narrow(1, 3, c + 1).zero_();
+  const auto images = normalize_images(at::randint(0, 256, {1, 32, 32, 3}, at::kByte), 32);
+  auto moved = labels.narrow(0, 1, 1).clone();
+  const auto before = net->forward_raw(images, moved).parts;
+  moved[0][2][4] = 0;
+  moved[0][3][3] = 1;
+  EXPECT_GT((net->forward_raw(images, moved).parts - before).abs().max().item<double>(), 1e-7);
+}
+
 class TorchvisionWeights : public ::testing::Test {
  protected:
   void SetUp() override {

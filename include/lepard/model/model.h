@@ -140,6 +140,15 @@ at::Tensor feedback_planes(const Prediction& prediction, const core::SurfaceGrid
 // the labels' device. A label outside 0..C is an std::invalid_argument naming the value.
 at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size);
 
+// The moments of each foreground cluster of (B, R, R) integer pseudo-labels (0 background,
+// 1..C): float (B, 6 C), per cluster c = 1..C in order sqrt(n_c / R^2), the centroid (x, y),
+// the standard deviations of x and y and the correlation of x and y over its n_c cells,
+// positions at the cells' centres in normalised image coordinates ((2 j + 1 - R) / R, x right,
+// y down, as spatial_soft_argmax). A cluster with no cell, or whose spread is zero in x or y
+// has zeros where the value is undefined. On the labels' device, no gradient. A label outside
+// 0..C is an std::invalid_argument naming the value (label_planes' check).
+at::Tensor label_moments(const at::Tensor& labels, int64_t clusters);
+
 class LepardNetImpl : public torch::nn::Module {
  public:
   explicit LepardNetImpl(const ModelOptions& options);

@@ -64,6 +64,12 @@ struct ModelOptions {
   // a fraction of a cell of that map, which the 4 x 4 last map alone does not.
   int64_t keypoints = 0;
   int64_t keypoint_stage = 2;
+  // true (needs label_input): each foreground cluster's moments in the pseudo-labels (the
+  // square root of its share of the image, its centroid (x, y), the standard deviations of x
+  // and y and their correlation; label_moments(), 6 C values) join the features the MLP reads,
+  // so that it knows where every cluster is and how it lies to a fraction of a label cell,
+  // which the convolutions' 4 x 4 last map blurs.
+  bool label_moments = false;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
