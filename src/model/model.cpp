@@ -101,14 +101,21 @@ EncoderImpl::EncoderImpl(const ModelOptions& o, int64_t extra_channels) {
   }
 }
 
+namespace {
+
+// The centres of n cells spanning [-1, 1]: (2 j + 1 - n) / n, as the rasterisers' pixel centres.
+at::Tensor cell_centres(int64_t n, const at::TensorOptions& opts) {
+  return (at::arange(n, opts) * 2 + 1 - n) / static_cast<double>(n);
+}
+
+}  // namespace
+
 at::Tensor spatial_soft_argmax(const at::Tensor& scores) {
   if (scores.dim() != 4) throw std::invalid_argument("spatial_soft_argmax: scores must be (B, N, H, W)");
   const int64_t h = scores.size(2), w = scores.size(3);
   const auto p = at::softmax(scores.flatten(2), 2).view(scores.sizes());
   const auto opts = scores.options();
-  // Cell centres (2 j + 1 - n) / n.
-  const auto xs = (at::arange(w, opts) * 2 + 1 - w) / static_cast<double>(w);
-  const auto ys = (at::arange(h, opts) * 2 + 1 - h) / static_cast<double>(h);
+  const auto xs = cell_centres(w, opts), ys = cell_centres(h, opts);
   const auto x = (p.sum(2) * xs).sum(2);  // marginal over rows, then the expectation
   const auto y = (p.sum(3) * ys).sum(2);
   return at::stack({x, y}, 2);
@@ -271,7 +278,7 @@ at::Tensor label_moments(const at::Tensor& labels, int64_t clusters) {
   const int64_t b = labels.size(0), r = labels.size(1);
   const auto planes = label_planes(labels, clusters, r).narrow(1, 1, clusters);  // checks the range
   const auto opts = planes.options();
-  const auto centres = (at::arange(r, opts) * 2 + 1 - r) / static_cast<double>(r);
+  const auto centres = cell_centres(r, opts);
   const auto xs = centres.view({1, 1, 1, r}), ys = centres.view({1, 1, r, 1});
   const auto n = planes.sum({2, 3});
   const auto safe = n.clamp_min(1.0);
