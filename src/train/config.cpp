@@ -236,6 +236,10 @@ ConfigSchema TrainConfig::schema() {
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
       .field("loss.parts", &loss.parts, "part-label force weight")
+      .field("loss.parts_composite", &loss.parts_composite,
+             "true: the part image is laid over the background by the parts' soft union silhouette, so that its "
+             "force pushes at the outline (false: the depth-blended image alone, which shows a part's cluster "
+             "across its whole soft band)")
       .field("loss.attraction", &loss.attraction, "2D point-to-mask attraction weight")
       .field("loss.collision", &loss.collision, "collision force weight")
       .field("loss.deformation_size", &loss.deformation_size, "local deformation size regulariser")

@@ -197,7 +197,17 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
         at::cat({at::zeros({k, 1}, distribution.options()), distribution}, 1).unsqueeze(0).expand({b, k, c + 1});
     auto background = at::zeros({c + 1}, distribution.options());
     background[0] = 1.0;
-    const auto image = render::soft_attributes(points, faces, attributes, background, attr);  // (B, C+1, H, W)
+    auto image = render::soft_attributes(points, faces, attributes, background, attr);  // (B, C+1, H, W)
+    if (s.parts_composite) {
+      // A I + (1 - A) bg with A the soft union silhouette: the outline's pixels show the
+      // background by how little the parts cover them.
+      if (!out.silhouette.defined()) {
+        out.silhouette_parts = render::soft_silhouettes(points, faces, raster);
+        out.silhouette = render::union_silhouette(out.silhouette_parts);
+      }
+      const auto cover = out.silhouette.unsqueeze(1);  // (B, 1, H, W)
+      image = cover * image + (1.0 - cover) * background.view({1, c + 1, 1, 1});
+    }
     const auto onehot = at::one_hot(core_labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
     auto err = (image - onehot).pow(2).sum(1);  // (B, H, W)
     if (rim_keep.defined()) err = err * rim_keep;

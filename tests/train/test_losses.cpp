@@ -273,6 +273,43 @@ TEST_P(LossesDevices, PerPartForcesMoveEachPartTowardItsOwnCluster) {
   EXPECT_NEAR(g[0][0][0].item<double>(), -g[0][1][0].item<double>(), 1e-9);
 }
 
+// The part image laid over the background by the union silhouette (loss.parts_composite)
+// pushes at the outline: one sphere (the other off the image) over a square of its cluster
+// smaller than its disc is shrunk by the part term, and over a larger square grown. Without
+// the composite, a lone part shows its cluster across its whole soft band and the background's
+// weight underflows there, so the same term gives it no force at all.
+TEST_P(LossesDevices, TheCompositePartImagePushesAtTheOutline) {
+  const auto device = GetParam();
+  const auto grid = core::make_surface_grid(8, 12);
+  auto s = small_settings();
+  s.render_size = kClusterGrid;
+  s.silhouette = s.attraction = s.collision = 0.0;
+  s.parts = 1.0;
+  // A centred square of cluster 1, half-width n pixels (the disc's radius is 0.25, 4 pixels).
+  auto square = [&](int64_t n) {
+    auto labels = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+    labels.narrow(1, kClusterGrid / 2 - n, 2 * n).narrow(2, kClusterGrid / 2 - n, 2 * n).fill_(1);
+    return labels.to(device);
+  };
+  // d(energy)/d(size of part 0).
+  auto size_force = [&](const at::Tensor& labels, bool composite) {
+    auto settings = s;
+    settings.parts_composite = composite;
+    auto in = two_spheres(-3.0, device);  // part 1 projects to x = -1.5, off the image
+    const auto out = compute_losses(in, LossTargets{labels}, grid, settings);
+    EXPECT_EQ(out.terms.size(), 1u);
+    out.total.backward();
+    return in.parts.shape.grad().cpu()[0][0][0].item<double>();
+  };
+  const auto small = square(2), large = square(7);
+  const double g_small = size_force(small, true), g_large = size_force(large, true);
+  EXPECT_GT(g_small, 0.0);  // descent shrinks the part onto the small square
+  EXPECT_LT(g_large, 0.0);  // and grows it over the large one
+  const double g_small_blend = size_force(small, false), g_large_blend = size_force(large, false);
+  EXPECT_LT(std::abs(g_small_blend), 1e-9 * std::abs(g_small));
+  EXPECT_LT(std::abs(g_large_blend), 1e-9 * std::abs(g_large));
+}
+
 // A part that owns two clusters stands for their union: one sphere over the seam of two
 // clusters is pushed off the cluster it does not own, and not pushed when it owns both.
 TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {

@@ -67,6 +67,11 @@ namespace lepard::train {
 
 struct LossSettings {
   double silhouette = 1.0, parts = 1.0, attraction = 1.0, collision = 0.1;
+  // The part image over the background by the parts' soft union silhouette A:
+  // A I + (1 - A) bg, with I the depth-blended part image. Without it, at a small gamma the
+  // background's weight underflows wherever any face's band reaches, so the part image shows
+  // a part's cluster across its whole band and its force has no push at the outline.
+  bool parts_composite = false;
   double deformation_size = 0.01, deformation_smoothness = 0.01;
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
   bool part_normalize = true;     // part_silhouette per cluster divided by the cluster's area in the image
