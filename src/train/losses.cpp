@@ -178,12 +178,19 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     out.terms.emplace_back(name, weight * value);
   };
 
-  if (s.silhouette != 0.0) {
-    out.silhouette_parts = render::soft_silhouettes(points, faces, raster);
-    const auto union_sil = render::union_silhouette(out.silhouette_parts);
-    out.silhouette = union_sil;
-    add("silhouette", s.silhouette, batch_mean((union_sil - target_mask).pow(2).mean({1, 2})));
-  }
+  // Each part's soft silhouette (B, K, H, W) and their union (B, H, W), rendered once, when a
+  // term first needs them.
+  auto part_silhouettes = [&]() -> const at::Tensor& {
+    if (!out.silhouette_parts.defined()) out.silhouette_parts = render::soft_silhouettes(points, faces, raster);
+    return out.silhouette_parts;
+  };
+  auto union_of_parts = [&]() -> const at::Tensor& {
+    if (!out.silhouette.defined()) out.silhouette = render::union_silhouette(part_silhouettes());
+    return out.silhouette;
+  };
+
+  if (s.silhouette != 0.0)
+    add("silhouette", s.silhouette, batch_mean((union_of_parts() - target_mask).pow(2).mean({1, 2})));
   // With explicit ownership, each part shows the clusters it owns (evenly).
   const auto distribution = in.ownership.defined()
                                 ? in.ownership.to(shape.scalar_type()) / in.ownership.sum(1, true).clamp_min(1.0)
@@ -201,11 +208,7 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     if (s.parts_composite) {
       // A I + (1 - A) bg with A the soft union silhouette: the outline's pixels show the
       // background by how little the parts cover them.
-      if (!out.silhouette.defined()) {
-        out.silhouette_parts = render::soft_silhouettes(points, faces, raster);
-        out.silhouette = render::union_silhouette(out.silhouette_parts);
-      }
-      const auto cover = out.silhouette.unsqueeze(1);  // (B, 1, H, W)
+      const auto cover = union_of_parts().unsqueeze(1);  // (B, 1, H, W)
       image = cover * image + (1.0 - cover) * background.view({1, c + 1, 1, 1});
     }
     const auto onehot = at::one_hot(core_labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
@@ -245,10 +248,8 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
       // (the background and the clusters it does not own). The force on part k pushes it out
       // where its cluster is and no owner is, and in from pixels that are not its own. A part
       // that owns several clusters (loss.ownership_slack) stands for their union.
-      const auto sil = out.silhouette_parts.defined()
-                           ? out.silhouette_parts
-                           : render::soft_silhouettes(points, faces, raster);  // (B, K, H, W)
-      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));          // (B, K, H, W)
+      const auto& sil = part_silhouettes();                            // (B, K, H, W)
+      const auto log_miss = at::log1p(-(sil.clamp(0.0, 1.0 - 1e-6)));  // (B, K, H, W)
       // Without the split, the shared (K, C) table: no per-image batch in the contractions.
       const auto owners_union = 1.0 - at::exp(s.split_shared ? at::einsum("bkhw,bkc->bchw", {log_miss, own})
                                                              : at::einsum("bkhw,kc->bchw", {log_miss, shared_own}));
