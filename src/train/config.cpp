@@ -240,6 +240,10 @@ ConfigSchema TrainConfig::schema() {
              "true: the part image is laid over the background by the parts' soft union silhouette, so that its "
              "force pushes at the outline (false: the depth-blended image alone, which shows a part's cluster "
              "across its whole soft band)")
+      .field("loss.parts_balance", &loss.parts_balance,
+             "in [0, 1]: the part image's error at each foreground cluster's pixels weighted by the cluster's area "
+             "in the image to this power's negative, scaled so that the foreground's total weight is unchanged (0: "
+             "every pixel alike; 1: every cluster alike, so the thin legs gain and the torso loses)")
       .field("loss.attraction", &loss.attraction, "2D point-to-mask attraction weight")
       .field("loss.collision", &loss.collision, "collision force weight")
       .field("loss.deformation_size", &loss.deformation_size, "local deformation size regulariser")
@@ -409,6 +413,7 @@ void TrainConfig::validate(const std::string& source) const {
          "needs loss.ownership: true (the per-part forces act on the clusters each part owns)");
   if (!(loss.split_min_fraction > 0 && loss.split_min_fraction <= 1))
     fail("loss.split_min_fraction", "must be in (0, 1]");
+  if (!(loss.parts_balance >= 0 && loss.parts_balance <= 1)) fail("loss.parts_balance", "must be in [0, 1]");
   if (!(loss.part_coverage_balance >= 0 && loss.part_coverage_balance <= 1))
     fail("loss.part_coverage_balance", "must be in [0, 1]");
   if (loss.part_coverage_balance > 0 && loss.part_normalize)

@@ -50,6 +50,16 @@ std::pair<at::Tensor, at::Tensor> mask_pixels(const at::Tensor& labels, int64_t 
 
 at::Tensor conjugate(const at::Tensor& q) { return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options()); }
 
+// Per image, a weight for each cluster's pixels from their areas (B, C): area^-balance for the
+// clusters present, scaled so that the weights times the areas sum to the pixels counted (a
+// uniform error costs what it did). At 1 every cluster present weighs the same in total, at 0
+// every pixel.
+at::Tensor cluster_balance(const at::Tensor& area, double balance) {
+  const auto present = (area > 0.5).to(area.scalar_type());
+  const auto raw = area.clamp_min(1.0).pow(-balance) * present;
+  return raw * area.sum(1, true) / (raw * area).sum(1, true).clamp_min(1e-12);
+}
+
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64_t clusters, int64_t n,
@@ -213,6 +223,14 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     }
     const auto onehot = at::one_hot(core_labels.clamp(0, c), c + 1).permute({0, 3, 1, 2}).to(image.scalar_type());
     auto err = (image - onehot).pow(2).sum(1);  // (B, H, W)
+    if (s.parts_balance > 0.0) {
+      // Each foreground cluster's pixels weighted by its area to the power -balance (the
+      // background's pixels keep weight 1): the thin clusters (legs, tail) gain, the torso's
+      // loses, and the foreground's total is what it was.
+      const auto fg = onehot.narrow(1, 1, c);                                      // (B, C, H, W)
+      const auto weight = cluster_balance(fg.sum({2, 3}), s.parts_balance) - 1.0;  // (B, C)
+      err = err * (1.0 + (fg * weight.view({b, c, 1, 1})).sum(1));
+    }
     if (rim_keep.defined()) err = err * rim_keep;
     add("parts", s.parts, batch_mean(err.mean({1, 2})));
   }
@@ -263,10 +281,7 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
         // that the weights times the areas sum to the owned pixels (a uniform miss costs
         // what it did): at 1 every cluster present weighs the same in total, at 0 every pixel.
         const auto area = (onehot * owned.view({b, c, 1, 1})).sum({2, 3});  // (B, C)
-        const auto present = (area > 0.5).to(area.scalar_type());
-        const auto raw = area.clamp_min(1.0).pow(-s.part_coverage_balance) * present;
-        const auto weight = raw * area.sum(1, true) / (raw * area).sum(1, true).clamp_min(1e-12);
-        miss = miss * weight.view({b, c, 1, 1});
+        miss = miss * cluster_balance(area, s.part_coverage_balance).view({b, c, 1, 1});
       }
       const auto mine = (s.split_shared ? at::einsum("bchw,bkc->bkhw", {onehot, own})
                                         : at::einsum("bchw,kc->bkhw", {onehot, shared_own}))

@@ -142,6 +142,7 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.layout=-1"}).find("loss.layout"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_pull=-0.5"}).find("loss.part_pull"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_coverage_balance=1.5"}).find("loss.part_coverage_balance"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.parts_balance=-0.5"}).find("loss.parts_balance"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_normalize=true", "loss.part_coverage_balance=0.5"}).find("part_normalize"),
             std::string::npos);
   // The rim's settings.

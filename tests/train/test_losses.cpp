@@ -310,6 +310,59 @@ TEST_P(LossesDevices, TheCompositePartImagePushesAtTheOutline) {
   EXPECT_LT(std::abs(g_large_blend), 1e-9 * std::abs(g_large));
 }
 
+// loss.parts_balance weighs the part image's error at each cluster's pixels by the cluster's
+// area: two overlapping spheres, part 0 owning cluster 1 and part 1 cluster 2, inside a
+// 460-pixel square of cluster 2 that holds both discs; cluster 1 is a 9-pixel square in a
+// corner no part reaches. Every force of the part image then comes from cluster 2's pixels
+// (where the two parts meet), so with the balance each force is the unbalanced one times
+// cluster 2's weight, 460^-b scaled so that the 469 foreground pixels keep their total:
+// 469 / (460^(1-b) + 9^(1-b)) 460^-b, about 0.51 at b = 1; the energy is cluster 1's misses
+// times its weight (26 at b = 1) plus the rest times cluster 2's. With both parts off the image
+// every foreground pixel shows the background (error 2), and the energy is the same at any b.
+TEST_P(LossesDevices, PartsBalanceWeighsEachClustersPixelsByItsArea) {
+  const auto device = GetParam();
+  auto labels = at::zeros({1, kClusterGrid, kClusterGrid}, at::kLong);
+  labels.narrow(1, 6, 20).narrow(2, 5, 23).fill_(2);  // 460 pixels around both discs
+  labels.narrow(1, 0, 3).narrow(2, 0, 3).fill_(1);    // 9 pixels in a corner
+  labels = labels.to(device);
+  const auto grid = core::make_surface_grid(8, 12);
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  auto s = small_settings();
+  s.render_size = kClusterGrid;
+  s.silhouette = s.attraction = s.collision = 0.0;
+  s.parts = 1.0;
+  auto run = [&](double balance, double d, double shift) {
+    s.parts_balance = balance;
+    auto in = two_spheres(d, device);
+    {
+      at::NoGradGuard no_grad;
+      in.parts.center.select(2, 0).add_(shift);
+    }
+    in.distribution = at::full({2, 2}, 0.5, opts);
+    in.ownership = at::eye(2, opts);
+    const auto out = compute_losses(in, LossTargets{labels}, grid, s);
+    EXPECT_EQ(out.terms.size(), 1u);
+    out.total.backward();
+    return std::pair{out.total.item<double>(),
+                     at::cat({in.parts.center.grad().flatten(), in.parts.shape.grad().flatten()}).cpu()};
+  };
+  const auto [e_flat, g_flat] = run(0.0, 0.3, 0.0);
+  ASSERT_GT(g_flat.abs().max().item<double>(), 1e-6);  // the parts meet: the term has forces
+  for (const double b : {0.5, 1.0}) {
+    const double w2 = 469.0 / (std::pow(460.0, 1.0 - b) + std::pow(9.0, 1.0 - b)) * std::pow(460.0, -b);
+    const auto [e_b, g_b] = run(b, 0.3, 0.0);
+    EXPECT_LT((g_b - w2 * g_flat).abs().max().item<double>(), 1e-9 * g_flat.abs().max().item<double>()) << b;
+    // The energy: cluster 1's 9 uncovered pixels (error 2 each) weighted by w1, the rest (all on
+    // cluster 2: the background pixels show the background) by w2.
+    const double w1 = 469.0 / (std::pow(460.0, 1.0 - b) + std::pow(9.0, 1.0 - b)) * std::pow(9.0, -b);
+    const double e1 = 2.0 * 9.0 / (kClusterGrid * kClusterGrid);
+    EXPECT_NEAR(e_b, w1 * e1 + w2 * (e_flat - e1), 1e-9) << b;
+  }
+  const double off = 2.0 * 469.0 / (kClusterGrid * kClusterGrid);
+  EXPECT_NEAR(run(0.0, 0.3, -4.0).first, off, 1e-9);
+  EXPECT_NEAR(run(1.0, 0.3, -4.0).first, off, 1e-9);
+}
+
 // A part that owns two clusters stands for their union: one sphere over the seam of two
 // clusters is pushed off the cluster it does not own, and not pushed when it owns both.
 TEST_P(LossesDevices, APartOwningTwoClustersIsNotPushedOffEither) {

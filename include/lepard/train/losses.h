@@ -72,6 +72,11 @@ struct LossSettings {
   // background's weight underflows wherever any face's band reaches, so the part image shows
   // a part's cluster across its whole band and its force has no push at the outline.
   bool parts_composite = false;
+  // The part image's error at each foreground cluster's pixels weighted per image by the
+  // cluster's area to the power -parts_balance, scaled so that the foreground's total weight is
+  // its pixel count (background pixels: 1). 0: every pixel alike; 1: every cluster present
+  // alike, so a thin leg cluster weighs as much as the torso.
+  double parts_balance = 0.0;
   double deformation_size = 0.01, deformation_smoothness = 0.01;
   double part_silhouette = 0.0, part_attraction = 0.0;  // per-part forces (need LossInputs::ownership)
   bool part_normalize = true;     // part_silhouette per cluster divided by the cluster's area in the image
