@@ -277,9 +277,7 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
                               .to(shape.scalar_type());                             // (B, C, H, W)
       auto miss = (1.0 - owners_union).pow(2) * onehot * owned.view({b, c, 1, 1});  // (B, C, H, W)
       if (s.part_coverage_balance > 0.0) {
-        // Each owned cluster's misses weighted by its area to the power -balance, scaled so
-        // that the weights times the areas sum to the owned pixels (a uniform miss costs
-        // what it did): at 1 every cluster present weighs the same in total, at 0 every pixel.
+        // Each owned cluster's misses weighted by its area to the power -balance.
         const auto area = (onehot * owned.view({b, c, 1, 1})).sum({2, 3});  // (B, C)
         miss = miss * cluster_balance(area, s.part_coverage_balance).view({b, c, 1, 1});
       }
