@@ -51,10 +51,19 @@ train:
   log_every: 1
 YAML
 
+# The kills are timed from this machine's own speed: the start-up (a run of one step) and the
+# training time of the uninterrupted run, so that a fast machine is not left killing runs that
+# have already finished.
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { print b - a }'; }
+start=$(date +%s.%N)
 "$train" --config "$work/config.yaml" --set train.out="$work/reference" --threads 1 >/dev/null 2>&1
+total=$(elapsed "$start")
 start=$(date +%s.%N)
 "$train" --config "$work/config.yaml" --set train.out="$work/probe" --threads 1 --stop-after 1 >/dev/null 2>&1
-startup=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+startup=$(elapsed "$start")
+# Each kill lands at a random moment of the first half of a whole run's training time.
+window=$(awk -v s="$startup" -v t="$total" 'BEGIN { w = (t - s) / 2; printf "%.3f", (w > 0.05 ? w : 0.05) }')
+echo "start-up ${startup} s, uninterrupted run ${total} s: kills within ${window} s after start-up"
 
 # Resume where a checkpoint was written; a kill before the first one leaves none, so start over.
 run_args() {
@@ -73,8 +82,7 @@ while [ "$done_kills" -lt "$kills" ]; do
   run_args
   "$train" "${args[@]}" --threads 1 >>"$work/train.log" 2>&1 &
   pid=$!
-  # A moment between the end of start-up and a few seconds of training.
-  delay=$(awk -v s="$startup" -v r="$RANDOM" 'BEGIN { printf "%.3f", s + (r % 2000) / 1000 }')
+  delay=$(awk -v s="$startup" -v w="$window" -v r="$RANDOM" 'BEGIN { printf "%.3f", s + w * (r % 1000) / 1000 }')
   sleep "$delay"
   if kill -9 "$pid" 2>/dev/null; then
     wait "$pid" 2>/dev/null || true
