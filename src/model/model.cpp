@@ -139,6 +139,10 @@ int64_t flow_values(const ModelOptions& o) { return 3 * o.flow_grid * o.flow_gri
 
 constexpr int64_t kPartOutputs = 3 + 4 + core::kShapeDim;  // q_c, q_theta, q_s
 constexpr double kCenterBound = 1.5;                       // |q_c| per axis, object units
+// model.part_frame camera: |u|, |v| of a part centre's image position (normalised image
+// units; the crop spans [-1, 1], so a part may sit a little outside it), and its depth
+// offset from the object origin's, within kCenterBound.
+constexpr double kImageBound = 1.2;
 // Smallest aspect ratio a1..a3: thin enough for a leg (a half-width of 0.05 object units,
 // about a pixel at the 64 x 64 pseudo-label grid). With 0.25 the thinnest part was twice
 // as wide as a horse's leg, and no part ever moved onto the legs.
@@ -188,6 +192,8 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (!(o.max_size > 0.35 && o.max_size <= 1.5)) throw std::invalid_argument("model.max_size must be in (0.35, 1.5]");
   if (o.label_moments && !o.label_input)
     throw std::invalid_argument("model.label_moments needs model.label_input (the moments are the labels')");
+  if (o.part_frame == PartFrame::Camera && o.viewpoints != 1)
+    throw std::invalid_argument("model.part_frame camera needs model.viewpoints 1");
   encoder_ = register_module("encoder", Encoder(o));
   const int64_t features = encoder_->out_features() + (o.label_moments ? 6 * o.clusters : 0);
   hidden_ = register_module("hidden", torch::nn::Linear(features, o.hidden));
@@ -236,6 +242,15 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     const double e0 = std::min(1.0, 0.2 + 0.9 * (o.max_exponent - 0.2));
     for (int64_t e : {core::kE1, core::kE2}) pb[k][7 + e] = logit((e0 - 0.2) / (o.max_exponent - 0.2));
     pb[k][7 + core::kB3] = logit((0.5 - 0.2) / 0.8);
+    if (o.part_frame == PartFrame::Camera) {
+      // The same template seen from the camera's start (identity rotation, the object origin
+      // at camera_distance): each centre's image position, its depth offset unchanged.
+      const double x = kCenterBound * std::tanh(pb[k][0].item<double>());
+      const double y = kCenterBound * std::tanh(pb[k][1].item<double>());
+      const double z = o.camera_distance + kCenterBound * std::tanh(pb[k][2].item<double>());
+      pb[k][0] = std::atanh(o.focal * x / z / kImageBound);
+      pb[k][1] = std::atanh(o.focal * y / z / kImageBound);
+    }
   }
   // Each part starts leaning towards one cluster (part k to cluster k mod C, probability
   // about 0.7 for C = 8), so that the part-label forces pull parts to different regions
@@ -350,8 +365,23 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   p.camera.focal = o.focal;
 
   const auto& raw = r.parts;
-  p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
-  p.parts.rotation = raw.narrow(2, 3, 4);
+  if (o.part_frame == PartFrame::Camera) {
+    // The centre at image position (u, v) and depth z in the camera frame, x_cam = (u z / f,
+    // v z / f, z), taken to the object frame, x = R_cam^T (x_cam - c_cam); the orientation
+    // R_cam^T R(q_raw) (the conjugate of a quaternion is its inverse up to scale, and every
+    // consumer normalises).
+    const auto t3 = at::tanh(raw.narrow(2, 0, 3));
+    const auto z = p.camera.translation.select(1, 2).unsqueeze(1) + kCenterBound * t3.select(2, 2);  // (B, K)
+    const auto xy = t3.narrow(2, 0, 2) * (kImageBound / o.focal) * z.unsqueeze(2);
+    const auto x_cam = at::cat({xy, z.unsqueeze(2)}, 2);
+    const auto rot = core::quaternion_to_matrix(p.camera.rotation);  // (B, 3, 3)
+    p.parts.center = (x_cam - p.camera.translation.unsqueeze(1)).matmul(rot);
+    const auto conj = p.camera.rotation * at::tensor({1.0, -1.0, -1.0, -1.0}, p.camera.rotation.options());
+    p.parts.rotation = core::quaternion_multiply(conj.unsqueeze(1), raw.narrow(2, 3, 4));
+  } else {
+    p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
+    p.parts.rotation = raw.narrow(2, 3, 4);
+  }
   const auto s = raw.narrow(2, 7, core::kShapeDim);
   const auto sig = at::sigmoid(s), th = at::tanh(s);
   const double deformable = o.rigid ? 0.0 : 1.0;  // rigid superquadrics: no taper, no bend

@@ -232,6 +232,11 @@ ConfigSchema TrainConfig::schema() {
       .field("model.label_moments", &model.label_moments,
              "true: each pseudo-label cluster's share, centroid and spread (6 C values) join the features the MLP "
              "reads (needs model.label_input)")
+      .choice<model::PartFrame>("model.part_frame", &model.part_frame,
+                                {{"object", model::PartFrame::Object}, {"camera", model::PartFrame::Camera}},
+                                "object: part centres and orientations in the object frame; camera: each centre as "
+                                "its image position and depth, each orientation relative to the camera, taken to the "
+                                "object frame through the predicted camera (needs model.viewpoints 1)")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -425,6 +430,8 @@ void TrainConfig::validate(const std::string& source) const {
     fail("loss.rim_share", "needs loss.ownership: true (the rim is the clusters no part owns)");
   if (!(loss.rim_target >= 0 && loss.rim_target <= 1)) fail("loss.rim_target", "must be in [0, 1]");
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
+  if (model.part_frame == model::PartFrame::Camera && model.viewpoints != 1)
+    fail("model.part_frame", "camera needs model.viewpoints 1 (a turn of the camera would move nothing in the image)");
   if (model.feedback < 0) fail("model.feedback", "must be at least 0 (0: no feedback passes)");
   if (model.keypoints < 0) fail("model.keypoints", "must be at least 0 (0: no keypoints)");
   if (model.label_moments && !model.label_input)

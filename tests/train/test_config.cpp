@@ -169,6 +169,14 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
             std::string::npos)
       << error_of(good, {"model.label_moments=true"});
   EXPECT_EQ(error_of(good, {"model.label_moments=true", "model.label_input=true"}), "no error");
+  // Parts in the camera frame: the camera's turns would move nothing in the image.
+  EXPECT_NE(error_of(good, {"model.part_frame=camera", "model.viewpoints=2", "loss.viewpoint=1"})
+                .find("key 'model.part_frame' camera needs model.viewpoints 1"),
+            std::string::npos)
+      << error_of(good, {"model.part_frame=camera", "model.viewpoints=2", "loss.viewpoint=1"});
+  EXPECT_EQ(error_of(good, {"model.part_frame=camera"}), "no error");
+  EXPECT_NE(error_of(good, {"model.part_frame=world"}).find("key 'model.part_frame' must be one of"),
+            std::string::npos);
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

@@ -6,6 +6,8 @@
 #include <lepard/core/rotation.h>
 #include <lepard/render/hard_rasterize.h>
 
+#include <torch/csrc/autograd/autograd.h>
+
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -95,6 +97,63 @@ TEST(Model, TheChosenViewpointTurnsTheCamera) {
   // Without the option there is no selection head and no turn.
   o.viewpoints = 1;
   EXPECT_FALSE(LepardNet(o)->forward_raw(images).view_logits.defined());
+}
+
+// model.part_frame camera: whatever the camera, each decoded centre projects to the image
+// position the raw output names (1.2 tanh per axis) at the depth it names (the camera's
+// depth plus 1.5 tanh), each orientation seen from the camera is the raw quaternion's, so
+// that the camera's rotation moves nothing in the image (its gradient there is 0); and the
+// template starts where the object-frame template does.
+TEST(Model, PartsInTheCameraFrameLandWhereTheRawOutputsSay) {
+  auto o = small_rigid_options();
+  o.part_frame = PartFrame::Camera;
+  LepardNet net(o);
+  const int64_t b = 3, k = o.parts;
+  const auto dbl = at::TensorOptions().dtype(at::kDouble);
+  at::manual_seed(5);
+  RawPrediction raw;
+  raw.camera = at::randn({b, 7}, dbl).requires_grad_(true);
+  raw.parts = (at::randn({b, k, 18}, dbl) * 2.0).requires_grad_(true);
+  const auto p = net->decode(raw);
+  const auto cam = core::camera_transform(p.camera, p.parts.center);
+  const auto t3 = at::tanh(raw.parts.narrow(2, 0, 3));
+  const auto depth = p.camera.translation.select(1, 2).unsqueeze(1) + 1.5 * t3.select(2, 2);
+  EXPECT_LT((cam.select(2, 2) - depth).abs().max().item<double>(), 1e-12);
+  const auto uv = core::perspective_project(cam, o.focal);
+  EXPECT_LT((uv - 1.2 * t3.narrow(2, 0, 2)).abs().max().item<double>(), 1e-12);
+  const auto seen =
+      core::quaternion_to_matrix(p.camera.rotation).unsqueeze(1).matmul(core::quaternion_to_matrix(p.parts.rotation));
+  EXPECT_LT((seen - core::quaternion_to_matrix(raw.parts.narrow(2, 3, 4))).abs().max().item<double>(), 1e-12);
+  // The camera's rotation outputs reach neither the image positions nor the orientations.
+  const auto g = torch::autograd::grad({uv.sum() + seen.sum()}, {raw.camera})[0];
+  EXPECT_LT(g.narrow(1, 0, 4).abs().max().item<double>(), 1e-10);
+  // The object frame (the default) differs: there the camera moves the parts.
+  auto object_options = o;
+  object_options.part_frame = PartFrame::Object;
+  LepardNet object_net(object_options);
+  const auto q = object_net->decode(raw);
+  const auto uv_object = core::perspective_project(core::camera_transform(q.camera, q.parts.center), o.focal);
+  EXPECT_GT(torch::autograd::grad({uv_object.sum()}, {raw.camera})[0].narrow(1, 0, 4).abs().max().item<double>(), 1e-3);
+
+  // The template: with the heads' weights at zero both frames decode their biases to the
+  // same parts (the camera at its start, the identity at the object's distance).
+  auto template_of = [&](LepardNet& n) {
+    at::NoGradGuard no_grad;
+    for (auto& item : n->named_parameters(true))
+      if (item.key().find("_head.weight") != std::string::npos) item.value().zero_();
+    return n->forward(normalize_images(at::randint(0, 256, {1, 32, 32, 3}, at::kByte), 32));
+  };
+  const auto a = template_of(net), c = template_of(object_net);
+  EXPECT_LT((a.parts.center - c.parts.center).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((core::quaternion_to_matrix(a.parts.rotation) - core::quaternion_to_matrix(c.parts.rotation))
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6);
+  EXPECT_TRUE(a.parts.shape.equal(c.parts.shape));
+  // A turn of the camera would move nothing: the option refuses the viewpoint search.
+  o.viewpoints = 2;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
 }
 
 TEST(Model, ReconstructionOnAnyGridAndZeroVelocityIsRigid) {

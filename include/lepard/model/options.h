@@ -14,6 +14,13 @@ enum class Normalization { Group, FrozenBatch };
 // things are in the image, which the camera and part positions need), Mean is the
 // classifier's global average pool.
 enum class Pooling { Flatten, Mean };
+// The frame the part head's centres and orientations are predicted in. Object: q_c and
+// q_theta directly, in the object frame, so that where a part lands in the image depends on
+// the camera head's output too. Camera: each centre as its image position (u, v) and depth,
+// each orientation relative to the camera; the decoder turns them into the object frame
+// through the predicted camera (LepardNet::decode), so that the image of the parts no longer
+// depends on the camera's rotation, which becomes the object frame's gauge.
+enum class PartFrame { Object, Camera };
 
 struct ModelOptions {
   int64_t parts = 16;          // K
@@ -70,6 +77,9 @@ struct ModelOptions {
   // so that it knows where every cluster is and how it lies to a fraction of a label cell,
   // which the convolutions' 4 x 4 last map blurs.
   bool label_moments = false;
+  // Object (the default) or Camera: see PartFrame. Camera needs viewpoints 1 (a turn of the
+  // camera would move nothing in the image).
+  PartFrame part_frame = PartFrame::Object;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
