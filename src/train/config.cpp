@@ -331,7 +331,9 @@ ConfigSchema TrainConfig::schema() {
              "decay of the moving average of the weights that the checkpoint's model holds (0: off; e.g. 0.999)")
       .field("train.sigma_start", &train.sigma_start, "soft rasteriser sigma at the start")
       .field("train.sigma_end", &train.sigma_end, "soft rasteriser sigma at the end")
-      .field("train.flip", &train.flip, "random horizontal flips")
+      .field("train.flip", &train.flip,
+             "random horizontal flips of an image and its pseudo-labels (the cluster ids stay: when the clusters "
+             "tell left from right, a mirror puts them on the wrong side; docs/training.md)")
       .field("train.log_every", &train.log_every, "steps between metrics.jsonl lines")
       .field("train.checkpoint_every", &train.checkpoint_every, "steps between checkpoints")
       .field("train.validate_every", &train.validate_every, "steps between validation passes")

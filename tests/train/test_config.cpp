@@ -217,8 +217,9 @@ TEST(ConfigFiles, ShippedConfigsParseAndValidate) {
 
 TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   // synthetic_horse_1200_labels.yaml is documented as the benchmark recipe plus model.label_input
-  // on its own (16-cluster) cache, its schedule stretched to 4,400 steps: any other difference
-  // would make its figures a different recipe's.
+  // on its own (16-cluster) cache, its schedule stretched to 4,400 steps and without random
+  // flips (docs/BENCHMARKS.md, "Without random flips"): any other difference would make its
+  // figures a different recipe's.
   TrainConfig base, labels;
   base.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200.yaml");
   labels.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200_labels.yaml");
@@ -228,7 +229,10 @@ TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   EXPECT_NE(labels.train.out, base.train.out);
   EXPECT_EQ(base.train.steps, 3600);
   EXPECT_EQ(labels.train.steps, 4400);
+  EXPECT_TRUE(base.train.flip);
+  EXPECT_FALSE(labels.train.flip);
   labels.model.label_input = false;
+  labels.train.flip = true;
   labels.train.steps = base.train.steps;
   labels.data.cache = base.data.cache;
   labels.train.out = base.train.out;
