@@ -332,8 +332,14 @@ ConfigSchema TrainConfig::schema() {
       .field("train.sigma_start", &train.sigma_start, "soft rasteriser sigma at the start")
       .field("train.sigma_end", &train.sigma_end, "soft rasteriser sigma at the end")
       .field("train.flip", &train.flip,
-             "random horizontal flips of an image and its pseudo-labels (the cluster ids stay: when the clusters "
-             "tell left from right, a mirror puts them on the wrong side; docs/training.md)")
+             "random horizontal flips of an image and its pseudo-labels (the cluster ids stay unless "
+             "train.flip_clusters is mirror: when the clusters tell left from right, a kept id puts them on the "
+             "wrong side; docs/training.md)")
+      .choice<Train::FlipClusters>("train.flip_clusters", &train.flip_clusters,
+                                   {{"keep", Train::FlipClusters::Keep}, {"mirror", Train::FlipClusters::Mirror}},
+                                   "what a flip does to the pseudo-labels' cluster ids: keep them, or swap each "
+                                   "cluster with its left/right mirror, estimated from the training labels at the "
+                                   "start (written to mirror.txt in train.out); no effect without train.flip")
       .field("train.log_every", &train.log_every, "steps between metrics.jsonl lines")
       .field("train.checkpoint_every", &train.checkpoint_every, "steps between checkpoints")
       .field("train.validate_every", &train.validate_every, "steps between validation passes")

@@ -355,6 +355,185 @@ ImageOwnership split_shared_clusters(const at::Tensor& labels_in, const at::Tens
   return {labels.to(labels_in.device()), out.to(ownership.device())};
 }
 
+ClusterMirror estimate_cluster_mirror(const at::Tensor& labels_in, int64_t clusters) {
+  if (labels_in.dim() != 3) throw std::invalid_argument("estimate_cluster_mirror: labels must be (N, H, W)");
+  if (clusters < 1 || clusters > 20)
+    throw std::invalid_argument("estimate_cluster_mirror: 1 to 20 clusters, got " + std::to_string(clusters));
+  const auto labels = labels_in.cpu().to(at::kLong).contiguous();
+  const int64_t n = labels.size(0), h = labels.size(1), w = labels.size(2), c = clusters;
+  const auto a = labels.accessor<int64_t, 3>();
+  // Per image and cluster: the pixel count, the centroid's horizontal offset from the
+  // object's centroid over the box width, and its height in the box.
+  std::vector<double> count(static_cast<size_t>(n * c), 0), dx(static_cast<size_t>(n * c), 0),
+      dy(static_cast<size_t>(n * c), 0), total(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<double> sx(static_cast<size_t>(c), 0), sy(static_cast<size_t>(c), 0);
+    double ox = 0;
+    int64_t left = w, right = -1, top = h, bottom = -1;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        const int64_t r = a[i][y][x];
+        if (r <= 0 || r > c) continue;
+        const auto k = static_cast<size_t>(i * c + r - 1);
+        count[k] += 1;
+        sx[static_cast<size_t>(r - 1)] += static_cast<double>(x);
+        sy[static_cast<size_t>(r - 1)] += static_cast<double>(y);
+        ox += static_cast<double>(x);
+        total[static_cast<size_t>(i)] += 1;
+        left = std::min(left, x);
+        right = std::max(right, x);
+        top = std::min(top, y);
+        bottom = std::max(bottom, y);
+      }
+    const double t = total[static_cast<size_t>(i)];
+    if (t < 1) continue;
+    ox /= t;
+    const double width = static_cast<double>(right - left + 1), height = static_cast<double>(bottom - top + 1);
+    for (int64_t r = 0; r < c; ++r) {
+      const auto k = static_cast<size_t>(i * c + r);
+      if (count[k] < 1) continue;
+      dx[k] = (sx[static_cast<size_t>(r)] / count[k] - ox) / width;
+      dy[k] = (sy[static_cast<size_t>(r)] / count[k] + 0.5 - static_cast<double>(top)) / height;
+    }
+  }
+  // The facing: the first principal direction of the offsets (0 where a cluster is absent).
+  const auto offsets = at::from_blob(dx.data(), {n, c}, at::kDouble).clone();
+  const auto eig = at::linalg_eigh(offsets.t().mm(offsets));
+  const auto axis = std::get<1>(eig).select(1, c - 1).contiguous();
+  const auto score = offsets.mv(axis).contiguous();
+  const auto sa = score.accessor<double, 1>();
+  std::vector<double> magnitude(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) magnitude[static_cast<size_t>(i)] = std::abs(sa[i]);
+  auto sorted = magnitude;
+  std::sort(sorted.begin(), sorted.end());
+  const double threshold = sorted.empty() ? 0.0 : sorted[sorted.size() / 2];
+
+  // Per cluster and facing (0: positive score, 1: negative): mean and squared standard error
+  // of four statistics. The floors keep a statistic that happens to agree exactly (a cluster
+  // seen in every image) from weighing without bound.
+  constexpr int kStats = 4;
+  const double floor[kStats] = {0.01, 0.002, 0.01, 0.01};  // presence, area, height, offset
+  struct Moments {
+    double mean[kStats] = {0, 0, 0, 0}, se2[kStats] = {0, 0, 0, 0};
+    bool has_position = false;
+  };
+  std::vector<Moments> stats(static_cast<size_t>(2 * c));
+  ClusterMirror out;
+  for (int facing = 0; facing < 2; ++facing) {
+    std::vector<int64_t> images;
+    for (int64_t i = 0; i < n; ++i)
+      if (total[static_cast<size_t>(i)] >= 1 && magnitude[static_cast<size_t>(i)] >= threshold &&
+          magnitude[static_cast<size_t>(i)] > 0 && (sa[i] > 0) == (facing == 0))
+        images.push_back(i);
+    out.side_images += static_cast<int64_t>(images.size());
+    const double sign = facing == 0 ? 1.0 : -1.0;
+    for (int64_t r = 0; r < c; ++r) {
+      // Presence and area over every image of the facing; height and offset where present.
+      std::vector<double> values[kStats];
+      for (const int64_t i : images) {
+        const auto k = static_cast<size_t>(i * c + r);
+        const bool present = count[k] >= 1;
+        values[0].push_back(present ? 1.0 : 0.0);
+        values[1].push_back(count[k] / total[static_cast<size_t>(i)]);
+        if (!present) continue;
+        values[2].push_back(dy[k]);
+        values[3].push_back(sign * dx[k]);
+      }
+      auto& m = stats[static_cast<size_t>(facing * c + r)];
+      m.has_position = values[2].size() >= 2;
+      for (int s = 0; s < kStats; ++s) {
+        const auto count_s = static_cast<double>(values[s].size());
+        if (count_s < 1) continue;
+        double sum = 0, sum2 = 0;
+        for (const double v : values[s]) {
+          sum += v;
+          sum2 += v * v;
+        }
+        m.mean[s] = sum / count_s;
+        const double var = std::max(0.0, sum2 / count_s - m.mean[s] * m.mean[s]);
+        m.se2[s] = var / count_s + floor[s] * floor[s];
+      }
+    }
+  }
+  // One direction of the comparison: cluster p seen facing one way against q the other way.
+  auto distance = [&](int64_t p, int facing, int64_t q) {
+    const auto& x = stats[static_cast<size_t>(facing * c + p)];
+    const auto& y = stats[static_cast<size_t>((1 - facing) * c + q)];
+    double d = 0;
+    for (int s = 0; s < kStats; ++s) {
+      if (s >= 2 && !(x.has_position && y.has_position)) continue;
+      const double diff = x.mean[s] - y.mean[s];
+      d += diff * diff / (x.se2[s] + y.se2[s]);
+    }
+    return d;
+  };
+  auto pair_cost = [&](int64_t p, int64_t q) { return distance(p, 0, q) + distance(p, 1, q); };
+
+  std::vector<int64_t> present;
+  for (int64_t r = 0; r < c; ++r) {
+    bool seen = false;
+    for (int64_t i = 0; i < n && !seen; ++i) seen = count[static_cast<size_t>(i * c + r)] >= 1;
+    if (seen) present.push_back(r);
+  }
+  out.partner.resize(static_cast<size_t>(c));
+  out.self_cost.assign(static_cast<size_t>(c), 0.0);
+  for (int64_t r = 0; r < c; ++r) {
+    out.partner[static_cast<size_t>(r)] = r;
+    out.self_cost[static_cast<size_t>(r)] = pair_cost(r, r);
+  }
+  // The least-cost involution over the present clusters: dp[mask] covers the clusters in
+  // mask; the lowest uncovered one is its own mirror or pairs with a higher one (a pair
+  // counts for both its clusters, plus kPairMargin: two clusters alike in both facings, such
+  // as two torso clusters, stay their own mirrors rather than swap on noise).
+  constexpr double kPairMargin = 8.0;
+  const auto p = static_cast<int64_t>(present.size());
+  const int64_t states = int64_t{1} << p;
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> dp(static_cast<size_t>(states), inf);
+  std::vector<int8_t> with(static_cast<size_t>(states), -1);
+  dp[static_cast<size_t>(states - 1)] = 0;
+  for (int64_t mask = states - 2; mask >= 0; --mask) {
+    int64_t i = 0;
+    while (mask & (int64_t{1} << i)) ++i;
+    const int64_t ci = present[static_cast<size_t>(i)];
+    double best = out.self_cost[static_cast<size_t>(ci)] + dp[static_cast<size_t>(mask | (int64_t{1} << i))];
+    int8_t choice = static_cast<int8_t>(i);
+    for (int64_t j = i + 1; j < p; ++j) {
+      if (mask & (int64_t{1} << j)) continue;
+      const double v = 2.0 * pair_cost(ci, present[static_cast<size_t>(j)]) + kPairMargin +
+                       dp[static_cast<size_t>(mask | (int64_t{1} << i) | (int64_t{1} << j))];
+      if (v < best) {
+        best = v;
+        choice = static_cast<int8_t>(j);
+      }
+    }
+    dp[static_cast<size_t>(mask)] = best;
+    with[static_cast<size_t>(mask)] = choice;
+  }
+  out.cost = dp[0];
+  for (int64_t mask = 0; mask != states - 1;) {
+    int64_t i = 0;
+    while (mask & (int64_t{1} << i)) ++i;
+    const int64_t j = with[static_cast<size_t>(mask)];
+    out.partner[static_cast<size_t>(present[static_cast<size_t>(i)])] = present[static_cast<size_t>(j)];
+    out.partner[static_cast<size_t>(present[static_cast<size_t>(j)])] = present[static_cast<size_t>(i)];
+    mask |= (int64_t{1} << i) | (int64_t{1} << j);
+  }
+  return out;
+}
+
+std::string cluster_mirror_text(const std::vector<int64_t>& partner) {
+  std::string text;
+  for (size_t r = 0; r < partner.size(); ++r) {
+    const auto q = static_cast<size_t>(partner[r]);
+    if (q < r) continue;
+    if (!text.empty()) text += ' ';
+    text += "c" + std::to_string(r + 1);
+    if (q != r) text += "<->c" + std::to_string(q + 1);
+  }
+  return text;
+}
+
 std::string ownership_table(const at::Tensor& ownership) {
   const auto o = ownership.cpu().to(at::kFloat).contiguous();
   const int64_t k = o.size(0), c = o.size(1);

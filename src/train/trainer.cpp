@@ -31,6 +31,7 @@
 #include <fstream>
 #include <numeric>
 #include <optional>
+#include <tuple>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -54,6 +55,14 @@ fs::path cache_folder(const TrainConfig& c) {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
+
+std::pair<at::Tensor, at::Tensor> flip_batch(const at::Tensor& images, const at::Tensor& labels,
+                                             const at::Tensor& flags, const at::Tensor& lookup) {
+  auto flipped = labels.flip({2});
+  if (lookup.defined()) flipped = lookup.to(labels.device()).index({flipped.to(at::kLong)}).to(labels.scalar_type());
+  return {at::where(flags.view({-1, 1, 1, 1}), images.flip({3}), images),
+          at::where(flags.view({-1, 1, 1}), flipped, labels)};
+}
 
 Dataset load_dataset(const TrainConfig& c, bool held_out) {
   data::ReaderOptions ro;
@@ -202,6 +211,10 @@ struct Trainer::Impl {
   // visit yet).
   std::vector<at::Tensor> target, target_m1, target_m2;
   at::Tensor target_steps;
+  // train.flip_clusters mirror: (C + 1) int64, each label's id after a flip (0 stays 0);
+  // undefined: flips keep the ids. mirror_text is its readable form, for mirror.txt.
+  at::Tensor flip_lookup;
+  std::string mirror_text;
   // The sampler: the permutation of the current epoch.
   int64_t perm_epoch = -1;
   std::vector<int64_t> perm;
@@ -393,6 +406,17 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
     throw ConfigError("train.batch_size " + std::to_string(c.train.batch_size) +
                       " must be a multiple of the world size " + std::to_string(m.world()));
   m.device = c10::Device(c.train.device == "cuda" ? c10::kCUDA : c10::kCPU);
+  if (c.train.flip && c.train.flip_clusters == TrainConfig::Train::FlipClusters::Mirror) {
+    // From every training image's labels: the same on every rank (the data are), and again
+    // on a resumed run.
+    const auto mirror = estimate_cluster_mirror(m.train.labels, m.train.clusters);
+    std::vector<int64_t> lookup{0};
+    for (const auto partner : mirror.partner) lookup.push_back(partner + 1);
+    m.flip_lookup = at::tensor(lookup, at::kLong);
+    m.mirror_text = cluster_mirror_text(mirror.partner);
+    spdlog::info("flipped labels swap each cluster with its mirror (train.flip_clusters mirror; {} side views): {}",
+                 mirror.side_images, m.mirror_text);
+  }
   // The initial weights come from LibTorch's default generator: seed it, so that every
   // process of a data-parallel run and every run of a configuration start alike.
   at::manual_seed(static_cast<uint64_t>(c.train.seed));
@@ -503,9 +527,9 @@ void Trainer::run(int64_t until) {
     const auto idx = at::tensor(index, at::kLong);
     auto images = m.train.images.index_select(0, idx);
     auto labels = m.train.labels.index_select(0, idx).to(at::kLong);
-    const auto flip_mask = at::tensor(std::vector<int64_t>(flip.begin(), flip.end()), at::kLong).to(at::kBool);
-    images = at::where(flip_mask.view({-1, 1, 1, 1}), images.flip({3}), images);
-    labels = at::where(flip_mask.view({-1, 1, 1}), labels.flip({2}), labels);
+    std::tie(images, labels) =
+        flip_batch(images, labels, at::tensor(std::vector<int64_t>(flip.begin(), flip.end()), at::kLong).to(at::kBool),
+                   m.flip_lookup);
 
     // The labels go to the device here only for a network that sees them (model.label_input).
     auto raw = m.net->forward_raw(images.to(m.device), c.model.label_input ? labels.to(m.device) : at::Tensor());
@@ -732,6 +756,11 @@ void Trainer::save_checkpoint(const fs::path& path) const {
     archive.save_to(bytes);
   }
   io::write_file_atomic(path, bytes.str());
+  if (m.flip_lookup.defined())
+    io::write_file_atomic(path.parent_path() / "mirror.txt",
+                          "# the clusters' left/right mirror that train.flip_clusters applies to flipped labels "
+                          "(train/ownership.h estimate_cluster_mirror)\n" +
+                              m.mirror_text + "\n");
   if (m.ownership.defined())
     io::write_file_atomic(
         path.parent_path() / "ownership.txt",

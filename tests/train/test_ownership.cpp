@@ -3,7 +3,12 @@
 // even against the costs, and refuses fewer parts than clusters.
 #include <lepard/train/ownership.h>
 
+#include <lepard/data/keypoints.h>
+#include <lepard/data/menagerie.h>
+
 #include <ATen/ATen.h>
+
+#include "training_fixture.h"
 
 #include <gtest/gtest.h>
 
@@ -293,6 +298,37 @@ TEST(Ownership, TableRoundTripsAndBadTablesNameTheLine) {
   EXPECT_NE(error(header + "0 . x .\n", 1, 2).find("has 3 entries, expected 2"), std::string::npos);
   EXPECT_NE(error("0 . x\n", 1, 2).find("own.txt:1: expected the header"), std::string::npos);
   EXPECT_NE(error("# nothing\n", 1, 2).find("no table"), std::string::npos);
+}
+
+TEST(Ownership, MirrorPairsTheClustersThatSwapWithTheFacing) {
+  // Chiral clusters: the two legs trade places with the facing, so a flip must swap them.
+  const auto chiral = estimate_cluster_mirror(testing::facing_labels(40, true), 6);
+  EXPECT_EQ(chiral.partner, (std::vector<int64_t>{0, 1, 3, 2, 4, 5})) << cluster_mirror_text(chiral.partner);
+  EXPECT_EQ(cluster_mirror_text(chiral.partner), "c1 c2 c3<->c4 c5 c6");
+  EXPECT_GE(chiral.side_images, 20);  // the half with the larger facing component, at least
+  EXPECT_LE(chiral.side_images, 40);
+  // Near/far clusters already look alike in both facings: nothing to swap.
+  const auto sided = estimate_cluster_mirror(testing::facing_labels(40, false), 6);
+  EXPECT_EQ(sided.partner, (std::vector<int64_t>{0, 1, 2, 3, 4, 5})) << cluster_mirror_text(sided.partner);
+  EXPECT_GT(chiral.self_cost[2], 100.0);  // a chiral leg is far from its own mirror image
+  EXPECT_LT(sided.self_cost[2], 8.0);
+  EXPECT_THROW(estimate_cluster_mirror(at::zeros({2, 4, 4}, at::kLong), 21), std::invalid_argument);
+  EXPECT_THROW(estimate_cluster_mirror(at::zeros({4, 4}, at::kLong), 2), std::invalid_argument);
+}
+
+TEST(Ownership, MirrorOfTheMenageriesPartLabelsIsTheirLeftRightMirror) {
+  // The synthetic horses' ground-truth part labels as clusters (LASSIE ids 1..16, 5..8
+  // unused): every leg label pairs with its mirror label, neck, head, torso and tail stay.
+  const int64_t n = 160;
+  auto maps = at::zeros({n, 64, 64}, at::kLong);
+  for (int64_t i = 0; i < n; ++i)
+    maps[i] = data::render_synthetic("horse", 64, 1000 + static_cast<uint64_t>(i)).parts.to(at::kLong);
+  const auto mirror = estimate_cluster_mirror(maps, data::kNumPartLabels);
+  for (int64_t label = 1; label <= data::kNumPartLabels; ++label) {
+    const int64_t want = data::part_label_mirror(label);
+    EXPECT_EQ(mirror.partner[static_cast<size_t>(label - 1)] + 1, want >= 1 ? want : label)
+        << data::part_label_name(label) << ": " << cluster_mirror_text(mirror.partner);
+  }
 }
 
 }  // namespace

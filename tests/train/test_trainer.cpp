@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <thread>
@@ -75,6 +76,47 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
   for (std::string line; std::getline(metrics, line);) ++lines;
   EXPECT_GE(lines, 80);
   EXPECT_TRUE(fs::exists(dir / "checkpoint.pt"));
+}
+
+// train.flip: a flagged image and its labels are mirrored; with a lookup the mirrored labels'
+// ids go through it, the others stay. With train.flip_clusters mirror the trainer estimates
+// the lookup from its training labels (chiral legs: clusters 3 and 4 swap) and writes it to
+// mirror.txt beside the checkpoint; with keep it writes none.
+TEST(Trainer, FlipsSwapTheMirroredClustersWhenAsked) {
+  const auto images = at::arange(2 * 3 * 4 * 5, at::kFloat).view({2, 3, 4, 5});
+  const auto labels = at::arange(2 * 4 * 5, at::kLong).remainder(4).view({2, 4, 5}).to(at::kByte);
+  const auto flags = at::tensor(std::vector<int64_t>{1, 0}, at::kLong).to(at::kBool);
+  const auto lookup = at::tensor(std::vector<int64_t>{0, 2, 1, 3}, at::kLong);
+  const auto [fi, fl] = flip_batch(images, labels, flags, lookup);
+  EXPECT_TRUE(fi[0].equal(images[0].flip({2})));
+  EXPECT_TRUE(fi[1].equal(images[1]));
+  EXPECT_TRUE(fl[0].equal(lookup.index({labels[0].flip({1}).to(at::kLong)}).to(at::kByte)));
+  EXPECT_FALSE(fl[0].equal(labels[0].flip({1})));  // 1 and 2 did swap
+  EXPECT_TRUE(fl[1].equal(labels[1]));
+  EXPECT_EQ(fl.scalar_type(), at::kByte);
+  const auto [ki, kl] = flip_batch(images, labels, flags, at::Tensor());
+  EXPECT_TRUE(kl[0].equal(labels[0].flip({1})));
+  EXPECT_TRUE(ki.equal(fi));
+
+  for (const bool mirror : {true, false}) {
+    const auto dir = testing::temp_dir(mirror ? "train_flip_mirror" : "train_flip_keep");
+    auto c = testing::tiny_config(dir);
+    c.loss.render_size = 48;
+    c.train.steps = 2;
+    c.train.flip = true;
+    c.train.flip_clusters = mirror ? TrainConfig::Train::FlipClusters::Mirror : TrainConfig::Train::FlipClusters::Keep;
+    auto data = testing::blob_dataset(16, 32, 48, 1);
+    data.labels = testing::facing_labels(16, true).to(at::kByte);
+    data.clusters = 5;
+    Trainer trainer(c, data, testing::blob_dataset(4, 32, 48, 99));
+    trainer.run();
+    ASSERT_TRUE(fs::exists(dir / "checkpoint.pt"));
+    EXPECT_EQ(fs::exists(dir / "mirror.txt"), mirror);
+    if (!mirror) continue;
+    std::ifstream in(dir / "mirror.txt");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("\nc1 c2 c3<->c4 c5\n"), std::string::npos) << text;
+  }
 }
 
 // model.label_input: with images that show nothing (all zero), a network that sees the

@@ -81,4 +81,31 @@ inline train::TrainConfig tiny_config(const std::filesystem::path& out) {
   return c;
 }
 
+// Label maps (N, 48, 48) of a side-on animal facing right (even images) or left (odd, the
+// mirror image of the even one before it, as a symmetric animal seen from its other side):
+// 1 torso, 2 head on the facing side, 5 tail on the other, 3 and 4 two legs. The near leg is
+// wide and long, the far one narrow, shorter and drawn behind. With `chiral`, 3 is the
+// animal's left leg and 4 its right, so the near leg is 3 facing right and 4 facing left (as
+// the surrogate's clusters behave); without, 3 is always the near leg (clusters that split the
+// legs by side of the camera).
+inline at::Tensor facing_labels(int64_t n, bool chiral) {
+  auto maps = at::zeros({n, 48, 48}, at::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    const bool right = i % 2 == 0;
+    const int64_t j = i / 2, cx = 22 + (j * 7) % 5, cy = 18 + (j * 3) % 4;
+    auto m = maps[i];
+    auto fill = [&](int64_t x0, int64_t x1, int64_t y0, int64_t y1, int64_t v) {
+      m.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0).fill_(v);
+    };
+    const int64_t near = chiral && !right ? 4 : 3, far = near == 3 ? 4 : 3;
+    fill(cx + 2, cx + 4, cy + 4, cy + 15 + (j % 3), far);   // far leg, behind
+    fill(cx - 3, cx + 1, cy + 4, cy + 20 + (j % 2), near);  // near leg
+    fill(cx - 11, cx + 11, cy - 4, cy + 5, 1);              // torso
+    fill(cx + 11, cx + 17, cy - 9, cy - 1, 2);              // head
+    fill(cx - 14, cx - 11, cy - 2, cy + 6, 5);              // tail
+    if (!right) maps[i] = m.flip({1});
+  }
+  return maps;
+}
+
 }  // namespace lepard::testing

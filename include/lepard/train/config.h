@@ -130,7 +130,11 @@ struct TrainConfig {
     double ema = 0.0;
     double sigma_start = 3e-4, sigma_end = 3e-5;  // soft rasteriser sharpness, annealed
     bool flip = true;                             // random horizontal flips (image and pseudo-labels)
-    int64_t log_every = 10;                       // steps between metrics.jsonl lines
+    // What a flip does to the cluster ids: keep them, or swap each with its estimated mirror
+    // (train/ownership.h estimate_cluster_mirror).
+    enum class FlipClusters { Keep, Mirror };
+    FlipClusters flip_clusters = FlipClusters::Keep;
+    int64_t log_every = 10;  // steps between metrics.jsonl lines
     int64_t checkpoint_every = 500;
     int64_t validate_every = 250;
     int64_t validate_size = 128;  // side at which predicted silhouettes meet the ground truth

@@ -58,6 +58,35 @@ at::Tensor initial_ownership(const at::Tensor& part_maps, const at::Tensor& labe
 // 1,200-horse benchmark's 16 clusters two have 0.98, the others 0.07-0.55).
 std::vector<double> rim_shares(const at::Tensor& labels, int64_t clusters);
 
+// The clusters' left/right mirror, estimated from label maps alone (train.flip_clusters
+// mirror): a horizontal flip of an image shows a mirrored animal, and where the clusters tell
+// the animal's left from its right (a near-side leg cluster and a far-side one), the flipped
+// labels must swap each cluster with its mirror to look like the labels of a real image.
+//
+// Each image's facing is the sign of its first principal component over the clusters'
+// horizontal offsets from the object's centroid (head and tail clusters sit on opposite sides;
+// the sign of the whole is arbitrary and does not matter). Over the images clearly seen from
+// the side (the half with the larger component), each cluster is summarised separately for
+// the two facings: its share of images, of the object's area, its centroid height in the
+// object's box and its horizontal offset towards the facing. Flipping an image facing one way
+// gives one facing the other, so a cluster's mirror is the cluster whose statistics in the
+// other facing are its own; the pairing (an involution: pairs and clusters that are their own
+// mirror) minimises the summed squared differences, each over its standard error, exactly by
+// dynamic programming over the set of clusters; a pair must lower that sum by more than 8
+// (clusters alike in both facings stay their own). labels (N, H, W), 0 background, 1..C
+// (C <= 20). On the 1,200-horse benchmark's 16 surrogate clusters it pairs each of the eight
+// leg clusters with the cluster of the mirrored leg label (docs/training.md, "Batches").
+struct ClusterMirror {
+  std::vector<int64_t> partner;   // (C) 0-based: cluster c's mirror (c itself when unpaired or absent)
+  std::vector<double> self_cost;  // (C) the cost of cluster c as its own mirror
+  double cost = 0;                // the chosen pairing's cost (smaller: more alike)
+  int64_t side_images = 0;        // images used (clearly seen from the side)
+};
+ClusterMirror estimate_cluster_mirror(const at::Tensor& labels, int64_t clusters);
+
+// "c1<->c4 c2 c3<->c5 ..." one entry per cluster, pairs once.
+std::string cluster_mirror_text(const std::vector<int64_t>& partner);
+
 // Per-image ownership of the clusters several parts share (loss.split_shared). A shared
 // cluster's pixels in one image often fall apart into pieces (the four legs of one leg
 // cluster): covering their union asks each owner to reach all of them. Here, per image and

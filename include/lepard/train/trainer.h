@@ -46,6 +46,12 @@ struct Dataset {
 // Throws data::DataError naming the file when a sample or its pseudo-labels are missing.
 Dataset load_dataset(const TrainConfig& config, bool held_out);
 
+// A training batch with the images (B, 3, S, S) and labels (B, R, R) flagged in `flags`
+// (B, bool) mirrored left to right (train.flip); where `lookup` ((C + 1) int64, or undefined)
+// is given, the mirrored labels' ids go through it (train.flip_clusters mirror).
+std::pair<at::Tensor, at::Tensor> flip_batch(const at::Tensor& images, const at::Tensor& labels,
+                                             const at::Tensor& flags, const at::Tensor& lookup);
+
 // The model options a configuration asks for (clusters from the data).
 model::ModelOptions model_options(const TrainConfig& config, int64_t clusters);
 
