@@ -60,6 +60,11 @@ at::Tensor rotation_jacobian(const at::Tensor& quaternion, const at::Tensor& poi
   return -R.matmul(skew(points)).matmul(quaternion_rate_matrix(quaternion));
 }
 
+at::Tensor quaternion_conjugate(const at::Tensor& q) {
+  TORCH_CHECK(q.size(-1) == 4, "quaternion_conjugate: expected (..., 4), got sizes ", q.sizes());
+  return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options());
+}
+
 at::Tensor quaternion_multiply(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.size(-1) == 4 && b.size(-1) == 4, "quaternion_multiply: expected (..., 4), got sizes ", a.sizes(),
               " and ", b.sizes());

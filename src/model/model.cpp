@@ -376,7 +376,7 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
     const auto x_cam = at::cat({xy, z.unsqueeze(2)}, 2);
     const auto rot = core::quaternion_to_matrix(p.camera.rotation);  // (B, 3, 3)
     p.parts.center = (x_cam - p.camera.translation.unsqueeze(1)).matmul(rot);
-    const auto conj = p.camera.rotation * at::tensor({1.0, -1.0, -1.0, -1.0}, p.camera.rotation.options());
+    const auto conj = core::quaternion_conjugate(p.camera.rotation);
     p.parts.rotation = core::quaternion_multiply(conj.unsqueeze(1), raw.narrow(2, 3, 4));
   } else {
     p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));

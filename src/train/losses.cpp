@@ -48,8 +48,6 @@ std::pair<at::Tensor, at::Tensor> mask_pixels(const at::Tensor& labels, int64_t 
   return {out, valid};
 }
 
-at::Tensor conjugate(const at::Tensor& q) { return q * at::tensor({1.0, -1.0, -1.0, -1.0}, q.options()); }
-
 // Per image, a weight for each cluster's pixels from their areas (B, C): area^-balance for the
 // clusters present, scaled so that the weights times the areas sum to the pixels counted (a
 // uniform error costs what it did). At 1 every cluster present weighs the same in total, at 0
@@ -325,7 +323,8 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const int64_t p = idx.numel();
     const auto xs = world.index_select(2, idx).reshape({b, 1, k * p, 3});
     // Every point in the frame of every part j: R_j^T (x - c_j).  (B, K, K P, 3)
-    const auto rel = core::rotate_points(conjugate(in.parts.rotation).unsqueeze(2), xs - in.parts.center.unsqueeze(2));
+    const auto rel = core::rotate_points(core::quaternion_conjugate(in.parts.rotation).unsqueeze(2),
+                                         xs - in.parts.center.unsqueeze(2));
     const auto q = shape.unsqueeze(2);
     const auto extent = core::part_extent(q);  // (B, K, 1, 3)
     const auto in_box = (rel.abs() < extent).all(3);

@@ -1,6 +1,7 @@
-// The viewpoint search (train/viewpoint.h): quaternion products compose rotations; the search
-// finds which way the animal of a constructed scene faces; the starting layout is the widest
-// image's. The decoded camera with a chosen turn is in tests/train/test_model.cpp.
+// The viewpoint search (train/viewpoint.h): quaternion products compose rotations and the
+// conjugate inverts them; the search finds which way the animal of a constructed scene faces;
+// the starting layout is the widest image's. The decoded camera with a chosen turn is in
+// tests/train/test_model.cpp.
 #include <lepard/core/camera.h>
 #include <lepard/core/rotation.h>
 #include <lepard/train/viewpoint.h>
@@ -22,6 +23,9 @@ TEST(Viewpoint, QuaternionProductComposesRotations) {
   const auto lhs = core::quaternion_to_matrix(core::quaternion_multiply(a, b));
   const auto rhs = core::quaternion_to_matrix(a).matmul(core::quaternion_to_matrix(b));
   EXPECT_LT((lhs - rhs).abs().max().item<double>(), 1e-12);
+  // The conjugate is the inverse rotation: R(conj a) = R(a)^T (quaternion_to_matrix normalises).
+  const auto inverse = core::quaternion_to_matrix(core::quaternion_conjugate(a));
+  EXPECT_LT((inverse - core::quaternion_to_matrix(a).transpose(-1, -2)).abs().max().item<double>(), 1e-12);
   // A yaw quaternion turns about y: x goes to -z for a quarter turn (R_y = [[c, 0, s], [0, 1, 0], [-s, 0, c]]).
   const auto x = at::tensor({1.0, 0.0, 0.0}, kDouble);
   const auto turned = core::rotate_points(core::yaw_quaternion(at::tensor(M_PI / 2, kDouble)), x);

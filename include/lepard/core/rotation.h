@@ -24,6 +24,10 @@ at::Tensor quaternion_rate_matrix(const at::Tensor& quaternion);
 // Hamilton product of quaternions (w, x, y, z): R(a b) = R(a) R(b). Broadcasting (..., 4).
 at::Tensor quaternion_multiply(const at::Tensor& a, const at::Tensor& b);
 
+// The conjugate (w, -x, -y, -z) of quaternions (..., 4): for a unit quaternion the inverse
+// rotation, R(conj q) = R(q)^T.
+at::Tensor quaternion_conjugate(const at::Tensor& q);
+
 // Unit quaternions (..., 4) of a turn by `yaw` (...) radians about the y axis (the object's
 // vertical, pointing down): x goes to -z for a quarter turn.
 at::Tensor yaw_quaternion(const at::Tensor& yaw);
