@@ -217,9 +217,9 @@ TEST(ConfigFiles, ShippedConfigsParseAndValidate) {
 
 TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   // synthetic_horse_1200_labels.yaml is documented as the benchmark recipe plus model.label_input
-  // on its own (16-cluster) cache, its schedule stretched to 4,400 steps and without random
-  // flips (docs/BENCHMARKS.md, "Without random flips"): any other difference would make its
-  // figures a different recipe's.
+  // on its own (16-cluster) cache, its schedule stretched to 4,400 steps and its flips swapping
+  // the mirrored clusters (docs/BENCHMARKS.md, "Flips that swap the mirrored clusters"): any
+  // other difference would make its figures a different recipe's.
   TrainConfig base, labels;
   base.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200.yaml");
   labels.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200_labels.yaml");
@@ -230,9 +230,11 @@ TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   EXPECT_EQ(base.train.steps, 3600);
   EXPECT_EQ(labels.train.steps, 4400);
   EXPECT_TRUE(base.train.flip);
-  EXPECT_FALSE(labels.train.flip);
+  EXPECT_TRUE(labels.train.flip);
+  EXPECT_EQ(base.train.flip_clusters, TrainConfig::Train::FlipClusters::Keep);
+  EXPECT_EQ(labels.train.flip_clusters, TrainConfig::Train::FlipClusters::Mirror);
   labels.model.label_input = false;
-  labels.train.flip = true;
+  labels.train.flip_clusters = base.train.flip_clusters;
   labels.train.steps = base.train.steps;
   labels.data.cache = base.data.cache;
   labels.train.out = base.train.out;
