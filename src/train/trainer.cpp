@@ -31,8 +31,8 @@
 #include <fstream>
 #include <numeric>
 #include <optional>
-#include <tuple>
 #include <sstream>
+#include <tuple>
 
 namespace fs = std::filesystem;
 
@@ -409,7 +409,13 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
   if (c.train.flip && c.train.flip_clusters == TrainConfig::Train::FlipClusters::Mirror) {
     // From every training image's labels: the same on every rank (the data are), and again
     // on a resumed run.
-    const auto mirror = estimate_cluster_mirror(m.train.labels, m.train.clusters);
+    ClusterMirror mirror;
+    try {
+      mirror = estimate_cluster_mirror(m.train.labels, m.train.clusters);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(std::string("train.flip_clusters: mirror: ") + e.what() + " (the pseudo-labels of " +
+                        c.data.cache + ")");
+    }
     std::vector<int64_t> lookup{0};
     for (const auto partner : mirror.partner) lookup.push_back(partner + 1);
     m.flip_lookup = at::tensor(lookup, at::kLong);

@@ -81,7 +81,8 @@ TEST(Trainer, LossFallsAndHeldOutIouRises) {
 // train.flip: a flagged image and its labels are mirrored; with a lookup the mirrored labels'
 // ids go through it, the others stay. With train.flip_clusters mirror the trainer estimates
 // the lookup from its training labels (chiral legs: clusters 3 and 4 swap) and writes it to
-// mirror.txt beside the checkpoint; with keep it writes none.
+// mirror.txt beside the checkpoint; with keep it writes none; more clusters than it takes are
+// refused naming the key.
 TEST(Trainer, FlipsSwapTheMirroredClustersWhenAsked) {
   const auto images = at::arange(2 * 3 * 4 * 5, at::kFloat).view({2, 3, 4, 5});
   const auto labels = at::arange(2 * 4 * 5, at::kLong).remainder(4).view({2, 4, 5}).to(at::kByte);
@@ -116,6 +117,20 @@ TEST(Trainer, FlipsSwapTheMirroredClustersWhenAsked) {
     std::ifstream in(dir / "mirror.txt");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_NE(text.find("\nc1 c2 c3<->c4 c5\n"), std::string::npos) << text;
+  }
+  // More clusters than the estimate takes: an error naming the key, before any training.
+  const auto dir = testing::temp_dir("train_flip_many");
+  auto c = testing::tiny_config(dir);
+  c.train.flip_clusters = TrainConfig::Train::FlipClusters::Mirror;
+  auto many = testing::blob_dataset(4, 32, 16, 1);
+  many.labels[0][0][0] = 21;
+  many.clusters = 21;
+  try {
+    Trainer refused(c, many, testing::blob_dataset(2, 32, 16, 99));
+    ADD_FAILURE() << "21 clusters were accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.flip_clusters"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("21"), std::string::npos) << e.what();
   }
 }
 
