@@ -275,6 +275,13 @@ ConfigSchema TrainConfig::schema() {
       .field("loss.layout", &loss.layout,
              "loss.viewpoint: weight of the pull of each image's part centres toward the search's shared layout "
              "(mean over parts removed), so that the camera, not the parts, follows the viewpoint; 0: none")
+      .field("loss.shape_consistency", &loss.shape_consistency,
+             "weight of the pull of every part's size and proportions (log semi-axes, the image's scale removed) "
+             "toward the category's mean over the batch, so that a part keeps one shape in every view; 0: none")
+      .field("loss.distance_consistency", &loss.distance_consistency,
+             "weight of the pull of the distances between every two part centres (divided by the image's mean) "
+             "toward the category's mean over the batch, so that the parts keep one arrangement in every view; 0: "
+             "none")
       .field("loss.viewpoint_momentum", &loss.viewpoint_momentum,
              "loss.viewpoint: momentum of the shared layout (a running mean of the part centres of the images that "
              "need no turn)")
@@ -458,6 +465,8 @@ void TrainConfig::validate(const std::string& source) const {
   if (!(loss.layout >= 0)) fail("loss.layout", "must be non-negative");
   if (loss.layout > 0 && model.viewpoints < 2)
     fail("loss.layout", "needs model.viewpoints > 1 and loss.viewpoint > 0 (the search keeps the layout)");
+  if (!(loss.shape_consistency >= 0)) fail("loss.shape_consistency", "must be non-negative");
+  if (!(loss.distance_consistency >= 0)) fail("loss.distance_consistency", "must be non-negative");
   if (!(loss.viewpoint_momentum >= 0 && loss.viewpoint_momentum < 1))
     fail("loss.viewpoint_momentum", "must be in [0, 1)");
   if (!(loss.viewpoint_from >= 0 && loss.viewpoint_from < 1)) fail("loss.viewpoint_from", "must be in [0, 1)");

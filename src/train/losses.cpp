@@ -149,6 +149,20 @@ at::Tensor project(const LossInputs& in, const at::Tensor& local, const core::Su
                                      : core::project_parts_reference(in.parts, local, in.camera, grid, space);
 }
 
+at::Tensor relative_log_axes(const at::Tensor& shape) {
+  const auto axes = at::log(shape.narrow(-1, core::kA1, 3).clamp_min(1e-9)) +
+                    at::log(shape.narrow(-1, core::kA0, 1).clamp_min(1e-9));  // (B, K, 3)
+  return axes - axes.mean({1, 2}, true);
+}
+
+at::Tensor relative_distances(const at::Tensor& centres) {
+  // The square root away from 0: the diagonal's distance is 0 and its derivative unbounded.
+  const auto d = (centres.unsqueeze(2) - centres.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-12).sqrt();
+  const auto off = 1.0 - at::eye(centres.size(1), d.options());
+  const auto distances = d * off;
+  return distances / distances.mean({1, 2}, true).clamp_min(1e-9);
+}
+
 LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const core::SurfaceGrid& grid,
                          const LossSettings& s) {
   LossTerms out;
@@ -349,6 +363,18 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const auto target = in.layout.detach().to(c.device(), c.scalar_type());
     const auto offset = (c - c.mean(1, true)) - (target - target.mean(0, true)).unsqueeze(0);
     add("layout", s.layout, batch_mean(offset.pow(2).sum(2).mean(1)));
+  }
+  if (s.shape_consistency != 0.0) {
+    const auto rel = relative_log_axes(shape);
+    const auto target =
+        in.shape_mean.defined() ? in.shape_mean.detach().to(rel.device(), rel.scalar_type()) : rel.detach().mean(0);
+    add("shape_consistency", s.shape_consistency, batch_mean((rel - target).pow(2).mean({1, 2})));
+  }
+  if (s.distance_consistency != 0.0) {
+    const auto rel = relative_distances(in.parts.center);
+    const auto target = in.distance_mean.defined() ? in.distance_mean.detach().to(rel.device(), rel.scalar_type())
+                                                   : rel.detach().mean(0);
+    add("distance_consistency", s.distance_consistency, batch_mean((rel - target).pow(2).mean({1, 2})));
   }
   if (in.velocity.defined()) {
     const auto& vel = in.velocity;

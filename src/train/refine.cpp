@@ -42,6 +42,9 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
     raw = net->forward_raw(images, labels.to(images.device()));
   }
   auto settings = loss_settings(config);
+  // Each image is fitted alone: the consistency terms' target, the category's mean over a
+  // training batch, is not kept, and the test images' own mean would pull them together.
+  settings.shape_consistency = settings.distance_consistency = 0.0;
   const auto grid = model::surface_grid(net->options());
   LossInputs in;
   in.distribution = net->part_distribution().detach();

@@ -600,6 +600,16 @@ void Trainer::run(int64_t until) {
       inputs.view = chosen.to(m.device);
       inputs.layout = m.layout;
     }
+    if (c.loss.shape_consistency != 0.0 || c.loss.distance_consistency != 0.0) {
+      // The consistency terms' targets: the means over the whole batch, every process's share
+      // (equal shares: the mean of the means), so that two processes step as one.
+      at::NoGradGuard no_grad;
+      std::vector<at::Tensor> means{relative_log_axes(pred.parts.shape).mean(0),
+                                    relative_distances(pred.parts.center).mean(0)};
+      if (m.distributed) m.distributed->all_reduce_mean(means);
+      inputs.shape_mean = means[0];
+      inputs.distance_mean = means[1];
+    }
     const auto terms = compute_losses(inputs, targets, m.grid, m.loss);
     at::Tensor total = terms.total, pull;
     if (c.train.targets > 0 && static_cast<double>(s) >= c.train.target_from * static_cast<double>(c.train.steps)) {

@@ -140,6 +140,8 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.layout=1"}).find("key 'loss.layout' needs model.viewpoints > 1"), std::string::npos)
       << error_of(good, {"loss.layout=1"});
   EXPECT_NE(error_of(good, {"loss.layout=-1"}).find("loss.layout"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.shape_consistency=-1"}).find("loss.shape_consistency"), std::string::npos);
+  EXPECT_NE(error_of(good, {"loss.distance_consistency=-0.1"}).find("loss.distance_consistency"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_pull=-0.5"}).find("loss.part_pull"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.part_coverage_balance=1.5"}).find("loss.part_coverage_balance"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.parts_balance=-0.5"}).find("loss.parts_balance"), std::string::npos);

@@ -1,6 +1,7 @@
 // The training signal: generalized forces equal autograd with unit group weights (through
 // the whole network, float64); group weights scale their group; collision forces push
 // inter-penetrating parts apart; the IoU metrics on constructed cases.
+#include <lepard/core/superquadric.h>
 #include <lepard/core/surface_grid.h>
 #include <lepard/model/model.h>
 #include <lepard/train/losses.h>
@@ -676,6 +677,148 @@ TEST_P(LossesDevices, TheLayoutTermPullsPartsBackToTheSharedLayout) {
   auto in = two_spheres(0.18, device);
   const auto terms = compute_losses(in, LossTargets{at::zeros({1, 16, 16}, at::kLong).to(device)}, grid, s);
   for (const auto& [name, value] : terms.terms) EXPECT_NE(name, "layout");
+}
+
+TEST_P(LossesDevices, ShapeConsistencyPullsEachPartTowardTheCategoryShape) {
+  const auto device = GetParam();
+  const auto grid = core::make_surface_grid(8, 12);
+  auto s = small_settings();
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.shape_consistency = 3.0;
+  const auto labels = at::zeros({2, 16, 16}, at::kLong).to(device);
+  // Two images of two spheres: the second is the first at twice the size, and its part 1 is
+  // e^0.2 longer along x. Log semi-axes less their image mean: image 0 all 0; image 1 -1/30 on
+  // five entries and 1/6 on part 1's x. The target (the batch mean) is half of image 1's, so
+  // each image is off by half of it: energy w mean (rel_1 / 2)^2 = w / 720; the gradient on
+  // image 1's part-1 a1 is w / 72 / a1 (the image mean's share cancels), image 0's -w / 72.
+  auto scene = [&](double stretch) {
+    auto a = two_spheres(0.18, device), b = two_spheres(0.18, device);
+    LossInputs in = a;
+    auto shape = at::cat({a.parts.shape.detach(), b.parts.shape.detach()}, 0);
+    shape.select(2, core::kA0).select(0, 1).mul_(2.0);
+    shape[1][1][core::kA1].mul_(stretch);
+    in.parts.shape = shape.requires_grad_();
+    in.parts.center = at::cat({a.parts.center.detach(), b.parts.center.detach()}, 0);
+    in.parts.rotation = at::cat({a.parts.rotation.detach(), b.parts.rotation.detach()}, 0);
+    in.camera.rotation = at::cat({a.camera.rotation, b.camera.rotation}, 0);
+    in.camera.translation = at::cat({a.camera.translation, b.camera.translation}, 0);
+    return in;
+  };
+  const double w = s.shape_consistency, stretch = std::exp(0.2);
+  auto in = scene(stretch);
+  const auto terms = compute_losses(in, LossTargets{labels}, grid, s);
+  ASSERT_EQ(terms.terms.size(), 1u);
+  EXPECT_EQ(terms.terms[0].first, "shape_consistency");
+  EXPECT_NEAR(terms.total.item<double>(), w / 720.0, 1e-12);
+  terms.total.backward();
+  const auto g = in.parts.shape.grad().cpu();
+  EXPECT_NEAR(g[1][1][core::kA1].item<double>(), w / 72.0 / stretch, 1e-12);
+  EXPECT_NEAR(g[0][1][core::kA1].item<double>(), -w / 72.0, 1e-12);
+  // The same shapes at another size feel nothing: only sizes and proportions are pulled.
+  auto same = scene(1.0);
+  const auto none = compute_losses(same, LossTargets{labels}, grid, s);
+  none.total.backward();
+  EXPECT_LT(none.total.item<double>(), 1e-24);
+  EXPECT_LT(same.parts.shape.grad().abs().max().item<double>(), 1e-12);
+  // A given category shape (image 0's) leaves image 0 alone and pulls image 1 the whole way:
+  // energy w mean_i mean (rel_i - 0)^2 / 2 images = w / 360, gradient on image 1 w / 36 / a1.
+  auto given = scene(stretch);
+  given.shape_mean = at::zeros({2, 3}, at::kDouble);
+  const auto pulled = compute_losses(given, LossTargets{labels}, grid, s);
+  EXPECT_NEAR(pulled.total.item<double>(), w / 360.0, 1e-12);
+  pulled.total.backward();
+  const auto h = given.parts.shape.grad().cpu();
+  EXPECT_NEAR(h[1][1][core::kA1].item<double>(), w / 36.0 / stretch, 1e-12);
+  EXPECT_LT(h[0].abs().max().item<double>(), 1e-12);
+}
+
+// The distance-consistency energy written out with loops, for the test below: images of K
+// centres, each image's distances over its mean over the K x K pairs (diagonal included as
+// 0), against the batch mean of those, w mean over images, pairs of the squared difference.
+double distance_energy(const std::vector<std::vector<std::array<double, 3>>>& c, double w) {
+  const size_t b = c.size(), k = c[0].size();
+  std::vector<std::vector<double>> rel(b, std::vector<double>(k * k, 0.0));
+  for (size_t i = 0; i < b; ++i) {
+    double mean = 0;
+    for (size_t p = 0; p < k; ++p)
+      for (size_t q = 0; q < k; ++q) {
+        double d2 = 0;
+        for (int a = 0; a < 3; ++a) d2 += (c[i][p][a] - c[i][q][a]) * (c[i][p][a] - c[i][q][a]);
+        rel[i][p * k + q] = p == q ? 0.0 : std::sqrt(d2);
+        mean += rel[i][p * k + q] / static_cast<double>(k * k);
+      }
+    for (auto& v : rel[i]) v /= mean;
+  }
+  double e = 0;
+  for (size_t j = 0; j < k * k; ++j) {
+    double m = 0;
+    for (size_t i = 0; i < b; ++i) m += rel[i][j] / static_cast<double>(b);
+    for (size_t i = 0; i < b; ++i) e += (rel[i][j] - m) * (rel[i][j] - m) / static_cast<double>(b * k * k);
+  }
+  return w * e;
+}
+
+TEST_P(LossesDevices, DistanceConsistencyPullsTheArrangementTowardTheCategorys) {
+  const auto device = GetParam();
+  const auto grid = core::make_surface_grid(8, 12);
+  auto s = small_settings();
+  s.silhouette = s.parts = s.attraction = s.collision = 0.0;
+  s.distance_consistency = 2.0;
+  const auto labels = at::zeros({2, 16, 16}, at::kLong).to(device);
+  // Three parts; image 1 is image 0 turned a quarter about y, mirrored in x and at 1.5 times
+  // the size: the same arrangement, so no energy and no force.
+  std::vector<std::vector<std::array<double, 3>>> c = {{{0.0, 0.0, 0.0}, {0.4, 0.1, 0.0}, {-0.2, 0.3, 0.1}}, {}};
+  for (const auto& p : c[0]) c[1].push_back({1.5 * p[2], 1.5 * p[1], 1.5 * p[0]});
+  auto inputs = [&](const std::vector<std::vector<std::array<double, 3>>>& centres) {
+    LossInputs in = two_spheres(0.18, device);
+    std::vector<double> flat;
+    for (const auto& image : centres)
+      for (const auto& p : image) flat.insert(flat.end(), p.begin(), p.end());
+    const auto opts = at::TensorOptions().dtype(at::kDouble).device(device);
+    in.parts.center = at::tensor(flat, at::kDouble).view({2, 3, 3}).to(device).requires_grad_();
+    in.parts.rotation = at::zeros({2, 3, 4}, opts);
+    in.parts.rotation.select(2, 0).fill_(1.0);
+    in.parts.shape = in.parts.shape.detach().narrow(1, 0, 1).expand({2, 3, 11}).contiguous();
+    in.camera.rotation = in.camera.rotation.expand({2, 4}).contiguous();
+    in.camera.translation = in.camera.translation.expand({2, 3}).contiguous();
+    return in;
+  };
+  auto same = inputs(c);
+  const auto none = compute_losses(same, LossTargets{labels}, grid, s);
+  ASSERT_EQ(none.terms.size(), 1u);
+  EXPECT_EQ(none.terms[0].first, "distance_consistency");
+  none.total.backward();
+  EXPECT_LT(none.total.item<double>(), 1e-20);
+  EXPECT_LT(same.parts.center.grad().abs().max().item<double>(), 1e-9);
+  // Squash image 1 in depth (its z, image 0's x, to a third): the energy equals the loops',
+  // and its gradient their central differences.
+  for (auto& p : c[1]) p[2] /= 3.0;
+  auto in = inputs(c);
+  const auto terms = compute_losses(in, LossTargets{labels}, grid, s);
+  const double e = terms.total.item<double>();
+  EXPECT_GT(e, 1e-3);
+  EXPECT_NEAR(e, distance_energy(c, s.distance_consistency), 1e-12);
+  terms.total.backward();
+  const auto g = in.parts.center.grad().cpu();
+  const double h = 1e-6;
+  for (int i = 0; i < 2; ++i)
+    for (int p = 0; p < 3; ++p)
+      for (int a = 0; a < 3; ++a) {
+        auto plus = c, minus = c;
+        plus[i][p][a] += h;
+        minus[i][p][a] -= h;
+        const double fd =
+            (distance_energy(plus, s.distance_consistency) - distance_energy(minus, s.distance_consistency)) / (2 * h);
+        EXPECT_NEAR(g[i][p][a].item<double>(), fd, 1e-7) << "image " << i << " part " << p << " axis " << a;
+      }
+  // A step down the gradient spreads image 1's parts along the squashed axis again.
+  auto spread = [&](double step) {
+    double mean = 0, var = 0;
+    for (int p = 0; p < 3; ++p) mean += (c[1][p][2] - step * g[1][p][2].item<double>()) / 3.0;
+    for (int p = 0; p < 3; ++p) var += std::pow(c[1][p][2] - step * g[1][p][2].item<double>() - mean, 2);
+    return var;
+  };
+  EXPECT_GT(spread(0.01), spread(0.0));
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, LossesDevices, ::testing::ValuesIn(testing::test_devices()), testing::device_name);

@@ -113,6 +113,19 @@ TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
   testing::expect_error<std::invalid_argument>([&] { run(RefineOptions{5, 0.05, -1.0}); }, "anchor");
 }
 
+// Each image is refined alone: a config trained with the consistency terms refines exactly as
+// one without them (with them, the test images' own mean would pull the images together).
+TEST(Refine, TheConsistencyTermsAreLeftOut) {
+  auto scene = four_part_scene("refine_consistency");
+  const auto plain = refine(scene.net, scene.c, scene.d.images, scene.labels, {}, RefineOptions{10, 0.05});
+  auto with = scene.c;
+  with.loss.shape_consistency = with.loss.distance_consistency = 10.0;
+  const auto consistent = refine(scene.net, with, scene.d.images, scene.labels, {}, RefineOptions{10, 0.05});
+  EXPECT_EQ((plain.prediction.parts.center - consistent.prediction.parts.center).abs().max().item<double>(), 0.0);
+  EXPECT_EQ((plain.prediction.parts.shape - consistent.prediction.parts.shape).abs().max().item<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(plain.last_loss, consistent.last_loss);
+}
+
 // RefineOptions::choose_view: with two turns, pseudo-labels drawn from one turn's
 // reconstruction of each image make that turn the choice, whatever the selection head scores;
 // labels drawn from the other turn make the other the choice.

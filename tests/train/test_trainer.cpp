@@ -654,6 +654,12 @@ int free_port() {
 
 constexpr int64_t kDistSteps = 1;
 
+// Strong enough to dominate the step's gradient, so that a half batch's mean would show.
+void use_consistency(TrainConfig& c) {
+  c.loss.shape_consistency = 10.0;
+  c.loss.distance_consistency = 10.0;
+}
+
 TrainConfig distributed_config(const fs::path& out) {
   auto c = testing::tiny_config(out);
   c.train.steps = kDistSteps;
@@ -699,6 +705,7 @@ TEST(Distributed, Worker) {
   const bool viewpoint = std::getenv("LEPARD_TEST_VIEWPOINT") != nullptr;
   if (viewpoint) use_viewpoint_search(config);  // for Distributed.TwoProcessesShareTheViewpointLayout
   if (std::getenv("LEPARD_TEST_LABEL_INPUT")) config.model.label_input = true;  // ...TheLabelsSeen
+  if (std::getenv("LEPARD_TEST_CONSISTENCY")) use_consistency(config);          // ...TheConsistencyTerms
   Trainer t(config, testing::blob_dataset(12, 32, 16, 7), {}, &group);
   t.run();
   ASSERT_EQ(t.step(), kDistSteps);
@@ -756,13 +763,17 @@ TEST(Distributed, TwoProcessesShareTheViewpointLayout) {
 // Two Distributed.Worker processes with half of every batch each against one process with
 // the whole batch (`label_input`: networks that see the pseudo-labels, so each rank must feed
 // its own half of the labels to the network as well as to the loss).
-void expect_two_processes_equal_one(const std::string& name, bool label_input) {
+// (`consistency`: the consistency terms, whose targets are means over the whole batch.)
+void expect_two_processes_equal_one(const std::string& name, bool label_input, bool consistency = false) {
   const auto dir = testing::temp_dir(name);
-  const auto children = spawn_workers(
-      dir, label_input ? std::vector<std::string>{"LEPARD_TEST_LABEL_INPUT=1"} : std::vector<std::string>{});
+  std::vector<std::string> env;
+  if (label_input) env.emplace_back("LEPARD_TEST_LABEL_INPUT=1");
+  if (consistency) env.emplace_back("LEPARD_TEST_CONSISTENCY=1");
+  const auto children = spawn_workers(dir, env);
   // Meanwhile, one process with the whole batch.
   auto config = distributed_config(dir / "one");
   config.model.label_input = label_input;
+  if (consistency) use_consistency(config);
   Trainer one(config, testing::blob_dataset(12, 32, 16, 7), {});
   one.run();
   ASSERT_TRUE(workers_succeeded(children)) << "a worker failed";
@@ -801,6 +812,13 @@ TEST(Distributed, TwoProcessesEqualOneWithTheWholeBatch) {
 TEST(Distributed, TwoProcessesEqualOneWithTheLabelsSeen) {
   if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
   expect_two_processes_equal_one("train_ddp_labels", true);
+}
+
+// The consistency terms pull every image toward the mean of the batch: each rank must use the
+// mean of the whole batch (all-reduced), not of its half, for the two to step as one.
+TEST(Distributed, TwoProcessesEqualOneWithTheConsistencyTerms) {
+  if (!Distributed::available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
+  expect_two_processes_equal_one("train_ddp_consistency", false, true);
 }
 
 // The peer of Distributed.ALostOrStalledPeerIsAnErrorWithinTheTimeout: joins as rank 1, then

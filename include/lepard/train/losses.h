@@ -45,6 +45,15 @@
 //                layout, both with their mean over parts removed: mean over parts of the
 //                squared distance, mean over images. Parts that keep one arrangement leave
 //                the change of viewpoint to the camera
+//   shape_consistency  the pull of every part's size and proportions toward the category's:
+//                mean over parts and axes of the squared difference between the part's
+//                relative log semi-axes (relative_log_axes) and their category mean, mean over
+//                images. A part then keeps one shape in every view, so a body seen end-on must
+//                turn its long axis toward the camera instead of shrinking to its outline
+//   distance_consistency  the same for the arrangement: the distance between every two part
+//                centres divided by the image's mean distance (relative_distances) against the
+//                category's, mean over pairs and images. It does not change with the viewpoint,
+//                so a body seen end-on keeps its parts spread in depth
 //   deformation_size        mean q_d^2 (keeps local deformations small)
 //   deformation_smoothness  mean squared difference of neighbouring q_d control values
 // Each term is a mean over images of a per-image quantity, so that data-parallel training on
@@ -106,6 +115,14 @@ struct LossSettings {
   double viewpoint = 0.0;
   // Weight of the pull toward the shared layout (needs LossInputs::layout).
   double layout = 0.0;
+  // Weight of the pull of each part's semi-axes toward the category's: the log semi-axes
+  // log(a0 a_i) of every part, less their mean over the image's parts and axes (the image's
+  // own scale is free), against LossInputs::shape_mean (or the batch's own mean).
+  double shape_consistency = 0.0;
+  // Weight of the pull of the distances between every two part centres, divided by their
+  // image mean, toward the category's (relative_distances; LossInputs::distance_mean or the
+  // batch's own mean): one arrangement of the parts in every view, up to rotation and scale.
+  double distance_consistency = 0.0;
   bool generalized_forces = true;
   bool collisions = true;
   core::GroupWeights weights;
@@ -140,6 +157,12 @@ struct LossInputs {
   // (K, 3) the viewpoint search's shared layout in the object's frame (a target: no gradient),
   // or undefined.
   at::Tensor layout;
+  // (K, 3) the category's relative log semi-axes (shape_consistency's target: no gradient), or
+  // undefined: the mean of this batch's own (relative_log_axes).
+  at::Tensor shape_mean;
+  // (K, K) the category's relative distances between part centres (distance_consistency's
+  // target: no gradient), or undefined: the mean of this batch's own.
+  at::Tensor distance_mean;
 };
 
 struct LossTerms {
@@ -171,6 +194,15 @@ NearestDistances owned_nearest_distances(const at::Tensor& points, const at::Ten
 // where the image has the cluster.
 std::pair<at::Tensor, at::Tensor> cluster_pixels(const at::Tensor& labels, int64_t clusters, int64_t n,
                                                  const at::Tensor& like);
+
+// log(a0 a_i), i = 1..3, of every part (shape (B, K, 11)) less their mean over the image's
+// parts and axes: (B, K, 3), the parts' sizes and proportions with the image's scale removed.
+at::Tensor relative_log_axes(const at::Tensor& shape);
+
+// The distance between every two part centres (centres (B, K, 3)) divided by the image's mean
+// over the K x K pairs: (B, K, K), 0 on the diagonal; unchanged by a rotation, a mirror or a
+// scaling of an image's arrangement.
+at::Tensor relative_distances(const at::Tensor& centres);
 
 // Local displacements d of every surface point: (B, K, V, 3), or undefined without q_d.
 at::Tensor local_displacements(const LossInputs& in, const core::SurfaceGrid& grid, const core::LocalFlowOptions& flow);
