@@ -364,18 +364,16 @@ LossTerms compute_losses(const LossInputs& in, const LossTargets& targets, const
     const auto offset = (c - c.mean(1, true)) - (target - target.mean(0, true)).unsqueeze(0);
     add("layout", s.layout, batch_mean(offset.pow(2).sum(2).mean(1)));
   }
-  if (s.shape_consistency != 0.0) {
-    const auto rel = relative_log_axes(shape);
-    const auto target =
-        in.shape_mean.defined() ? in.shape_mean.detach().to(rel.device(), rel.scalar_type()) : rel.detach().mean(0);
-    add("shape_consistency", s.shape_consistency, batch_mean((rel - target).pow(2).mean({1, 2})));
-  }
-  if (s.distance_consistency != 0.0) {
-    const auto rel = relative_distances(in.parts.center);
-    const auto target = in.distance_mean.defined() ? in.distance_mean.detach().to(rel.device(), rel.scalar_type())
-                                                   : rel.detach().mean(0);
-    add("distance_consistency", s.distance_consistency, batch_mean((rel - target).pow(2).mean({1, 2})));
-  }
+  // The consistency terms: each image's value against the category's (given, or the batch's
+  // own mean), a target without gradient.
+  auto consistency = [&](const std::string& name, double weight, const at::Tensor& rel, const at::Tensor& given) {
+    const auto target = given.defined() ? given.detach().to(rel.device(), rel.scalar_type()) : rel.detach().mean(0);
+    add(name, weight, batch_mean((rel - target).pow(2).mean({1, 2})));
+  };
+  if (s.shape_consistency != 0.0)
+    consistency("shape_consistency", s.shape_consistency, relative_log_axes(shape), in.shape_mean);
+  if (s.distance_consistency != 0.0)
+    consistency("distance_consistency", s.distance_consistency, relative_distances(in.parts.center), in.distance_mean);
   if (in.velocity.defined()) {
     const auto& vel = in.velocity;
     if (s.deformation_size != 0.0)
