@@ -1,8 +1,8 @@
 """scripts/metrics_by_view.py on a constructed report whose answer is known: four images at
 azimuths 0, 180 (end-on), 90 and 300 (side-on); a model's Chamfer 0.05 and 0.07 end-on and
 0.02 and 0.04 side-on averages 0.06 end-on, 0.03 side-on, 0.045 over all; the pseudo-labels'
-rows, in both reports given, count once and have no Chamfer; a missing column, a missing
-report and a missing params file are errors naming them."""
+rows, in both reports given, count once and have no Chamfer; a threshold outside (0, 1), a
+missing column, a missing report and a missing params file are errors naming them."""
 import json, os, subprocess, sys, tempfile
 
 script, = sys.argv[1:]
@@ -48,6 +48,8 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and "| net a, seed 1 | end-on | 3 | 0.0533 |" in r.stdout, "the threshold is not used", r)
     r = run(*reports, "--data", data, "--scores", "nope")
     check(r.returncode != 0 and "no column nope" in r.stderr, "a missing column is not named", r)
+    r = run(*reports, "--data", data, "--threshold", "1.5")
+    check(r.returncode != 0 and "--threshold 1.5" in r.stderr, "a bad threshold is not named", r)
     r = run("--eval", os.path.join(tmp, "absent"), "--data", data)
     check(r.returncode != 0 and "absent: no per_image.csv" in r.stderr, "a missing report is not named", r)
     os.remove(os.path.join(gt, "params_3.json"))
