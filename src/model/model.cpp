@@ -143,11 +143,6 @@ constexpr double kCenterBound = 1.5;                       // |q_c| per axis, ob
 // units; the crop spans [-1, 1], so a part may sit a little outside it), and its depth
 // offset from the object origin's, within kCenterBound.
 constexpr double kImageBound = 1.2;
-// Smallest aspect ratio a1..a3: thin enough for a leg (a half-width of 0.05 object units,
-// about a pixel at the 64 x 64 pseudo-label grid). With 0.25 the thinnest part was twice
-// as wide as a horse's leg, and no part ever moved onto the legs.
-constexpr double kMinAspect = 0.1;
-
 // Inverse of the bounded activations below, for the template's biases.
 double logit(double p) { return std::log(p / (1.0 - p)); }
 
@@ -190,6 +185,11 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (!(o.max_exponent > 0.3 && o.max_exponent < 2.0))
     throw std::invalid_argument("model.max_exponent must be in (0.3, 2)");
   if (!(o.max_size > 0.35 && o.max_size <= 1.5)) throw std::invalid_argument("model.max_size must be in (0.35, 1.5]");
+  // The smallest aspect ratio (model.min_aspect): with 0.25 the thinnest part was twice as wide
+  // as a horse's leg and no part ever moved onto the legs; 0.1 (a half-width of 0.05 object
+  // units at a0 0.5, about a cell of the 64 x 64 pseudo-label grid) is the default.
+  if (!(o.min_aspect >= 0.01 && o.min_aspect <= 0.2))
+    throw std::invalid_argument("model.min_aspect must be in [0.01, 0.2]");
   if (o.label_moments && !o.label_input)
     throw std::invalid_argument("model.label_moments needs model.label_input (the moments are the labels')");
   if (o.part_frame == PartFrame::Camera && o.viewpoints != 1)
@@ -237,7 +237,7 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     }
     pb[k][7 + core::kA0] = logit((0.3 - 0.05) / (o.max_size - 0.05));
     const double aspect[3] = {limb ? 0.25 : 0.6, limb ? 0.25 : 0.6, limb ? 1.0 - 1e-3 : 0.6};
-    for (int64_t a = 0; a < 3; ++a) pb[k][7 + core::kA1 + a] = logit((aspect[a] - kMinAspect) / (1.0 - kMinAspect));
+    for (int64_t a = 0; a < 3; ++a) pb[k][7 + core::kA1 + a] = logit((aspect[a] - o.min_aspect) / (1.0 - o.min_aspect));
     // The template's exponents: 1 (an ellipsoid), or just under the bound when it is below 1.
     const double e0 = std::min(1.0, 0.2 + 0.9 * (o.max_exponent - 0.2));
     for (int64_t e : {core::kE1, core::kE2}) pb[k][7 + e] = logit((e0 - 0.2) / (o.max_exponent - 0.2));
@@ -386,7 +386,7 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   const auto sig = at::sigmoid(s), th = at::tanh(s);
   const double deformable = o.rigid ? 0.0 : 1.0;  // rigid superquadrics: no taper, no bend
   p.parts.shape = at::cat({0.05 + (o.max_size - 0.05) * sig.narrow(2, core::kA0, 1),
-                           kMinAspect + (1.0 - kMinAspect) * sig.narrow(2, core::kA1, 3),
+                           o.min_aspect + (1.0 - o.min_aspect) * sig.narrow(2, core::kA1, 3),
                            0.2 + (o.max_exponent - 0.2) * sig.narrow(2, core::kE1, 2),
                            0.5 * deformable * th.narrow(2, core::kT1, 2), 0.1 * deformable * th.narrow(2, core::kB1, 1),
                            th.narrow(2, core::kB2, 1), 0.2 + 0.8 * sig.narrow(2, core::kB3, 1)},

@@ -215,6 +215,9 @@ ConfigSchema TrainConfig::schema() {
       .field("model.max_size", &model.max_size,
              "upper bound of a part's size a0 (its largest half-extent, object units), in (0.35, 1.5]; the template "
              "starts at 0.3 whatever the bound")
+      .field("model.min_aspect", &model.min_aspect,
+             "lower bound of the aspect ratios a1..a3, in [0.01, 0.2]: a part's thinnest half-extent is min_aspect "
+             "a0 (at 0.1 a long leg part is about as wide as a horse's leg)")
       .field("model.viewpoints", &model.viewpoints,
              "turns about the vertical axis the camera chooses among (a selection head trained by the viewpoint "
              "search, loss.viewpoint; 2: the animal faces one way or the other); 1: none")
@@ -409,6 +412,7 @@ void TrainConfig::validate(const std::string& source) const {
   if (loss.render_size < 8) fail("loss.render_size", "must be at least 8");
   if (!(model.max_exponent > 0.3 && model.max_exponent < 2.0)) fail("model.max_exponent", "must be in (0.3, 2)");
   if (!(model.max_size > 0.35 && model.max_size <= 1.5)) fail("model.max_size", "must be in (0.35, 1.5]");
+  if (!(model.min_aspect >= 0.01 && model.min_aspect <= 0.2)) fail("model.min_aspect", "must be in [0.01, 0.2]");
   for (const auto& [key, v] :
        std::vector<std::pair<std::string, double>>{{"loss.silhouette", loss.silhouette},
                                                    {"loss.parts", loss.parts},

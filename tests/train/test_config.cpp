@@ -122,6 +122,8 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_NE(error_of(good, {"loss.part_containment=-0.5"}).find("loss.part_containment"), std::string::npos);
   EXPECT_NE(error_of(good, {"model.max_exponent=2.5"}).find("model.max_exponent"), std::string::npos);
   EXPECT_NE(error_of(good, {"model.max_size=0.2"}).find("model.max_size"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.min_aspect=0.3"}).find("model.min_aspect"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.min_aspect=0"}).find("model.min_aspect"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.split_min_fraction=0"}).find("loss.split_min_fraction"), std::string::npos);
   EXPECT_NE(error_of(good, {"loss.split_shared=true"}).find("loss.split_shared"), std::string::npos)
       << error_of(good, {"loss.split_shared=true"});

@@ -241,6 +241,46 @@ TEST(Model, TheSizeBoundFollowsMaxSize) {
   EXPECT_THROW(LepardNet{o}, std::invalid_argument);
 }
 
+// model.min_aspect bounds the aspect ratios a1..a3 from below: raw outputs driven down reach
+// the bound (so a part's thinnest half-extent is min_aspect a0), up reach 1, and the template
+// is the same whatever the bound.
+TEST(Model, TheAspectBoundFollowsMinAspect) {
+  auto o = small_rigid_options();
+  torch::manual_seed(3);
+  LepardNet wide(o);
+  o.min_aspect = 0.03;
+  torch::manual_seed(3);
+  LepardNet thin(o);
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  // The same weights; only the aspects' biases differ, so that the template's aspects agree.
+  RawPrediction raw = wide->forward_raw(images);
+  const auto raw_thin = thin->forward_raw(images).parts;
+  EXPECT_TRUE(raw.parts.narrow(2, 0, 7 + core::kA1).equal(raw_thin.narrow(2, 0, 7 + core::kA1)));
+  EXPECT_TRUE(raw.parts.narrow(2, 7 + core::kE1, core::kShapeDim - core::kE1)
+                  .equal(raw_thin.narrow(2, 7 + core::kE1, core::kShapeDim - core::kE1)));
+  const auto start_wide = wide->forward(images).parts.shape, start_thin = thin->forward(images).parts.shape;
+  EXPECT_LT((start_wide - start_thin).abs().max().item<double>(), 0.02);
+  auto aspects = [&](LepardNet& net, double gain) {
+    RawPrediction r = raw;
+    r.parts = raw.parts.clone();
+    r.parts.narrow(2, 7 + core::kA1, 3).fill_(gain);
+    return net->decode(r).parts.shape.narrow(2, core::kA1, 3);
+  };
+  EXPECT_NEAR(aspects(wide, -50.0).max().item<double>(), 0.1, 1e-6);
+  EXPECT_NEAR(aspects(thin, -50.0).max().item<double>(), 0.03, 1e-6);
+  EXPECT_NEAR(aspects(thin, 50.0).min().item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(aspects(thin, 0.0).mean().item<double>(), 0.03 + 0.97 * 0.5, 1e-6);
+  // Only the aspects move with the bound.
+  const auto dw = wide->decode(raw).parts.shape, dt = thin->decode(raw).parts.shape;
+  EXPECT_TRUE(
+      dw.narrow(2, core::kE1, core::kShapeDim - core::kE1).equal(dt.narrow(2, core::kE1, core::kShapeDim - core::kE1)));
+  EXPECT_TRUE(dw.select(2, core::kA0).equal(dt.select(2, core::kA0)));
+  for (double bad : {0.0, 0.25}) {
+    o.min_aspect = bad;
+    EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+  }
+}
+
 // model.label_input: the labels become one-hot planes after the RGB channels, and the
 // prediction follows them.
 TEST(Model, LabelInputSeesThePseudoLabels) {
