@@ -45,9 +45,10 @@ struct ModelOptions {
   // every part grew and the camera moved back, with no gain (docs/BENCHMARKS.md).
   double max_size = 0.5;
   // Lower bound of the aspect ratios a1..a3, so a part's thinnest half-extent is min_aspect a0.
-  // At 0.1 a leg part as long as the benchmark's (a0 0.45-0.49) is at least 0.047 object units
-  // wide on each side, which is about a horse's leg; its other shape terms then sit at their
-  // bounds too (e1 pinched to 1.4-1.7, taper at 0.5: docs/BENCHMARKS.md "Thin legs").
+  // At 0.1 a leg part as long as the benchmark's (a0 0.4-0.46) may be 0.04-0.046 object units
+  // wide on each side, about 4-5 pixels at the 256-pixel crop, a little under a horse's lower
+  // leg; the trained benchmark model's leg parts stay above the bound (docs/BENCHMARKS.md
+  // "Thin legs").
   double min_aspect = 0.1;
   double camera_distance = 3.0;
   double focal = 2.0;
