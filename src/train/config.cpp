@@ -217,7 +217,7 @@ ConfigSchema TrainConfig::schema() {
              "starts at 0.3 whatever the bound")
       .field("model.min_aspect", &model.min_aspect,
              "lower bound of the aspect ratios a1..a3, in [0.01, 0.2]: a part's thinnest half-extent is min_aspect "
-             "a0 (at 0.1 a long leg part is about as wide as a horse's leg)")
+             "a0 (at 0.1 a long leg part may be a little thinner than a horse's lower leg)")
       .field("model.viewpoints", &model.viewpoints,
              "turns about the vertical axis the camera chooses among (a selection head trained by the viewpoint "
              "search, loss.viewpoint; 2: the animal faces one way or the other); 1: none")

@@ -14,8 +14,8 @@
 //   offset 1.5 tanh, q_theta from an orientation relative to the camera, both taken to the
 //   object frame through the predicted camera; LepardNetImpl::decode)
 //   q_s              a0 in [0.05, max_size (0.5)], a1..a3 in [min_aspect (0.1), 1],
-//                    e1, e2 in [0.2, max_exponent (1.7)], t1, t2 in 0.5 tanh, b1 in 0.1 tanh, b2 in tanh, b3 in [0.2,
-//                    1]
+//                    e1, e2 in [0.2, max_exponent (1.7)], t1, t2 in 0.5 tanh, b1 in 0.1 tanh,
+//                    b2 in tanh, b3 in [0.2, 1]
 //   q_d              max_velocity * tanh, a (3, G, G, G) B-spline velocity grid per part
 // The last layer of each head starts with small weights and biases that place the K parts
 // in a spread-out template (drawn from the seed), so that training starts from a sensible
