@@ -139,11 +139,16 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
     j["pck_0.05"] = r.pck_paper;
     j["pck_0.1"] = r.pck_lassie;
     j["keypoint_trials"] = r.keypoint_pairs;
-    nlohmann::json per_keypoint = nlohmann::json::object();
-    for (size_t q = 0; q < r.pck_per_keypoint.size() && q < data::keypoint_names().size(); ++q)
-      if (!std::isnan(r.pck_per_keypoint[q]))
-        per_keypoint[std::string(data::keypoint_names()[q])] = r.pck_per_keypoint[q];
-    j["pck_0.05_per_keypoint"] = per_keypoint;
+    const auto per_keypoint = [](const std::vector<double>& v) {
+      nlohmann::json out = nlohmann::json::object();
+      for (size_t q = 0; q < v.size() && q < data::keypoint_names().size(); ++q)
+        if (!std::isnan(v[q])) out[std::string(data::keypoint_names()[q])] = v[q];
+      return out;
+    };
+    j["pck_0.05_per_keypoint"] = per_keypoint(r.pck_per_keypoint);
+    j["pck_0.1_per_keypoint"] = per_keypoint(r.pck_lassie_per_keypoint);
+    // Misses at 0.1 on the target keypoint's own ground-truth label (null: no part labels).
+    if (!std::isnan(r.pck_lassie_miss_same_label)) j["pck_0.1_miss_same_label"] = r.pck_lassie_miss_same_label;
     j["pck_0.05_mirror"] = r.pck_mirror;  // trials that land on the left/right counterpart instead
     j["pcp"] = r.pcp;
     j["pcp_occluded"] = r.pcp_occluded;

@@ -306,8 +306,17 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
                 ka[i][q][0], ka[i][q][1], i, s, frags, covered, pix.data_ptr<float>() + i * k * v * 2, v, face_ptr);
     }
     const double t_paper = o.pck_paper * static_cast<double>(s), t_lassie = o.pck_lassie * static_cast<double>(s);
-    int64_t ok_paper = 0, ok_lassie = 0, mirrored = 0;
-    std::vector<int64_t> trials(static_cast<size_t>(p), 0), ok(static_cast<size_t>(p), 0);
+    int64_t ok_paper = 0, ok_lassie = 0, mirrored = 0, missed_inside = 0, missed_same_label = 0;
+    std::vector<int64_t> trials(static_cast<size_t>(p), 0), ok(static_cast<size_t>(p), 0),
+        ok_loose(static_cast<size_t>(p), 0);
+    // The ground-truth label under a crop position (x, y in pixels), -1 outside the crop.
+    at::Tensor gt_labels;
+    if (in.part_labels.defined()) gt_labels = in.part_labels.cpu().to(at::kLong).contiguous();
+    const auto label_at = [&](int64_t img, double x, double y) -> int64_t {
+      const int64_t c = static_cast<int64_t>(std::floor(x)), row = static_cast<int64_t>(std::floor(y));
+      if (c < 0 || row < 0 || c >= gt_labels.size(2) || row >= gt_labels.size(1)) return -1;
+      return gt_labels.data_ptr<int64_t>()[(img * gt_labels.size(1) + row) * gt_labels.size(2) + c];
+    };
     const auto mirror_of = [&](int64_t q) {
       return q < static_cast<int64_t>(o.keypoint_mirror.size()) ? o.keypoint_mirror[static_cast<size_t>(q)] : -1;
     };
@@ -326,6 +335,14 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
           ok_paper += d <= t_paper;
           ok_lassie += d <= t_lassie;
           ok[static_cast<size_t>(q)] += d <= t_paper;
+          ok_loose[static_cast<size_t>(q)] += d <= t_lassie;
+          if (d > t_lassie && gt_labels.defined()) {
+            const int64_t landed = label_at(j, x, y);
+            if (landed >= 0) {
+              ++missed_inside;
+              missed_same_label += landed == label_at(j, ka[j][q][0], ka[j][q][1]);
+            }
+          }
           const int64_t m = mirror_of(q);
           if (d > t_paper && m >= 0 && m < p && ka[j][m][2] > 0)
             mirrored += std::hypot(x - ka[j][m][0], y - ka[j][m][1]) <= t_paper;
@@ -336,11 +353,16 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
       r.pck_lassie = static_cast<double>(ok_lassie) / static_cast<double>(r.keypoint_pairs);
       r.pck_mirror = static_cast<double>(mirrored) / static_cast<double>(r.keypoint_pairs);
     }
-    r.pck_per_keypoint.assign(static_cast<size_t>(p), std::numeric_limits<double>::quiet_NaN());
-    for (int64_t q = 0; q < p; ++q)
-      if (trials[static_cast<size_t>(q)] > 0)
-        r.pck_per_keypoint[static_cast<size_t>(q)] =
-            static_cast<double>(ok[static_cast<size_t>(q)]) / static_cast<double>(trials[static_cast<size_t>(q)]);
+    if (missed_inside > 0)
+      r.pck_lassie_miss_same_label = static_cast<double>(missed_same_label) / static_cast<double>(missed_inside);
+    const auto per_slot = [&](const std::vector<int64_t>& hits) {
+      std::vector<double> out(static_cast<size_t>(p), std::numeric_limits<double>::quiet_NaN());
+      for (size_t q = 0; q < out.size(); ++q)
+        if (trials[q] > 0) out[q] = static_cast<double>(hits[q]) / static_cast<double>(trials[q]);
+      return out;
+    };
+    r.pck_per_keypoint = per_slot(ok);
+    r.pck_lassie_per_keypoint = per_slot(ok_loose);
   }
 
   if (in.part_labels.defined() && n > 1) {

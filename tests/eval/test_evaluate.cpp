@@ -110,6 +110,11 @@ TEST(Evaluate, SwappedLegAnnotationsCountAsMirrorTransfers) {
   // has one ankle at 0.89 on these 12 horses, every other keypoint at 1.)
   for (const double v : truth.pck_per_keypoint) EXPECT_TRUE(std::isnan(v) || v >= 0.85) << v;
   EXPECT_LT(truth.pck_mirror, 0.005);
+  ASSERT_EQ(truth.pck_lassie_per_keypoint.size(), truth.pck_per_keypoint.size());
+  for (size_t q = 0; q < truth.pck_per_keypoint.size(); ++q)
+    if (!std::isnan(truth.pck_per_keypoint[q])) {
+      EXPECT_GE(truth.pck_lassie_per_keypoint[q], truth.pck_per_keypoint[q]) << q;
+    }
 
   const int64_t muzzle = data::keypoint_slot_from_name("muzzle");
   const int64_t legs[4][2] = {{6, 8}, {7, 9}, {10, 12}, {11, 13}};  // rfuleg/lfuleg, rbuleg/lbuleg, ...
@@ -134,6 +139,28 @@ TEST(Evaluate, SwappedLegAnnotationsCountAsMirrorTransfers) {
   EXPECT_GT(swapped.pck_mirror, 0.1);
   EXPECT_NEAR(swapped.pck_mirror, truth.pck_paper - swapped.pck_paper, 0.05);
   EXPECT_EQ(evaluate(s).pck_mirror, 0.0) << "no mirror map, no mirror count";
+  // At 0.1 of this 128-pixel crop (12.8 px) a leg's counterpart is often near enough to pass:
+  // the swapped legs score 0.82-0.92 there, the truth 1.
+  EXPECT_GE(swapped.pck_lassie_per_keypoint[static_cast<size_t>(muzzle)], 0.95);
+  for (const auto& pair : legs)
+    for (const int64_t q : pair) {
+      const double v = swapped.pck_lassie_per_keypoint[static_cast<size_t>(q)];
+      if (!std::isnan(v)) {
+        EXPECT_LT(v, 0.95) << data::keypoint_names()[static_cast<size_t>(q)];
+        EXPECT_GE(v, swapped.pck_per_keypoint[static_cast<size_t>(q)])
+            << data::keypoint_names()[static_cast<size_t>(q)];
+      }
+    }
+  // The misses at 0.1 land on the leg the source keypoint was on, and the target's annotation
+  // lies on the other side's leg: another label. With every animal pixel given one label, the
+  // same misses land on the target keypoint's label.
+  EXPECT_LT(swapped.pck_lassie_miss_same_label, 0.2);
+  auto one_label = s;
+  one_label.part_labels = (s.part_labels > 0).to(at::kLong);
+  EXPECT_GT(evaluate(one_label, o).pck_lassie_miss_same_label, 0.8);
+  auto no_labels = s;
+  no_labels.part_labels = at::Tensor();
+  EXPECT_TRUE(std::isnan(evaluate(no_labels, o).pck_lassie_miss_same_label));
 }
 
 // PCP per label, its confusion table and the mirror count: the truth keeps every label and

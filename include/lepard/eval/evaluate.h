@@ -42,6 +42,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace lepard::eval {
@@ -88,9 +89,15 @@ struct EvalInputs {
 
 struct EvalResult {
   int64_t images = 0;
-  double pck_paper = 0, pck_lassie = 0;  // keypoint transfer
-  int64_t keypoint_pairs = 0;            // (pair, keypoint) trials
-  std::vector<double> pck_per_keypoint;  // PCK@pck_paper of each slot (NaN: no trials)
+  double pck_paper = 0, pck_lassie = 0;         // keypoint transfer
+  int64_t keypoint_pairs = 0;                   // (pair, keypoint) trials
+  std::vector<double> pck_per_keypoint;         // PCK@pck_paper of each slot (NaN: no trials)
+  std::vector<double> pck_lassie_per_keypoint;  // PCK@pck_lassie of each slot (NaN: no trials)
+  // Of the trials that miss their keypoint at pck_lassie and land inside the target image with
+  // ground-truth part labels given, the share that land on the ground-truth label the target's
+  // keypoint lies on (the right part, the wrong place on it) rather than on another label or
+  // the background (the wrong part). NaN: no such trial.
+  double pck_lassie_miss_same_label = std::numeric_limits<double>::quiet_NaN();
   // Share of all trials that miss their keypoint at pck_paper and land within it of the
   // keypoint's left/right counterpart (visible in the target): transfers that took the
   // mirror limb or eye (EvalOptions::keypoint_mirror).
