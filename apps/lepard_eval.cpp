@@ -147,8 +147,22 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
     };
     j["pck_0.05_per_keypoint"] = per_keypoint(r.pck_per_keypoint);
     j["pck_0.1_per_keypoint"] = per_keypoint(r.pck_lassie_per_keypoint);
-    // Misses at 0.1 on the target keypoint's own ground-truth label (null: no part labels).
+    // Counts by ground-truth label name (0: background), the labels with none left out.
+    const auto by_label = [](const std::vector<int64_t>& counts) {
+      nlohmann::json row = nlohmann::json::object();
+      for (size_t t = 0; t < counts.size(); ++t)
+        if (counts[t] > 0) row[std::string(data::part_label_name(static_cast<int64_t>(t)))] = counts[t];
+      return row;
+    };
+    // Misses at 0.1 on the target keypoint's own ground-truth label, and where each keypoint's
+    // misses land (absent: no part labels).
     if (!std::isnan(r.pck_lassie_miss_same_label)) j["pck_0.1_miss_same_label"] = r.pck_lassie_miss_same_label;
+    if (!r.pck_lassie_miss_landing.empty()) {
+      nlohmann::json landing = nlohmann::json::object();
+      for (size_t q = 0; q < r.pck_lassie_miss_landing.size() && q < data::keypoint_names().size(); ++q)
+        landing[std::string(data::keypoint_names()[q])] = by_label(r.pck_lassie_miss_landing[q]);
+      j["pck_0.1_miss_landing"] = landing;
+    }
     j["pck_0.05_mirror"] = r.pck_mirror;  // trials that land on the left/right counterpart instead
     j["pcp"] = r.pcp;
     j["pcp_occluded"] = r.pcp_occluded;
@@ -160,11 +174,7 @@ nlohmann::json row_json(const std::string& name, const std::string& category, co
       if (std::isnan(r.pcp_per_label[g])) continue;
       const std::string name(data::part_label_name(static_cast<int64_t>(g)));
       pcp_per_label[name] = r.pcp_per_label[g];
-      nlohmann::json row = nlohmann::json::object();
-      for (size_t t = 0; t < r.pcp_confusion[g].size(); ++t)
-        if (r.pcp_confusion[g][t] > 0)
-          row[std::string(data::part_label_name(static_cast<int64_t>(t)))] = r.pcp_confusion[g][t];
-      confusion[name] = row;
+      confusion[name] = by_label(r.pcp_confusion[g]);
     }
     j["pcp_per_label"] = pcp_per_label;
     j["pcp_confusion"] = confusion;

@@ -311,7 +311,11 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
         ok_loose(static_cast<size_t>(p), 0);
     // The ground-truth label under a crop position (x, y in pixels), -1 outside the crop.
     at::Tensor gt_labels;
-    if (in.part_labels.defined()) gt_labels = in.part_labels.cpu().to(at::kLong).contiguous();
+    if (in.part_labels.defined()) {
+      gt_labels = in.part_labels.cpu().to(at::kLong).contiguous();
+      r.pck_lassie_miss_landing.assign(static_cast<size_t>(p),
+                                       std::vector<int64_t>(static_cast<size_t>(o.labels + 1), 0));
+    }
     const auto label_at = [&](int64_t img, double x, double y) -> int64_t {
       const int64_t c = static_cast<int64_t>(std::floor(x)), row = static_cast<int64_t>(std::floor(y));
       if (c < 0 || row < 0 || c >= gt_labels.size(2) || row >= gt_labels.size(1)) return -1;
@@ -340,6 +344,7 @@ EvalResult evaluate(const EvalInputs& in, const EvalOptions& o) {
             const int64_t landed = label_at(j, x, y);
             if (landed >= 0) {
               ++missed_inside;
+              ++r.pck_lassie_miss_landing[static_cast<size_t>(q)][static_cast<size_t>(landed <= o.labels ? landed : 0)];
               missed_same_label += landed == label_at(j, ka[j][q][0], ka[j][q][1]);
             }
           }

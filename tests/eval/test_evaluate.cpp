@@ -163,6 +163,35 @@ TEST(Evaluate, SwappedLegAnnotationsCountAsMirrorTransfers) {
   EXPECT_TRUE(std::isnan(evaluate(no_labels, o).pck_lassie_miss_same_label));
 }
 
+// Where the misses at 0.1 land is the target's label under the transferred point, not the
+// label under the target's keypoint: the muzzle annotated at the tail's tip in half the images,
+// whose tails are relabelled 5. Transfers into those images land on the muzzle (head) with the
+// keypoint on a label-5 tail; transfers out of them land on the other images' tails (label 4).
+TEST(Evaluate, KeypointMissesLandOnTheTargetsLabelUnderTheTransfer) {
+  auto s = ground_truth_set(12, 128);
+  const int64_t muzzle = data::keypoint_slot_from_name("muzzle"), tail = data::keypoint_slot_from_name("tail");
+  for (int64_t i = 6; i < 12; ++i) {
+    s.keypoints[i][muzzle].copy_(s.keypoints[i][tail]);
+    s.part_labels[i].masked_fill_(s.part_labels[i] == 4, 5);
+  }
+  EvalOptions o;
+  const auto r = evaluate(s, o);
+  ASSERT_EQ(r.pck_lassie_miss_landing.size(), static_cast<size_t>(data::kNumKeypoints));
+  const auto& row = r.pck_lassie_miss_landing[static_cast<size_t>(muzzle)];
+  std::printf("muzzle misses: background %lld neck %lld head %lld torso %lld tail %lld relabelled tail %lld\n",
+              static_cast<long long>(row[0]), static_cast<long long>(row[1]), static_cast<long long>(row[2]),
+              static_cast<long long>(row[3]), static_cast<long long>(row[4]), static_cast<long long>(row[5]));
+  EXPECT_EQ(row[5], 0) << "a miss counted under the target's keypoint";
+  EXPECT_GT(row[2], 0);
+  EXPECT_GT(row[4], 0);
+  EXPECT_LT(r.pck_lassie_miss_same_label, 0.2);
+  for (int64_t q = 0; q < data::kNumKeypoints; ++q)
+    if (q != muzzle) {
+      EXPECT_EQ(r.pck_lassie_miss_landing[static_cast<size_t>(q)][5], 0)
+          << data::keypoint_names()[static_cast<size_t>(q)];
+    }
+}
+
 // PCP per label, its confusion table and the mirror count: the truth keeps every label and
 // moves none to its left/right counterpart; with the left and right legs' part labels swapped
 // in half the images, each leg label loses about half its transfers, and they land on the

@@ -98,6 +98,9 @@ struct EvalResult {
   // keypoint lies on (the right part, the wrong place on it) rather than on another label or
   // the background (the wrong part). NaN: no such trial.
   double pck_lassie_miss_same_label = std::numeric_limits<double>::quiet_NaN();
+  // The same misses by keypoint slot (row, P) and the target's ground-truth label where they
+  // land (column, 0 = background; labels + 1): which part a keypoint's misses end on.
+  std::vector<std::vector<int64_t>> pck_lassie_miss_landing;
   // Share of all trials that miss their keypoint at pck_paper and land within it of the
   // keypoint's left/right counterpart (visible in the target): transfers that took the
   // mirror limb or eye (EvalOptions::keypoint_mirror).
