@@ -126,11 +126,17 @@ TEST(Evaluate, SwappedLegAnnotationsCountAsMirrorTransfers) {
     }
   const auto swapped = evaluate(s, o);
   EXPECT_GE(swapped.pck_per_keypoint[static_cast<size_t>(muzzle)], 0.95);
+  // At 0.1 of this 128-pixel crop (12.8 px) a leg's counterpart is often near enough to pass:
+  // the swapped legs score 0.82-0.92 there, the truth 1.
+  EXPECT_GE(swapped.pck_lassie_per_keypoint[static_cast<size_t>(muzzle)], 0.95);
   for (const auto& pair : legs)
     for (const int64_t q : pair) {
       const double v = swapped.pck_per_keypoint[static_cast<size_t>(q)];
+      const double loose = swapped.pck_lassie_per_keypoint[static_cast<size_t>(q)];
       if (!std::isnan(v)) {
         EXPECT_LT(v, 0.75) << data::keypoint_names()[static_cast<size_t>(q)];
+        EXPECT_LT(loose, 0.95) << data::keypoint_names()[static_cast<size_t>(q)];
+        EXPECT_GE(loose, v) << data::keypoint_names()[static_cast<size_t>(q)];
       }
     }
   // What the swap took from PCK went to the mirror count (up to the few leg keypoints whose
@@ -139,18 +145,6 @@ TEST(Evaluate, SwappedLegAnnotationsCountAsMirrorTransfers) {
   EXPECT_GT(swapped.pck_mirror, 0.1);
   EXPECT_NEAR(swapped.pck_mirror, truth.pck_paper - swapped.pck_paper, 0.05);
   EXPECT_EQ(evaluate(s).pck_mirror, 0.0) << "no mirror map, no mirror count";
-  // At 0.1 of this 128-pixel crop (12.8 px) a leg's counterpart is often near enough to pass:
-  // the swapped legs score 0.82-0.92 there, the truth 1.
-  EXPECT_GE(swapped.pck_lassie_per_keypoint[static_cast<size_t>(muzzle)], 0.95);
-  for (const auto& pair : legs)
-    for (const int64_t q : pair) {
-      const double v = swapped.pck_lassie_per_keypoint[static_cast<size_t>(q)];
-      if (!std::isnan(v)) {
-        EXPECT_LT(v, 0.95) << data::keypoint_names()[static_cast<size_t>(q)];
-        EXPECT_GE(v, swapped.pck_per_keypoint[static_cast<size_t>(q)])
-            << data::keypoint_names()[static_cast<size_t>(q)];
-      }
-    }
   // The misses at 0.1 land on the leg the source keypoint was on, and the target's annotation
   // lies on the other side's leg: another label. With every animal pixel given one label, the
   // same misses land on the target keypoint's label.
