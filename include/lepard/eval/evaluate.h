@@ -95,8 +95,8 @@ struct EvalResult {
   std::vector<double> pck_lassie_per_keypoint;  // PCK@pck_lassie of each slot (NaN: no trials)
   // Of the trials that miss their keypoint at pck_lassie and land inside the target image with
   // ground-truth part labels given, the share that land on the ground-truth label the target's
-  // keypoint lies on (the right part, the wrong place on it) rather than on another label or
-  // the background (the wrong part). NaN: no such trial.
+  // keypoint lies on (the right region, the wrong place in it) rather than on another label or
+  // the background. NaN: no such trial.
   double pck_lassie_miss_same_label = std::numeric_limits<double>::quiet_NaN();
   // The same misses by keypoint slot (row, P) and the target's ground-truth label where they
   // land (column, 0 = background; labels + 1): which part a keypoint's misses end on.
