@@ -12,6 +12,7 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/image_io.h>
 #include <lepard/model/model.h>
+#include <lepard/model/canonical.h>
 #include <lepard/model/reconstruct.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
@@ -71,6 +72,28 @@ model::Prediction slice(const std::vector<model::Prediction>& batches, int64_t b
   return out;
 }
 
+// The part template of a checkpoint written without one: fitted on its first (up to) 512
+// training images, as train::Trainer does when it writes the last checkpoint.
+model::PartTemplate fit_part_template(Model& m) {
+  train::Dataset d;
+  try {
+    d = train::load_dataset(m.config, false);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(m.checkpoint.string() +
+                             ": holds no part template and its training images cannot be read to fit one (" + e.what() +
+                             "); pass --part-template none to score the network's own naming");
+  }
+  if (d.images.size(0) == 0)
+    throw std::runtime_error(m.checkpoint.string() + ": holds no part template and its data.root " +
+                             m.config.data.root + " has no training images to fit one (--part-template none)");
+  const int64_t n = std::min<int64_t>(512, d.images.size(0));
+  const auto t = model::fit_part_template(m.net, d.images.narrow(0, 0, n),
+                                          d.labels.defined() ? d.labels.narrow(0, 0, n) : at::Tensor(),
+                                          model::surface_grid(m.net->options()));
+  spdlog::info("{}: no part template in the checkpoint; fitted one on {} training images", m.checkpoint.string(), n);
+  return t;
+}
+
 // "auto" or "RINGSxSEGMENTS".
 std::pair<int64_t, int64_t> parse_grid(const std::string& text) {
   if (text == "auto") return {0, 0};
@@ -94,9 +117,10 @@ at::Tensor reconstruct_all(Model& m, const std::vector<data::Sample>& samples, s
   std::vector<at::Tensor> verts;
   if (!m.refined.empty()) {
     at::NoGradGuard no_grad;
-    return model::reconstruct(slice(m.refined, batch, static_cast<int64_t>(begin), static_cast<int64_t>(end)), grid,
-                              model::flow_options(m.net->options()))
-        .image;
+    auto r = model::reconstruct(slice(m.refined, batch, static_cast<int64_t>(begin), static_cast<int64_t>(end)), grid,
+                                model::flow_options(m.net->options()));
+    model::canonicalize(r, m.net->part_template(), grid);
+    return r.image;
   }
   for (size_t b = begin; b < end; b += static_cast<size_t>(batch)) {
     const size_t e = std::min(end, b + static_cast<size_t>(batch));
@@ -264,7 +288,7 @@ int main(int argc, char** argv) {
   cli::init_logging();
   std::vector<std::string> checkpoints, names;
   std::string data, format = "auto", category, split = "test", out, pseudo_labels, transfer = "surface",
-                    eval_grid = "auto";
+                    eval_grid = "auto", part_template = "auto";
   int64_t threads = 0, crop_size = 256, batch = 32, overlays = 24, samples_3d = 2048, refine = 0;
   double test_fraction = -1, refine_lr = 0.005, refine_anchor = 0.0;
   bool choose_view = false, live_weights = false;
@@ -283,6 +307,10 @@ int main(int argc, char** argv) {
       .flag("live-weights", &live_weights,
             "score the trained weights of every --checkpoint rather than their moving average (checkpoints "
             "of runs with train.ema only; the model of the others is their trained weights already)")
+      .flag("part-template", &part_template,
+            "which end of each part is which across images (model/canonical.h): auto (the checkpoint's "
+            "part template; one written before it existed gets one fitted, as training does, on its "
+            "training images) or none (the network's own naming)")
       .flag("pseudo-labels", &pseudo_labels,
             "pseudo-label cache of lepard-prepare: adds its row (overall and part IoU)")
       .flag("data", &data, "dataset root with ground truth: LASSIE layout, Pascal-Part or the synthetic menagerie")
@@ -359,6 +387,8 @@ int main(int argc, char** argv) {
     if (transfer != "surface" && transfer != "vertex")
       throw std::invalid_argument("--transfer must be surface or vertex, got '" + transfer + "'");
     const auto [grid_rings, grid_segments] = parse_grid(eval_grid);
+    if (part_template != "auto" && part_template != "none")
+      throw std::invalid_argument("--part-template must be auto or none, got '" + part_template + "'");
     if (!pseudo_labels.empty() && !fs::is_directory(fs::path(pseudo_labels) / "labels"))
       throw std::invalid_argument("--pseudo-labels " + pseudo_labels +
                                   ": no labels/ folder (run lepard-prepare --out " + pseudo_labels + ")");
@@ -370,6 +400,13 @@ int main(int argc, char** argv) {
       if (fs::is_directory(m.checkpoint)) m.checkpoint /= "checkpoint.pt";
       m.net = train::load_model(m.checkpoint, &m.config, live_weights ? train::Weights::Live : train::Weights::Model);
       m.net->eval();
+      if (part_template == "none") {
+        m.net->set_part_template({});
+      } else if (!m.net->part_template().defined()) {
+        // A checkpoint from before the template: fit it as the trainer does at the end of a run.
+        const auto fitted = fit_part_template(m);
+        m.net->set_part_template(fitted);
+      }
       m.ownership = train::checkpoint_ownership(m.checkpoint);  // refinement's forces, the overlays' colours
       if (choose_view && m.net->options().viewpoints < 2)
         throw std::invalid_argument("--choose-view: " + m.checkpoint.string() +

@@ -13,6 +13,7 @@
 #include <lepard/io/image_io.h>
 #include <lepard/io/mesh_io.h>
 #include <lepard/model/model.h>
+#include <lepard/model/canonical.h>
 #include <lepard/model/reconstruct.h>
 #include <lepard/render/hard_rasterize.h>
 #include <lepard/render/pictures.h>
@@ -439,7 +440,8 @@ int main(int argc, char** argv) {
         pred = net->forward(normalized);
       }
       at::NoGradGuard no_grad;
-      const auto rec = model::reconstruct(pred, grid, model::flow_options(net->options()));
+      auto rec = model::reconstruct(pred, grid, model::flow_options(net->options()));
+      const auto turns = model::canonicalize(rec, net->part_template(), grid);
       const auto& projected = rec.image;
       const auto& world = rec.world;
       forward_s += now_s() - t0 - (refine_s - refined_before) - (label_s - labelled_before);  // the forward pass alone
@@ -465,6 +467,9 @@ int main(int argc, char** argv) {
         if (has("glb")) io::write_glb(base.string() + ".glb", verts, grid.faces, colors);
         if (has("json")) {
           auto j = parameters_json(pred, b, vel_rms);
+          // Parts whose meshes are read through the half-turn about their x axis (model/canonical.h).
+          if (turns.defined())
+            for (int64_t k = 0; k < turns.size(1); ++k) j["parts"][k]["ends_turned"] = turns[b][k].item<bool>();
           j["image"] = s.image_path.string();
           j["crop"] = {{"left", s.crop.left},
                        {"top", s.crop.top},

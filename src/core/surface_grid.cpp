@@ -82,6 +82,18 @@ SurfaceGrid make_surface_grid(int64_t rings, int64_t segments) {
   return grid;
 }
 
+at::Tensor half_turn_permutation(const SurfaceGrid& grid) {
+  const int64_t rings = grid.rings, segments = grid.segments, num_v = grid.num_vertices();
+  auto perm = at::empty({num_v}, at::kLong);
+  auto p = perm.accessor<int64_t, 1>();
+  p[0] = num_v - 1;
+  p[num_v - 1] = 0;
+  for (int64_t i = 0; i < rings; ++i)
+    for (int64_t j = 0; j < segments; ++j)
+      p[1 + i * segments + j] = 1 + (rings - 1 - i) * segments + (segments - j) % segments;
+  return perm;
+}
+
 at::Tensor signed_power(const at::Tensor& x, const at::Tensor& p) {
   const auto ax = x.abs();
   const auto is_zero = ax < kSignedPowerEps;

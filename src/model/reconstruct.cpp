@@ -1,5 +1,6 @@
 #include <lepard/core/project_parts.h>
 #include <lepard/core/superquadric.h>
+#include <lepard/model/canonical.h>
 #include <lepard/model/reconstruct.h>
 
 namespace lepard::model {
@@ -31,7 +32,9 @@ Reconstruction reconstruct(const Prediction& p, const core::SurfaceGrid& grid, c
 at::Tensor project_images(LepardNet& net, const at::Tensor& images, const core::SurfaceGrid& grid,
                           const at::Tensor& labels) {
   at::NoGradGuard no_grad;
-  return reconstruct(net->forward(images, labels), grid, flow_options(net->options())).image;
+  auto r = reconstruct(net->forward(images, labels), grid, flow_options(net->options()));
+  canonicalize(r, net->part_template(), grid);
+  return r.image;
 }
 
 }  // namespace lepard::model

@@ -2,6 +2,7 @@
 #include <lepard/train/refine.h>
 #include <lepard/train/trainer.h>
 #include <lepard/train/viewpoint.h>
+#include <lepard/model/canonical.h>
 #include <lepard/model/reconstruct.h>
 
 #include <lepard/core/hash.h>
@@ -768,6 +769,17 @@ void Trainer::save_checkpoint(const fs::path& path) const {
       archive.write("lepard_live", live);
       archive.write("lepard_ema_steps", at::tensor(m.ema_steps, at::kLong));
     }
+    // The last checkpoint names each part's ends as most of the training images do
+    // (model/canonical.h), fitted to the model it holds on up to 512 training images.
+    if (m.step >= m.config.train.steps && m.train.size() > 0) {
+      const int64_t n = std::min<int64_t>(512, m.train.size());
+      m.net->set_part_template(model::fit_part_template(m.net, m.train.images.narrow(0, 0, n).to(m.device),
+                                                        m.train.labels.narrow(0, 0, n).to(m.device), m.grid));
+    }
+    if (m.net->part_template().defined()) {
+      archive.write("lepard_part_layout", m.net->part_template().layout);
+      archive.write("lepard_part_axes", m.net->part_template().axes);
+    }
     m.net->save(archive);
     archive.save_to(bytes);
   }
@@ -867,6 +879,15 @@ model::LepardNet load_model(const fs::path& path, TrainConfig* config_out, Weigh
   auto archive = open_checkpoint(path);
   try {
     net->load(archive);
+    model::PartTemplate part_template;
+    if (archive.try_read("lepard_part_layout", part_template.layout) &&
+        archive.try_read("lepard_part_axes", part_template.axes)) {
+      if (part_template.layout.sizes() != at::IntArrayRef{net->options().parts, 2} ||
+          part_template.axes.sizes() != part_template.layout.sizes())
+        throw std::runtime_error(path.string() + ": lepard_part_layout / lepard_part_axes are not (" +
+                                 std::to_string(net->options().parts) + ", 2)");
+      net->set_part_template(part_template);
+    }
     if (weights == Weights::Live) {
       torch::serialize::InputArchive live;
       if (!archive.try_read("lepard_live", live))

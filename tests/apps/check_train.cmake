@@ -189,6 +189,13 @@ foreach(f twin_png.json twin_jpg.json)
   if(NOT EXISTS "${OUT}/twins_out/${f}")
     message(FATAL_ERROR "lepard-infer on twin.png and twin.jpg wrote no ${f}")
   endif()
+  # The finished run's checkpoint carries a part template: every part says whether its ends were turned.
+  file(READ "${OUT}/twins_out/${f}" twin_json)
+  string(REGEX MATCHALL "\"ends_turned\": (true|false)" turned "${twin_json}")
+  list(LENGTH turned n_turned)
+  if(NOT n_turned EQUAL 4)
+    message(FATAL_ERROR "${f}: ${n_turned} parts with ends_turned, expected 4: ${twin_json}")
+  endif()
 endforeach()
 # --crop saliency: the crop around the largest salient region of the ViT's CLS saliency,
 # checked against an independent Python computation on lepard-prepare --raw's saliency of the
@@ -295,6 +302,8 @@ if(NOT out MATCHES "\\| vp \\| horse \\| 12 \\|.*\\| vp, view from labels \\| ho
 endif()
 expect_message("lepard-infer --choose-view without labels" 2 "--choose-view needs --pseudo-labels" "${INFER}"
                --checkpoint "${OUT}/run" --images "${OUT}/twins" --out "${OUT}/bad" --choose-view)
+expect_message("lepard-eval --part-template both" 2 "--part-template must be auto or none" "${EVAL}" --checkpoint
+               "${OUT}/run" --data "${OUT}/data" --part-template both)
 expect_message("lepard-eval --refine -1" 2 "--refine must be in" "${EVAL}" --checkpoint "${OUT}/run" --data "${OUT}/data"
                --refine -1)
 # lepard-infer --refine: label maps named after the outputs; a missing one is named.

@@ -5,6 +5,8 @@
 #include "test_support.h"
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cross.h>
 #include <ATen/ops/linspace.h>
 #include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
@@ -68,6 +70,41 @@ TEST(SurfaceGrid, FacesFormAClosedSurfaceWithOutwardNormals) {
     EXPECT_EQ(directed.count({edge.second, edge.first}), 1u);
   }
   EXPECT_EQ(static_cast<int64_t>(directed.size()), 3 * grid.num_faces());
+}
+
+TEST(SurfaceGrid, HalfTurnPermutationTurnsAnUndeformedPartAboutX) {
+  for (const auto& [rings, segments] : {std::pair<int64_t, int64_t>{7, 9}, {6, 8}, {1, 3}}) {
+    const auto grid = make_surface_grid(rings, segments);
+    const auto perm = half_turn_permutation(grid);
+    ASSERT_EQ(perm.size(0), grid.num_vertices());
+    // An involution that swaps the poles.
+    EXPECT_TRUE(perm.index_select(0, perm).equal(at::arange(grid.num_vertices(), at::kLong)));
+    EXPECT_EQ(perm[0].item<int64_t>(), grid.num_vertices() - 1);
+    // No tapering or bending, unequal axes and squareness: the relabelled points are the
+    // points turned by half a turn about x.
+    const auto shape = at::tensor({0.7, 1.0, 0.6, 0.4, 0.5, 1.3, 0.0, 0.0, 0.0, 0.0, 0.0}, at::kDouble);
+    const auto pts = superquadric_points(shape, grid.trig);
+    const auto turned = pts * at::tensor({1.0, -1.0, -1.0}, at::kDouble);
+    EXPECT_LT((pts.index_select(0, perm) - turned).abs().max().item<double>(), 1e-12) << rings << "x" << segments;
+    // With tapering the surface is no longer symmetric: the relabelling is not the turn (the
+    // one-ring grid has its vertices at u = 0 and the poles, where tapering does not act).
+    if (rings > 1) {
+      auto tapered = shape.clone();
+      tapered.narrow(0, kT1, 1).fill_(0.4);
+      const auto tp = superquadric_points(tapered, grid.trig);
+      EXPECT_GT((tp.index_select(0, perm) - tp * at::tensor({1.0, -1.0, -1.0}, at::kDouble)).abs().max().item<double>(),
+                1e-3);
+    }
+    // Read through the permutation, the unit sphere's faces still face outwards.
+    const auto sphere =
+        superquadric_points(at::tensor({1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0}, at::kDouble), grid.trig)
+            .index_select(0, perm);
+    const auto f = grid.faces;
+    const auto a = sphere.index_select(0, f.select(1, 0)), b = sphere.index_select(0, f.select(1, 1)),
+               c = sphere.index_select(0, f.select(1, 2));
+    const auto normal = at::cross(b - a, c - a, 1);
+    EXPECT_GT(((normal * (a + b + c)).sum(1)).min().item<double>(), 0.0);
+  }
 }
 
 TEST(SignedPower, MatchesDefinitionAndHasFiniteGradientsAtZero) {

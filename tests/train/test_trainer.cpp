@@ -5,6 +5,7 @@
 #include <lepard/io/atomic_file.h>
 #include <lepard/io/npy.h>
 #include <lepard/train/refine.h>
+#include <lepard/model/canonical.h>
 #include <lepard/train/trainer.h>
 
 #include "test_support.h"
@@ -230,6 +231,8 @@ TEST(Trainer, ResumeIsExact) {
     Trainer first(c2, data, {});
     first.run(3);  // an interrupted run: stops after 3 steps, writing its checkpoint
     EXPECT_EQ(first.step(), 3);
+    // Only the last checkpoint carries a part template.
+    EXPECT_FALSE(load_model(dir / "split" / "checkpoint.pt")->part_template().defined());
   }
   Trainer second(c2, data, {});
   second.resume(dir / "split" / "checkpoint.pt");
@@ -250,6 +253,14 @@ TEST(Trainer, ResumeIsExact) {
   auto net = load_model(dir / "split" / "checkpoint.pt", &loaded);
   EXPECT_EQ(max_param_diff(net, second.net()), 0.0);
   EXPECT_EQ(loaded.model.parts, 3);
+  // The last checkpoint names the parts' ends (model/canonical.h) with the template fitted to the
+  // saved model's reconstructions of the training images.
+  const auto stored = net->part_template();
+  ASSERT_TRUE(stored.defined());
+  EXPECT_EQ(stored.axes.sizes(), (at::IntArrayRef{3, 2}));
+  const auto refit = model::fit_part_template(net, data.images, data.labels, model::surface_grid(net->options()));
+  EXPECT_TRUE(stored.layout.allclose(refit.layout, 1e-5, 1e-6));
+  EXPECT_TRUE(stored.axes.allclose(refit.axes, 1e-5, 1e-6));
 }
 
 // Refined targets (train.targets): each visit starts at the network's prediction plus

@@ -34,6 +34,15 @@ struct SurfaceGrid {
 
 SurfaceGrid make_surface_grid(int64_t rings = 20, int64_t segments = 32);
 
+// The relabelling of the grid's vertices by the half-turn about the part's x axis,
+// (u, v) -> (-u, -v): the poles swap, ring i becomes ring rings-1-i and segment j becomes
+// segment (segments - j) mod segments. (V) int64 on the CPU, an involution: points[perm] of a
+// superquadric without tapering and bending are its points turned by diag(1, -1, -1). A part
+// whose surface is read through it is the same surface with its ends named the other way
+// round (model/canonical.h); being a rotation, it keeps the faces counter-clockwise seen from
+// outside.
+at::Tensor half_turn_permutation(const SurfaceGrid& grid);
+
 // Magnitudes below this count as zero in the signed power (value and gradients).
 constexpr double kSignedPowerEps = 1e-7;
 

@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lepard::model {
@@ -54,6 +55,15 @@ struct Prediction {
   core::Camera camera;     // (B, 4), (B, 3); with model.viewpoints > 1 the chosen turn included
   core::PartParams parts;  // (B, K, 3), (B, K, 4), (B, K, 11)
   at::Tensor velocity;     // (B, K, 3, G, G, G) B-spline control values of q_d; undefined without local deformation
+};
+
+// Which end of each part is which across images (model/canonical.h): layout (K, 2) and axes
+// (K, 2), float64 on the CPU. Undefined in a network that has none (before training ends, or
+// a checkpoint written before 2026-12-07).
+struct PartTemplate {
+  at::Tensor layout;
+  at::Tensor axes;
+  bool defined() const { return layout.defined() && axes.defined(); }
 };
 
 // The heads' outputs before their bounded activations: any values decode to valid parts,
@@ -167,6 +177,10 @@ class LepardNetImpl : public torch::nn::Module {
   at::Tensor part_distribution() const;
   const ModelOptions& options() const { return options_; }
   Encoder& encoder() { return encoder_; }
+  // The part template (model/canonical.h): not a weight, stored beside the weights in
+  // checkpoints (train::load_model reads it); project_images names the parts' surfaces with it.
+  const PartTemplate& part_template() const { return part_template_; }
+  void set_part_template(PartTemplate t) { part_template_ = std::move(t); }
 
  private:
   ModelOptions options_;
@@ -178,6 +192,7 @@ class LepardNetImpl : public torch::nn::Module {
   Heads feedback_heads_{nullptr};
   core::SurfaceGrid grid_;
   at::Tensor cluster_logits_;
+  PartTemplate part_template_;
 };
 TORCH_MODULE(LepardNet);
 

@@ -38,7 +38,8 @@ Reconstruction reconstruct(const Prediction& prediction, const core::SurfaceGrid
 
 // The network's projected parts (B, K, V, 3) for normalised images (B, 3, S, S) on `grid`
 // (the training grid, surface_grid(net->options()), or a finer one: the parts are analytic),
-// with the model's own flow options. No gradients. labels: the pseudo-labels a
+// with the model's own flow options, its parts' surfaces named by its part template when it has
+// one (model/canonical.h). No gradients. labels: the pseudo-labels a
 // model.label_input network needs (LepardNet::forward).
 at::Tensor project_images(LepardNet& net, const at::Tensor& images, const core::SurfaceGrid& grid,
                           const at::Tensor& labels = {});
