@@ -219,6 +219,11 @@ int main(int argc, char** argv) {
     if (fs::is_directory(ckpt)) ckpt /= "checkpoint.pt";
     train::TrainConfig config;
     auto net = train::load_model(ckpt, &config, live_weights ? train::Weights::Live : train::Weights::Model);
+    if (!net->part_template().defined())
+      spdlog::info(
+          "{}: no part template (written before 2026-12-07): the meshes keep the network's own naming of "
+          "each part's ends, and the JSON has no ends_turned",
+          ckpt.string());
     if (has("parts") && config.model.parts > 255)
       throw std::invalid_argument("--formats parts: " + ckpt.string() + " has " + std::to_string(config.model.parts) +
                                   " parts, more than an 8-bit part map holds (255); leave parts out of --formats");

@@ -773,8 +773,11 @@ void Trainer::save_checkpoint(const fs::path& path) const {
     // (model/canonical.h), fitted to the model it holds on up to 512 training images.
     if (m.step >= m.config.train.steps && m.train.size() > 0) {
       const int64_t n = std::min<int64_t>(512, m.train.size());
+      const double t0 = now_s();
       m.net->set_part_template(model::fit_part_template(m.net, m.train.images.narrow(0, 0, n).to(m.device),
                                                         m.train.labels.narrow(0, 0, n).to(m.device), m.grid));
+      spdlog::info("part template (which end of each part is which) fitted on {} training images in {:.1f} s", n,
+                   now_s() - t0);
     }
     if (m.net->part_template().defined()) {
       archive.write("lepard_part_layout", m.net->part_template().layout);
