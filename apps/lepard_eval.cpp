@@ -72,8 +72,8 @@ model::Prediction slice(const std::vector<model::Prediction>& batches, int64_t b
   return out;
 }
 
-// The part template of a checkpoint written without one: fitted on its first (up to) 512
-// training images, as train::Trainer does when it writes the last checkpoint.
+// The part template of a checkpoint written without one: fitted on its first training images,
+// as train::Trainer does when it writes the last checkpoint.
 model::PartTemplate fit_part_template(Model& m) {
   train::Dataset d;
   try {
@@ -86,11 +86,9 @@ model::PartTemplate fit_part_template(Model& m) {
   if (d.images.size(0) == 0)
     throw std::runtime_error(m.checkpoint.string() + ": holds no part template and its data.root " +
                              m.config.data.root + " has no training images to fit one (--part-template none)");
-  const int64_t n = std::min<int64_t>(512, d.images.size(0));
-  const auto t = model::fit_part_template(m.net, d.images.narrow(0, 0, n),
-                                          d.labels.defined() ? d.labels.narrow(0, 0, n) : at::Tensor(),
-                                          model::surface_grid(m.net->options()));
-  spdlog::info("{}: no part template in the checkpoint; fitted one on {} training images", m.checkpoint.string(), n);
+  const auto t = model::fit_part_template(m.net, d.images, d.labels, model::surface_grid(m.net->options()));
+  spdlog::info("{}: no part template in the checkpoint; fitted one on {} training images", m.checkpoint.string(),
+               std::min(model::kPartTemplateImages, d.images.size(0)));
   return t;
 }
 

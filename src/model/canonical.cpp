@@ -6,9 +6,7 @@
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/where.h>
-#include <ATen/ops/zeros_like.h>
 #include <c10/util/Exception.h>
-#include <torch/csrc/autograd/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -76,8 +74,9 @@ PartTemplate fit_part_template(LepardNet& net, const at::Tensor& images, const a
   const auto keep = net->part_template();
   net->set_part_template({});  // the network's own naming, not an earlier template's
   std::vector<at::Tensor> parts;
-  for (int64_t b = 0; b < images.size(0); b += batch) {
-    const int64_t n = std::min(batch, images.size(0) - b);
+  const int64_t count = std::min(kPartTemplateImages, images.size(0));
+  for (int64_t b = 0; b < count; b += batch) {
+    const int64_t n = std::min(batch, count - b);
     parts.push_back(
         project_images(net, images.narrow(0, b, n), grid, labels.defined() ? labels.narrow(0, b, n) : labels).cpu());
   }

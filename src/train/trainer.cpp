@@ -770,9 +770,9 @@ void Trainer::save_checkpoint(const fs::path& path) const {
       archive.write("lepard_ema_steps", at::tensor(m.ema_steps, at::kLong));
     }
     // The last checkpoint names each part's ends as most of the training images do
-    // (model/canonical.h), fitted to the model it holds on up to 512 training images.
+    // (model/canonical.h), fitted to the model it holds.
     if (m.step >= m.config.train.steps && m.train.size() > 0) {
-      const int64_t n = std::min<int64_t>(512, m.train.size());
+      const int64_t n = std::min(model::kPartTemplateImages, m.train.size());
       const double t0 = now_s();
       m.net->set_part_template(model::fit_part_template(m.net, m.train.images.narrow(0, 0, n).to(m.device),
                                                         m.train.labels.narrow(0, 0, n).to(m.device), m.grid));

@@ -53,8 +53,13 @@ at::Tensor facing(const at::Tensor& centres, const at::Tensor& layout);
 // refined in turn from the first image's layout until no facing changes (at most 50 rounds).
 PartTemplate fit_part_template(const at::Tensor& image);
 
-// The network's reconstructions of `images` (B, 3, S, S), in batches of `batch`, on `grid`,
-// fitted as above. labels: the pseudo-labels a model.label_input network needs.
+// How many images the template of a trained model is fitted on: the first of its training set.
+constexpr int64_t kPartTemplateImages = 512;
+
+// The network's reconstructions of the first (up to) kPartTemplateImages of `images`
+// (B, 3, S, S), in batches of `batch`, on `grid`, fitted as above. labels: the pseudo-labels
+// a model.label_input network needs. What the trainer stores in its last checkpoint and
+// lepard-eval fits for a checkpoint without one.
 PartTemplate fit_part_template(LepardNet& net, const at::Tensor& images, const at::Tensor& labels,
                                const core::SurfaceGrid& grid, int64_t batch = 32);
 
