@@ -194,6 +194,9 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     throw std::invalid_argument("model.label_moments needs model.label_input (the moments are the labels')");
   if (o.part_frame == PartFrame::Camera && o.viewpoints != 1)
     throw std::invalid_argument("model.part_frame camera needs model.viewpoints 1");
+  if (o.anchor && (!o.label_input || o.viewpoints != 1))
+    throw std::invalid_argument("model.anchor needs model.label_input and model.viewpoints 1");
+  if (!(o.anchor_reach > 0 && o.anchor_reach <= 1)) throw std::invalid_argument("model.anchor_reach must be in (0, 1]");
   encoder_ = register_module("encoder", Encoder(o));
   const int64_t features = encoder_->out_features() + (o.label_moments ? 6 * o.clusters : 0);
   hidden_ = register_module("hidden", torch::nn::Linear(features, o.hidden));
@@ -204,6 +207,10 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (o.viewpoints < 1) throw std::invalid_argument("model.viewpoints must be at least 1");
   if (o.viewpoints > 1) view_head_ = register_module("view_head", torch::nn::Linear(o.hidden, o.viewpoints));
   cluster_logits_ = register_parameter("cluster_logits", at::zeros({o.parts, o.clusters}));
+  if (o.anchor) {
+    part_owner_ = register_buffer("part_owner", at::zeros({o.parts, o.clusters}));
+    centre_shift_ = register_buffer("centre_shift", at::zeros({o.parts, 2}));
+  }
 
   // The last layers start small, so that the outputs begin at their biases: the template.
   at::NoGradGuard no_grad;
@@ -242,14 +249,21 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     const double e0 = std::min(1.0, 0.2 + 0.9 * (o.max_exponent - 0.2));
     for (int64_t e : {core::kE1, core::kE2}) pb[k][7 + e] = logit((e0 - 0.2) / (o.max_exponent - 0.2));
     pb[k][7 + core::kB3] = logit((0.5 - 0.2) / 0.8);
-    if (o.part_frame == PartFrame::Camera) {
+    if (o.part_frame == PartFrame::Camera || o.anchor) {
       // The same template seen from the camera's start (identity rotation, the object origin
-      // at camera_distance): each centre's image position, its depth offset unchanged.
+      // at camera_distance): each centre's image position, its depth offset unchanged. With
+      // model.anchor the position goes into the fixed shift and the bias starts at zero (an
+      // anchored part at its anchor).
       const double x = kCenterBound * std::tanh(pb[k][0].item<double>());
       const double y = kCenterBound * std::tanh(pb[k][1].item<double>());
       const double z = o.camera_distance + kCenterBound * std::tanh(pb[k][2].item<double>());
-      pb[k][0] = std::atanh(o.focal * x / z / kImageBound);
-      pb[k][1] = std::atanh(o.focal * y / z / kImageBound);
+      auto at_xy = o.anchor ? centre_shift_[k] : pb[k];
+      at_xy[0] = std::atanh(o.focal * x / z / kImageBound);
+      at_xy[1] = std::atanh(o.focal * y / z / kImageBound);
+      if (o.anchor) {
+        pb[k][0] = 0.0;
+        pb[k][1] = 0.0;
+      }
     }
   }
   // Each part starts leaning towards one cluster (part k to cluster k mod C, probability
@@ -307,6 +321,35 @@ at::Tensor label_moments(const at::Tensor& labels, int64_t clusters) {
   return at::stack({share, mx, my, sx, sy, rho}, 2).flatten(1);
 }
 
+at::Tensor part_anchors(const at::Tensor& labels, const at::Tensor& ownership) {
+  if (labels.dim() != 3 || labels.size(1) != labels.size(2))
+    throw std::invalid_argument("part_anchors: labels must be (B, R, R)");
+  if (ownership.dim() != 2) throw std::invalid_argument("part_anchors: ownership must be (K, C)");
+  at::NoGradGuard no_grad;
+  const int64_t b = labels.size(0), r = labels.size(1), c = ownership.size(1);
+  const auto planes = label_planes(labels, c, r).narrow(1, 1, c).flatten(2);  // (B, C, R R), checks the range
+  const auto own = ownership.to(planes.options());
+  const auto centres = cell_centres(r, planes.options());
+  const auto xs = centres.view({1, r}).expand({r, r}).reshape({-1}),
+             ys = centres.view({r, 1}).expand({r, r}).reshape({-1});
+  const auto n = planes.sum(2);                                            // (B, C)
+  const auto sums = at::stack({planes.matmul(xs), planes.matmul(ys)}, 2);  // (B, C, 2)
+  const auto part_n = n.matmul(own.t());                                   // (B, K)
+  const auto part_sums = own.unsqueeze(0).matmul(sums);                    // (B, K, 2)
+  const auto present = part_n >= static_cast<double>(kAnchorCells);
+  const auto xy = part_sums / part_n.clamp_min(1.0).unsqueeze(2);
+  return at::cat({xy * present.unsqueeze(2), present.to(xy.dtype()).unsqueeze(2)}, 2).view({b, own.size(0), 3});
+}
+
+void LepardNetImpl::set_part_owner(const at::Tensor& ownership) {
+  if (!options_.anchor) throw std::invalid_argument("set_part_owner: the model has no model.anchor");
+  if (ownership.sizes() != part_owner_.sizes())
+    throw std::invalid_argument("set_part_owner: the ownership must be (model.parts, clusters) = (" +
+                                std::to_string(part_owner_.size(0)) + ", " + std::to_string(part_owner_.size(1)) + ")");
+  at::NoGradGuard no_grad;
+  part_owner_.copy_(ownership.gt(0).to(part_owner_.options()));
+}
+
 Prediction LepardNetImpl::forward(const at::Tensor& images, const at::Tensor& labels) {
   return decode(forward_raw(images, labels));
 }
@@ -324,6 +367,8 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Ten
     input = at::cat({images, label_planes(labels, o.clusters, images.size(2)).to(images.options())}, 1);
   }
   auto features = encoder_->forward(input);
+  at::Tensor anchor;
+  if (o.anchor) anchor = part_anchors(labels, part_owner_).to(images.options());
   if (o.label_moments) features = at::cat({features, label_moments(labels, o.clusters).to(features.options())}, 1);
   const auto h = at::relu(hidden_->forward(features));
   RawPrediction r;
@@ -331,6 +376,7 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Ten
   r.parts = part_head_->forward(h).view({b, o.parts, kPartOutputs});
   if (flow_head_) r.flow = flow_head_->forward(h);
   if (view_head_) r.view_logits = view_head_->forward(h);
+  r.anchor = anchor;
   // model.feedback: each pass renders the prediction so far and adds the corrector's output.
   for (int64_t pass = 0; pass < o.feedback; ++pass) {
     const auto planes = feedback_planes(decode(r), grid_, flow_options(o), images.size(2));
@@ -365,21 +411,35 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
   p.camera.focal = o.focal;
 
   const auto& raw = r.parts;
-  if (o.part_frame == PartFrame::Camera) {
+  if (o.part_frame == PartFrame::Camera || o.anchor) {
     // The centre at image position (u, v) and depth z in the camera frame, x_cam = (u z / f,
-    // v z / f, z), taken to the object frame, x = R_cam^T (x_cam - c_cam); the orientation
-    // R_cam^T R(q_raw) (the conjugate of a quaternion is its inverse up to scale, and every
-    // consumer normalises).
+    // v z / f, z), taken to the object frame, x = R_cam^T (x_cam - c_cam). model.anchor: (u, v)
+    // is the part's anchor plus anchor_reach tanh, or where it has none the free position.
     const auto t3 = at::tanh(raw.narrow(2, 0, 3));
     const auto z = p.camera.translation.select(1, 2).unsqueeze(1) + kCenterBound * t3.select(2, 2);  // (B, K)
-    const auto xy = t3.narrow(2, 0, 2) * (kImageBound / o.focal) * z.unsqueeze(2);
+    at::Tensor uv;
+    if (o.anchor) {
+      if (!r.anchor.defined() || r.anchor.sizes() != at::IntArrayRef({b, o.parts, 3}))
+        throw std::invalid_argument("LepardNet::decode: model.anchor needs the anchors (B, K, 3) of forward_raw");
+      const auto held = r.anchor.narrow(2, 0, 2) + o.anchor_reach * t3.narrow(2, 0, 2);
+      const auto free = kImageBound * at::tanh(raw.narrow(2, 0, 2) + centre_shift_);
+      uv = at::where(r.anchor.narrow(2, 2, 1) > 0.5, held, free);
+    } else {
+      uv = kImageBound * t3.narrow(2, 0, 2);
+    }
+    const auto xy = uv * (1.0 / o.focal) * z.unsqueeze(2);
     const auto x_cam = at::cat({xy, z.unsqueeze(2)}, 2);
     const auto rot = core::quaternion_to_matrix(p.camera.rotation);  // (B, 3, 3)
     p.parts.center = (x_cam - p.camera.translation.unsqueeze(1)).matmul(rot);
+  } else {
+    p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
+  }
+  if (o.part_frame == PartFrame::Camera) {
+    // The orientation R_cam^T R(q_raw) (the conjugate of a quaternion is its inverse up to
+    // scale, and every consumer normalises).
     const auto conj = core::quaternion_conjugate(p.camera.rotation);
     p.parts.rotation = core::quaternion_multiply(conj.unsqueeze(1), raw.narrow(2, 3, 4));
   } else {
-    p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
     p.parts.rotation = raw.narrow(2, 3, 4);
   }
   const auto s = raw.narrow(2, 7, core::kShapeDim);

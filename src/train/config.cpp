@@ -240,6 +240,13 @@ ConfigSchema TrainConfig::schema() {
                                 "object: part centres and orientations in the object frame; camera: each centre as "
                                 "its image position and depth, each orientation relative to the camera, taken to the "
                                 "object frame through the predicted camera (needs model.viewpoints 1)")
+      .field("model.anchor", &model.anchor,
+             "true: each part's centre sits in the image at the centroid of its owned clusters' cells in the "
+             "pseudo-labels, plus an offset the network predicts (at most model.anchor_reach); needs "
+             "model.label_input and loss.ownership")
+      .field("model.anchor_reach", &model.anchor_reach,
+             "model.anchor: the largest offset of a part's image position from its anchor, in normalised image "
+             "units (the crop spans [-1, 1])")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -451,6 +458,12 @@ void TrainConfig::validate(const std::string& source) const {
   if (model.viewpoints < 1) fail("model.viewpoints", "must be at least 1 (1: no turns)");
   if (model.part_frame == model::PartFrame::Camera && model.viewpoints != 1)
     fail("model.part_frame", "camera needs model.viewpoints 1 (a turn of the camera would move nothing in the image)");
+  if (model.anchor && !model.label_input)
+    fail("model.anchor", "needs model.label_input true (the anchors are read from the pseudo-labels)");
+  if (model.anchor && !loss.ownership)
+    fail("model.anchor", "needs loss.ownership true (each part is anchored at the clusters it owns)");
+  if (model.anchor && model.viewpoints != 1) fail("model.anchor", "needs model.viewpoints 1");
+  if (!(model.anchor_reach > 0 && model.anchor_reach <= 1)) fail("model.anchor_reach", "must be in (0, 1]");
   if (model.feedback < 0) fail("model.feedback", "must be at least 0 (0: no feedback passes)");
   if (model.keypoints < 0) fail("model.keypoints", "must be at least 0 (0: no keypoints)");
   if (model.label_moments && !model.label_input)

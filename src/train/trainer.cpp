@@ -488,6 +488,7 @@ Trainer::Trainer(TrainConfig config, Dataset train, Dataset val, Distributed* di
                       .to(m.device);
     spdlog::info("part-to-cluster ownership (from the pseudo-labels' statistics):\n{}", ownership_table(m.ownership));
   }
+  if (c.model.anchor) m.net->set_part_owner(m.ownership);  // the centres' anchors follow it (config checked)
 }
 
 Trainer::~Trainer() = default;
@@ -827,6 +828,7 @@ void Trainer::resume(const fs::path& path) {
       at::Tensor own;
       archive.read("lepard_ownership", own);
       m.ownership = own.to(m.device);
+      if (m.config.model.anchor) m.net->set_part_owner(m.ownership);
     }
     at::Tensor layout;
     if (archive.try_read("lepard_layout", layout)) m.layout = layout;

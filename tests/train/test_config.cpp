@@ -181,6 +181,18 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_EQ(error_of(good, {"model.part_frame=camera"}), "no error");
   EXPECT_NE(error_of(good, {"model.part_frame=world"}).find("key 'model.part_frame' must be one of"),
             std::string::npos);
+  // Anchored centres read the labels and follow the ownership.
+  EXPECT_NE(
+      error_of(good, {"model.anchor=true", "loss.ownership=true"}).find("key 'model.anchor' needs model.label_input"),
+      std::string::npos)
+      << error_of(good, {"model.anchor=true", "loss.ownership=true"});
+  EXPECT_NE(error_of(good, {"model.anchor=true", "model.label_input=true", "loss.ownership=false"})
+                .find("needs loss.ownership"),
+            std::string::npos)
+      << error_of(good, {"model.anchor=true", "model.label_input=true", "loss.ownership=false"});
+  EXPECT_EQ(error_of(good, {"model.anchor=true", "model.label_input=true", "loss.ownership=true"}), "no error");
+  for (const std::string reach : {"0", "1.5"})
+    EXPECT_NE(error_of(good, {"model.anchor_reach=" + reach}).find("key 'model.anchor_reach'"), std::string::npos);
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})

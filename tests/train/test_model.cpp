@@ -156,6 +156,82 @@ TEST(Model, PartsInTheCameraFrameLandWhereTheRawOutputsSay) {
   EXPECT_THROW(LepardNet{o}, std::invalid_argument);
 }
 
+TEST(Model, AnchoredPartsSitAtTheirOwnedClustersCentroids) {
+  // Four parts, three clusters on a 16 x 16 label map: part 0 owns cluster 1, part 1 owns
+  // clusters 2 and 3 together, part 2 owns cluster 2 alone, part 3 owns nothing.
+  auto o = small_rigid_options();
+  o.clusters = 3;
+  o.label_input = true;
+  o.anchor = true;
+  o.anchor_reach = 0.2;
+  auto labels = at::zeros({2, 16, 16}, at::kLong);
+  labels[0].narrow(0, 2, 3).narrow(1, 1, 4).fill_(1);   // rows 2-4, columns 1-4
+  labels[0].narrow(0, 10, 4).narrow(1, 9, 2).fill_(2);  // rows 10-13, columns 9-10
+  labels[0].narrow(0, 6, 2).narrow(1, 12, 4).fill_(3);  // rows 6-7, columns 12-15
+  labels[1][15][15] = 1;                                // image 1: one cell of cluster 1, too few
+  const auto own = at::tensor({1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0}).view({4, 3});
+  // Cell (i, j) has its centre at ((2 j + 1 - 16) / 16, (2 i + 1 - 16) / 16).
+  const auto at_cell = [](double i, double j) { return std::make_pair((2 * j + 1 - 16) / 16, (2 * i + 1 - 16) / 16); };
+  const auto c1 = at_cell(3.0, 2.5);
+  // Cluster 2 has 8 cells around (11.5, 9.5), cluster 3 has 8 around (6.5, 13.5).
+  const auto c23 = at_cell((11.5 + 6.5) / 2, (9.5 + 13.5) / 2), c2 = at_cell(11.5, 9.5);
+  const auto anchors = part_anchors(labels, own);
+  ASSERT_EQ(anchors.sizes(), (at::IntArrayRef{2, 4, 3}));
+  const std::pair<double, double> expected[3] = {c1, c23, c2};
+  for (int64_t k = 0; k < 3; ++k) {
+    EXPECT_NEAR(anchors[0][k][0].item<double>(), expected[k].first, 1e-6) << k;
+    EXPECT_NEAR(anchors[0][k][1].item<double>(), expected[k].second, 1e-6) << k;
+    EXPECT_EQ(anchors[0][k][2].item<double>(), 1.0) << k;
+  }
+  EXPECT_EQ(anchors[0][3][2].item<double>(), 0.0);               // owns nothing
+  EXPECT_EQ(anchors[1].select(1, 2).sum().item<double>(), 0.0);  // one cell is not enough
+
+  // The network: before its ownership is set every part takes its free position, which with
+  // the heads' weights at zero is the template's (the camera frame's template, the same).
+  LepardNet net(o);
+  auto camera_options = o;
+  camera_options.anchor = false;
+  camera_options.part_frame = PartFrame::Camera;
+  LepardNet camera_net(camera_options);
+  at::NoGradGuard no_grad;
+  for (auto* n : {&net, &camera_net})
+    for (auto& item : (*n)->named_parameters(true))
+      if (item.key().find("_head.weight") != std::string::npos) item.value().zero_();
+  const auto images = normalize_images(at::randint(0, 256, {2, 32, 32, 3}, at::kByte), 32);
+  const auto image_of = [&](const Prediction& p) {
+    return core::perspective_project(core::camera_transform(p.camera, p.parts.center), o.focal);
+  };
+  const auto free = image_of(net->forward(images, labels));
+  EXPECT_LT((free - image_of(camera_net->forward(images, labels))).abs().max().item<double>(), 1e-5);
+  // With it, parts 0-2 of image 0 land on their anchors (the offsets' biases start at zero);
+  // part 3, and every part of image 1, keep the free position.
+  net->set_part_owner(own);
+  const auto raw = net->forward_raw(images, labels);
+  const auto held = image_of(net->decode(raw));
+  for (int64_t k = 0; k < 3; ++k) {
+    EXPECT_NEAR(held[0][k][0].item<double>(), expected[k].first, 1e-5) << k;
+    EXPECT_NEAR(held[0][k][1].item<double>(), expected[k].second, 1e-5) << k;
+  }
+  EXPECT_LT((held[0][3] - free[0][3]).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((held[1] - free[1]).abs().max().item<double>(), 1e-6);
+  // An offset moves a held part by anchor_reach tanh, and no further.
+  auto moved = raw;
+  moved.parts = raw.parts.clone();
+  moved.parts[0][0][0] += 100.0;
+  moved.parts[0][0][1] -= 0.5;
+  const auto shifted = image_of(net->decode(moved));
+  EXPECT_NEAR(shifted[0][0][0].item<double>(), c1.first + 0.2, 1e-5);
+  EXPECT_NEAR(shifted[0][0][1].item<double>(), c1.second + 0.2 * std::tanh(-0.5), 1e-5);
+  // The ownership is a buffer: a checkpoint keeps it.
+  EXPECT_TRUE(net->named_buffers().contains("part_owner"));
+  // Refused: a wrong-shaped ownership, decoding without anchors, and the option without labels.
+  EXPECT_THROW(net->set_part_owner(at::ones({4, 2})), std::invalid_argument);
+  moved.anchor = at::Tensor();
+  EXPECT_THROW(net->decode(moved), std::invalid_argument);
+  o.label_input = false;
+  EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+}
+
 TEST(Model, ReconstructionOnAnyGridAndZeroVelocityIsRigid) {
   ModelOptions o;
   o.parts = 3;

@@ -263,6 +263,37 @@ TEST(Trainer, ResumeIsExact) {
   EXPECT_TRUE(stored.axes.allclose(refit.axes, 1e-5, 1e-6));
 }
 
+// model.anchor: the trainer hands its ownership to the network, whose checkpoints carry it, and
+// a resumed run goes on exactly.
+TEST(Trainer, AnchoredCentresFollowTheOwnershipThroughCheckpointsAndResume) {
+  const auto dir = testing::temp_dir("train_anchor");
+  auto config = [&](const fs::path& out) {
+    auto c = testing::tiny_config(out);
+    c.loss.ownership = true;
+    c.model.label_input = true;
+    c.model.anchor = true;
+    c.train.steps = 4;
+    return c;
+  };
+  const auto data = testing::blob_dataset(10, 32, 16, 5);
+  Trainer full(config(dir / "full"), data, {});
+  const auto owner = full.net()->part_owner().clone();
+  ASSERT_EQ(owner.sizes(), (at::IntArrayRef{3, 2}));
+  EXPECT_GE(owner.sum().item<double>(), 2.0);  // every present cluster owned
+  full.run();
+  EXPECT_TRUE(checkpoint_ownership(dir / "full" / "checkpoint.pt").to(owner.dtype()).equal(owner));
+  EXPECT_TRUE(load_model(dir / "full" / "checkpoint.pt")->part_owner().equal(owner));
+  {
+    Trainer first(config(dir / "split"), data, {});
+    first.run(2);
+  }
+  Trainer second(config(dir / "split"), data, {});
+  second.resume(dir / "split" / "checkpoint.pt");
+  second.run();
+  EXPECT_TRUE(second.net()->part_owner().equal(owner));
+  EXPECT_LE(max_param_diff(full.net(), second.net()), 1e-6);
+}
+
 // Refined targets (train.targets): each visit starts at the network's prediction plus
 // train.target_decay times the image's kept offset, moves it by train.targets Adam
 // iterations of the training loss, and keeps the new offset and the moments. With the

@@ -78,6 +78,10 @@ struct RawPrediction {
   // (B) int64: the turn to decode with; undefined: the best-scored one. Training sets it
   // (the viewpoint search's choice, train/viewpoint.h).
   at::Tensor view;
+  // model.anchor: (B, K, 3) each part's anchor in the image (x, y) and 1 where its owned
+  // clusters have cells in the image's pseudo-labels (0: none, the free position is used);
+  // part_anchors() of the labels forward_raw saw. Not an output: refinement keeps it fixed.
+  at::Tensor anchor;
 };
 
 // A normalisation layer over channels: GroupNorm or frozen BatchNorm (see above).
@@ -163,6 +167,13 @@ at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size
 // 0..C is an std::invalid_argument naming the value (label_planes' check).
 at::Tensor label_moments(const at::Tensor& labels, int64_t clusters);
 
+// model.anchor's anchors: (B, R, R) integer pseudo-labels (0 background, 1..C) and a (K, C)
+// 0/1 ownership -> float (B, K, 3): per part the centroid (x, y, normalised image coordinates
+// at the cells' centres, as label_moments) of the cells of the clusters it owns, and 1 where
+// those are at least kAnchorCells cells, else (0, 0, 0). No gradient; on the labels' device.
+constexpr int64_t kAnchorCells = 2;
+at::Tensor part_anchors(const at::Tensor& labels, const at::Tensor& ownership);
+
 class LepardNetImpl : public torch::nn::Module {
  public:
   explicit LepardNetImpl(const ModelOptions& options);
@@ -181,6 +192,11 @@ class LepardNetImpl : public torch::nn::Module {
   // checkpoints (train::load_model reads it); project_images names the parts' surfaces with it.
   const PartTemplate& part_template() const { return part_template_; }
   void set_part_template(PartTemplate t) { part_template_ = std::move(t); }
+  // model.anchor: the (K, C) 0/1 part-to-cluster ownership the anchors follow (a buffer, so
+  // checkpoints keep it). All zeros until set: every part then takes its free position, which
+  // starts at the template (what the trainer's initial ownership is computed from).
+  void set_part_owner(const at::Tensor& ownership);
+  const at::Tensor& part_owner() const { return part_owner_; }
 
  private:
   ModelOptions options_;
@@ -192,6 +208,10 @@ class LepardNetImpl : public torch::nn::Module {
   Heads feedback_heads_{nullptr};
   core::SurfaceGrid grid_;
   at::Tensor cluster_logits_;
+  // model.anchor: the ownership (K, C), and (K, 2) the template's image positions as raw
+  // offsets inside the free position's tanh (the centre heads' biases start at zero, so that
+  // an anchored part starts at its anchor).
+  at::Tensor part_owner_, centre_shift_;
   PartTemplate part_template_;
 };
 TORCH_MODULE(LepardNet);

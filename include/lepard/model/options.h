@@ -86,6 +86,16 @@ struct ModelOptions {
   // Object (the default) or Camera: see PartFrame. Camera needs viewpoints 1 (a turn of the
   // camera would move nothing in the image).
   PartFrame part_frame = PartFrame::Object;
+  // true (needs label_input, viewpoints 1 and an ownership table, set_part_owner): each part's
+  // centre is placed in the image at the centroid of its owned clusters' cells in the image's
+  // pseudo-labels, plus an offset of at most anchor_reach (normalised image units, the crop
+  // spans [-1, 1]) that the network predicts; its depth as in the camera frame. A part whose
+  // clusters are absent from an image falls back to a free image position (anywhere in
+  // [-1.2, 1.2]). Per-image refinement of the centres alone recovers most of what refining
+  // everything does (docs/BENCHMARKS.md, "Anchored part centres"): a feed-forward network
+  // regressing 16 centres from a 4 x 4 map places thin parts only roughly.
+  bool anchor = false;
+  double anchor_reach = 0.25;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
