@@ -12,7 +12,9 @@
 //   q_theta          raw output plus the identity quaternion
 //   (model.part_frame camera: q_c from an image position 1.2 tanh per axis and a depth
 //   offset 1.5 tanh, q_theta from an orientation relative to the camera, both taken to the
-//   object frame through the predicted camera; LepardNetImpl::decode)
+//   object frame through the predicted camera; LepardNetImpl::decode; model.anchor: the
+//   image position is the part's owned clusters' centroid in the pseudo-labels plus
+//   anchor_reach tanh, part_anchors)
 //   q_s              a0 in [0.05, max_size (0.5)], a1..a3 in [min_aspect (0.1), 1],
 //                    e1, e2 in [0.2, max_exponent (1.7)], t1, t2 in 0.5 tanh, b1 in 0.1 tanh,
 //                    b2 in tanh, b3 in [0.2, 1]
