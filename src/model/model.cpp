@@ -300,45 +300,58 @@ at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size
                         F::InterpolateFuncOptions().size(std::vector<int64_t>{size, size}).mode(torch::kNearest));
 }
 
-at::Tensor label_moments(const at::Tensor& labels, int64_t clusters) {
+namespace {
+
+// Each foreground cluster's cells in (B, R, R) pseudo-labels: planes (B, C, R, R), their
+// counts n (B, C) and centroids (B, C) at the cells' centres (0 for an empty cluster), and the
+// centres' x and y along the map. What label_moments and part_anchors read.
+struct ClusterCells {
+  at::Tensor planes, n, mx, my, xs, ys;
+};
+
+ClusterCells cluster_cells(const at::Tensor& labels, int64_t clusters, const char* caller) {
   if (labels.dim() != 3 || labels.size(1) != labels.size(2))
-    throw std::invalid_argument("label_moments: labels must be (B, R, R)");
+    throw std::invalid_argument(std::string(caller) + ": labels must be (B, R, R)");
+  const int64_t r = labels.size(1);
+  ClusterCells c;
+  c.planes = label_planes(labels, clusters, r).narrow(1, 1, clusters);  // checks the range
+  const auto centres = cell_centres(r, c.planes.options());
+  c.xs = centres.view({1, 1, 1, r});
+  c.ys = centres.view({1, 1, r, 1});
+  c.n = c.planes.sum({2, 3});
+  const auto safe = c.n.clamp_min(1.0);
+  c.mx = (c.planes * c.xs).sum({2, 3}) / safe;
+  c.my = (c.planes * c.ys).sum({2, 3}) / safe;
+  return c;
+}
+
+}  // namespace
+
+at::Tensor label_moments(const at::Tensor& labels, int64_t clusters) {
   at::NoGradGuard no_grad;
+  const auto c = cluster_cells(labels, clusters, "label_moments");
   const int64_t b = labels.size(0), r = labels.size(1);
-  const auto planes = label_planes(labels, clusters, r).narrow(1, 1, clusters);  // checks the range
-  const auto opts = planes.options();
-  const auto centres = cell_centres(r, opts);
-  const auto xs = centres.view({1, 1, 1, r}), ys = centres.view({1, 1, r, 1});
-  const auto n = planes.sum({2, 3});
-  const auto safe = n.clamp_min(1.0);
-  const auto mean = [&](const at::Tensor& v) { return (planes * v).sum({2, 3}) / safe; };
-  const auto mx = mean(xs), my = mean(ys);
-  const auto dx = xs - mx.view({b, clusters, 1, 1}), dy = ys - my.view({b, clusters, 1, 1});
+  const auto safe = c.n.clamp_min(1.0);
+  const auto mean = [&](const at::Tensor& v) { return (c.planes * v).sum({2, 3}) / safe; };
+  const auto dx = c.xs - c.mx.view({b, clusters, 1, 1}), dy = c.ys - c.my.view({b, clusters, 1, 1});
   const auto sx = mean(dx * dx).sqrt(), sy = mean(dy * dy).sqrt();
   const auto spread = sx * sy;
   const auto rho = at::where(spread > 1e-12, mean(dx * dy) / spread.clamp_min(1e-12), at::zeros_like(spread));
-  const auto share = (n / static_cast<double>(r * r)).sqrt();
-  return at::stack({share, mx, my, sx, sy, rho}, 2).flatten(1);
+  const auto share = (c.n / static_cast<double>(r * r)).sqrt();
+  return at::stack({share, c.mx, c.my, sx, sy, rho}, 2).flatten(1);
 }
 
 at::Tensor part_anchors(const at::Tensor& labels, const at::Tensor& ownership) {
-  if (labels.dim() != 3 || labels.size(1) != labels.size(2))
-    throw std::invalid_argument("part_anchors: labels must be (B, R, R)");
   if (ownership.dim() != 2) throw std::invalid_argument("part_anchors: ownership must be (K, C)");
   at::NoGradGuard no_grad;
-  const int64_t b = labels.size(0), r = labels.size(1), c = ownership.size(1);
-  const auto planes = label_planes(labels, c, r).narrow(1, 1, c).flatten(2);  // (B, C, R R), checks the range
-  const auto own = ownership.to(planes.options());
-  const auto centres = cell_centres(r, planes.options());
-  const auto xs = centres.view({1, r}).expand({r, r}).reshape({-1}),
-             ys = centres.view({r, 1}).expand({r, r}).reshape({-1});
-  const auto n = planes.sum(2);                                            // (B, C)
-  const auto sums = at::stack({planes.matmul(xs), planes.matmul(ys)}, 2);  // (B, C, 2)
-  const auto part_n = n.matmul(own.t());                                   // (B, K)
-  const auto part_sums = own.unsqueeze(0).matmul(sums);                    // (B, K, 2)
+  const auto c = cluster_cells(labels, ownership.size(1), "part_anchors");
+  const auto own = ownership.to(c.planes.options());
+  // Per part, the owned clusters' cells pooled: counts (B, K) and coordinate sums (B, K, 2).
+  const auto part_n = c.n.matmul(own.t());
+  const auto part_sums = own.unsqueeze(0).matmul(at::stack({c.n * c.mx, c.n * c.my}, 2));
   const auto present = part_n >= static_cast<double>(kAnchorCells);
   const auto xy = part_sums / part_n.clamp_min(1.0).unsqueeze(2);
-  return at::cat({xy * present.unsqueeze(2), present.to(xy.dtype()).unsqueeze(2)}, 2).view({b, own.size(0), 3});
+  return at::cat({xy * present.unsqueeze(2), present.to(xy.dtype()).unsqueeze(2)}, 2);
 }
 
 void LepardNetImpl::set_part_owner(const at::Tensor& ownership) {
