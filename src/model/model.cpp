@@ -1,6 +1,7 @@
 #include <lepard/model/model.h>
 
 #include <lepard/io/checkpoint.h>
+#include <lepard/core/camera.h>
 #include <lepard/core/rotation.h>
 #include <lepard/model/reconstruct.h>
 #include <lepard/render/hard_rasterize.h>
@@ -121,13 +122,16 @@ at::Tensor spatial_soft_argmax(const at::Tensor& scores) {
   return at::stack({x, y}, 2);
 }
 
-at::Tensor EncoderImpl::forward(const at::Tensor& images) {
+at::Tensor EncoderImpl::forward(const at::Tensor& images, int64_t tap_stage, at::Tensor* tap) {
+  if (tap_stage != 0 && (tap == nullptr || tap_stage < 1 || tap_stage > static_cast<int64_t>(layers_.size())))
+    throw std::invalid_argument("Encoder::forward: tap_stage must be in 1..depth, with somewhere to put the map");
   auto x = at::relu(bn1_->forward(conv1_->forward(images)));
   x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
   at::Tensor points;
   for (size_t i = 0; i < layers_.size(); ++i) {
     x = layers_[i]->forward(x);
     if (static_cast<int64_t>(i) + 1 == keypoint_stage_) points = spatial_soft_argmax(keypoints_->forward(x)).flatten(1);
+    if (static_cast<int64_t>(i) + 1 == tap_stage) *tap = x;
   }
   auto features = flatten_ ? x.flatten(1) : x.mean({2, 3});
   return points.defined() ? at::cat({features, points}, 1) : features;
@@ -197,6 +201,14 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
   if (o.anchor && (!o.label_input || o.viewpoints != 1))
     throw std::invalid_argument("model.anchor needs model.label_input and model.viewpoints 1");
   if (!(o.anchor_reach > 0 && o.anchor_reach <= 1)) throw std::invalid_argument("model.anchor_reach must be in (0, 1]");
+  if (o.part_heatmaps) {
+    if (o.part_frame != PartFrame::Object || o.anchor)
+      throw std::invalid_argument("model.part_heatmaps needs model.part_frame object and no model.anchor");
+    if (o.heatmap_stage < 1 || o.heatmap_stage > o.encoder_depth)
+      throw std::invalid_argument("model.heatmap_stage must be in 1..model.encoder_depth");
+    if (!(o.heatmap_sigma > 0 && o.heatmap_sigma <= 1))
+      throw std::invalid_argument("model.heatmap_sigma must be in (0, 1]");
+  }
   encoder_ = register_module("encoder", Encoder(o));
   const int64_t features = encoder_->out_features() + (o.label_moments ? 6 * o.clusters : 0);
   hidden_ = register_module("hidden", torch::nn::Linear(features, o.hidden));
@@ -279,6 +291,14 @@ LepardNetImpl::LepardNetImpl(const ModelOptions& o) : options_(o) {
     feedback_heads_ = register_module("feedback_heads", Heads(o, feedback_encoder_->out_features()));
     grid_ = surface_grid(o);
   }
+  // model.part_heatmaps' scores, made last (its default initialisation draws from the generator
+  // after everything above) and zeroed: the model starts where it would without them.
+  if (o.part_heatmaps) {
+    const int64_t channels = o.encoder_width << (o.heatmap_stage - 1);
+    heatmaps_ = register_module("heatmaps", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, o.parts, 1)));
+    heatmaps_->weight.zero_();
+    heatmaps_->bias.zero_();
+  }
 }
 
 at::Tensor label_planes(const at::Tensor& labels, int64_t clusters, int64_t size) {
@@ -354,6 +374,32 @@ at::Tensor part_anchors(const at::Tensor& labels, const at::Tensor& ownership) {
   return at::cat({xy * present.unsqueeze(2), present.to(xy.dtype()).unsqueeze(2)}, 2);
 }
 
+int64_t heatmap_padding(int64_t cells, double sigma) {
+  return static_cast<int64_t>(std::ceil(3.0 * sigma * static_cast<double>(cells) / 2.0));
+}
+
+at::Tensor part_heatmap_positions(const at::Tensor& scores, const at::Tensor& prior, double sigma) {
+  if (scores.dim() != 4 || prior.dim() != 3 || prior.size(2) != 2 || scores.size(0) != prior.size(0) ||
+      scores.size(1) != prior.size(1))
+    throw std::invalid_argument("part_heatmap_positions: scores must be (B, K, H, W) and prior (B, K, 2)");
+  if (!(sigma > 0)) throw std::invalid_argument("part_heatmap_positions: sigma must be positive");
+  // Cells of score 0 beyond the map's edges, out to 3 sigma: without them the Gaussian alone
+  // would pull a part near an edge inwards.
+  const int64_t h = scores.size(2), w = scores.size(3);
+  const int64_t pad_x = heatmap_padding(w, sigma), pad_y = heatmap_padding(h, sigma);
+  const auto padded = at::constant_pad_nd(scores, {pad_x, pad_x, pad_y, pad_y}, 0.0);
+  const auto centres = [&](int64_t n, int64_t pad) {
+    return (at::arange(-pad, n + pad, scores.options()) * 2 + 1 - n) / static_cast<double>(n);
+  };
+  const auto xs = centres(w, pad_x).view({1, 1, 1, -1});
+  const auto ys = centres(h, pad_y).view({1, 1, -1, 1});
+  const auto dx = xs - prior.select(2, 0).unsqueeze(2).unsqueeze(3);
+  const auto dy = ys - prior.select(2, 1).unsqueeze(2).unsqueeze(3);
+  const auto logits = padded - (dx * dx + dy * dy) * (0.5 / (sigma * sigma));
+  const auto p = at::softmax(logits.flatten(2), 2).view(logits.sizes());
+  return at::stack({(p * xs).sum({2, 3}), (p * ys).sum({2, 3})}, 2);
+}
+
 void LepardNetImpl::set_part_owner(const at::Tensor& ownership) {
   if (!options_.anchor) throw std::invalid_argument("set_part_owner: the model has no model.anchor");
   if (ownership.sizes() != part_owner_.sizes())
@@ -379,7 +425,8 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Ten
     if (labels.size(0) != b) throw std::invalid_argument("forward: labels and images differ in batch size");
     input = at::cat({images, label_planes(labels, o.clusters, images.size(2)).to(images.options())}, 1);
   }
-  auto features = encoder_->forward(input);
+  at::Tensor tap;
+  auto features = encoder_->forward(input, o.part_heatmaps ? o.heatmap_stage : 0, &tap);
   at::Tensor anchor;
   if (o.anchor) anchor = part_anchors(labels, part_owner_).to(images.options());
   if (o.label_moments) features = at::cat({features, label_moments(labels, o.clusters).to(features.options())}, 1);
@@ -390,6 +437,7 @@ RawPrediction LepardNetImpl::forward_raw(const at::Tensor& images, const at::Ten
   if (flow_head_) r.flow = flow_head_->forward(h);
   if (view_head_) r.view_logits = view_head_->forward(h);
   r.anchor = anchor;
+  if (heatmaps_) r.heat = heatmaps_->forward(tap);
   // model.feedback: each pass renders the prediction so far and adds the corrector's output.
   for (int64_t pass = 0; pass < o.feedback; ++pass) {
     const auto planes = feedback_planes(decode(r), grid_, flow_options(o), images.size(2));
@@ -446,6 +494,19 @@ Prediction LepardNetImpl::decode(const RawPrediction& r) const {
     p.parts.center = (x_cam - p.camera.translation.unsqueeze(1)).matmul(rot);
   } else {
     p.parts.center = kCenterBound * at::tanh(raw.narrow(2, 0, 3));
+  }
+  if (o.part_heatmaps) {
+    // The centre seen from the camera, moved in the image to the soft-argmax of its scores
+    // about where it projects, at the same depth, and taken back to the object frame.
+    if (!r.heat.defined() || r.heat.dim() != 4 || r.heat.size(0) != b || r.heat.size(1) != o.parts)
+      throw std::invalid_argument(
+          "LepardNet::decode: model.part_heatmaps needs the scores (B, K, H, W) of forward_raw");
+    const auto x_cam = core::camera_transform(p.camera, p.parts.center);  // (B, K, 3)
+    const auto z = x_cam.narrow(2, 2, 1);
+    const auto uv = part_heatmap_positions(r.heat, core::perspective_project(x_cam, o.focal), o.heatmap_sigma);
+    const auto moved = at::cat({uv * z * (1.0 / o.focal), z}, 2);
+    const auto rot = core::quaternion_to_matrix(p.camera.rotation);  // (B, 3, 3)
+    p.parts.center = (moved - p.camera.translation.unsqueeze(1)).matmul(rot);
   }
   if (o.part_frame == PartFrame::Camera) {
     // The orientation R_cam^T R(q_raw) (the conjugate of a quaternion is its inverse up to

@@ -247,6 +247,15 @@ ConfigSchema TrainConfig::schema() {
       .field("model.anchor_reach", &model.anchor_reach,
              "model.anchor: the largest offset of a part's image position from its anchor, in normalised image "
              "units (the crop spans [-1, 1])")
+      .field("model.part_heatmaps", &model.part_heatmaps,
+             "true: each part's image position is moved from where its predicted centre projects to the "
+             "soft-argmax of learned per-part scores on an encoder stage's map, under a Gaussian of "
+             "model.heatmap_sigma about it, its depth kept (needs model.part_frame object, no model.anchor)")
+      .field("model.heatmap_stage", &model.heatmap_stage,
+             "the encoder stage (1-based) whose map model.part_heatmaps scores (1: 32 x 32 at the 128-pixel input)")
+      .field("model.heatmap_sigma", &model.heatmap_sigma,
+             "model.part_heatmaps: the Gaussian's standard deviation about each part's projected centre, in "
+             "normalised image units (the crop spans [-1, 1])")
       .field("model.rings", &model.rings, "latitude rings of each part's surface grid")
       .field("model.segments", &model.segments, "longitude segments of each part's surface grid")
       .field("loss.silhouette", &loss.silhouette, "silhouette force weight")
@@ -464,6 +473,12 @@ void TrainConfig::validate(const std::string& source) const {
     fail("model.anchor", "needs loss.ownership true (each part is anchored at the clusters it owns)");
   if (model.anchor && model.viewpoints != 1) fail("model.anchor", "needs model.viewpoints 1");
   if (!(model.anchor_reach > 0 && model.anchor_reach <= 1)) fail("model.anchor_reach", "must be in (0, 1]");
+  if (model.part_heatmaps && model.part_frame != model::PartFrame::Object)
+    fail("model.part_heatmaps", "needs model.part_frame object (the centre it moves is the object frame's)");
+  if (model.part_heatmaps && model.anchor) fail("model.part_heatmaps", "cannot be used with model.anchor");
+  if (model.part_heatmaps && (model.heatmap_stage < 1 || model.heatmap_stage > model.encoder_depth))
+    fail("model.heatmap_stage", "must be in 1..model.encoder_depth (" + std::to_string(model.encoder_depth) + ")");
+  if (!(model.heatmap_sigma > 0 && model.heatmap_sigma <= 1)) fail("model.heatmap_sigma", "must be in (0, 1]");
   if (model.feedback < 0) fail("model.feedback", "must be at least 0 (0: no feedback passes)");
   if (model.keypoints < 0) fail("model.keypoints", "must be at least 0 (0: no keypoints)");
   if (model.label_moments && !model.label_input)

@@ -61,6 +61,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
       one.camera = raw.camera.narrow(0, i, 1);
       one.parts = raw.parts.narrow(0, i, 1);
       if (raw.flow.defined()) one.flow = raw.flow.narrow(0, i, 1);
+      if (raw.heat.defined()) one.heat = raw.heat.narrow(0, i, 1);
       const LossTargets target{targets.labels.narrow(0, i, 1)};
       double best = std::numeric_limits<double>::infinity();
       for (int64_t v = 0; v < views; ++v) {
@@ -85,7 +86,9 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   }
   at::AutoGradMode grad(true);
   std::vector<at::Tensor> vars, starts;
-  for (auto* t : {&raw.camera, &raw.parts, &raw.flow}) {
+  // model.part_heatmaps' scores are outputs too: held fixed, a sharp peak would keep a part
+  // where the network put it whatever its raw centre did.
+  for (auto* t : {&raw.camera, &raw.parts, &raw.flow, &raw.heat}) {
     if (!t->defined()) continue;
     starts.push_back(t->detach().clone());
     *t = t->detach().clone().requires_grad_(true);
@@ -119,6 +122,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   raw.camera = raw.camera.detach();
   raw.parts = raw.parts.detach();
   if (raw.flow.defined()) raw.flow = raw.flow.detach();
+  if (raw.heat.defined()) raw.heat = raw.heat.detach();
   result.prediction = net->decode(raw);
   return result;
 }

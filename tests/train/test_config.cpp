@@ -193,6 +193,20 @@ TEST_F(Config, BadConfigsNameTheKeyAndTheFile) {
   EXPECT_EQ(error_of(good, {"model.anchor=true", "model.label_input=true", "loss.ownership=true"}), "no error");
   for (const std::string reach : {"0", "1.5"})
     EXPECT_NE(error_of(good, {"model.anchor_reach=" + reach}).find("key 'model.anchor_reach'"), std::string::npos);
+  // Part heatmaps move the object frame's centres, so they refuse the other placements.
+  EXPECT_NE(error_of(good, {"model.part_heatmaps=true", "model.part_frame=camera"})
+                .find("key 'model.part_heatmaps' needs model.part_frame object"),
+            std::string::npos)
+      << error_of(good, {"model.part_heatmaps=true", "model.part_frame=camera"});
+  EXPECT_NE(
+      error_of(good, {"model.part_heatmaps=true", "model.anchor=true", "model.label_input=true", "loss.ownership=true"})
+          .find("key 'model.part_heatmaps' cannot be used with model.anchor"),
+      std::string::npos);
+  EXPECT_NE(error_of(good, {"model.part_heatmaps=true", "model.heatmap_stage=9"}).find("key 'model.heatmap_stage'"),
+            std::string::npos);
+  for (const std::string sigma : {"0", "1.5"})
+    EXPECT_NE(error_of(good, {"model.heatmap_sigma=" + sigma}).find("key 'model.heatmap_sigma'"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"model.part_heatmaps=true"}), "no error");
   // The refined targets' settings and the validation cap.
   for (const std::string key : {"train.targets", "train.target_lr", "train.target_weight", "train.target_from",
                                 "train.target_decay", "train.validate_images"})
@@ -234,8 +248,9 @@ TEST(ConfigFiles, ShippedConfigsParseAndValidate) {
 TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   // synthetic_horse_1200_labels.yaml is documented as the benchmark recipe plus model.label_input
   // on its own (16-cluster) cache, its schedule stretched to 4,400 steps and its flips swapping
-  // the mirrored clusters (docs/BENCHMARKS.md, "Flips that swap the mirrored clusters"): any
-  // other difference would make its figures a different recipe's.
+  // the mirrored clusters (docs/BENCHMARKS.md, "Flips that swap the mirrored clusters"), and
+  // part heatmaps on (since 2026-12-07, "Part heatmaps"): any other difference would make its
+  // figures a different recipe's.
   TrainConfig base, labels;
   base.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200.yaml");
   labels.schema().load_file(fs::path(LEPARD_CONFIGS_DIR) / "synthetic_horse_1200_labels.yaml");
@@ -249,7 +264,10 @@ TEST(ConfigFiles, TheLabelInputBenchmarkIsTheBenchmarkRecipeWithTheLabelsSeen) {
   EXPECT_TRUE(labels.train.flip);
   EXPECT_EQ(base.train.flip_clusters, TrainConfig::Train::FlipClusters::Keep);
   EXPECT_EQ(labels.train.flip_clusters, TrainConfig::Train::FlipClusters::Mirror);
+  EXPECT_FALSE(base.model.part_heatmaps);
+  EXPECT_TRUE(labels.model.part_heatmaps);
   labels.model.label_input = false;
+  labels.model.part_heatmaps = false;
   labels.train.flip_clusters = base.train.flip_clusters;
   labels.train.steps = base.train.steps;
   labels.data.cache = base.data.cache;

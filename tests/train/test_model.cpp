@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 
 namespace lepard::model {
@@ -230,6 +231,105 @@ TEST(Model, AnchoredPartsSitAtTheirOwnedClustersCentroids) {
   EXPECT_THROW(net->decode(moved), std::invalid_argument);
   o.label_input = false;
   EXPECT_THROW(LepardNet{o}, std::invalid_argument);
+}
+
+TEST(Model, PartHeatmapPositionsAreTheSoftArgmaxAboutThePrior) {
+  // Against the sum written out cell by cell, in double precision.
+  const int64_t h = 5, w = 7;
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const auto scores = at::randn({2, 3, h, w}, opts);
+  const auto prior = at::rand({2, 3, 2}, opts) * 1.6 - 0.8;
+  const double sigma = 0.3;
+  const auto got = part_heatmap_positions(scores, prior, sigma);
+  ASSERT_EQ(got.sizes(), (at::IntArrayRef{2, 3, 2}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t k = 0; k < 3; ++k) {
+      // The map's cells, and cells of score 0 past its edges out to 3 sigma.
+      const int64_t py = heatmap_padding(h, sigma), px = heatmap_padding(w, sigma);
+      EXPECT_EQ(px, 4);  // 3 sigma = 0.9 = 3.15 cells of 2 / 7
+      double z = 0, sx = 0, sy = 0;
+      for (int64_t i = -py; i < h + py; ++i)
+        for (int64_t j = -px; j < w + px; ++j) {
+          const double x = (2.0 * j + 1 - w) / w, y = (2.0 * i + 1 - h) / h;
+          const double dx = x - prior[b][k][0].item<double>(), dy = y - prior[b][k][1].item<double>();
+          const bool inside = i >= 0 && i < h && j >= 0 && j < w;
+          const double score = inside ? scores[b][k][i][j].item<double>() : 0.0;
+          const double e = std::exp(score - (dx * dx + dy * dy) / (2 * sigma * sigma));
+          z += e;
+          sx += e * x;
+          sy += e * y;
+        }
+      EXPECT_NEAR(got[b][k][0].item<double>(), sx / z, 1e-12);
+      EXPECT_NEAR(got[b][k][1].item<double>(), sy / z, 1e-12);
+    }
+  // Flat scores: the position is the prior's, and follows it one for one, even near an edge,
+  // so a network whose scores start at zero starts where it would without them.
+  const auto fine = at::zeros({1, 1, 64, 64}, opts);
+  const auto edge = at::tensor({0.93, -0.05}, opts).view({1, 1, 2});
+  EXPECT_LT((part_heatmap_positions(at::zeros({1, 1, 8, 8}, opts), edge, 0.3) - edge).abs().max().item<double>(), 1e-3);
+  const auto p0 = at::tensor({0.13, -0.27}, opts).view({1, 1, 2}).requires_grad_(true);
+  const auto at_p0 = part_heatmap_positions(fine, p0, 0.15);
+  EXPECT_LT((at_p0 - p0).abs().max().item<double>(), 1e-6);
+  const auto grad = torch::autograd::grad({at_p0.select(2, 0).sum()}, {p0})[0];
+  EXPECT_NEAR(grad[0][0][0].item<double>(), 1.0, 1e-4);
+  EXPECT_NEAR(grad[0][0][1].item<double>(), 0.0, 1e-6);
+  // A score peak a sigma away wins: the position goes most of the way to it.
+  auto peaked = fine.clone();
+  peaked[0][0][24][40] = 30.0;  // cell centre ((2 * 40 + 1 - 64) / 64, (2 * 24 + 1 - 64) / 64)
+  const auto at_peak = part_heatmap_positions(peaked, p0.detach(), 0.15);
+  EXPECT_NEAR(at_peak[0][0][0].item<double>(), 17.0 / 64, 1e-6);
+  EXPECT_NEAR(at_peak[0][0][1].item<double>(), -15.0 / 64, 1e-6);
+  EXPECT_THROW(part_heatmap_positions(fine, at::zeros({1, 2, 2}, opts), 0.1), std::invalid_argument);
+  EXPECT_THROW(part_heatmap_positions(fine, p0.detach(), 0.0), std::invalid_argument);
+}
+
+TEST(Model, PartHeatmapsMoveEachCentreInTheImageAtItsDepth) {
+  auto o = small_rigid_options();
+  o.image_size = 64;  // stage 1 is then 16 x 16 cells of 0.125
+  o.heatmap_sigma = 0.3;
+  auto with = o;
+  with.part_heatmaps = true;
+  torch::manual_seed(3);
+  LepardNet plain(o);
+  torch::manual_seed(3);
+  LepardNet net(with);
+  at::NoGradGuard no_grad;
+  const auto images = normalize_images(at::randint(0, 256, {2, 64, 64, 3}, at::kByte), 64);
+  const auto camera_of = [&](const Prediction& p) { return core::camera_transform(p.camera, p.parts.center); };
+  // The scores start at zero: the same parts, to the discretisation of the Gaussian's mean.
+  const auto a = plain->forward(images);
+  const auto raw = net->forward_raw(images);
+  ASSERT_EQ(raw.heat.sizes(), (at::IntArrayRef{2, 4, 16, 16}));
+  EXPECT_EQ(raw.heat.abs().max().item<double>(), 0.0);
+  const auto b = net->decode(raw);
+  EXPECT_TRUE(a.parts.rotation.equal(b.parts.rotation));
+  EXPECT_TRUE(a.parts.shape.equal(b.parts.shape));
+  const auto xa = camera_of(a), xb = camera_of(b);
+  EXPECT_LT((xa.select(2, 2) - xb.select(2, 2)).abs().max().item<double>(), 1e-5);  // depth kept
+  const auto ia = core::perspective_project(xa, o.focal), ib = core::perspective_project(xb, o.focal);
+  EXPECT_LT((ia - ib).abs().max().item<double>(), 2e-3);
+  // A peak in part 2's scores of image 1 takes that part there, at its depth; nothing else moves.
+  auto moved = raw;
+  moved.heat = raw.heat.clone();
+  const int64_t i = static_cast<int64_t>(std::floor((ib[1][2][1].item<double>() + 1) * 8)) + 2;
+  const int64_t j = static_cast<int64_t>(std::floor((ib[1][2][0].item<double>() + 1) * 8)) - 2;
+  ASSERT_TRUE(i >= 0 && i < 16 && j >= 0 && j < 16);
+  moved.heat[1][2][i][j] = 40.0;
+  const auto c = net->decode(moved);
+  const auto xc = camera_of(c);
+  const auto ic = core::perspective_project(xc, o.focal);
+  EXPECT_NEAR(ic[1][2][0].item<double>(), (2.0 * j + 1 - 16) / 16, 1e-4);
+  EXPECT_NEAR(ic[1][2][1].item<double>(), (2.0 * i + 1 - 16) / 16, 1e-4);
+  EXPECT_NEAR(xc[1][2][2].item<double>(), xb[1][2][2].item<double>(), 1e-5);
+  ic[1][2].zero_();
+  ib[1][2].zero_();
+  EXPECT_LT((ic - ib).abs().max().item<double>(), 1e-6);
+  // The scores are the network's: decoding without them, and the option with another placement,
+  // are refused.
+  moved.heat = at::Tensor();
+  EXPECT_THROW(net->decode(moved), std::invalid_argument);
+  with.part_frame = PartFrame::Camera;
+  EXPECT_THROW(LepardNet{with}, std::invalid_argument);
 }
 
 TEST(Model, ReconstructionOnAnyGridAndZeroVelocityIsRigid) {

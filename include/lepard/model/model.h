@@ -14,7 +14,9 @@
 //   offset 1.5 tanh, q_theta from an orientation relative to the camera, both taken to the
 //   object frame through the predicted camera; LepardNetImpl::decode; model.anchor: the
 //   image position is the part's owned clusters' centroid in the pseudo-labels plus
-//   anchor_reach tanh, part_anchors)
+//   anchor_reach tanh, part_anchors; model.part_heatmaps: the projected centre moved in
+//   the image to the soft-argmax of learned per-part scores about it, its depth kept,
+//   part_heatmap_positions)
 //   q_s              a0 in [0.05, max_size (0.5)], a1..a3 in [min_aspect (0.1), 1],
 //                    e1, e2 in [0.2, max_exponent (1.7)], t1, t2 in 0.5 tanh, b1 in 0.1 tanh,
 //                    b2 in tanh, b3 in [0.2, 1]
@@ -84,6 +86,9 @@ struct RawPrediction {
   // clusters have cells in the image's pseudo-labels (0: none, the free position is used);
   // part_anchors() of the labels forward_raw saw. Not an output: refinement keeps it fixed.
   at::Tensor anchor;
+  // model.part_heatmaps: (B, K, H, W) each part's scores over the cells of the encoder stage's
+  // map (LepardNetImpl::decode). An output: refinement moves it with the others.
+  at::Tensor heat;
 };
 
 // A normalisation layer over channels: GroupNorm or frozen BatchNorm (see above).
@@ -117,8 +122,9 @@ class EncoderImpl : public torch::nn::Module {
   // K + 1 part planes).
   explicit EncoderImpl(const ModelOptions& options, int64_t extra_channels = 0);
   // (B, 3 (+ C + 1 with model.label_input) (+ extra_channels), S, S) -> (B, out_features()):
-  // the last map's features, then with model.keypoints N the 2N keypoint coordinates.
-  at::Tensor forward(const at::Tensor& images);
+  // the last map's features, then with model.keypoints N the 2N keypoint coordinates. With
+  // tap_stage s in 1..depth, *tap is set to stage s's output map (model.part_heatmaps).
+  at::Tensor forward(const at::Tensor& images, int64_t tap_stage = 0, at::Tensor* tap = nullptr);
   int64_t out_features() const { return out_features_; }
 
  private:
@@ -176,6 +182,15 @@ at::Tensor label_moments(const at::Tensor& labels, int64_t clusters);
 constexpr int64_t kAnchorCells = 2;
 at::Tensor part_anchors(const at::Tensor& labels, const at::Tensor& ownership);
 
+// model.part_heatmaps' image positions: scores (B, K, H, W) over the cells of a map that spans
+// the image, and prior (B, K, 2) each part's image position without them -> (B, K, 2) the
+// expected cell centre (x, y, normalised image coordinates as spatial_soft_argmax) under the
+// softmax of scores - |cell - prior|^2 / (2 sigma^2). The cells run on past the map's edges,
+// heatmap_padding(n, sigma) more on each side of n, with score 0, so that the Gaussian alone
+// has its mean at the prior wherever it is in the image. Differentiable in both.
+int64_t heatmap_padding(int64_t cells, double sigma);
+at::Tensor part_heatmap_positions(const at::Tensor& scores, const at::Tensor& prior, double sigma);
+
 class LepardNetImpl : public torch::nn::Module {
  public:
   explicit LepardNetImpl(const ModelOptions& options);
@@ -205,6 +220,7 @@ class LepardNetImpl : public torch::nn::Module {
   Encoder encoder_{nullptr};
   torch::nn::Linear hidden_{nullptr}, camera_head_{nullptr}, part_head_{nullptr}, flow_head_{nullptr},
       view_head_{nullptr};
+  torch::nn::Conv2d heatmaps_{nullptr};  // model.part_heatmaps: stage map -> K score maps
   // model.feedback: the corrector's encoder and heads, and the grid its renderings use.
   Encoder feedback_encoder_{nullptr};
   Heads feedback_heads_{nullptr};

@@ -96,6 +96,20 @@ struct ModelOptions {
   // regressing 16 centres from a 4 x 4 map places thin parts only roughly.
   bool anchor = false;
   double anchor_reach = 0.25;
+  // true (model.part_frame object, no model.anchor): a learned local correction of each part's
+  // image position. A 1 x 1 convolution on encoder stage heatmap_stage (1-based; at the
+  // 128-pixel input stage 1 is 32 x 32) scores every cell for every part; the part's centre,
+  // as the MLP predicts it, is projected through the predicted camera to p0, and its image
+  // position becomes the soft-argmax of the scores plus the log of a Gaussian of standard
+  // deviation heatmap_sigma (normalised image units, the crop spans [-1, 1]) about p0; its depth
+  // in the camera frame is kept. The convolution starts at zero, so the model starts where it
+  // would without the option (the Gaussian's soft-argmax is p0); it learns to move each part
+  // towards the cells that image's own features say it belongs to, a few sigma at most, where
+  // the MLP reading a 4 x 4 map places thin parts only roughly (docs/BENCHMARKS.md, "Where
+  // refinement's gain is": moving the centres alone recovers most of what refinement gains).
+  bool part_heatmaps = false;
+  int64_t heatmap_stage = 1;
+  double heatmap_sigma = 0.15;
   int64_t seed = 0;  // the template's initial arrangement
 };
 
