@@ -82,6 +82,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   if (o.iterations == 0) {
     at::NoGradGuard no_grad;
     result.prediction = net->decode(raw);
+    result.raw = raw;
     return result;
   }
   at::AutoGradMode grad(true);
@@ -124,6 +125,7 @@ RefineResult refine(model::LepardNet& net, const TrainConfig& config, const at::
   if (raw.flow.defined()) raw.flow = raw.flow.detach();
   if (raw.heat.defined()) raw.heat = raw.heat.detach();
   result.prediction = net->decode(raw);
+  result.raw = raw;
   return result;
 }
 

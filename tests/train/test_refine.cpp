@@ -94,6 +94,27 @@ TEST(Refine, IterationsFitEachImagesOwnPseudoLabels) {
   EXPECT_LT((alone - in_batch).abs().max().item<double>(), 1e-3 * alone.abs().max().item<double>());
 }
 
+TEST(Refine, PartHeatmapScoresAreRefinedWithTheOtherOutputs) {
+  // A model with part heatmaps: its scores are raw outputs that the iterations move (held
+  // fixed, a sharp peak would keep a part where the network put it), and the fit improves.
+  auto c = testing::tiny_config(testing::temp_dir("refine_heat"));
+  c.model.parts = 4;
+  c.model.part_heatmaps = true;
+  const auto d = testing::blob_dataset(4, c.model.image_size, c.loss.render_size, 5);
+  at::manual_seed(1);
+  model::LepardNet net(model_options(c, d.clusters));
+  const auto labels = d.labels.to(at::kLong);
+  const auto start = refine(net, c, d.images, labels, {}, RefineOptions{0, 0.05});
+  ASSERT_TRUE(start.raw.heat.defined());
+  EXPECT_EQ(start.raw.heat.abs().max().item<double>(), 0.0);  // the scores start at zero
+  const auto after = refine(net, c, d.images, labels, {}, RefineOptions{20, 0.05});
+  EXPECT_GT(after.raw.heat.abs().max().item<double>(), 0.01);
+  EXPECT_LT(after.last_loss, after.first_loss);
+  // What it returns is what its raw outputs decode to.
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(net->decode(after.raw).parts.center.equal(after.prediction.parts.center));
+}
+
 TEST(Refine, TheAnchorHoldsThePartsNearTheNetworksPrediction) {
   auto scene = four_part_scene("refine_anchor");
   auto run = [&](const RefineOptions& o) { return refine(scene.net, scene.c, scene.d.images, scene.labels, {}, o); };

@@ -41,6 +41,9 @@ struct RefineOptions {
 
 struct RefineResult {
   model::Prediction prediction;
+  // The refined raw outputs that prediction decodes (detached): camera, parts, flow and, with
+  // model.part_heatmaps, the scores, each moved by the iterations.
+  model::RawPrediction raw;
   double first_loss = 0, last_loss = 0;  // the batch's total loss before and after (without the anchor)
 };
 
