@@ -104,9 +104,10 @@ EncoderImpl::EncoderImpl(const ModelOptions& o, int64_t extra_channels) {
 
 namespace {
 
-// The centres of n cells spanning [-1, 1]: (2 j + 1 - n) / n, as the rasterisers' pixel centres.
-at::Tensor cell_centres(int64_t n, const at::TensorOptions& opts) {
-  return (at::arange(n, opts) * 2 + 1 - n) / static_cast<double>(n);
+// The centres of n cells spanning [-1, 1]: (2 j + 1 - n) / n, as the rasterisers' pixel centres;
+// with pad > 0 the same spacing goes on for pad cells beyond each edge (j from -pad to n + pad - 1).
+at::Tensor cell_centres(int64_t n, const at::TensorOptions& opts, int64_t pad = 0) {
+  return (at::arange(-pad, n + pad, opts) * 2 + 1 - n) / static_cast<double>(n);
 }
 
 }  // namespace
@@ -388,11 +389,8 @@ at::Tensor part_heatmap_positions(const at::Tensor& scores, const at::Tensor& pr
   const int64_t h = scores.size(2), w = scores.size(3);
   const int64_t pad_x = heatmap_padding(w, sigma), pad_y = heatmap_padding(h, sigma);
   const auto padded = at::constant_pad_nd(scores, {pad_x, pad_x, pad_y, pad_y}, 0.0);
-  const auto centres = [&](int64_t n, int64_t pad) {
-    return (at::arange(-pad, n + pad, scores.options()) * 2 + 1 - n) / static_cast<double>(n);
-  };
-  const auto xs = centres(w, pad_x).view({1, 1, 1, -1});
-  const auto ys = centres(h, pad_y).view({1, 1, -1, 1});
+  const auto xs = cell_centres(w, scores.options(), pad_x).view({1, 1, 1, -1});
+  const auto ys = cell_centres(h, scores.options(), pad_y).view({1, 1, -1, 1});
   const auto dx = xs - prior.select(2, 0).unsqueeze(2).unsqueeze(3);
   const auto dy = ys - prior.select(2, 1).unsqueeze(2).unsqueeze(3);
   const auto logits = padded - (dx * dx + dy * dy) * (0.5 / (sigma * sigma));
